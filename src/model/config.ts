@@ -1,0 +1,197 @@
+// One run configuration: the model's shape, the optimizer and schedule, the data.
+// Presets follow nanoGPT's configs; every field can be overridden, and every override is checked
+// (unknown keys are errors, as in nanoGPT's configurator), so a bad link or flag fails with a message
+// that says what was wrong and what to do instead of training something unintended.
+
+export type TokenizerKind = 'char' | 'bpe';
+export type BackendName = 'auto' | 'webgpu' | 'wasm' | 'webgl' | 'cpu';
+export const BACKENDS: readonly BackendName[] = ['auto', 'webgpu', 'wasm', 'webgl', 'cpu'];
+
+export interface ModelConfig {
+  n_layer: number; // transformer blocks (L)
+  n_head: number; // attention heads (NH)
+  n_embd: number; // channels (C); C % NH == 0
+  block_size: number; // context length (T max), the size of wpe
+  vocab_size: number; // V, set by the tokenizer
+  dropout: number; // on embeddings, attention probabilities, attention and MLP outputs
+}
+
+export interface TrainConfig {
+  batch_size: number; // sequences per micro-batch (B)
+  grad_accum: number; // micro-batches per optimizer step
+  max_iters: number; // optimizer steps
+  lr: number; // peak learning rate
+  min_lr: number; // cosine decay floor
+  warmup_iters: number; // linear warmup steps
+  lr_decay_iters: number; // step at which the cosine reaches min_lr
+  beta1: number;
+  beta2: number;
+  weight_decay: number; // decoupled (AdamW), on 2-D weights only
+  grad_clip: number; // global L2 norm; 0 disables
+  seed: number; // init, batches and dropout
+  eval_interval: number; // steps between validation-loss estimates; 0 disables
+  eval_iters: number; // batches averaged per validation estimate
+}
+
+export interface RunConfig extends ModelConfig, TrainConfig {
+  preset: PresetName;
+  tokenizer: TokenizerKind;
+  backend: BackendName;
+}
+
+export type PresetName = 'tiny' | 'shakespeare-cpu' | 'baby' | 'gpt2';
+
+const TRAIN_DEFAULTS: TrainConfig = {
+  batch_size: 12,
+  grad_accum: 1,
+  max_iters: 2000,
+  lr: 1e-3,
+  min_lr: 1e-4,
+  warmup_iters: 100,
+  lr_decay_iters: 2000,
+  beta1: 0.9,
+  beta2: 0.99,
+  weight_decay: 0.1,
+  grad_clip: 1.0,
+  seed: 1337,
+  eval_interval: 250,
+  eval_iters: 20,
+};
+
+/** Presets. block_size is also the largest context a preset allows (its position table). */
+export const PRESETS: Record<PresetName, Omit<RunConfig, 'backend'>> = {
+  // For tests and quick demos: the llm.c fixture's shape.
+  tiny: {
+    ...TRAIN_DEFAULTS,
+    preset: 'tiny', tokenizer: 'char',
+    n_layer: 2, n_head: 4, n_embd: 64, block_size: 32, vocab_size: 65, dropout: 0,
+    batch_size: 4, max_iters: 200, lr_decay_iters: 200, warmup_iters: 10, eval_interval: 50, eval_iters: 5,
+  },
+  // nanoGPT's README "I only have a macbook" recipe for shakespeare_char.
+  'shakespeare-cpu': {
+    ...TRAIN_DEFAULTS,
+    preset: 'shakespeare-cpu', tokenizer: 'char',
+    n_layer: 4, n_head: 4, n_embd: 128, block_size: 64, vocab_size: 65, dropout: 0,
+    batch_size: 12, max_iters: 2000, lr_decay_iters: 2000, eval_interval: 250, eval_iters: 20,
+  },
+  // nanoGPT's config/train_shakespeare_char.py (batch 64 there; 8 keeps a CPU step to seconds).
+  baby: {
+    ...TRAIN_DEFAULTS,
+    preset: 'baby', tokenizer: 'char',
+    n_layer: 6, n_head: 6, n_embd: 384, block_size: 256, vocab_size: 65, dropout: 0.2,
+    batch_size: 8, max_iters: 5000, lr_decay_iters: 5000, eval_interval: 250, eval_iters: 10,
+  },
+  // GPT-2 small (124M), BPE vocabulary. lr and schedule as nanoGPT's train_gpt2.py.
+  gpt2: {
+    ...TRAIN_DEFAULTS,
+    preset: 'gpt2', tokenizer: 'bpe',
+    n_layer: 12, n_head: 12, n_embd: 768, block_size: 1024, vocab_size: 50257, dropout: 0,
+    batch_size: 1, lr: 6e-4, min_lr: 6e-5, beta2: 0.95, warmup_iters: 100, max_iters: 1000,
+    lr_decay_iters: 1000, eval_interval: 100, eval_iters: 2,
+  },
+};
+
+export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];
+
+/** A config error names the field, what was wrong, and what would be accepted. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const INTEGER_FIELDS = [
+  'n_layer', 'n_head', 'n_embd', 'block_size', 'vocab_size', 'batch_size', 'grad_accum', 'max_iters',
+  'warmup_iters', 'lr_decay_iters', 'seed', 'eval_interval', 'eval_iters',
+] as const;
+const NUMBER_FIELDS = ['dropout', 'lr', 'min_lr', 'beta1', 'beta2', 'weight_decay', 'grad_clip'] as const;
+
+/**
+ * Builds a config from a preset and overrides (strings, as from a URL or command line, are parsed).
+ * Throws ConfigError with a specific message for anything it would not train.
+ */
+export function makeConfig(
+  preset: string = 'shakespeare-cpu',
+  overrides: Record<string, unknown> = {},
+): RunConfig {
+  if (!(preset in PRESETS)) {
+    throw new ConfigError(`unknown preset "${preset}": choose one of ${PRESET_NAMES.join(', ')}`);
+  }
+  const base = PRESETS[preset as PresetName];
+  const cfg: RunConfig = { ...base, backend: 'auto' };
+  const known = new Set(Object.keys(cfg));
+  for (const [key, raw] of Object.entries(overrides)) {
+    if (raw === undefined) continue;
+    if (key === 'preset') continue;
+    if (!known.has(key)) {
+      throw new ConfigError(`unknown setting "${key}": known settings are ${[...known].sort().join(', ')}`);
+    }
+    (cfg as unknown as Record<string, unknown>)[key] = parseValue(key, raw);
+  }
+  validateConfig(cfg, base.block_size);
+  return cfg;
+}
+
+function parseValue(key: string, raw: unknown): unknown {
+  if ((INTEGER_FIELDS as readonly string[]).includes(key) || (NUMBER_FIELDS as readonly string[]).includes(key)) {
+    const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+    if (String(raw).trim() === '' || !Number.isFinite(n)) {
+      throw new ConfigError(`${key} must be a number, got "${String(raw)}"`);
+    }
+    return n;
+  }
+  return String(raw);
+}
+
+/** Checks every field; maxBlockSize is the preset's position-table size. */
+export function validateConfig(cfg: RunConfig, maxBlockSize: number = PRESETS[cfg.preset].block_size): void {
+  for (const key of INTEGER_FIELDS) {
+    const v = cfg[key];
+    if (!Number.isInteger(v)) throw new ConfigError(`${key} must be a whole number, got ${v}`);
+  }
+  const positive = ['n_layer', 'n_head', 'n_embd', 'block_size', 'vocab_size', 'batch_size', 'grad_accum', 'max_iters', 'eval_iters'] as const;
+  for (const key of positive) {
+    if (cfg[key] < 1) throw new ConfigError(`${key} must be at least 1, got ${cfg[key]}`);
+  }
+  for (const key of ['warmup_iters', 'lr_decay_iters', 'eval_interval', 'seed'] as const) {
+    if (cfg[key] < 0) throw new ConfigError(`${key} must not be negative, got ${cfg[key]}`);
+  }
+  if (cfg.n_embd % cfg.n_head !== 0) {
+    throw new ConfigError(
+      `n_embd (${cfg.n_embd}) must be divisible by n_head (${cfg.n_head}): each head gets n_embd / n_head channels`,
+    );
+  }
+  if (cfg.block_size > maxBlockSize) {
+    throw new ConfigError(
+      `block_size ${cfg.block_size} is above what preset "${cfg.preset}" allows (${maxBlockSize}, the size of its position table)`,
+    );
+  }
+  if (!(cfg.dropout >= 0 && cfg.dropout < 1)) throw new ConfigError(`dropout must be in [0, 1), got ${cfg.dropout}`);
+  if (!(cfg.lr > 0)) throw new ConfigError(`lr must be positive, got ${cfg.lr}`);
+  if (!(cfg.min_lr >= 0 && cfg.min_lr <= cfg.lr)) {
+    throw new ConfigError(`min_lr must be between 0 and lr (${cfg.lr}), got ${cfg.min_lr}`);
+  }
+  for (const key of ['beta1', 'beta2'] as const) {
+    if (!(cfg[key] >= 0 && cfg[key] < 1)) throw new ConfigError(`${key} must be in [0, 1), got ${cfg[key]}`);
+  }
+  if (!(cfg.weight_decay >= 0)) throw new ConfigError(`weight_decay must not be negative, got ${cfg.weight_decay}`);
+  if (!(cfg.grad_clip >= 0)) throw new ConfigError(`grad_clip must not be negative (0 disables clipping), got ${cfg.grad_clip}`);
+  if (cfg.tokenizer !== 'char' && cfg.tokenizer !== 'bpe') {
+    throw new ConfigError(`tokenizer must be "char" or "bpe", got "${cfg.tokenizer}"`);
+  }
+  if (!BACKENDS.includes(cfg.backend)) {
+    throw new ConfigError(`backend must be one of ${BACKENDS.join(', ')}, got "${cfg.backend}"`);
+  }
+}
+
+/** The tokenizer decides V: a config whose vocab_size disagrees is an error, not a silent resize. */
+export function checkVocab(cfg: RunConfig, tokenizerVocab: number, explicitlySet: boolean): RunConfig {
+  if (explicitlySet && cfg.vocab_size !== tokenizerVocab) {
+    throw new ConfigError(
+      `vocab_size ${cfg.vocab_size} does not match the ${cfg.tokenizer} tokenizer's vocabulary (${tokenizerVocab}): ` +
+        `leave vocab_size unset, or pick the tokenizer that has ${cfg.vocab_size} tokens`,
+    );
+  }
+  return { ...cfg, vocab_size: tokenizerVocab };
+}

@@ -1,0 +1,410 @@
+// GPT-2, forward and backward written out block by block with tfjs ops (after llm.c's train_gpt2.c).
+//
+// Why not tf.grads over the whole model: a whole-model tape gives no control between blocks, and DDP
+// (all-reduce a bucket while the rest of backward runs) and FSDP (gather a unit just before it is used,
+// reduce-scatter its gradients just after) both need exactly that. So every layer has an explicit
+// x_forward / x_backward pair, and hooks run between units. tfjs autodiff of the same forward is the
+// test oracle (test/backward.test.ts), and llm.c's numbers are the reference (test/llmc.test.ts).
+//
+// Legend: B batch, T time, C channels, NH heads, hs = C/NH, V vocab, BT = B*T, Ch = B*NH.
+// Linear weights are (in, out): y = x @ W + b. On tfjs-wasm only an untransposed 2-D matMul reaches
+// XNNPACK speed, so every matmul here is written that way, with explicit transposes where needed.
+
+import * as tf from '@tensorflow/tfjs';
+import type { ModelConfig } from './config';
+import { mixSeed, type ParamTable } from './params';
+
+const LN_EPS = 1e-5;
+const GELU_S = Math.sqrt(2 / Math.PI);
+const GELU_A = 0.044715;
+
+export type Params = (name: string) => tf.Tensor; // supplies a (gathered) parameter when a layer needs it
+export type Grads = Map<string, tf.Tensor>;
+
+/** Called between units; FSDP gathers and frees here, DDP starts gradient all-reduces here. */
+export interface UnitHooks {
+  beforeForward?(unit: number): Promise<void> | void;
+  afterForward?(unit: number): Promise<void> | void;
+  beforeBackward?(unit: number): Promise<void> | void;
+  /** grads holds the unit's finished gradients (owned by the caller of forwardBackward). */
+  afterBackward?(unit: number, grads: Grads): Promise<void> | void;
+}
+
+export interface Batch {
+  B: number;
+  T: number;
+  x: Int32Array; // (B*T) token ids
+  y: Int32Array; // (B*T) next-token targets
+}
+
+export interface StepOptions {
+  training: boolean; // enables dropout
+  dropoutSeed?: number; // with the step and rank mixed in by the caller
+  lossScale?: number; // multiplies the gradient (1 / grad_accum)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Batched attention matmuls for all Ch = B*NH (batch, head) pairs at once.
+// On wasm a batched tf.matMul runs ~1-2 GFLOP/s; one depthwiseConv2d with the Ch pairs as channels
+// computes the same products several times faster (queries as the input image, keys as the filter).
+
+type BatchedMatMul = (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
+
+/** (Ch, T, D) x (Ch, S, D) -> (Ch, T, S): a @ b^T per channel. */
+function bmmNTConv(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const [Ch, T, D] = a.shape;
+  const S = b.shape[1];
+  const input = a.transpose([1, 2, 0]).reshape([1, T, D, Ch]) as tf.Tensor4D; // image T x D, Ch channels
+  const filter = b.transpose([2, 0, 1]).reshape([1, D, Ch, S]) as tf.Tensor4D; // 1 x D kernel, S per channel
+  const out = tf.depthwiseConv2d(input, filter, 1, 'valid'); // (1, T, 1, Ch*S)
+  return out.reshape([T, Ch, S]).transpose([1, 0, 2]) as tf.Tensor3D;
+}
+
+/** (Ch, T, S) x (Ch, S, D) -> (Ch, T, D): a @ b per channel. */
+function bmmNNConv(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const [Ch, T, S] = a.shape;
+  const D = b.shape[2];
+  const input = a.transpose([1, 2, 0]).reshape([1, T, S, Ch]) as tf.Tensor4D;
+  const filter = b.transpose([1, 0, 2]).reshape([1, S, Ch, D]) as tf.Tensor4D;
+  const out = tf.depthwiseConv2d(input, filter, 1, 'valid'); // (1, T, 1, Ch*D)
+  return out.reshape([T, Ch, D]).transpose([1, 0, 2]) as tf.Tensor3D;
+}
+
+const bmmNTMatMul: BatchedMatMul = (a, b) => tf.matMul(a, b, false, true);
+const bmmNNMatMul: BatchedMatMul = (a, b) => tf.matMul(a, b);
+
+export type AttentionKernel = 'conv' | 'matmul';
+
+/** wasm: the depthwise-conv form; GPU and cpu backends: batched matMul. */
+export function defaultAttentionKernel(backend: string = tf.getBackend()): AttentionKernel {
+  return backend === 'wasm' ? 'conv' : 'matmul';
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Layers: x_forward returns what x_backward needs; x_backward returns input and parameter gradients.
+
+/** Sums the rows of a (N, K) matrix as ones(1, N) @ x: on wasm ~9x faster than tf.sum(x, 0). */
+function sumRows(x: tf.Tensor2D): tf.Tensor1D {
+  return tf.matMul(tf.ones([1, x.shape[0]]), x).reshape([x.shape[1]]) as tf.Tensor1D;
+}
+
+function linearForward(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  return tf.add(tf.matMul(x, w as tf.Tensor2D), b) as tf.Tensor2D;
+}
+
+/** dy (N, out), x (N, in), w (in, out) -> dx (N, in), dw (in, out), db (out). */
+function linearBackward(dy: tf.Tensor2D, x: tf.Tensor2D, w: tf.Tensor) {
+  return {
+    dx: tf.matMul(dy, (w as tf.Tensor2D).transpose()),
+    dw: tf.matMul(x.transpose(), dy),
+    db: sumRows(dy),
+  };
+}
+
+interface LNCache { xhat: tf.Tensor2D; rstd: tf.Tensor2D }
+
+function layerNormForward(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): { out: tf.Tensor2D; cache: LNCache } {
+  const mean = tf.mean(x, -1, true);
+  const xc = tf.sub(x, mean);
+  const variance = tf.mean(tf.square(xc), -1, true);
+  const rstd = tf.rsqrt(tf.add(variance, LN_EPS)) as tf.Tensor2D;
+  const xhat = tf.mul(xc, rstd) as tf.Tensor2D;
+  return { out: tf.add(tf.mul(xhat, w), b) as tf.Tensor2D, cache: { xhat, rstd } };
+}
+
+function layerNormBackward(dout: tf.Tensor2D, cache: LNCache, w: tf.Tensor) {
+  const { xhat, rstd } = cache;
+  const dnorm = tf.mul(dout, w);
+  const dnormMean = tf.mean(dnorm, -1, true);
+  const dnormXhatMean = tf.mean(tf.mul(dnorm, xhat), -1, true);
+  const dx = tf.mul(tf.sub(tf.sub(dnorm, dnormMean), tf.mul(xhat, dnormXhatMean)), rstd) as tf.Tensor2D;
+  return { dx, dw: sumRows(tf.mul(dout, xhat) as tf.Tensor2D), db: sumRows(dout) };
+}
+
+/** GELU, tanh approximation, with tanh(u) = 2 sigmoid(2u) - 1 (tf.tanh is slow on wasm): x * sigmoid(2u). */
+function geluForward(x: tf.Tensor2D): { out: tf.Tensor2D; sig: tf.Tensor2D } {
+  const x2 = tf.square(x);
+  const u2 = tf.mul(x, tf.add(tf.mul(x2, 2 * GELU_S * GELU_A), 2 * GELU_S)); // 2u
+  const sig = tf.sigmoid(u2) as tf.Tensor2D;
+  return { out: tf.mul(x, sig) as tf.Tensor2D, sig };
+}
+
+function geluBackward(dout: tf.Tensor2D, x: tf.Tensor2D, sig: tf.Tensor2D): tf.Tensor2D {
+  // d/dx [x s(2u)] = s + x s (1 - s) 2u', u' = S (1 + 3 A x^2)
+  const du2 = tf.add(tf.mul(tf.square(x), 2 * GELU_S * 3 * GELU_A), 2 * GELU_S);
+  const local = tf.add(sig, tf.mul(tf.mul(tf.mul(x, sig), tf.sub(1, sig)), du2));
+  return tf.mul(dout, local) as tf.Tensor2D;
+}
+
+/** Inverted dropout mask (already scaled by 1/(1-p)), or null when off. */
+function dropoutMask(shape: number[], p: number, seed: number | undefined): tf.Tensor | null {
+  if (p <= 0 || seed === undefined) return null;
+  return tf.tidy(() => tf.div(tf.cast(tf.greaterEqual(tf.randomUniform(shape, 0, 1, 'float32', seed), p), 'float32'), 1 - p));
+}
+
+const maybeMul = (x: tf.Tensor, mask: tf.Tensor | null) => (mask ? tf.mul(x, mask) : x);
+
+// ---------------------------------------------------------------------------------------------------
+// The model: configuration, attention kernel, and the causal mask for the current T.
+
+export class GPT {
+  readonly hs: number;
+  private masks = new Map<number, tf.Tensor2D>();
+  private bmmNT: BatchedMatMul;
+  private bmmNN: BatchedMatMul;
+
+  constructor(readonly cfg: ModelConfig, readonly table: ParamTable, attention: AttentionKernel = defaultAttentionKernel()) {
+    this.hs = cfg.n_embd / cfg.n_head;
+    [this.bmmNT, this.bmmNN] = attention === 'conv' ? [bmmNTConv, bmmNNConv] : [bmmNTMatMul, bmmNNMatMul];
+  }
+
+  /** Additive causal mask (T, T): 0 on and below the diagonal, -1e9 above. Kept until dispose(). */
+  private causalMask(T: number): tf.Tensor2D {
+    let m = this.masks.get(T);
+    if (!m) {
+      const data = new Float32Array(T * T);
+      for (let t = 0; t < T; t++) for (let s = t + 1; s < T; s++) data[t * T + s] = -1e9;
+      m = tf.keep(tf.tensor2d(data, [T, T]));
+      this.masks.set(T, m);
+    }
+    return m;
+  }
+
+  dispose(): void {
+    for (const m of this.masks.values()) m.dispose();
+    this.masks.clear();
+  }
+
+  // ---- embedding: x0 = wte[idx] + wpe[t] -------------------------------------------------------
+  embedForward(p: Params, idx: tf.Tensor1D, B: number, T: number): tf.Tensor2D {
+    const C = this.cfg.n_embd;
+    const tok = tf.gather(p('wte'), idx) as tf.Tensor2D; // (BT, C)
+    const pos = tf.slice(p('wpe'), [0, 0], [T, C]); // (T, C)
+    return tf.add(tok.reshape([B, T, C]), pos).reshape([B * T, C]) as tf.Tensor2D;
+  }
+
+  /** dwte rows for the tokens in idx, and dwpe; padded to block_size rows. */
+  async embedBackward(dx0: tf.Tensor2D, idx: Int32Array, B: number, T: number): Promise<{ dwte: tf.Tensor2D; dwpe: tf.Tensor2D }> {
+    const { vocab_size: V, n_embd: C, block_size } = this.cfg;
+    const dwpe = tf.tidy(() => tf.pad(tf.sum(dx0.reshape([B, T, C]), 0), [[0, block_size - T], [0, 0]]) as tf.Tensor2D);
+    let dwte: tf.Tensor2D;
+    if (tf.getKernel('UnsortedSegmentSum', tf.getBackend())) {
+      dwte = tf.tidy(() => tf.unsortedSegmentSum(dx0, tf.tensor1d(idx, 'int32'), V) as tf.Tensor2D);
+    } else {
+      // wasm has no scatter-add kernel; its tensors live in CPU memory, so add the rows in JS.
+      const d = await dx0.data();
+      const out = new Float32Array(V * C);
+      for (let i = 0; i < idx.length; i++) {
+        const row = idx[i] * C;
+        for (let c = 0; c < C; c++) out[row + c] += d[i * C + c];
+      }
+      dwte = tf.tensor2d(out, [V, C]);
+    }
+    return { dwte, dwpe };
+  }
+
+  // ---- transformer block -----------------------------------------------------------------------
+  blockForward(p: Params, l: number, x: tf.Tensor2D, B: number, T: number, dropSeed?: number) {
+    const { n_embd: C, n_head: NH, dropout } = this.cfg;
+    const hs = this.hs;
+    const w = (n: string) => p(`h.${l}.${n}`);
+    const seed = (site: number) => (dropSeed === undefined ? undefined : mixSeed(dropSeed, l, site));
+
+    const ln1 = layerNormForward(x, w('ln_1.weight'), w('ln_1.bias'));
+    const qkv = linearForward(ln1.out, w('attn.c_attn.weight'), w('attn.c_attn.bias')); // (BT, 3C)
+    // (B, T, 3, NH, hs) -> (3, B*NH, T, hs)
+    const heads = qkv.reshape([B, T, 3, NH, hs]).transpose([2, 0, 3, 1, 4]).reshape([3, B * NH, T, hs]);
+    const [q, k, v] = tf.unstack(heads) as tf.Tensor3D[];
+    const scores = tf.add(tf.mul(this.bmmNT(q, k), 1 / Math.sqrt(hs)), this.causalMask(T)); // (Ch, T, T)
+    const att = tf.softmax(scores) as tf.Tensor3D;
+    const attMask = dropoutMask(att.shape, dropout, seed(0));
+    const attD = maybeMul(att, attMask) as tf.Tensor3D;
+    const yh = this.bmmNN(attD, v); // (Ch, T, hs)
+    const y = yh.reshape([B, NH, T, hs]).transpose([0, 2, 1, 3]).reshape([B * T, C]) as tf.Tensor2D;
+    const projMask = dropoutMask([B * T, C], dropout, seed(1));
+    const x1 = tf.add(x, maybeMul(linearForward(y, w('attn.c_proj.weight'), w('attn.c_proj.bias')), projMask)) as tf.Tensor2D;
+
+    const ln2 = layerNormForward(x1, w('ln_2.weight'), w('ln_2.bias'));
+    const h = linearForward(ln2.out, w('mlp.c_fc.weight'), w('mlp.c_fc.bias')); // (BT, 4C)
+    const gelu = geluForward(h);
+    const mlpMask = dropoutMask([B * T, C], dropout, seed(2));
+    const out = tf.add(x1, maybeMul(linearForward(gelu.out, w('mlp.c_proj.weight'), w('mlp.c_proj.bias')), mlpMask)) as tf.Tensor2D;
+    const cache = { ln1: ln1.cache, ln1out: ln1.out, q, k, v, att, attMask, attD, y, projMask, ln2: ln2.cache, ln2out: ln2.out, h, sig: gelu.sig, g: gelu.out, mlpMask };
+    return { out, cache };
+  }
+
+  /** Returns dx and the block's gradients as a plain object (tf.tidy keeps tensors in objects, not in Maps). */
+  blockBackward(p: Params, l: number, dout: tf.Tensor2D, cache: BlockCache, B: number, T: number): { dx: tf.Tensor2D; grads: Record<string, tf.Tensor> } {
+    const { n_embd: C, n_head: NH } = this.cfg;
+    const hs = this.hs;
+    const name = (n: string) => `h.${l}.${n}`;
+    const w = (n: string) => p(name(n));
+    const grads: Record<string, tf.Tensor> = {};
+    const set = (n: string, dw: tf.Tensor, db: tf.Tensor) => {
+      grads[name(`${n}.weight`)] = dw;
+      grads[name(`${n}.bias`)] = db;
+    };
+
+    // MLP: out = x1 + drop(gelu(ln2(x1) @ Wfc + bfc) @ Wproj + bproj)
+    const dmo = maybeMul(dout, cache.mlpMask) as tf.Tensor2D;
+    const fcproj = linearBackward(dmo, cache.g, w('mlp.c_proj.weight'));
+    set('mlp.c_proj', fcproj.dw, fcproj.db);
+    const dh = geluBackward(fcproj.dx, cache.h, cache.sig);
+    const fc = linearBackward(dh, cache.ln2out, w('mlp.c_fc.weight'));
+    set('mlp.c_fc', fc.dw, fc.db);
+    const ln2 = layerNormBackward(fc.dx, cache.ln2, w('ln_2.weight'));
+    set('ln_2', ln2.dw, ln2.db);
+    const dx1 = tf.add(dout, ln2.dx) as tf.Tensor2D;
+
+    // Attention: x1 = x + drop(attn(ln1(x)) @ Wproj + bproj)
+    const dao = maybeMul(dx1, cache.projMask) as tf.Tensor2D;
+    const proj = linearBackward(dao, cache.y, w('attn.c_proj.weight'));
+    set('attn.c_proj', proj.dw, proj.db);
+    const dyh = proj.dx.reshape([B, T, NH, hs]).transpose([0, 2, 1, 3]).reshape([B * NH, T, hs]) as tf.Tensor3D;
+    const dattD = this.bmmNT(dyh, cache.v); // (Ch, T, T)
+    const dv = this.bmmNN(cache.attD.transpose([0, 2, 1]) as tf.Tensor3D, dyh); // (Ch, T, hs)
+    const datt = maybeMul(dattD, cache.attMask);
+    // softmax backward, then the 1/sqrt(hs) scale
+    const dscores = tf.mul(tf.mul(cache.att, tf.sub(datt, tf.sum(tf.mul(datt, cache.att), -1, true))), 1 / Math.sqrt(hs)) as tf.Tensor3D;
+    const dq = this.bmmNN(dscores, cache.k);
+    const dk = this.bmmNN(dscores.transpose([0, 2, 1]) as tf.Tensor3D, cache.q);
+    // (3, B*NH, T, hs) -> (B, T, 3, NH, hs) -> (BT, 3C)
+    const dqkv = tf.stack([dq, dk, dv]).reshape([3, B, NH, T, hs]).transpose([1, 3, 0, 2, 4]).reshape([B * T, 3 * C]) as tf.Tensor2D;
+    const attn = linearBackward(dqkv, cache.ln1out, w('attn.c_attn.weight'));
+    set('attn.c_attn', attn.dw, attn.db);
+    const ln1 = layerNormBackward(attn.dx, cache.ln1, w('ln_1.weight'));
+    set('ln_1', ln1.dw, ln1.db);
+    return { dx: tf.add(dx1, ln1.dx) as tf.Tensor2D, grads };
+  }
+
+  // ---- head: final LayerNorm, logits = ln_f(x) @ wte^T, mean cross-entropy ---------------------------
+  headForward(p: Params, x: tf.Tensor2D) {
+    const lnf = layerNormForward(x, p('ln_f.weight'), p('ln_f.bias'));
+    const logits = tf.matMul(lnf.out, (p('wte') as tf.Tensor2D).transpose()); // (BT, V)
+    return { logits, lnf };
+  }
+
+  /** Mean cross-entropy of logits against targets, and dlogits = (softmax - onehot) * scale / BT. */
+  crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, lossScale: number) {
+    const BT = logits.shape[0];
+    // tf.oneHot(..., 'float32') returns zeros on wasm (tfjs 4.22): cast instead.
+    const onehot = tf.cast(tf.oneHot(targets, this.cfg.vocab_size), 'float32');
+    const logp = tf.logSoftmax(logits);
+    const loss = tf.div(tf.neg(tf.sum(tf.mul(onehot, logp))), BT) as tf.Scalar;
+    const dlogits = tf.mul(tf.sub(tf.exp(logp), onehot), lossScale / BT) as tf.Tensor2D;
+    return { loss, dlogits };
+  }
+
+  // ---- one forward and backward pass -----------------------------------------------------------------
+  /**
+   * Runs forward and backward on one micro-batch. Returns the mean loss (a scalar tensor) and every
+   * gradient. Hooks run between units: unit 0 is the root {wte, wpe, ln_f}, unit 1 + l is block l.
+   * Backward visits the head (root), blocks L-1..0, then the embeddings (root again, which finishes it).
+   */
+  async forwardBackward(p: Params, batch: Batch, opts: StepOptions, hooks: UnitHooks = {}): Promise<{ loss: tf.Scalar; grads: Grads }> {
+    const { B, T } = batch;
+    const L = this.cfg.n_layer;
+    const dropSeed = opts.training && this.cfg.dropout > 0 ? (opts.dropoutSeed ?? 0) : undefined;
+    const idx = tf.tensor1d(batch.x, 'int32');
+    const targets = tf.tensor1d(batch.y, 'int32');
+    const caches: BlockCache[] = [];
+    const grads: Grads = new Map();
+    try {
+      await hooks.beforeForward?.(0);
+      const embedMask = dropoutMask([B * T, this.cfg.n_embd], this.cfg.dropout, dropSeed === undefined ? undefined : mixSeed(dropSeed, 1 << 20));
+      let x = tf.tidy(() => maybeMul(this.embedForward(p, idx, B, T), embedMask) as tf.Tensor2D);
+      for (let l = 0; l < L; l++) {
+        await hooks.beforeForward?.(1 + l);
+        const { out, cache } = tf.tidy(() => this.blockForward(p, l, x, B, T, dropSeed));
+        caches.push(cache);
+        x.dispose(); // backward needs LayerNorm's xhat and rstd, not the block's input
+        x = out;
+        await hooks.afterForward?.(1 + l);
+      }
+      // head and loss
+      const headOut = tf.tidy(() => {
+        const { logits, lnf } = this.headForward(p, x);
+        const { loss, dlogits } = this.crossEntropy(logits, targets, opts.lossScale ?? 1);
+        const dlnf = tf.matMul(dlogits, p('wte') as tf.Tensor2D); // (BT, C)
+        const dwteHead = tf.matMul(dlogits.transpose(), lnf.out); // (V, C)
+        const lnfBack = layerNormBackward(dlnf, lnf.cache, p('ln_f.weight'));
+        return { loss, dx: lnfBack.dx, dwteHead, dw: lnfBack.dw, db: lnfBack.db };
+      });
+      x.dispose();
+      grads.set('ln_f.weight', headOut.dw).set('ln_f.bias', headOut.db);
+      let dx = headOut.dx;
+      for (let l = L - 1; l >= 0; l--) {
+        await hooks.beforeBackward?.(1 + l);
+        const cache = caches[l];
+        const res = tf.tidy(() => this.blockBackward(p, l, dx, cache, B, T));
+        disposeCache(cache);
+        dx.dispose();
+        dx = res.dx;
+        const unitGrads: Grads = new Map(Object.entries(res.grads));
+        for (const [k, v] of unitGrads) grads.set(k, v);
+        await hooks.afterBackward?.(1 + l, unitGrads);
+      }
+      await hooks.beforeBackward?.(0);
+      if (embedMask) {
+        const masked = tf.mul(dx, embedMask) as tf.Tensor2D;
+        dx.dispose();
+        dx = masked;
+      }
+      embedMask?.dispose();
+      const { dwte, dwpe } = await this.embedBackward(dx, batch.x, B, T);
+      dx.dispose();
+      grads.set('wte', tf.tidy(() => tf.add(dwte, headOut.dwteHead)));
+      dwte.dispose();
+      headOut.dwteHead.dispose();
+      grads.set('wpe', dwpe);
+      const rootGrads: Grads = new Map(['wte', 'wpe', 'ln_f.weight', 'ln_f.bias'].map((n) => [n, grads.get(n)!]));
+      await hooks.afterBackward?.(0, rootGrads);
+      return { loss: headOut.loss, grads: orderGrads(this.table, grads) };
+    } catch (e) {
+      for (const c of caches) disposeCache(c);
+      for (const g of grads.values()) g.dispose();
+      throw e;
+    } finally {
+      idx.dispose();
+      targets.dispose();
+    }
+  }
+
+  /** Mean loss without gradients (validation). */
+  loss(p: Params, batch: Batch): tf.Scalar {
+    return tf.tidy(() => {
+      const { logits } = this.logits(p, batch.x, batch.B, batch.T);
+      return this.crossEntropy(logits, tf.tensor1d(batch.y, 'int32'), 1).loss;
+    });
+  }
+
+  /** Full forward: (BT, V) logits. Differentiable by tfjs autodiff (the backward test uses it as oracle). */
+  logits(p: Params, x: Int32Array, B: number, T: number, lastOnly = false): { logits: tf.Tensor2D } {
+    return tf.tidy(() => {
+      let h = this.embedForward(p, tf.tensor1d(x, 'int32'), B, T);
+      for (let l = 0; l < this.cfg.n_layer; l++) h = this.blockForward(p, l, h, B, T).out;
+      if (lastOnly) h = tf.slice(h.reshape([B, T, -1]), [0, T - 1, 0], [B, 1, -1]).reshape([B, -1]) as tf.Tensor2D;
+      return { logits: this.headForward(p, h).logits };
+    });
+  }
+}
+
+export type BlockCache = ReturnType<GPT['blockForward']>['cache'];
+
+function disposeCache(cache: BlockCache): void {
+  for (const v of Object.values(cache)) {
+    if (v instanceof tf.Tensor) v.dispose();
+    else if (v) for (const t of Object.values(v)) (t as tf.Tensor).dispose();
+  }
+}
+
+/** Gradients in parameter-table order (the flat layout), so every rank iterates them identically. */
+function orderGrads(table: ParamTable, grads: Grads): Grads {
+  const out: Grads = new Map();
+  for (const p of table.params) {
+    const g = grads.get(p.name);
+    if (!g) throw new Error(`internal: no gradient for ${p.name}`);
+    out.set(p.name, g);
+  }
+  return out;
+}

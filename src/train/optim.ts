@@ -1,0 +1,96 @@
+// AdamW (decoupled weight decay, Loshchilov & Hutter), the learning-rate schedule, and global
+// gradient-norm clipping: the optimizer side of nanoGPT's train.py, on tfjs tensors.
+
+import * as tf from '@tensorflow/tfjs';
+import type { TrainConfig } from '../model/config';
+
+/** nanoGPT's get_lr: linear warmup, cosine decay to min_lr at lr_decay_iters, then flat. */
+export function learningRate(it: number, c: Pick<TrainConfig, 'lr' | 'min_lr' | 'warmup_iters' | 'lr_decay_iters'>): number {
+  if (it < c.warmup_iters) return (c.lr * (it + 1)) / (c.warmup_iters + 1);
+  if (it > c.lr_decay_iters) return c.min_lr;
+  const span = c.lr_decay_iters - c.warmup_iters;
+  const ratio = span > 0 ? (it - c.warmup_iters) / span : 1;
+  return c.min_lr + 0.5 * (1 + Math.cos(Math.PI * ratio)) * (c.lr - c.min_lr);
+}
+
+/** Sum of squares of every gradient, as a scalar tensor (tf.add pairwise: addN of 8+ is wrong on webgpu). */
+export function sumOfSquares(grads: Iterable<tf.Tensor>): tf.Scalar {
+  return tf.tidy(() => {
+    let total: tf.Tensor = tf.scalar(0);
+    for (const g of grads) total = tf.add(total, tf.sum(tf.square(g)));
+    return total as tf.Scalar;
+  });
+}
+
+/** The factor that brings the global norm down to maxNorm (torch's clip_grad_norm_), or 1. */
+export function clipFactor(sumSq: tf.Scalar, maxNorm: number): tf.Scalar {
+  return tf.tidy(() => (maxNorm > 0 ? tf.minimum(1, tf.div(maxNorm, tf.add(tf.sqrt(sumSq), 1e-6))) : tf.scalar(1)) as tf.Scalar);
+}
+
+export interface AdamWOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weight_decay: number;
+}
+
+/**
+ * AdamW over named tensors: m and v are kept per name. decay(name) says whether weight decay applies
+ * (nanoGPT: 2-D weights yes, biases, LayerNorm and nothing else no). Same update as torch.optim.AdamW
+ * and llm.c: p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p).
+ */
+export class AdamW {
+  private m = new Map<string, tf.Tensor>();
+  private v = new Map<string, tf.Tensor>();
+  t = 0; // completed steps
+
+  constructor(private opts: AdamWOptions, private decay: (name: string) => boolean) {}
+
+  /** Returns new parameter tensors (the caller disposes the old ones); gradScale multiplies every gradient. */
+  step(params: Map<string, tf.Tensor>, grads: Map<string, tf.Tensor>, lr: number, gradScale?: tf.Scalar): Map<string, tf.Tensor> {
+    this.t += 1;
+    const { beta1: b1, beta2: b2, eps, weight_decay } = this.opts;
+    const bc1 = 1 - b1 ** this.t;
+    const bc2 = 1 - b2 ** this.t;
+    const out = new Map<string, tf.Tensor>();
+    for (const [name, p] of params) {
+      const gRaw = grads.get(name);
+      if (!gRaw) throw new Error(`AdamW: no gradient for ${name}`);
+      const wd = this.decay(name) ? weight_decay : 0;
+      const [pNew, mNew, vNew] = tf.tidy(() => {
+        const g = gradScale ? tf.mul(gRaw, gradScale) : gRaw;
+        const m = tf.add(tf.mul(this.m.get(name) ?? tf.zerosLike(p), b1), tf.mul(g, 1 - b1));
+        const v = tf.add(tf.mul(this.v.get(name) ?? tf.zerosLike(p), b2), tf.mul(tf.square(g), 1 - b2));
+        const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
+        const step = wd > 0 ? tf.add(update, tf.mul(p, wd)) : update;
+        return [tf.sub(p, tf.mul(step, lr)), m, v];
+      });
+      this.m.get(name)?.dispose();
+      this.v.get(name)?.dispose();
+      this.m.set(name, mNew);
+      this.v.set(name, vNew);
+      out.set(name, pNew);
+    }
+    return out;
+  }
+
+  /** Optimizer state for a checkpoint: m and v per name, and the step count. */
+  async state(): Promise<{ t: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }> {
+    const read = async (src: Map<string, tf.Tensor>) =>
+      new Map(await Promise.all([...src].map(async ([k, t]) => [k, (await t.data()) as Float32Array] as const)));
+    return { t: this.t, m: await read(this.m), v: await read(this.v) };
+  }
+
+  loadState(state: { t: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }, shapes: Map<string, number[]>): void {
+    this.dispose();
+    this.t = state.t;
+    for (const [k, a] of state.m) this.m.set(k, tf.tensor(a, shapes.get(k)));
+    for (const [k, a] of state.v) this.v.set(k, tf.tensor(a, shapes.get(k)));
+  }
+
+  dispose(): void {
+    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
+    this.m.clear();
+    this.v.clear();
+  }
+}

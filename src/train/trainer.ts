@@ -1,0 +1,178 @@
+// One worker's training loop: parameters as tfjs tensors, AdamW, gradient accumulation, validation
+// loss and sampling. The same class runs in a Web Worker (the page), in Node (the CLI) and in tests.
+
+import * as tf from '@tensorflow/tfjs';
+import type { RunConfig } from '../model/config';
+import { GPT, type AttentionKernel, type Batch, type Grads, type UnitHooks } from '../model/gpt';
+import { buildParamTable, initParams, mixSeed, mulberry32, type ParamTable } from '../model/params';
+import { batchOffsets, makeBatch, type Dataset } from '../data/dataset';
+import { AdamW, clipFactor, learningRate, sumOfSquares } from './optim';
+
+export interface StepStats {
+  step: number; // optimizer steps completed
+  loss: number; // mean over the step's micro-batches
+  lr: number;
+  gradNorm: number; // before clipping
+  ms: number; // wall time of the step
+  tokens: number; // tokens processed in the step
+}
+
+/** Training stopped before the update, so the parameters are still those of the last good step. */
+export class TrainingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TrainingError';
+  }
+}
+
+export class Trainer {
+  readonly table: ParamTable;
+  readonly model: GPT;
+  params: Map<string, tf.Tensor>;
+  readonly opt: AdamW;
+  step = 0;
+
+  constructor(readonly cfg: RunConfig, readonly data: Dataset, init?: Float32Array, attention?: AttentionKernel) {
+    this.table = buildParamTable(cfg);
+    this.model = new GPT(cfg, this.table, attention);
+    const flat = init ?? initParams(this.table, cfg, cfg.seed);
+    if (flat.length !== this.table.total) {
+      throw new TrainingError(`initial parameters have ${flat.length} values, this model needs ${this.table.total}`);
+    }
+    this.params = new Map(this.table.params.map((p) => [p.name, tf.tensor(flat.subarray(p.offset, p.offset + p.size), p.shape)]));
+    const decay = new Set(this.table.params.filter((p) => p.decay).map((p) => p.name));
+    this.opt = new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay }, (n) => decay.has(n));
+  }
+
+  private get p() {
+    return (name: string) => this.params.get(name)!;
+  }
+
+  /** The micro-batches of the current step: the global batch of (seed, step), sliced contiguously. */
+  microBatches(): Batch[] {
+    const { batch_size: B, grad_accum: K, block_size: T, seed } = this.cfg;
+    const offsets = batchOffsets(seed, this.step, B * K, this.data.train.length, T);
+    return Array.from({ length: K }, (_, k) => makeBatch(this.data.train, offsets, k * B, B, T));
+  }
+
+  /** Forward and backward over every micro-batch; gradients summed (each scaled by 1/K). */
+  async accumulate(batches: Batch[], hooks?: UnitHooks): Promise<{ lossSum: tf.Scalar; grads: Grads }> {
+    const K = batches.length;
+    let lossSum: tf.Scalar = tf.scalar(0);
+    let grads: Grads | null = null;
+    for (let k = 0; k < K; k++) {
+      const res = await this.model.forwardBackward(
+        this.p,
+        batches[k],
+        { training: true, dropoutSeed: mixSeed(this.cfg.seed, this.step, k), lossScale: 1 / K },
+        hooks,
+      );
+      const prevLoss = lossSum;
+      lossSum = tf.add(lossSum, res.loss) as tf.Scalar;
+      prevLoss.dispose();
+      res.loss.dispose();
+      if (!grads) grads = res.grads;
+      else {
+        for (const [name, g] of res.grads) {
+          const acc = grads.get(name)!;
+          grads.set(name, tf.add(acc, g));
+          acc.dispose();
+          g.dispose();
+        }
+      }
+    }
+    return { lossSum, grads: grads! };
+  }
+
+  /** One optimizer step. A non-finite loss or gradient stops before the update and leaves parameters intact. */
+  async trainStep(hooks?: UnitHooks): Promise<StepStats> {
+    const t0 = performance.now();
+    const batches = this.microBatches();
+    const { lossSum, grads } = await this.accumulate(batches, hooks);
+    const sumSq = sumOfSquares(grads.values());
+    try {
+      const [lossV, sumSqV] = await Promise.all([lossSum.data(), sumSq.data()]);
+      const loss = lossV[0] / batches.length;
+      const gradNorm = Math.sqrt(sumSqV[0]);
+      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        throw new TrainingError(
+          `the loss became ${loss} (gradient norm ${gradNorm}) at step ${this.step + 1}; the update was skipped and the ` +
+            `parameters are those of step ${this.step}. Lower lr (now ${this.cfg.lr}) or keep grad_clip on, then resume`,
+        );
+      }
+      const lr = learningRate(this.step, this.cfg);
+      const scale = clipFactor(sumSq, this.cfg.grad_clip);
+      const next = this.opt.step(this.params, grads, lr, scale);
+      scale.dispose();
+      for (const t of this.params.values()) t.dispose();
+      this.params = next;
+      this.step += 1;
+      const tokens = batches.reduce((n, b) => n + b.B * b.T, 0);
+      return { step: this.step, loss, lr, gradNorm, ms: performance.now() - t0, tokens };
+    } finally {
+      lossSum.dispose();
+      sumSq.dispose();
+      for (const g of grads.values()) g.dispose();
+    }
+  }
+
+  /** Mean loss over `iters` batches of a split; fixed batches (seeded by split) so estimates compare across steps. */
+  async evalLoss(split: 'train' | 'val', iters = this.cfg.eval_iters): Promise<number> {
+    const data = split === 'train' ? this.data.train : this.data.val;
+    const { batch_size: B, block_size: T, seed } = this.cfg;
+    let total = 0;
+    for (let i = 0; i < iters; i++) {
+      const offsets = batchOffsets(mixSeed(seed, split === 'train' ? 1 : 2), i, B, data.length, T);
+      const loss = this.model.loss(this.p, makeBatch(data, offsets, 0, B, T));
+      total += (await loss.data())[0];
+      loss.dispose();
+    }
+    return total / iters;
+  }
+
+  /** Generates text after a prompt (temperature, top-k), cropping the context to block_size. */
+  async sample(prompt: string, maxNewTokens: number, opts: { temperature?: number; topK?: number; seed?: number } = {}): Promise<string> {
+    const { temperature = 0.8, topK = 40, seed = 1 } = opts;
+    const tok = this.data.tokenizer;
+    const rand = mulberry32(mixSeed(seed, this.step));
+    const ids = [...(prompt ? tok.encode(prompt) : [0])];
+    const start = prompt ? ids.length : 1;
+    for (let i = 0; i < maxNewTokens; i++) {
+      const ctx = Int32Array.from(ids.slice(-this.cfg.block_size));
+      const { logits } = this.model.logits(this.p, ctx, 1, ctx.length, true);
+      const row = (await logits.data()) as Float32Array;
+      logits.dispose();
+      ids.push(sampleLogits(row, temperature, topK, rand));
+    }
+    return tok.decode(ids.slice(start));
+  }
+
+  /** All parameters in the flat layout (for checkpoints and export). */
+  async exportParams(): Promise<Float32Array> {
+    const flat = new Float32Array(this.table.total);
+    for (const p of this.table.params) flat.set((await this.params.get(p.name)!.data()) as Float32Array, p.offset);
+    return flat;
+  }
+
+  dispose(): void {
+    for (const t of this.params.values()) t.dispose();
+    this.params.clear();
+    this.opt.dispose();
+    this.model.dispose();
+  }
+}
+
+/** Samples an index from logits / temperature restricted to the top k (temperature 0: argmax). */
+export function sampleLogits(logits: Float32Array, temperature: number, topK: number, rand: () => number): number {
+  let order = Array.from(logits.keys());
+  if (temperature <= 0) return order.reduce((best, i) => (logits[i] > logits[best] ? i : best), 0);
+  if (topK > 0 && topK < logits.length) order = order.sort((a, b) => logits[b] - logits[a]).slice(0, topK);
+  const max = Math.max(...order.map((i) => logits[i]));
+  const weights = order.map((i) => Math.exp((logits[i] - max) / temperature));
+  let r = rand() * weights.reduce((a, b) => a + b, 0);
+  for (let j = 0; j < order.length; j++) {
+    r -= weights[j];
+    if (r <= 0) return order[j];
+  }
+  return order[order.length - 1];
+}
