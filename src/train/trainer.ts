@@ -4,9 +4,10 @@
 import * as tf from '@tensorflow/tfjs';
 import type { RunConfig } from '../model/config';
 import { GPT, type AttentionKernel, type Batch, type Grads, type UnitHooks } from '../model/gpt';
-import { buildParamTable, initParams, mixSeed, mulberry32, type ParamTable } from '../model/params';
+import { buildParamTable, initParams, mixSeed, mulberry32, paramViews, type ParamTable } from '../model/params';
 import { batchOffsets, makeBatch, type Dataset } from '../data/dataset';
 import { AdamW, clipFactor, learningRate, sumOfSquares } from './optim';
+import { flatten, type Checkpoint } from './checkpoint';
 
 export interface StepStats {
   step: number; // optimizer steps completed
@@ -152,6 +153,34 @@ export class Trainer {
     const flat = new Float32Array(this.table.total);
     for (const p of this.table.params) flat.set((await this.params.get(p.name)!.data()) as Float32Array, p.offset);
     return flat;
+  }
+
+  /** Parameters, AdamW state and step, for src/train/checkpoint.ts. */
+  async toCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] } = {}): Promise<Checkpoint> {
+    const st = await this.opt.state();
+    return {
+      header: {
+        version: 1, config: this.cfg, tokenizer: this.data.tokenizer.spec(), step: this.step, adam_t: st.t,
+        num_params: this.table.total, ...history,
+      },
+      params: await this.exportParams(),
+      m: flatten(this.table, st.m),
+      v: flatten(this.table, st.v),
+    };
+  }
+
+  /** Continues from a checkpoint of the same model shape. */
+  restore(c: Checkpoint): void {
+    if (c.params.length !== this.table.total) {
+      throw new TrainingError(`checkpoint has ${c.params.length} parameters, this model ${this.table.total}: different model shape`);
+    }
+    for (const t of this.params.values()) t.dispose();
+    this.params = new Map(this.table.params.map((p) => [p.name, tf.tensor(c.params.subarray(p.offset, p.offset + p.size), p.shape)]));
+    const shapes = new Map(this.table.params.map((p) => [p.name, p.shape]));
+    if (c.header.adam_t > 0) {
+      this.opt.loadState({ t: c.header.adam_t, m: paramViews(this.table, c.m), v: paramViews(this.table, c.v) }, shapes);
+    }
+    this.step = c.header.step;
   }
 
   dispose(): void {

@@ -1,0 +1,125 @@
+// The training loop around a Trainer: steps, periodic validation and samples, pause / resume / stop,
+// throughput and ETA. The Web Worker (the page) and the CLI both drive training through this class,
+// so what the page shows and what the CLI prints come from the same code.
+
+import type { StepStats, Trainer } from './trainer';
+
+export type RunState = 'idle' | 'running' | 'paused' | 'stopped' | 'done' | 'error';
+
+export type TrainEvent =
+  | { type: 'step'; stats: StepStats; tokensPerSec: number; msPerStep: number; etaMs: number }
+  | { type: 'eval'; step: number; train: number; val: number }
+  | { type: 'sample'; step: number; text: string }
+  | { type: 'state'; state: RunState; message?: string };
+
+export interface SessionOptions {
+  maxIters: number; // stop after this many optimizer steps in total
+  evalInterval: number; // 0: never
+  evalIters: number;
+  sampleInterval: number; // 0: never
+  sampleTokens: number;
+  sampleOptions?: { temperature?: number; topK?: number; prompt?: string };
+  warmupSteps?: number; // excluded from the throughput median
+}
+
+/** Median of the last `window` values after skipping the first `skip` (warm-up: kernel compilation, allocation). */
+export function median(values: number[], skip = 0): number {
+  const v = values.slice(skip).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+export class Session {
+  state: RunState = 'idle';
+  readonly stepMs: number[] = [];
+  readonly losses: number[] = [];
+  readonly valLosses: [number, number][] = [];
+  private wake: (() => void) | null = null;
+
+  constructor(
+    readonly trainer: Trainer,
+    private opts: SessionOptions,
+    private emit: (e: TrainEvent) => void = () => {},
+  ) {}
+
+  private setState(state: RunState, message?: string) {
+    this.state = state;
+    this.emit({ type: 'state', state, message });
+  }
+
+  /** Throughput over recent steps (median ms per step, so one slow step does not swing it). */
+  msPerStep(): number {
+    const skip = Math.min(this.opts.warmupSteps ?? 1, Math.max(0, this.stepMs.length - 1));
+    return median(this.stepMs.slice(-50), this.stepMs.length > 50 ? 0 : skip);
+  }
+
+  async evaluate(): Promise<{ train: number; val: number }> {
+    const train = await this.trainer.evalLoss('train', this.opts.evalIters);
+    const val = await this.trainer.evalLoss('val', this.opts.evalIters);
+    this.valLosses.push([this.trainer.step, val]);
+    this.emit({ type: 'eval', step: this.trainer.step, train, val });
+    return { train, val };
+  }
+
+  async sample(): Promise<string> {
+    const { prompt = '', ...rest } = this.opts.sampleOptions ?? {};
+    const text = await this.trainer.sample(prompt, this.opts.sampleTokens, rest);
+    this.emit({ type: 'sample', step: this.trainer.step, text });
+    return text;
+  }
+
+  /** Runs until maxIters, stop() or an error. Resolves with the final state. */
+  async run(): Promise<RunState> {
+    if (this.state === 'running') return this.state;
+    this.setState('running');
+    try {
+      while (this.trainer.step < this.opts.maxIters) {
+        if (this.state === 'stopped') return this.state;
+        if (this.state === 'paused') {
+          await new Promise<void>((resolve) => (this.wake = resolve));
+          continue;
+        }
+        const stats = await this.trainer.trainStep();
+        this.stepMs.push(stats.ms);
+        this.losses.push(stats.loss);
+        const ms = this.msPerStep();
+        const tokensPerSec = (stats.tokens / ms) * 1000;
+        this.emit({ type: 'step', stats, tokensPerSec, msPerStep: ms, etaMs: ms * (this.opts.maxIters - stats.step) });
+        const last = stats.step === this.opts.maxIters;
+        const every = (n: number) => n > 0 && (stats.step % n === 0 || last);
+        if (every(this.opts.evalInterval)) await this.evaluate();
+        if (every(this.opts.sampleInterval)) await this.sample();
+        // Let pause/stop messages in between steps.
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      this.setState('done');
+    } catch (e) {
+      this.setState('error', (e as Error).message);
+      throw e;
+    }
+    return this.state;
+  }
+
+  pause(): void {
+    if (this.state === 'running') this.setState('paused');
+  }
+
+  resume(): void {
+    if (this.state !== 'paused') return;
+    this.setState('running');
+    this.wake?.();
+    this.wake = null;
+  }
+
+  stop(): void {
+    if (this.state === 'running' || this.state === 'paused') {
+      const wasPaused = this.state === 'paused';
+      this.setState('stopped');
+      if (wasPaused) {
+        this.wake?.();
+        this.wake = null;
+      }
+    }
+  }
+}
