@@ -1,6 +1,6 @@
 import { defineConfig, mergeConfig } from 'vitest/config';
 import { playwright } from '@vitest/browser-playwright';
-import viteConfig from './vite.config';
+import viteConfig from './vite.config.ts';
 
 // Two projects: "node" (most tests, fast) and "browser" (what only a real browser has: Workers,
 // WebGPU), in headless Chromium with WebGPU through SwiftShader.

@@ -59,7 +59,7 @@ export async function verifyLlmc(modelBuf: ArrayBuffer, stateBuf: ArrayBuffer, a
   const get = (n: string) => params.get(n)!;
   const batch = { B: state.B, T: state.T, x: state.x, y: state.y };
   try {
-    const { logits } = model.logits(get, batch.x, batch.B, batch.T);
+    const logits = model.logits(get, batch.x, batch.B, batch.T);
     const logitsMaxdiff = maxAbsDiff((await logits.data()) as Float32Array, state.logits);
     logits.dispose();
 

@@ -325,7 +325,7 @@ export class GPT {
     const grads: Grads = new Map();
     try {
       await hooks.beforeForward?.(0);
-      const embedMask = dropoutMask([B * T, this.cfg.n_embd], this.cfg.dropout, dropSeed === undefined ? undefined : mixSeed(dropSeed, 1 << 20));
+      const embedMask = this.embedDropoutMask(B, T, dropSeed);
       let x = tf.tidy(() => maybeMul(this.embedForward(p, idx, B, T), embedMask) as tf.Tensor2D);
       for (let l = 0; l < L; l++) {
         await hooks.beforeForward?.(1 + l);
@@ -384,21 +384,26 @@ export class GPT {
     }
   }
 
-  /** Mean loss without gradients (validation). */
-  loss(p: Params, batch: Batch): tf.Scalar {
-    return tf.tidy(() => {
-      const { logits } = this.logits(p, batch.x, batch.B, batch.T);
-      return this.crossEntropy(logits, tf.tensor1d(batch.y, 'int32'), 1).loss;
-    });
+  private embedDropoutMask(B: number, T: number, dropSeed: number | undefined): tf.Tensor | null {
+    return dropoutMask([B * T, this.cfg.n_embd], this.cfg.dropout, dropSeed === undefined ? undefined : mixSeed(dropSeed, 1 << 20));
   }
 
-  /** Full forward: (BT, V) logits. Differentiable by tfjs autodiff (the backward test uses it as oracle). */
-  logits(p: Params, x: Int32Array, B: number, T: number, lastOnly = false): { logits: tf.Tensor2D } {
+  /** Mean loss without gradients (validation). */
+  loss(p: Params, batch: Batch): tf.Scalar {
+    return tf.tidy(() => this.crossEntropy(this.logits(p, batch.x, batch.B, batch.T), tf.tensor1d(batch.y, 'int32'), 1).loss);
+  }
+
+  /**
+   * The whole forward: (BT, V) logits, or (B, V) for the last position only (sampling). With dropSeed it
+   * applies the same dropout masks as forwardBackward with that seed. Written with differentiable tfjs
+   * ops only, so tf.grads of it is the oracle the explicit backward is tested against.
+   */
+  logits(p: Params, x: Int32Array, B: number, T: number, opts: { lastOnly?: boolean; dropSeed?: number } = {}): tf.Tensor2D {
     return tf.tidy(() => {
-      let h = this.embedForward(p, tf.tensor1d(x, 'int32'), B, T);
-      for (let l = 0; l < this.cfg.n_layer; l++) h = this.blockForward(p, l, h, B, T).out;
-      if (lastOnly) h = tf.slice(h.reshape([B, T, -1]), [0, T - 1, 0], [B, 1, -1]).reshape([B, -1]) as tf.Tensor2D;
-      return { logits: this.headForward(p, h).logits };
+      let h = maybeMul(this.embedForward(p, tf.tensor1d(x, 'int32'), B, T), this.embedDropoutMask(B, T, opts.dropSeed));
+      for (let l = 0; l < this.cfg.n_layer; l++) h = this.blockForward(p, l, h, B, T, opts.dropSeed).out;
+      if (opts.lastOnly) h = tf.slice(h.reshape([B, T, -1]), [0, T - 1, 0], [B, 1, -1]).reshape([B, -1]) as tf.Tensor2D;
+      return this.headForward(p, h).logits;
     });
   }
 }

@@ -140,7 +140,7 @@ export class Trainer {
     const start = prompt ? ids.length : 1;
     for (let i = 0; i < maxNewTokens; i++) {
       const ctx = Int32Array.from(ids.slice(-this.cfg.block_size));
-      const { logits } = this.model.logits(this.p, ctx, 1, ctx.length, true);
+      const logits = this.model.logits(this.p, ctx, 1, ctx.length, { lastOnly: true });
       const row = (await logits.data()) as Float32Array;
       logits.dispose();
       ids.push(sampleLogits(row, temperature, topK, rand));

@@ -1,0 +1,36 @@
+// Shared test helpers: the llm.c fixture, a small corpus, and random parameters.
+
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { parseExpected } from '../src/verify';
+
+export const fixtureDir = fileURLToPath(new URL('./fixtures/llmc-tiny/', import.meta.url));
+export const shakespeare = readFileSync(fileURLToPath(new URL('../public/data/tinyshakespeare.txt', import.meta.url)), 'utf8');
+
+export function readBuffer(path: string): ArrayBuffer {
+  const b = readFileSync(path);
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+}
+
+export function loadFixture() {
+  return {
+    model: readBuffer(fixtureDir + 'model.bin'),
+    state: readBuffer(fixtureDir + 'state.bin'),
+    adamw: parseExpected(readFileSync(fixtureDir + 'expected.json', 'utf8')),
+  };
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Largest |a - b| over every named tensor pair. */
+export async function mapMaxDiff(a: Map<string, tf.Tensor>, b: Map<string, tf.Tensor>): Promise<number> {
+  let m = 0;
+  for (const [k, t] of a) m = Math.max(m, maxAbsDiff(await t.data(), await b.get(k)!.data()));
+  return m;
+}
