@@ -151,11 +151,11 @@ const maybeMul = <R extends tf.Tensor>(x: R, mask: tf.Tensor | null): R => (mask
 export const tidy = <R>(fn: () => R): R => tf.tidy(fn as () => tf.TensorContainer) as R;
 
 // ---------------------------------------------------------------------------------------------------
-// The model: configuration, attention kernel, and the causal mask for the current T.
+// The model: configuration, attention kernel, and the causal mask.
 
 export class GPT {
   readonly hs: number;
-  private masks = new Map<number, tf.Tensor2D>();
+  private mask: tf.Tensor2D | null = null;
   private bmmNT: BatchedMatMul;
   private bmmNN: BatchedMatMul;
 
@@ -164,16 +164,15 @@ export class GPT {
     [this.bmmNT, this.bmmNN] = attention === 'conv' ? [bmmNTConv, bmmNNConv] : [bmmNTMatMul, bmmNNMatMul];
   }
 
-  /** Additive causal mask (T, T): 0 on and below the diagonal, -1e9 above. Kept until dispose(). */
+  /** Additive causal mask (T, T): 0 on and below the diagonal, -1e9 above. One (block_size)^2 mask is kept; shorter T slice it. */
   private causalMask(T: number): tf.Tensor2D {
-    let m = this.masks.get(T);
-    if (!m) {
-      const data = new Float32Array(T * T);
-      for (let t = 0; t < T; t++) for (let s = t + 1; s < T; s++) data[t * T + s] = -1e9;
-      m = tf.keep(tf.tensor2d(data, [T, T]));
-      this.masks.set(T, m);
+    if (!this.mask) {
+      const N = this.cfg.block_size;
+      const data = new Float32Array(N * N);
+      for (let t = 0; t < N; t++) for (let s = t + 1; s < N; s++) data[t * N + s] = -1e9;
+      this.mask = tf.keep(tf.tensor2d(data, [N, N]));
     }
-    return m;
+    return T === this.cfg.block_size ? this.mask : tf.slice(this.mask, [0, 0], [T, T]);
   }
 
   /** (BT, C) -> (B*NH, T, hs). 4-D transposes only: 5-D ones are ~50x slower on wasm. */
@@ -189,8 +188,8 @@ export class GPT {
   }
 
   dispose(): void {
-    for (const m of this.masks.values()) m.dispose();
-    this.masks.clear();
+    this.mask?.dispose();
+    this.mask = null;
   }
 
   // ---- embedding: x0 = wte[idx] + wpe[t] -------------------------------------------------------

@@ -1,0 +1,91 @@
+// Config validation, the learning-rate schedule, tokenizers and batches.
+
+import { describe, expect, it } from 'vitest';
+import { ConfigError, PRESETS, checkVocab, makeConfig } from '../src/model/config';
+import { buildParamTable } from '../src/model/params';
+import { learningRate } from '../src/train/optim';
+import { bpeTokenizer, charTokenizer } from '../src/data/tokenizer';
+import { batchOffsets, makeBatch, makeDataset } from '../src/data/dataset';
+
+describe('config', () => {
+  it('builds every preset, with GPT-2 small at 124M parameters', () => {
+    for (const name of Object.keys(PRESETS)) expect(makeConfig(name).preset).toBe(name);
+    const gpt2 = makeConfig('gpt2');
+    expect(buildParamTable(gpt2).total).toBe(124_439_808); // HF GPT-2 small, lm_head tied
+    expect(makeConfig('shakespeare-cpu')).toMatchObject({ n_layer: 4, n_head: 4, n_embd: 128, block_size: 64, batch_size: 12 });
+  });
+
+  it('parses strings (URL, CLI) and rejects bad values with specific messages', () => {
+    expect(makeConfig('tiny', { lr: '0.002', n_layer: '3' })).toMatchObject({ lr: 0.002, n_layer: 3 });
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ n_head: 5 }, /n_embd \(64\) must be divisible by n_head \(5\)/],
+      [{ block_size: 64 }, /block_size 64 is above what preset "tiny" allows \(32/],
+      [{ lr: 'fast' }, /lr must be a number, got "fast"/],
+      [{ n_layer: 1.5 }, /n_layer must be a whole number/],
+      [{ batch_size: 0 }, /batch_size must be at least 1/],
+      [{ dropout: 1 }, /dropout must be in \[0, 1\)/],
+      [{ min_lr: 1 }, /min_lr must be between 0 and lr/],
+      [{ backend: 'cuda' }, /backend must be one of auto, webgpu, wasm, webgl, cpu/],
+      [{ learning_rate: 1 }, /unknown setting "learning_rate": known settings are/],
+    ];
+    for (const [o, msg] of bad) expect(() => makeConfig('tiny', o)).toThrow(msg);
+    expect(() => makeConfig('huge')).toThrow(/unknown preset "huge": choose one of tiny, shakespeare-cpu, baby, gpt2/);
+    expect(() => makeConfig('tiny', { n_head: 5 })).toThrow(ConfigError);
+  });
+
+  it('takes V from the tokenizer, and refuses an explicit vocab_size that disagrees', () => {
+    const cfg = makeConfig('tiny');
+    expect(checkVocab(cfg, 40, false).vocab_size).toBe(40);
+    expect(() => checkVocab({ ...cfg, vocab_size: 50257 }, 65, true)).toThrow(/vocab_size 50257 does not match the char tokenizer's vocabulary \(65\)/);
+  });
+});
+
+describe('learning-rate schedule (nanoGPT get_lr)', () => {
+  const c = { lr: 1e-3, min_lr: 1e-4, warmup_iters: 100, lr_decay_iters: 2000 };
+  it('warms up linearly, decays by cosine to min_lr, then stays there', () => {
+    expect(learningRate(0, c)).toBeCloseTo(1e-3 / 101, 12);
+    expect(learningRate(99, c)).toBeCloseTo(1e-3 * 100 / 101, 12);
+    expect(learningRate(100, c)).toBeCloseTo(1e-3, 12);
+    expect(learningRate(1050, c)).toBeCloseTo(1e-4 + 0.5 * 9e-4, 12); // halfway: cos = 0
+    expect(learningRate(2000, c)).toBeCloseTo(1e-4, 12);
+    expect(learningRate(5000, c)).toBe(1e-4);
+  });
+});
+
+describe('tokenizers', () => {
+  it('char: sorted vocabulary from the text, round trip, clear error on an unknown character', () => {
+    const t = charTokenizer('hello world');
+    expect(t.vocabSize).toBe(8);
+    expect(t.decode(t.encode('world hello'))).toBe('world hello');
+    expect(Array.from(t.encode(' dehlorw'))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(() => t.encode('xyz')).toThrow(/character "x" is not in this model's vocabulary/);
+  });
+
+  it('bpe: GPT-2 ids from the shipped vocabulary', async () => {
+    const t = await bpeTokenizer();
+    expect(t.vocabSize).toBe(50257);
+    expect(Array.from(t.encode('Hello world'))).toEqual([15496, 995]); // GPT-2's ids
+    expect(t.decode(t.encode('First Citizen:\nBefore we proceed'))).toBe('First Citizen:\nBefore we proceed');
+  });
+});
+
+describe('batches', () => {
+  const tok = charTokenizer('abcdefghij'.repeat(100));
+  it('splits 90/10 and refuses a text too short for block_size', () => {
+    const d = makeDataset('abcdefghij'.repeat(100), tok, 8);
+    expect([d.train.length, d.val.length]).toEqual([900, 100]);
+    expect(() => makeDataset('abcdefghij'.repeat(3), tok, 8)).toThrow(/validation split \(3\) needs more than block_size \(8\)/);
+  });
+
+  it('a global batch depends only on (seed, step), and slices of it are the rows of the whole', () => {
+    const data = Int32Array.from({ length: 1000 }, (_, i) => i);
+    const a = batchOffsets(1, 7, 8, data.length, 16);
+    expect(batchOffsets(1, 7, 8, data.length, 16)).toEqual(a);
+    expect(batchOffsets(1, 8, 8, data.length, 16)).not.toEqual(a);
+    expect(Math.max(...a)).toBeLessThanOrEqual(1000 - 17);
+    const whole = makeBatch(data, a, 0, 8, 16);
+    const second = makeBatch(data, a, 4, 4, 16);
+    expect(second.x).toEqual(whole.x.subarray(4 * 16));
+    expect(Array.from(whole.y.subarray(0, 3))).toEqual(Array.from(whole.x.subarray(1, 4))); // y is x shifted by one
+  });
+});
