@@ -38,4 +38,6 @@ export interface TrainerWorkerAPI {
   verifyLlmc(config: { backend: RunConfig['backend'] }, model: ArrayBuffer, state: ArrayBuffer, adamw: AdamWExpectation | null): Promise<VerifyResult>;
   /** Live tensor count and bytes (tf.memory()), for the memory display and leak tests. */
   memory(): { numTensors: number; numBytes: number };
+  /** Stops training and releases the page's event callback; the page terminates the worker next. */
+  dispose(): void;
 }

@@ -17,6 +17,21 @@ let trainer: Trainer | null = null;
 let session: Session | null = null;
 let emit: (e: TrainEvent) => void = () => {};
 
+// Training steps and checkpoint exports take turns, so an export never mixes the weights of two steps
+// (the page asks for one while training runs, and GPU backends read tensors asynchronously).
+let turn: Promise<unknown> = Promise.resolve();
+function inTurn<T>(fn: () => Promise<T>): Promise<T> {
+  const result = turn.then(fn);
+  turn = result.catch(() => {});
+  return result;
+}
+
+/** Drops the page's event callback (a comlink proxy), closing its MessagePort on both sides. */
+function releaseEmit() {
+  (emit as unknown as Partial<Comlink.ProxyMethods>)[Comlink.releaseProxy]?.();
+  emit = () => {};
+}
+
 function need<T>(x: T | null, what: string): T {
   if (!x) throw new Error(`the worker has no ${what} yet: call init() first`);
   return x;
@@ -24,6 +39,7 @@ function need<T>(x: T | null, what: string): T {
 
 const api: TrainerWorkerAPI = {
   async init(config: RunConfig, text: string, onEvent, checkpoint?: ArrayBuffer): Promise<InitInfo> {
+    if (emit !== onEvent) releaseEmit();
     emit = onEvent;
     session?.stop();
     trainer?.dispose();
@@ -38,6 +54,8 @@ const api: TrainerWorkerAPI = {
     const data = makeDataset(text, tokenizer, cfg.block_size);
     trainer = new Trainer(cfg, data);
     if (ckpt) trainer.restore(ckpt);
+    const step = trainer.trainStep.bind(trainer);
+    trainer.trainStep = (hooks) => inTurn(() => step(hooks));
     session = new Session(
       trainer,
       {
@@ -64,7 +82,8 @@ const api: TrainerWorkerAPI = {
   },
   async exportCheckpoint() {
     const s = need(session, 'session');
-    const buf = encodeCheckpoint(await need(trainer, 'model').toCheckpoint({ losses: s.losses, val_losses: s.valLosses }));
+    const t = need(trainer, 'model');
+    const buf = await inTurn(async () => encodeCheckpoint(await t.toCheckpoint({ losses: s.losses, val_losses: s.valLosses })));
     return Comlink.transfer(buf, [buf]);
   },
   async verifyLlmc(config, model, state, adamw) {
@@ -74,6 +93,10 @@ const api: TrainerWorkerAPI = {
   memory() {
     const m = tf.memory();
     return { numTensors: m.numTensors, numBytes: m.numBytes };
+  },
+  dispose() {
+    session?.stop();
+    releaseEmit();
   },
 };
 

@@ -1,0 +1,323 @@
+// `train`: headless training through the same Session the page uses, with a progress line on stderr
+// and, with --json, the run's numbers in a file.
+
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { checkVocab, makeConfig, PRESETS, PRESET_NAMES, type RunConfig } from '../model/config';
+import { bpeTokenizer, charTokenizer, type Tokenizer } from '../data/tokenizer';
+import { makeDataset } from '../data/dataset';
+import { Trainer } from '../train/trainer';
+import { median, Session, type TrainEvent } from '../train/session';
+import { choiceFlag, CliError, formatDuration, keyValues, numberFlag, parseFlags, readText, UsageError } from './args';
+import { CLI_BACKENDS, describeBackend, startBackend } from './backend';
+
+const DEFAULT_DATA = 'public/data/tinyshakespeare.txt';
+const WARMUP_STEPS = 2; // excluded from ms_per_step: kernel compilation and first allocations
+
+/** Flags that are shorthands for config keys. */
+const FLAG_KEYS = {
+  steps: 'max_iters',
+  batch: 'batch_size',
+  lr: 'lr',
+  seed: 'seed',
+  accum: 'grad_accum',
+  'eval-interval': 'eval_interval',
+  'eval-iters': 'eval_iters',
+  'block-size': 'block_size',
+  dropout: 'dropout',
+} as const;
+const INTEGER_FLAGS = new Set(['steps', 'batch', 'seed', 'accum', 'eval-interval', 'eval-iters', 'block-size']);
+
+const presetLines = PRESET_NAMES.map((name) => {
+  const p = PRESETS[name];
+  return `  ${name.padEnd(16)} ${p.n_layer} layers, ${p.n_head} heads, n_embd ${p.n_embd}, block ${p.block_size}, ` +
+    `${p.tokenizer} tokens, batch ${p.batch_size}, ${p.max_iters} steps, lr ${p.lr}`;
+}).join('\n');
+
+function wrap(text: string, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, line].join('\n');
+}
+
+const SETTING_KEYS = Object.keys(makeConfig('tiny')).filter((k) => k !== 'preset' && k !== 'backend').sort();
+
+export const help = `Usage: npm run cli -- train [options]
+
+Trains a GPT-2 on a text file in Node, with the same training loop as the page.
+Progress goes to stderr; the summary (and sample) to stdout.
+
+  --preset NAME       model and training preset (default shakespeare-cpu):
+${presetLines.replace(/^/gm, '  ')}
+  --backend NAME      auto (default: wasm in Node), wasm, cpu, or webgpu (software GPU in Node: slow)
+  --data FILE         training text (default ${DEFAULT_DATA}); split 90% train / 10% val.
+                      The tokenizer is the preset's: characters of this text (char) or GPT-2 BPE
+  --steps K           optimizer steps (max_iters). If K is below the preset's lr_decay_iters,
+                      lr_decay_iters becomes K so the cosine schedule ends with the run
+                      (nanoGPT keeps lr_decay_iters ~= max_iters); --set lr_decay_iters=N overrides.
+                      warmup_iters stays the preset's
+  --batch B           sequences per micro-batch (batch_size)
+  --accum K           micro-batches per step (grad_accum)
+  --lr X              peak learning rate; min_lr becomes X/10 (as in the presets) unless set
+  --seed S            seed of the initial weights, batches and dropout (same seed and settings:
+                      same losses)
+  --block-size T      context length (at most the preset's)
+  --dropout P         dropout probability
+  --eval-interval N   steps between validation estimates (0: only the final one)
+  --eval-iters N      batches per validation estimate
+  --set KEY=VALUE     any other setting, repeatable (e.g. --set warmup_iters=10). Settings:
+${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
+  --sample N          after training, generate N tokens and print them
+  --prompt TEXT       start the sample with TEXT (default: the first token of the vocabulary)
+  --json FILE         write the run to FILE as JSON: config, losses (per step), val_losses
+                      ([step, loss]), final_val_loss, ms_per_step and tokens_per_s (median after
+                      the first ${WARMUP_STEPS} steps), step_ms, backend, wall_time_s, sample
+  -h, --help          show this help
+
+A validation loss is always estimated after the last step. Exit code: 0 done, 1 failure,
+2 bad arguments, 130 interrupted. Ctrl-C stops after the current step and still writes the JSON
+file when run as \`node --import tsx src/cli/main.ts train ...\`; the \`tsx\` wrapper behind
+\`npm run cli\` kills a busy process at once instead.
+
+Example: npm run cli -- train --preset tiny --steps 50 --sample 200 --json /tmp/run.json`;
+
+/** The progress display: one rewritten line on a terminal, otherwise a line every ~10% of the run. */
+class Progress {
+  private pending = false; // a \r line is on screen without a newline
+  private readonly every: number;
+
+  constructor(private total: number, private tty: boolean) {
+    this.every = Math.max(1, Math.ceil(total / 10));
+  }
+
+  private line(text: string, keep: boolean) {
+    if (this.tty) {
+      process.stderr.write(`\r\x1b[K${text}${keep ? '\n' : ''}`);
+      this.pending = !keep;
+    } else {
+      process.stderr.write(`${text}\n`);
+    }
+  }
+
+  event(e: TrainEvent) {
+    if (e.type === 'step') {
+      const { step, loss } = e.stats;
+      if (!this.tty && !(step === 1 || step % this.every === 0 || step === this.total)) return;
+      const width = String(this.total).length;
+      this.line(
+        `step ${String(step).padStart(width)}/${this.total}  loss ${loss.toFixed(4)}  ` +
+          `${Math.round(e.tokensPerSec)} tok/s  ${e.msPerStep.toFixed(0)} ms/step  ETA ${formatDuration(e.etaMs)}`,
+        false,
+      );
+    } else if (e.type === 'eval') {
+      this.line(`step ${e.step}: train loss ${e.train.toFixed(4)}, val loss ${e.val.toFixed(4)}`, true);
+    }
+  }
+
+  message(text: string) {
+    this.line(text, true);
+  }
+
+  end() {
+    if (this.pending) process.stderr.write('\n');
+    this.pending = false;
+  }
+}
+
+interface TrainOptions {
+  cfg: RunConfig;
+  explicitVocab: boolean;
+  backend: (typeof CLI_BACKENDS)[number];
+  data: string;
+  json?: string;
+  sample: number;
+  prompt: string;
+}
+
+/** Flags -> a checked config (ConfigError or UsageError on anything wrong). */
+function parseOptions(argv: string[]): TrainOptions | null {
+  const { values } = parseFlags('train', argv, {
+    preset: { type: 'string' },
+    backend: { type: 'string' },
+    data: { type: 'string' },
+    json: { type: 'string' },
+    steps: { type: 'string' },
+    batch: { type: 'string' },
+    accum: { type: 'string' },
+    lr: { type: 'string' },
+    seed: { type: 'string' },
+    'block-size': { type: 'string' },
+    dropout: { type: 'string' },
+    'eval-interval': { type: 'string' },
+    'eval-iters': { type: 'string' },
+    set: { type: 'string', multiple: true },
+    sample: { type: 'string' },
+    prompt: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  }, false);
+  if (values.help) return null;
+
+  const overrides: Record<string, string | number> = keyValues(values.set);
+  for (const key of Object.keys(overrides)) {
+    if (key === 'preset' || key === 'backend') throw new UsageError(`set ${key} with --${key}, not --set`);
+    if (!SETTING_KEYS.includes(key)) throw new UsageError(`unknown setting "${key}" in --set: known settings are ${SETTING_KEYS.join(', ')}`);
+  }
+  for (const [flag, key] of Object.entries(FLAG_KEYS)) {
+    const n = numberFlag(flag, (values as Record<string, string | undefined>)[flag], { integer: INTEGER_FLAGS.has(flag) });
+    if (n === undefined) continue;
+    if (key in overrides) throw new UsageError(`${key} is given twice (--${flag} and --set ${key}=...): keep one`);
+    overrides[key] = n;
+  }
+  // Like the presets (and nanoGPT), min_lr follows lr at a tenth unless given.
+  if (overrides.lr !== undefined && !('min_lr' in overrides)) overrides.min_lr = Number(overrides.lr) / 10;
+  const preset = values.preset ?? 'shakespeare-cpu';
+  let cfg = makeConfig(preset, overrides);
+  // The schedule follows a shortened run unless lr_decay_iters was given.
+  if (!('lr_decay_iters' in overrides) && cfg.max_iters < cfg.lr_decay_iters) {
+    cfg = makeConfig(preset, { ...overrides, lr_decay_iters: cfg.max_iters });
+  }
+  const backend = choiceFlag('backend', values.backend, CLI_BACKENDS) ?? 'auto';
+  cfg.backend = backend;
+  const sample = numberFlag('sample', values.sample, { integer: true, min: 0 }) ?? 0;
+  if (values.prompt !== undefined && sample === 0) throw new UsageError('--prompt needs --sample N (how many tokens to generate)');
+  return {
+    cfg,
+    explicitVocab: 'vocab_size' in overrides,
+    backend,
+    data: values.data ?? DEFAULT_DATA,
+    json: values.json,
+    sample,
+    prompt: values.prompt ?? '',
+  };
+}
+
+async function loadTokenizer(cfg: RunConfig, text: string): Promise<Tokenizer> {
+  return cfg.tokenizer === 'bpe' ? bpeTokenizer() : charTokenizer(text);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const opts = parseOptions(argv);
+  if (!opts) {
+    console.log(help);
+    return 0;
+  }
+  const t0 = performance.now();
+  if (opts.json) {
+    const dir = dirname(resolve(opts.json));
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      throw new CliError(`cannot write --json ${opts.json}: directory ${dir} does not exist`);
+    }
+  }
+  const text = readText(opts.data);
+  if (text.length === 0) throw new CliError(`${opts.data} is empty: pass a text file to train on with --data FILE`);
+
+  const tokenizer = await loadTokenizer(opts.cfg, text);
+  const cfg = checkVocab(opts.cfg, tokenizer.vocabSize, opts.explicitVocab);
+  if (opts.prompt) {
+    try {
+      tokenizer.encode(opts.prompt);
+    } catch (e) {
+      throw new UsageError(`--prompt: ${(e as Error).message}`);
+    }
+  }
+  let dataset;
+  try {
+    dataset = makeDataset(text, tokenizer, cfg.block_size);
+  } catch (e) {
+    throw new CliError(`${opts.data}: ${(e as Error).message}`);
+  }
+
+  const info = await startBackend(opts.backend);
+  cfg.backend = info.name; // what actually ran, so the JSON's config reproduces the run
+  const progress = new Progress(cfg.max_iters, Boolean(process.stderr.isTTY));
+  const trainer = new Trainer(cfg, dataset);
+  const session = new Session(trainer, {
+    maxIters: cfg.max_iters,
+    evalInterval: cfg.eval_interval,
+    evalIters: cfg.eval_iters,
+    sampleInterval: 0,
+    sampleTokens: opts.sample,
+    sampleOptions: { prompt: opts.prompt },
+    warmupSteps: WARMUP_STEPS,
+  }, (e) => progress.event(e));
+
+  progress.message(
+    `${cfg.preset}: ${(trainer.table.total / 1e6).toFixed(2)}M parameters (${cfg.n_layer} layers, ${cfg.n_head} heads, ` +
+      `n_embd ${cfg.n_embd}, block ${cfg.block_size}), ${tokenizer.kind} tokenizer (${tokenizer.vocabSize} tokens), ` +
+      `${dataset.train.length} train / ${dataset.val.length} val tokens`,
+  );
+  progress.message(`backend ${describeBackend(info)}; ${cfg.max_iters} steps of ${cfg.batch_size * cfg.grad_accum} x ${cfg.block_size} tokens, seed ${cfg.seed}`);
+
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    progress.message('stopping after this step (Ctrl-C again to quit now)');
+    session.stop();
+  };
+  process.on('SIGINT', onSigint);
+  const tTrain = performance.now();
+  try {
+    await session.run();
+    // A final validation estimate, unless the loop just made one.
+    const last = session.valLosses.at(-1);
+    if (trainer.step > 0 && (!last || last[0] !== trainer.step)) await session.evaluate();
+    const sample = opts.sample > 0 && trainer.step > 0 ? await session.sample() : undefined;
+    const wall = (performance.now() - tTrain) / 1000;
+    progress.end();
+
+    const skip = Math.min(WARMUP_STEPS, Math.max(0, session.stepMs.length - 1));
+    const msPerStep = median(session.stepMs, skip);
+    const tokensPerStep = cfg.batch_size * cfg.grad_accum * cfg.block_size;
+    const tokensPerSec = (tokensPerStep / msPerStep) * 1000;
+    const finalVal = session.valLosses.at(-1)?.[1] ?? null;
+
+    const summary = [
+      `${interrupted ? 'stopped' : 'done'}: ${trainer.step} steps, train loss ${session.losses.at(-1)?.toFixed(4) ?? '-'}, ` +
+        `val loss ${finalVal?.toFixed(4) ?? '-'}, ${msPerStep.toFixed(1)} ms/step, ${Math.round(tokensPerSec)} tok/s, ` +
+        `${formatDuration(wall * 1000)} (backend ${info.name})`,
+    ];
+    if (sample !== undefined) summary.push('', `sample after step ${trainer.step}:`, `${opts.prompt}${sample}`);
+    console.log(summary.join('\n'));
+
+    if (opts.json) {
+      const out = {
+        backend: info.name,
+        backend_reason: info.reason,
+        config: cfg,
+        num_params: trainer.table.total,
+        data: { file: opts.data, tokenizer: tokenizer.kind, vocab_size: tokenizer.vocabSize, train_tokens: dataset.train.length, val_tokens: dataset.val.length },
+        steps: trainer.step,
+        completed: !interrupted && trainer.step === cfg.max_iters,
+        losses: session.losses,
+        val_losses: session.valLosses,
+        final_train_loss: session.losses.at(-1) ?? null,
+        final_val_loss: finalVal,
+        tokens_per_step: tokensPerStep,
+        ms_per_step: Number.isFinite(msPerStep) ? msPerStep : null,
+        tokens_per_s: Number.isFinite(tokensPerSec) ? tokensPerSec : null,
+        step_ms: session.stepMs,
+        wall_time_s: wall,
+        setup_s: (tTrain - t0) / 1000,
+        ...(sample !== undefined ? { sample: { prompt: opts.prompt, tokens: opts.sample, text: sample } } : {}),
+      };
+      try {
+        writeFileSync(opts.json, JSON.stringify(out, null, 1) + '\n');
+      } catch (e) {
+        throw new CliError(`cannot write ${opts.json}: ${(e as Error).message}`);
+      }
+      progress.message(`wrote ${opts.json}`);
+    }
+  } finally {
+    progress.end();
+    process.off('SIGINT', onSigint);
+    trainer.dispose();
+  }
+  return interrupted ? 130 : 0;
+}

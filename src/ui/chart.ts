@@ -1,0 +1,121 @@
+// The live loss chart: train loss per step (raw and smoothed) and validation loss at eval steps.
+// Append-only arrays; at most one redraw per animation frame however fast events arrive.
+// One chart for the page's lifetime: a new run calls reset(), never builds a second uPlot.
+
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { loss, tick } from './format';
+
+const SMOOTHING = 0.9; // exponential moving average of the per-step loss, debiased as TensorBoard does
+const STEP_INCRS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 50000, 100000];
+const FONT = '14px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+
+export class LossChart {
+  private readonly plot: uPlot;
+  private readonly resizeObserver: ResizeObserver;
+  private steps: number[] = [];
+  private raw: (number | null)[] = [];
+  private smooth: (number | null)[] = [];
+  private val: (number | null)[] = [];
+  private ema = 0;
+  private emaSteps = 0;
+  private frame = 0;
+
+  constructor(private readonly container: HTMLElement, private readonly empty: HTMLElement) {
+    const axis: uPlot.Axis = { font: FONT, labelFont: FONT, stroke: '#475569', grid: { stroke: '#e8ebf0', width: 1 }, ticks: { stroke: '#e8ebf0', width: 1 } };
+    this.plot = new uPlot(
+      {
+        width: Math.max(300, container.clientWidth),
+        height: this.height(),
+        cursor: { drag: { x: false, y: false } },
+        scales: { x: { time: false } },
+        legend: { live: true },
+        axes: [
+          { ...axis, label: 'step', labelSize: 26, incrs: STEP_INCRS, values: (_u, ticks) => ticks.map((t) => t.toLocaleString('en-US')) },
+          { ...axis, label: 'loss', labelSize: 26, size: 56, values: (_u, ticks) => ticks.map(tick) },
+        ],
+        series: [
+          { label: 'step', value: (_u, v) => (v == null ? '–' : String(v)) },
+          { label: 'train (step)', stroke: 'rgba(37, 99, 235, 0.28)', width: 1, points: { show: false }, value: fmt },
+          { label: 'train (smoothed)', stroke: '#2563eb', width: 2.5, points: { show: false }, value: fmt },
+          { label: 'val', stroke: '#ea580c', width: 2, spanGaps: true, points: { show: true, size: 9, fill: '#ea580c', stroke: '#ea580c' }, value: fmt },
+        ],
+      },
+      this.data(),
+      container,
+    );
+    this.resizeObserver = new ResizeObserver(() => this.plot.setSize({ width: Math.max(300, this.container.clientWidth), height: this.height() }));
+    this.resizeObserver.observe(container);
+  }
+
+  private height(): number {
+    return window.innerWidth < 700 ? 260 : 340;
+  }
+
+  private data(): uPlot.AlignedData {
+    return [this.steps, this.raw, this.smooth, this.val];
+  }
+
+  /** Clears the chart for a new run. */
+  reset(): void {
+    this.steps = [];
+    this.raw = [];
+    this.smooth = [];
+    this.val = [];
+    this.ema = 0;
+    this.emaSteps = 0;
+    this.schedule();
+  }
+
+  /** A run's history (from a checkpoint): losses[i] is the loss of step i + 1. */
+  setHistory(losses: number[], valLosses: [number, number][]): void {
+    this.reset();
+    losses.forEach((l, i) => this.addStep(i + 1, l));
+    for (const [step, v] of valLosses) this.addVal(step, v);
+  }
+
+  addStep(step: number, loss: number): void {
+    this.ema = SMOOTHING * this.ema + (1 - SMOOTHING) * loss;
+    this.emaSteps++;
+    this.steps.push(step);
+    this.raw.push(loss);
+    this.smooth.push(this.ema / (1 - SMOOTHING ** this.emaSteps));
+    this.val.push(null);
+    this.schedule();
+  }
+
+  addVal(step: number, loss: number): void {
+    const i = this.steps.length ? step - this.steps[0] : -1;
+    if (i >= 0 && this.steps[i] === step) this.val[i] = loss;
+    else {
+      this.steps.push(step);
+      this.raw.push(null);
+      this.smooth.push(null);
+      this.val.push(loss);
+    }
+    this.schedule();
+  }
+
+  get points(): number {
+    return this.steps.length;
+  }
+
+  private schedule(): void {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.plot.setData(this.data());
+      this.empty.hidden = this.steps.length > 0;
+    });
+  }
+
+  destroy(): void {
+    cancelAnimationFrame(this.frame);
+    this.resizeObserver.disconnect();
+    this.plot.destroy();
+  }
+}
+
+function fmt(_u: uPlot, v: number | null): string {
+  return loss(v);
+}

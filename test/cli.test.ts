@@ -1,0 +1,124 @@
+// The command-line tool, run as a child process the way a user runs it (tsx src/cli/main.ts ...).
+
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const tsx = join(root, 'node_modules/.bin/tsx');
+const fixture = join(root, 'test/fixtures/llmc-tiny');
+const tmp = mkdtempSync(join(tmpdir(), 'cli-test-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(...args: string[]): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(tsx, ['src/cli/main.ts', ...args], { cwd: root, timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A failure the tool expects: one line "error: ...", no stack trace, the given exit code. */
+function expectOneLineError(r: Result, code: number, mentions?: RegExp) {
+  expect(r.code, r.stderr).toBe(code);
+  const lines = r.stderr.trim().split('\n');
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^error: /);
+  expect(r.stderr).not.toContain('    at ');
+  if (mentions) expect(lines[0]).toMatch(mentions);
+}
+
+describe('verify-llmc', () => {
+  it('matches llm.c on the fixture (--json, cpu)', async () => {
+    const r = await cli('verify-llmc', fixture, '--json', '--backend', 'cpu');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout); // exactly one JSON object on stdout
+    expect(out.backend).toBe('cpu');
+    expect(out.ok).toBe(true);
+    expect(out.grads_maxdiff).toBeLessThan(1e-4);
+    expect(out.logits_maxdiff).toBeLessThan(1e-4);
+    expect(Math.abs(out.loss - out.loss_ref)).toBeLessThan(1e-4);
+    expect(Object.keys(out.grads)).toContain('wte');
+    expect(out.adamw_losses).toHaveLength(10);
+    expect(out.adamw_maxdiff).toBeLessThan(1e-3);
+  });
+
+  it('fails with a one-line reason on a truncated model.bin', async () => {
+    const dir = join(tmp, 'truncated');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'model.bin'), readFileSync(join(fixture, 'model.bin')).subarray(0, 100_000));
+    copyFileSync(join(fixture, 'state.bin'), join(dir, 'state.bin'));
+    const r = await cli('verify-llmc', dir, '--json', '--backend', 'cpu');
+    expectOneLineError(r, 1, /truncated/);
+    expect(r.stdout).toBe('');
+  });
+});
+
+describe('train', () => {
+  const run = async (name: string, seed: number) => {
+    const file = join(tmp, `${name}.json`);
+    const r = await cli('train', '--preset', 'tiny', '--steps', '6', '--seed', String(seed), '--eval-iters', '2', '--json', file);
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(readFileSync(file, 'utf8'));
+  };
+
+  it('is reproducible: same seed, same losses; another seed, other losses', async () => {
+    const a = await run('a', 5);
+    const b = await run('b', 5);
+    const c = await run('c', 6);
+    expect(a.losses).toHaveLength(6);
+    expect(a.losses.every((x: unknown) => typeof x === 'number' && Number.isFinite(x))).toBe(true);
+    expect(b.losses).toEqual(a.losses);
+    expect(c.losses).not.toEqual(a.losses);
+
+    expect(a.config).toMatchObject({ preset: 'tiny', max_iters: 6, lr_decay_iters: 6, seed: 5 });
+    expect(a.backend).toBe('wasm');
+    expect(a.val_losses).toEqual([[6, a.final_val_loss]]);
+    expect(a.ms_per_step).toBeGreaterThan(0);
+    expect(a.tokens_per_s).toBeCloseTo((a.config.batch_size * a.config.block_size * 1000) / a.ms_per_step, 6);
+    expect(a.wall_time_s).toBeGreaterThan(0);
+  });
+});
+
+describe('bad arguments and files', () => {
+  const empty = join(tmp, 'empty.txt');
+  writeFileSync(empty, '');
+
+  const cases: [string, string[], number, RegExp][] = [
+    ['unknown flag', ['train', '--bogus'], 2, /--bogus/],
+    ['missing value', ['train', '--steps'], 2, /--steps/],
+    ['non-numeric value', ['train', '--steps', 'ten'], 2, /--steps needs a number/],
+    ['unknown preset', ['train', '--preset', 'huge'], 2, /unknown preset "huge".*tiny/],
+    ['n_head not dividing n_embd', ['train', '--preset', 'tiny', '--set', 'n_head=5'], 2, /divisible/],
+    ['unknown setting', ['train', '--set', 'layers=3'], 2, /unknown setting "layers"/],
+    ['unknown backend', ['train', '--backend', 'tpu'], 2, /--backend must be one of/],
+    ['missing data file', ['train', '--preset', 'tiny', '--data', join(tmp, 'nope.txt')], 1, /does not exist/],
+    ['empty data file', ['train', '--preset', 'tiny', '--data', empty], 1, /is empty/],
+    ['missing DIR argument', ['verify-llmc'], 2, /needs a directory/],
+    ['nonexistent DIR', ['verify-llmc', join(tmp, 'no-such-dir')], 1, /does not exist/],
+    ['unknown command', ['fly'], 2, /unknown command "fly"/],
+  ];
+
+  it.each(cases)('%s', async (_name, args, code, mentions) => {
+    expectOneLineError(await cli(...args), code, mentions);
+  });
+
+  it('has --help for the tool and each command', async () => {
+    for (const args of [['--help'], ['train', '--help'], ['verify-llmc', '-h']]) {
+      const r = await cli(...args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: npm run cli -- /);
+      expect(r.stderr).toBe('');
+    }
+  });
+});
