@@ -17,15 +17,6 @@ let trainer: Trainer | null = null;
 let session: Session | null = null;
 let emit: (e: TrainEvent) => void = () => {};
 
-// Training steps and checkpoint exports take turns, so an export never mixes the weights of two steps
-// (the page asks for one while training runs, and GPU backends read tensors asynchronously).
-let turn: Promise<unknown> = Promise.resolve();
-function inTurn<T>(fn: () => Promise<T>): Promise<T> {
-  const result = turn.then(fn);
-  turn = result.catch(() => {});
-  return result;
-}
-
 /** Drops the page's event callback (a comlink proxy), closing its MessagePort on both sides. */
 function releaseEmit() {
   (emit as unknown as Partial<Comlink.ProxyMethods>)[Comlink.releaseProxy]?.();
@@ -54,8 +45,6 @@ const api: TrainerWorkerAPI = {
     const data = makeDataset(text, tokenizer, cfg.block_size);
     trainer = new Trainer(cfg, data);
     if (ckpt) trainer.restore(ckpt);
-    const step = trainer.trainStep.bind(trainer);
-    trainer.trainStep = (hooks) => inTurn(() => step(hooks));
     session = new Session(
       trainer,
       {
@@ -82,8 +71,7 @@ const api: TrainerWorkerAPI = {
   },
   async exportCheckpoint() {
     const s = need(session, 'session');
-    const t = need(trainer, 'model');
-    const buf = await inTurn(async () => encodeCheckpoint(await t.toCheckpoint({ losses: s.losses, val_losses: s.valLosses })));
+    const buf = encodeCheckpoint(await need(trainer, 'model').toCheckpoint({ losses: s.losses, val_losses: s.valLosses }));
     return Comlink.transfer(buf, [buf]);
   },
   async verifyLlmc(config, model, state, adamw) {

@@ -82,8 +82,7 @@ ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
 
 A validation loss is always estimated after the last step. Exit code: 0 done, 1 failure,
 2 bad arguments, 130 interrupted. Ctrl-C stops after the current step and still writes the JSON
-file when run as \`node --import tsx src/cli/main.ts train ...\`; the \`tsx\` wrapper behind
-\`npm run cli\` kills a busy process at once instead.
+file.
 
 Example: npm run cli -- train --preset tiny --steps 50 --sample 200 --json /tmp/run.json`;
 

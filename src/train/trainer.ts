@@ -85,8 +85,25 @@ export class Trainer {
     return { lossSum, grads: grads! };
   }
 
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Runs fn after every earlier trainStep / toCheckpoint has finished. Reading tensors is asynchronous,
+   * so without this a checkpoint requested mid-step (the page asks while training runs) could mix the
+   * weights of two steps.
+   */
+  private exclusive<R>(fn: () => Promise<R>): Promise<R> {
+    const result = this.queue.then(fn);
+    this.queue = result.catch(() => {});
+    return result;
+  }
+
   /** One optimizer step. A non-finite loss or gradient stops before the update and leaves parameters intact. */
-  async trainStep(hooks?: UnitHooks): Promise<StepStats> {
+  trainStep(hooks?: UnitHooks): Promise<StepStats> {
+    return this.exclusive(() => this.step_(hooks));
+  }
+
+  private async step_(hooks?: UnitHooks): Promise<StepStats> {
     const t0 = performance.now();
     const batches = this.microBatches();
     const { lossSum, grads } = await this.accumulate(batches, hooks);
@@ -156,12 +173,19 @@ export class Trainer {
   }
 
   /** Parameters, AdamW state and step, for src/train/checkpoint.ts. */
-  async toCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] } = {}): Promise<Checkpoint> {
+  toCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] } = {}): Promise<Checkpoint> {
+    return this.exclusive(() => this.checkpoint_(history));
+  }
+
+  private async checkpoint_(history: { losses?: number[]; val_losses?: [number, number][] }): Promise<Checkpoint> {
     const st = await this.opt.state();
     return {
       header: {
         version: 1, config: this.cfg, tokenizer: this.data.tokenizer.spec(), step: this.step, adam_t: st.t,
-        num_params: this.table.total, ...history,
+        num_params: this.table.total,
+        // The history may be read a step early or late relative to the weights: keep what matches them.
+        losses: history.losses?.slice(0, this.step),
+        val_losses: history.val_losses?.filter(([step]) => step <= this.step),
       },
       params: await this.exportParams(),
       m: flatten(this.table, st.m),
