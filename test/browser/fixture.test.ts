@@ -1,5 +1,6 @@
 // In headless Chromium, inside a real module Worker (the one the page uses): the llm.c fixture on the
-// wasm backend and on WebGPU (SwiftShader here: slow, but the WebGPU code path is the one real GPUs run).
+// wasm backend, on WebGPU (SwiftShader here: slow, but the WebGPU code path is the one real GPUs run)
+// and on WebGL.
 
 import { describe, expect, it } from 'vitest';
 import * as Comlink from 'comlink';
@@ -11,7 +12,7 @@ import expected from '../fixtures/llmc-tiny/expected.json';
 
 const bytes = async (url: string) => (await fetch(url)).arrayBuffer();
 
-describe.each(['wasm', 'webgpu'] as const)('llm.c fixture in a Worker on %s', (backend) => {
+describe.each(['wasm', 'webgpu', 'webgl'] as const)('llm.c fixture in a Worker on %s', (backend) => {
   it('matches logits, loss, every gradient and 10 AdamW losses', async () => {
     const worker = new Worker(new URL('../../workers/trainer.worker.ts', import.meta.url), { type: 'module' });
     const api = Comlink.wrap<TrainerWorkerAPI>(worker);
