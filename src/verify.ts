@@ -2,7 +2,7 @@
 // Used by `npm run cli -- verify-llmc DIR` and by the tests on every backend that is claimed to work.
 
 import * as tf from '@tensorflow/tfjs';
-import { GPT } from './model/gpt';
+import { GPT, type Grads } from './model/gpt';
 import { readLlmcModel, readLlmcState, CheckpointError } from './model/llmc';
 import { AdamW } from './train/optim';
 
@@ -63,7 +63,8 @@ export async function verifyLlmc(modelBuf: ArrayBuffer, stateBuf: ArrayBuffer, a
     const logitsMaxdiff = maxAbsDiff((await logits.data()) as Float32Array, state.logits);
     logits.dispose();
 
-    const { loss, grads } = await model.forwardBackward(get, batch, { training: false });
+    const grads: Grads = new Map();
+    const loss = await model.forwardBackward(get, batch, { training: false }, grads);
     const lossV = (await loss.data())[0];
     loss.dispose();
     const gradDiffs: Record<string, number> = {};
@@ -79,15 +80,16 @@ export async function verifyLlmc(modelBuf: ArrayBuffer, stateBuf: ArrayBuffer, a
       adamwLosses = [];
       const opt = new AdamW({ beta1: adamw.beta1, beta2: adamw.beta2, eps: adamw.eps, weight_decay: adamw.weight_decay }, () => true);
       for (let k = 0; k < adamw.losses.length; k++) {
-        const res = await model.forwardBackward(get, batch, { training: false });
-        adamwLosses.push((await res.loss.data())[0]);
-        res.loss.dispose();
+        const stepGrads: Grads = new Map();
+        const stepLoss = await model.forwardBackward(get, batch, { training: false }, stepGrads);
+        adamwLosses.push((await stepLoss.data())[0]);
+        stepLoss.dispose();
         if (k < adamw.losses.length - 1) {
-          const next = opt.step(params, res.grads, adamw.lr);
+          const next = opt.step(params, stepGrads, adamw.lr);
           for (const t of params.values()) t.dispose();
           params = next;
         }
-        for (const g of res.grads.values()) g.dispose();
+        for (const g of stepGrads.values()) g.dispose();
       }
       opt.dispose();
     }

@@ -26,8 +26,14 @@ export interface UnitHooks {
   beforeForward?(unit: number): Promise<void> | void;
   afterForward?(unit: number): Promise<void> | void;
   beforeBackward?(unit: number): Promise<void> | void;
-  /** grads holds the unit's finished gradients (owned by the caller of forwardBackward). */
-  afterBackward?(unit: number, grads: Grads): Promise<void> | void;
+  /** The unit's gradients are complete (for the root unit: after the embedding backward, the last step). */
+  afterBackward?(unit: number): Promise<void> | void;
+  /**
+   * Some parameters' gradients are final for this micro-batch, in backward order: ln_f after the head,
+   * each block, then wte and wpe. grads holds the accumulated tensors (see forwardBackward's acc).
+   * DDP starts a bucket's all-reduce from here.
+   */
+  gradsReady?(grads: Grads): Promise<void> | void;
 }
 
 export interface Batch {
@@ -310,18 +316,26 @@ export class GPT {
 
   // ---- one forward and backward pass -----------------------------------------------------------------
   /**
-   * Runs forward and backward on one micro-batch. Returns the mean loss (a scalar tensor) and every
-   * gradient. Hooks run between units: unit 0 is the root {wte, wpe, ln_f}, unit 1 + l is block l.
-   * Backward visits the head (root), blocks L-1..0, then the embeddings (root again, which finishes it).
+   * Runs forward and backward on one micro-batch and adds every gradient into acc (PyTorch's .grad
+   * semantics: an empty map gets this batch's gradients; a full one accumulates). Returns the mean loss.
+   * Hooks run between units: unit 0 is the root {wte, wpe, ln_f}, unit 1 + l is block l. Backward
+   * visits the head (root), blocks L-1..0, then the embeddings (root again, which finishes it).
    */
-  async forwardBackward(p: Params, batch: Batch, opts: StepOptions, hooks: UnitHooks = {}): Promise<{ loss: tf.Scalar; grads: Grads }> {
+  async forwardBackward(p: Params, batch: Batch, opts: StepOptions, acc: Grads, hooks: UnitHooks = {}): Promise<tf.Scalar> {
     const { B, T } = batch;
     const L = this.cfg.n_layer;
     const dropSeed = opts.training && this.cfg.dropout > 0 ? (opts.dropoutSeed ?? 0) : undefined;
     const idx = tf.tensor1d(batch.x, 'int32');
     const targets = tf.tensor1d(batch.y, 'int32');
     const caches: BlockCache[] = [];
-    const grads: Grads = new Map();
+    const add = (name: string, g: tf.Tensor) => {
+      const old = acc.get(name);
+      if (!old) return void acc.set(name, g);
+      acc.set(name, tf.add(old, g));
+      old.dispose();
+      g.dispose();
+    };
+    const ready = (names: string[]) => hooks.gradsReady?.(new Map(names.map((n) => [n, acc.get(n)!])));
     try {
       await hooks.beforeForward?.(0);
       const embedMask = this.embedDropoutMask(B, T, dropSeed);
@@ -339,12 +353,15 @@ export class GPT {
         const { logits, lnf } = this.headForward(p, x);
         const { loss, dlogits } = this.crossEntropy(logits, targets, opts.lossScale ?? 1);
         const dlnf = mm(dlogits, p('wte')); // (BT, C)
-        const dwteHead = mm(dlogits.transpose(), lnf.out); // (V, C)
+        const dwteHead = mm(dlogits.transpose(), lnf.out); // (V, C): lm_head is tied to wte
         const lnfBack = layerNormBackward(dlnf, lnf.cache, p('ln_f.weight'));
         return { loss, dx: lnfBack.dx, dwteHead, dw: lnfBack.dw, db: lnfBack.db };
       });
       x.dispose();
-      grads.set('ln_f.weight', headOut.dw).set('ln_f.bias', headOut.db);
+      add('ln_f.weight', headOut.dw);
+      add('ln_f.bias', headOut.db);
+      add('wte', headOut.dwteHead); // the embedding's share is added at the end
+      await ready(['ln_f.bias', 'ln_f.weight']);
       let dx = headOut.dx;
       for (let l = L - 1; l >= 0; l--) {
         await hooks.beforeBackward?.(1 + l);
@@ -353,9 +370,9 @@ export class GPT {
         disposeCache(cache);
         dx.dispose();
         dx = res.dx;
-        const unitGrads: Grads = new Map(Object.entries(res.grads));
-        for (const [k, v] of unitGrads) grads.set(k, v);
-        await hooks.afterBackward?.(1 + l, unitGrads);
+        for (const [name, g] of Object.entries(res.grads)) add(name, g);
+        await ready(Object.keys(res.grads));
+        await hooks.afterBackward?.(1 + l);
       }
       await hooks.beforeBackward?.(0);
       if (embedMask) {
@@ -366,16 +383,13 @@ export class GPT {
       embedMask?.dispose();
       const { dwte, dwpe } = await this.embedBackward(dx, batch.x, B, T);
       dx.dispose();
-      grads.set('wte', tf.tidy(() => tf.add(dwte, headOut.dwteHead)));
-      dwte.dispose();
-      headOut.dwteHead.dispose();
-      grads.set('wpe', dwpe);
-      const rootGrads: Grads = new Map(['wte', 'wpe', 'ln_f.weight', 'ln_f.bias'].map((n) => [n, grads.get(n)!]));
-      await hooks.afterBackward?.(0, rootGrads);
-      return { loss: headOut.loss, grads: orderGrads(this.table, grads) };
+      add('wte', dwte);
+      add('wpe', dwpe);
+      await ready(['wpe', 'wte']);
+      await hooks.afterBackward?.(0);
+      return headOut.loss;
     } catch (e) {
       for (const c of caches) disposeCache(c);
-      for (const g of grads.values()) g.dispose();
       throw e;
     } finally {
       idx.dispose();
@@ -414,15 +428,4 @@ function disposeCache(cache: BlockCache): void {
     if (v instanceof tf.Tensor) v.dispose();
     else if (v) for (const t of Object.values(v)) (t as tf.Tensor).dispose();
   }
-}
-
-/** Gradients in parameter-table order (the flat layout), so every rank iterates them identically. */
-function orderGrads(table: ParamTable, grads: Grads): Grads {
-  const out: Grads = new Map();
-  for (const p of table.params) {
-    const g = grads.get(p.name);
-    if (!g) throw new Error(`internal: no gradient for ${p.name}`);
-    out.set(p.name, g);
-  }
-  return out;
 }

@@ -9,13 +9,24 @@ import { batchOffsets, makeBatch, type Dataset } from '../data/dataset';
 import { AdamW, clipFactor, learningRate, sumOfSquares } from './optim';
 import { flatten, type Checkpoint } from './checkpoint';
 
+/**
+ * How replicas agree on gradients (DDP: src/dist/ddp.ts). hooks run during the last micro-batch's
+ * backward; finish returns the synchronized gradients (and disposes the local ones it replaces).
+ */
+export interface GradSync {
+  hooks: UnitHooks;
+  finish(grads: Grads): Promise<Grads>;
+  /** The mean of a number over replicas (the step's loss). */
+  meanScalar(x: number): Promise<number>;
+}
+
 export interface StepStats {
   step: number; // optimizer steps completed
   loss: number; // mean over the step's micro-batches
   lr: number;
   gradNorm: number; // before clipping
   ms: number; // wall time of the step
-  tokens: number; // tokens processed in the step
+  tokens: number; // tokens processed in the step, by all replicas
 }
 
 /** Training stopped before the update, so the parameters are still those of the last good step. */
@@ -32,6 +43,8 @@ export class Trainer {
   params: Map<string, tf.Tensor>;
   readonly opt: AdamW;
   step = 0;
+  rank = 0; // this replica's index and the number of replicas (DDP); 0 and 1 for one worker
+  world = 1;
 
   constructor(readonly cfg: RunConfig, readonly data: Dataset, init?: Float32Array, attention?: AttentionKernel) {
     this.table = buildParamTable(cfg);
@@ -49,40 +62,16 @@ export class Trainer {
     return (name: string) => this.params.get(name)!;
   }
 
-  /** The micro-batches of the current step: the global batch of (seed, step), sliced contiguously. */
+  /**
+   * This rank's micro-batches of the current step. The global batch of step t is world x K x B windows
+   * fixed by (seed, t); rank r takes the r-th contiguous slice and splits it into K micro-batches, so
+   * N ranks x batch b see exactly the samples of one worker with batch N*b.
+   */
   microBatches(): Batch[] {
     const { batch_size: B, grad_accum: K, block_size: T, seed } = this.cfg;
-    const offsets = batchOffsets(seed, this.step, B * K, this.data.train.length, T);
-    return Array.from({ length: K }, (_, k) => makeBatch(this.data.train, offsets, k * B, B, T));
-  }
-
-  /** Forward and backward over every micro-batch; gradients summed (each scaled by 1/K). */
-  async accumulate(batches: Batch[], hooks?: UnitHooks): Promise<{ lossSum: tf.Scalar; grads: Grads }> {
-    const K = batches.length;
-    let lossSum: tf.Scalar = tf.scalar(0);
-    let grads: Grads | null = null;
-    for (let k = 0; k < K; k++) {
-      const res = await this.model.forwardBackward(
-        this.p,
-        batches[k],
-        { training: true, dropoutSeed: mixSeed(this.cfg.seed, this.step, k), lossScale: 1 / K },
-        hooks,
-      );
-      const prevLoss = lossSum;
-      lossSum = tf.add(lossSum, res.loss) as tf.Scalar;
-      prevLoss.dispose();
-      res.loss.dispose();
-      if (!grads) grads = res.grads;
-      else {
-        for (const [name, g] of res.grads) {
-          const acc = grads.get(name)!;
-          grads.set(name, tf.add(acc, g));
-          acc.dispose();
-          g.dispose();
-        }
-      }
-    }
-    return { lossSum, grads: grads! };
+    const offsets = batchOffsets(seed, this.step, this.world * K * B, this.data.train.length, T);
+    const first = this.rank * K * B;
+    return Array.from({ length: K }, (_, k) => makeBatch(this.data.train, offsets, first + k * B, B, T));
   }
 
   private queue: Promise<unknown> = Promise.resolve();
@@ -98,19 +87,34 @@ export class Trainer {
     return result;
   }
 
-  /** One optimizer step. A non-finite loss or gradient stops before the update and leaves parameters intact. */
-  trainStep(hooks?: UnitHooks): Promise<StepStats> {
-    return this.exclusive(() => this.step_(hooks));
+  /**
+   * One optimizer step: forward and backward over the micro-batches (gradients accumulate locally;
+   * with a GradSync only the last micro-batch communicates, as PyTorch's no_sync), then clipping and
+   * AdamW. A non-finite loss or gradient stops before the update and leaves the parameters intact.
+   */
+  trainStep(sync?: GradSync): Promise<StepStats> {
+    return this.exclusive(() => this.step_(sync));
   }
 
-  private async step_(hooks?: UnitHooks): Promise<StepStats> {
+  private async step_(sync?: GradSync): Promise<StepStats> {
     const t0 = performance.now();
     const batches = this.microBatches();
-    const { lossSum, grads } = await this.accumulate(batches, hooks);
-    const sumSq = sumOfSquares(grads.values());
+    const K = batches.length;
+    let grads: Grads = new Map();
+    let lossSum: tf.Scalar = tf.scalar(0);
+    let sumSq: tf.Scalar | null = null;
     try {
+      for (let k = 0; k < K; k++) {
+        const opts = { training: true, dropoutSeed: mixSeed(this.cfg.seed + this.rank, this.step, k), lossScale: 1 / K };
+        const loss = await this.model.forwardBackward(this.p, batches[k], opts, grads, k === K - 1 ? sync?.hooks : undefined);
+        const prev = lossSum;
+        lossSum = tf.add(prev, loss);
+        tf.dispose([prev, loss]);
+      }
+      if (sync) grads = await sync.finish(grads);
+      sumSq = sumOfSquares(grads.values());
       const [lossV, sumSqV] = await Promise.all([lossSum.data(), sumSq.data()]);
-      const loss = lossV[0] / batches.length;
+      const loss = sync ? await sync.meanScalar(lossV[0] / K) : lossV[0] / K;
       const gradNorm = Math.sqrt(sumSqV[0]);
       if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
         throw new TrainingError(
@@ -125,12 +129,10 @@ export class Trainer {
       for (const t of this.params.values()) t.dispose();
       this.params = next;
       this.step += 1;
-      const tokens = batches.reduce((n, b) => n + b.B * b.T, 0);
+      const tokens = this.world * batches.reduce((n, b) => n + b.B * b.T, 0);
       return { step: this.step, loss, lr, gradNorm, ms: performance.now() - t0, tokens };
     } finally {
-      lossSum.dispose();
-      sumSq.dispose();
-      for (const g of grads.values()) g.dispose();
+      tf.dispose([lossSum, ...(sumSq ? [sumSq] : []), ...grads.values()]);
     }
   }
 
