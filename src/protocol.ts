@@ -4,6 +4,8 @@
 import type { BackendInfo } from './backend';
 import type { RunConfig } from './model/config';
 import type { TrainEvent } from './train/session';
+import type { StepStats } from './train/trainer';
+import type { CommEndpoint } from './dist/collectives';
 import type { VerifyResult, AdamWExpectation } from './verify';
 
 export interface InitInfo {
@@ -39,5 +41,42 @@ export interface TrainerWorkerAPI {
   /** Live tensor count and bytes (tf.memory()), for the memory display and leak tests. */
   memory(): { numTensors: number; numBytes: number };
   /** Stops training and releases the page's event callback; the page terminates the worker next. */
+  dispose(): void;
+}
+
+// ---- the distributed runtime: one rank per worker, driven step by step by the coordinator --------
+
+export type Strategy = 'single' | 'ddp';
+
+/** Everything a rank needs to build its replica and its links (src/dist/rank.ts). */
+export interface RankInit {
+  config: RunConfig;
+  text: string;
+  rank: number;
+  world: number;
+  strategy: Strategy;
+  bucketMb: number; // DDP bucket cap
+  comm: CommEndpoint;
+  checkpoint?: ArrayBuffer; // every rank restores the same replica and optimizer state
+}
+
+/** One rank's view of one step; times are this rank's wall time split three ways. */
+export interface RankStepStats extends StepStats {
+  rank: number;
+  computeMs: number; // forward, backward, optimizer (ms - commMs - waitMs)
+  commMs: number; // CPU time inside collectives: copies, sums, posting messages
+  waitMs: number; // blocked, waiting for other ranks' data
+  bytesSent: number; // this step
+  buckets: number[]; // DDP: bucket indices in the order their all-reduce was issued
+}
+
+export interface RankAPI {
+  init(spec: RankInit): Promise<InitInfo>;
+  step(): Promise<RankStepStats>;
+  evalLoss(split: 'train' | 'val', iters: number): Promise<number>;
+  sample(req: SampleRequest): Promise<string>;
+  exportCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] }): Promise<ArrayBuffer>;
+  exportParams(): Promise<Float32Array>;
+  memory(): { numTensors: number; numBytes: number };
   dispose(): void;
 }
