@@ -2,12 +2,21 @@
 // throughput and ETA. The Web Worker (the page) and the CLI both drive training through this class,
 // so what the page shows and what the CLI prints come from the same code.
 
-import type { StepStats, Trainer } from './trainer';
+import type { StepStats } from './trainer';
+import type { RankStepStats } from '../protocol';
+
+/** What the loop drives: one Trainer, or the coordinator of N ranks (src/dist/coordinator.ts). */
+export interface Trainable {
+  readonly step: number;
+  trainStep(): Promise<StepStats & { perRank?: RankStepStats[]; hubBytes?: number }>;
+  evalLoss(split: 'train' | 'val', iters: number): Promise<number>;
+  sample(prompt: string, tokens: number, opts?: { temperature?: number; topK?: number; seed?: number }): Promise<string>;
+}
 
 export type RunState = 'idle' | 'running' | 'paused' | 'stopped' | 'done' | 'error';
 
 export type TrainEvent =
-  | { type: 'step'; stats: StepStats; tokensPerSec: number; msPerStep: number; etaMs: number }
+  | { type: 'step'; stats: StepStats & { perRank?: RankStepStats[]; hubBytes?: number }; tokensPerSec: number; msPerStep: number; etaMs: number }
   | { type: 'eval'; step: number; train: number; val: number }
   | { type: 'sample'; step: number; text: string }
   | { type: 'state'; state: RunState; message?: string };
@@ -38,7 +47,7 @@ export class Session {
   private wake: (() => void) | null = null;
 
   constructor(
-    readonly trainer: Trainer,
+    readonly trainer: Trainable,
     private opts: SessionOptions,
     private emit: (e: TrainEvent) => void = () => {},
   ) {}

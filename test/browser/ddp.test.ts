@@ -1,0 +1,42 @@
+// DDP with real Web Workers in headless Chromium: 2 ranks x batch 2 train exactly like 1 rank x batch 4,
+// on wasm (every transport) and once on WebGPU.
+
+import { describe, expect, it } from 'vitest';
+import { Coordinator, type DistOptions } from '../../src/dist/coordinator';
+import { spawnWebWorker } from '../../src/dist/browser-spawn';
+import { makeConfig, type BackendName } from '../../src/model/config';
+import type { TransportKind } from '../../src/dist/collectives';
+
+const text = (await (await fetch('/data/tinyshakespeare.txt')).text()).slice(0, 60_000);
+
+async function run(backend: BackendName, dist: DistOptions, batch: number, steps: number) {
+  const cfg = makeConfig('tiny', { n_layer: 2, n_embd: 32, block_size: 16, batch_size: batch, backend, vocab_size: 65 });
+  const c = await Coordinator.create(cfg, text, dist, spawnWebWorker);
+  try {
+    const losses: number[] = [];
+    for (let i = 0; i < steps; i++) losses.push((await c.trainStep()).loss);
+    const params = await Promise.all(c.ranks.map((r) => r.api.exportParams()));
+    const memory = await Promise.all(c.ranks.map((r) => r.api.memory()));
+    return { losses, params, memory, backend: c.info.backend.name };
+  } finally {
+    c.dispose();
+  }
+}
+
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
+
+describe('DDP in real Workers', () => {
+  it('is cross-origin isolated, so the shared transport is available', () => {
+    expect(crossOriginIsolated).toBe(true);
+  });
+
+  const cases: [BackendName, TransportKind, number][] = [['wasm', 'ring', 4], ['wasm', 'star', 4], ['wasm', 'shared', 4], ['webgpu', 'ring', 2]];
+  it.each(cases)('%s, %s: 2 workers x batch 2 equal 1 worker x batch 4', async (backend, transport, steps) => {
+    const ref = await run(backend, { strategy: 'single', workers: 1, transport: 'ring', bucketMb: 25 }, 4, steps);
+    const ddp = await run(backend, { strategy: 'ddp', workers: 2, transport, bucketMb: 0.02 }, 2, steps);
+    expect(ddp.backend).toBe(backend);
+    for (let i = 0; i < steps; i++) expect(Math.abs(ddp.losses[i] - ref.losses[i])).toBeLessThan(1e-5);
+    for (const p of ddp.params) expect(maxDiff(p, ref.params[0])).toBeLessThan(1e-5);
+    expect(ddp.memory[0].numTensors).toBe(ddp.memory[1].numTensors); // each worker holds one replica
+  });
+});
