@@ -78,5 +78,7 @@ export interface RankAPI {
   exportCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] }): Promise<ArrayBuffer>;
   exportParams(): Promise<Float32Array>;
   memory(): { numTensors: number; numBytes: number };
+  /** The llm.c check (src/verify.ts) on this worker's backend. */
+  verifyLlmc(backend: RunConfig['backend'], model: ArrayBuffer, state: ArrayBuffer, adamw: AdamWExpectation | null): Promise<VerifyResult>;
   dispose(): void;
 }

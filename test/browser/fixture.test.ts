@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import * as Comlink from 'comlink';
-import type { TrainerWorkerAPI } from '../../src/protocol';
+import type { RankAPI } from '../../src/protocol';
 import { TOLERANCE } from '../../src/verify';
 import modelUrl from '../fixtures/llmc-tiny/model.bin?url';
 import stateUrl from '../fixtures/llmc-tiny/state.bin?url';
@@ -14,10 +14,10 @@ const bytes = async (url: string) => (await fetch(url)).arrayBuffer();
 
 describe.each(['wasm', 'webgpu', 'webgl'] as const)('llm.c fixture in a Worker on %s', (backend) => {
   it('matches logits, loss, every gradient and 10 AdamW losses', async () => {
-    const worker = new Worker(new URL('../../workers/trainer.worker.ts', import.meta.url), { type: 'module' });
-    const api = Comlink.wrap<TrainerWorkerAPI>(worker);
+    const worker = new Worker(new URL('../../workers/rank.worker.ts', import.meta.url), { type: 'module' });
+    const api = Comlink.wrap<RankAPI>(worker);
     try {
-      const r = await api.verifyLlmc({ backend }, await bytes(modelUrl), await bytes(stateUrl), expected.adamw);
+      const r = await api.verifyLlmc(backend, await bytes(modelUrl), await bytes(stateUrl), expected.adamw);
       expect(r.backend).toBe(backend);
       expect(r.logits_maxdiff).toBeLessThan(TOLERANCE.logits);
       expect(Math.abs(r.loss - r.loss_ref)).toBeLessThan(TOLERANCE.loss);
