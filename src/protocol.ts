@@ -4,8 +4,9 @@
 import type { BackendInfo } from './backend';
 import type { RunConfig } from './model/config';
 import type { TrainEvent } from './train/session';
-import type { StepStats } from './train/trainer';
+import type { MemoryReport, StepStats } from './train/trainer';
 import type { CommEndpoint } from './dist/collectives';
+import type { ShardStrategy } from './dist/fsdp';
 import type { VerifyResult, AdamWExpectation } from './verify';
 
 export interface InitInfo {
@@ -46,7 +47,7 @@ export interface TrainerWorkerAPI {
 
 // ---- the distributed runtime: one rank per worker, driven step by step by the coordinator --------
 
-export type Strategy = 'single' | 'ddp';
+export type Strategy = 'single' | 'ddp' | 'fsdp';
 
 /** Everything a rank needs to build its replica and its links (src/dist/rank.ts). */
 export interface RankInit {
@@ -56,6 +57,8 @@ export interface RankInit {
   world: number;
   strategy: Strategy;
   bucketMb: number; // DDP bucket cap
+  shard: ShardStrategy; // FSDP: full | grad_op | none (none = DDP's all-reduce)
+  prefetch: boolean; // FSDP backward prefetch
   comm: CommEndpoint;
   checkpoint?: ArrayBuffer; // every rank restores the same replica and optimizer state
 }
@@ -68,6 +71,7 @@ export interface RankStepStats extends StepStats {
   waitMs: number; // blocked, waiting for other ranks' data
   bytesSent: number; // this step
   buckets: number[]; // DDP: bucket indices in the order their all-reduce was issued
+  memory: MemoryReport; // bytes by kind
 }
 
 export interface RankAPI {

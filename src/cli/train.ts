@@ -1,18 +1,26 @@
 // `train`: headless training through the same Session the page uses, with a progress line on stderr
-// and, with --json, the run's numbers in a file.
+// and, with --json, the run's numbers in a file. Every run goes through the distributed runtime
+// (src/dist): a Coordinator drives N ranks, each in its own worker_thread with its own tfjs engine;
+// `single` is one rank, so single and ddp timings measure the same machinery.
 
 import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { checkVocab, makeConfig, PRESETS, PRESET_NAMES, type RunConfig } from '../model/config';
 import { bpeTokenizer, charTokenizer, type Tokenizer } from '../data/tokenizer';
 import { makeDataset } from '../data/dataset';
-import { Trainer } from '../train/trainer';
 import { median, Session, type TrainEvent } from '../train/session';
+import { checkDist, Coordinator, DIST_DEFAULTS, DistError, MAX_WORKERS, type DistOptions } from '../dist/coordinator';
+import type { RankStepStats, Strategy } from '../protocol';
+import type { TransportKind } from '../dist/collectives';
 import { choiceFlag, CliError, formatDuration, keyValues, numberFlag, parseFlags, readText, UsageError } from './args';
-import { CLI_BACKENDS, describeBackend, startBackend } from './backend';
+import { CLI_BACKENDS, describeBackend } from './backend';
+import { spawnRankWorker } from './workers';
 
 const DEFAULT_DATA = 'public/data/tinyshakespeare.txt';
 const WARMUP_STEPS = 2; // excluded from ms_per_step: kernel compilation and first allocations
+/** ddp's default number of workers: one per core, at most MAX_WORKERS. */
+export const defaultWorkers = () => Math.min(availableParallelism(), MAX_WORKERS);
 
 /** Flags that are shorthands for config keys. */
 const FLAG_KEYS = {
@@ -62,8 +70,10 @@ ${presetLines.replace(/^/gm, '  ')}
                       lr_decay_iters becomes K so the cosine schedule ends with the run
                       (nanoGPT keeps lr_decay_iters ~= max_iters); --set lr_decay_iters=N overrides.
                       warmup_iters stays the preset's
-  --batch B           sequences per micro-batch (batch_size)
-  --accum K           micro-batches per step (grad_accum)
+  --batch B           sequences per micro-batch on each worker (batch_size), as in PyTorch DDP:
+                      the global batch of a step is workers x batch x accum sequences
+  --accum K           micro-batches per step on each worker (grad_accum); DDP communicates only
+                      after the last one
   --lr X              peak learning rate; min_lr becomes X/10 (as in the presets) unless set
   --seed S            seed of the initial weights, batches and dropout (same seed and settings:
                       same losses)
@@ -73,18 +83,31 @@ ${presetLines.replace(/^/gm, '  ')}
   --eval-iters N      batches per validation estimate
   --set KEY=VALUE     any other setting, repeatable (e.g. --set warmup_iters=10). Settings:
 ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
+  --strategy NAME     single (default: one worker) or ddp (data parallel: every worker holds the
+                      whole model, trains on its slice of the batch, gradients are averaged)
+  --workers N         ddp: worker threads, 1 to ${MAX_WORKERS} (default: one per core, here ${defaultWorkers()}); each
+                      runs its own tfjs engine. single always runs 1
+  --transport NAME    how ddp workers average gradients: ring (default; neighbour to neighbour, as
+                      NCCL), star (through the coordinator), shared (one SharedArrayBuffer)
+  --bucket-mb X       ddp gradient bucket cap in MB (default ${DIST_DEFAULTS.bucketMb}, as PyTorch; the first is 1 MB):
+                      a bucket's all-reduce starts as soon as backward has produced it
   --sample N          after training, generate N tokens and print them
   --prompt TEXT       start the sample with TEXT (default: the first token of the vocabulary)
   --json FILE         write the run to FILE as JSON: config, losses (per step), val_losses
                       ([step, loss]), final_val_loss, ms_per_step and tokens_per_s (median after
-                      the first ${WARMUP_STEPS} steps), step_ms, backend, wall_time_s, sample
+                      the first ${WARMUP_STEPS} steps), step_ms, backend, wall_time_s, sample; strategy,
+                      transport, workers, global_batch, and per_worker: for each rank, medians
+                      per step (after the warm-up) of compute_ms, comm_ms (CPU time in
+                      collectives), wait_ms (blocked on other workers) and bytes_sent
   -h, --help          show this help
 
 A validation loss is always estimated after the last step. Exit code: 0 done, 1 failure,
 2 bad arguments, 130 interrupted. Ctrl-C stops after the current step and still writes the JSON
 file.
 
-Example: npm run cli -- train --preset tiny --steps 50 --sample 200 --json /tmp/run.json`;
+Examples:
+  npm run cli -- train --preset tiny --steps 50 --sample 200 --json /tmp/run.json
+  npm run cli -- train --strategy ddp --workers 2 --transport ring --batch 6 --steps 100`;
 
 /** The progress display: one rewritten line on a terminal, otherwise a line every ~10% of the run. */
 class Progress {
@@ -109,9 +132,12 @@ class Progress {
       const { step, loss } = e.stats;
       if (!this.tty && !(step === 1 || step % this.every === 0 || step === this.total)) return;
       const width = String(this.total).length;
+      const ranks = e.stats.perRank ?? [];
+      // DDP: the share of this step the slowest rank spent communicating or waiting for the others.
+      const exposed = ranks.length > 1 ? `  comm+wait ${Math.round(Math.max(...ranks.map((r) => (100 * (r.commMs + r.waitMs)) / r.ms)))}%` : '';
       this.line(
         `step ${String(step).padStart(width)}/${this.total}  loss ${loss.toFixed(4)}  ` +
-          `${Math.round(e.tokensPerSec)} tok/s  ${e.msPerStep.toFixed(0)} ms/step  ETA ${formatDuration(e.etaMs)}`,
+          `${Math.round(e.tokensPerSec)} tok/s  ${e.msPerStep.toFixed(0)} ms/step${exposed}  ETA ${formatDuration(e.etaMs)}`,
         false,
       );
     } else if (e.type === 'eval') {
@@ -132,6 +158,7 @@ class Progress {
 interface TrainOptions {
   cfg: RunConfig;
   explicitVocab: boolean;
+  dist: DistOptions;
   backend: (typeof CLI_BACKENDS)[number];
   data: string;
   json?: string;
@@ -155,6 +182,10 @@ function parseOptions(argv: string[]): TrainOptions | null {
     dropout: { type: 'string' },
     'eval-interval': { type: 'string' },
     'eval-iters': { type: 'string' },
+    strategy: { type: 'string' },
+    workers: { type: 'string' },
+    transport: { type: 'string' },
+    'bucket-mb': { type: 'string' },
     set: { type: 'string', multiple: true },
     sample: { type: 'string' },
     prompt: { type: 'string' },
@@ -188,12 +219,46 @@ function parseOptions(argv: string[]): TrainOptions | null {
   return {
     cfg,
     explicitVocab: 'vocab_size' in overrides,
+    dist: parseDist(values),
     backend,
     data: values.data ?? DEFAULT_DATA,
     json: values.json,
     sample,
     prompt: values.prompt ?? '',
   };
+}
+
+/** --strategy, --workers, --transport, --bucket-mb -> checked DistOptions (checkDist's messages, exit 2). */
+function parseDist(values: { strategy?: string; workers?: string; transport?: string; 'bucket-mb'?: string }): DistOptions {
+  const strategy = (values.strategy ?? DIST_DEFAULTS.strategy) as Strategy;
+  const workers = numberFlag('workers', values.workers) ?? (strategy === 'ddp' ? defaultWorkers() : 1);
+  const dist: DistOptions = {
+    strategy,
+    workers,
+    transport: (values.transport ?? DIST_DEFAULTS.transport) as TransportKind,
+    bucketMb: numberFlag('bucket-mb', values['bucket-mb']) ?? DIST_DEFAULTS.bucketMb,
+  };
+  try {
+    return checkDist(dist);
+  } catch (e) {
+    if (e instanceof DistError) {
+      const hint = strategy === 'single' && workers !== 1 && Number.isInteger(workers) ? ' (--strategy ddp)' : '';
+      throw new UsageError(`${e.message}${hint} (see \`npm run cli -- train --help\`)`);
+    }
+    throw e;
+  }
+}
+
+/** Medians over steps (after the warm-up) of each rank's time split and traffic. */
+function perWorker(steps: RankStepStats[][], skip: number) {
+  const world = steps[0]?.length ?? 0;
+  return Array.from({ length: world }, (_, r) => {
+    const of = (f: (s: RankStepStats) => number) => {
+      const m = median(steps.map((ranks) => f(ranks[r])), skip);
+      return Number.isFinite(m) ? m : null;
+    };
+    return { rank: r, compute_ms: of((s) => s.computeMs), comm_ms: of((s) => s.commMs), wait_ms: of((s) => s.waitMs), bytes_sent: of((s) => s.bytesSent) };
+  });
 }
 
 async function loadTokenizer(cfg: RunConfig, text: string): Promise<Tokenizer> {
@@ -232,76 +297,118 @@ export async function run(argv: string[]): Promise<number> {
     throw new CliError(`${opts.data}: ${(e as Error).message}`);
   }
 
-  const info = await startBackend(opts.backend);
-  cfg.backend = info.name; // what actually ran, so the JSON's config reproduces the run
+  const { dist } = opts;
   const progress = new Progress(cfg.max_iters, Boolean(process.stderr.isTTY));
-  const trainer = new Trainer(cfg, dataset);
-  const session = new Session(trainer, {
-    maxIters: cfg.max_iters,
-    evalInterval: cfg.eval_interval,
-    evalIters: cfg.eval_iters,
-    sampleInterval: 0,
-    sampleTokens: opts.sample,
-    sampleOptions: { prompt: opts.prompt },
-    warmupSteps: WARMUP_STEPS,
-  }, (e) => progress.event(e));
-
-  progress.message(
-    `${cfg.preset}: ${(trainer.table.total / 1e6).toFixed(2)}M parameters (${cfg.n_layer} layers, ${cfg.n_head} heads, ` +
-      `n_embd ${cfg.n_embd}, block ${cfg.block_size}), ${tokenizer.kind} tokenizer (${tokenizer.vocabSize} tokens), ` +
-      `${dataset.train.length} train / ${dataset.val.length} val tokens`,
-  );
-  progress.message(`backend ${describeBackend(info)}; ${cfg.max_iters} steps of ${cfg.batch_size * cfg.grad_accum} x ${cfg.block_size} tokens, seed ${cfg.seed}`);
-
+  const globalBatch = dist.workers * cfg.batch_size * cfg.grad_accum;
+  const tokensPerStep = globalBatch * cfg.block_size;
+  const rankSteps: RankStepStats[][] = []; // every step's per-rank stats
+  const hubBytes: number[] = [];
+  let coordinator: Coordinator | null = null;
+  let session: Session | null = null;
   let interrupted = false;
   const onSigint = () => {
-    if (interrupted) process.exit(130);
+    if (interrupted) {
+      // Second Ctrl-C: do not wait for the step; stop the workers and leave.
+      progress.end();
+      coordinator?.dispose();
+      process.exit(130);
+    }
     interrupted = true;
+    if (!session) process.exit(130); // still starting the workers: nothing to keep
     progress.message('stopping after this step (Ctrl-C again to quit now)');
     session.stop();
   };
   process.on('SIGINT', onSigint);
-  const tTrain = performance.now();
   try {
-    await session.run();
+    // Workers start the backend themselves (cfg.backend: what --backend asked for).
+    coordinator = await Coordinator.create(cfg, text, dist, spawnRankWorker);
+    const info = coordinator.info.backend;
+    cfg.backend = info.name; // what actually ran, so the JSON's config reproduces the run
+    const s = new Session(coordinator, {
+      maxIters: cfg.max_iters,
+      evalInterval: cfg.eval_interval,
+      evalIters: cfg.eval_iters,
+      sampleInterval: 0,
+      sampleTokens: opts.sample,
+      sampleOptions: { prompt: opts.prompt },
+      warmupSteps: WARMUP_STEPS,
+    }, (e) => {
+      if (e.type === 'step' && e.stats.perRank) rankSteps.push(e.stats.perRank);
+      if (e.type === 'step' && e.stats.hubBytes !== undefined) hubBytes.push(e.stats.hubBytes);
+      progress.event(e);
+    });
+    session = s;
+
+    progress.message(
+      `${cfg.preset}: ${(coordinator.info.numParams / 1e6).toFixed(2)}M parameters (${cfg.n_layer} layers, ${cfg.n_head} heads, ` +
+        `n_embd ${cfg.n_embd}, block ${cfg.block_size}), ${tokenizer.kind} tokenizer (${tokenizer.vocabSize} tokens), ` +
+        `${dataset.train.length} train / ${dataset.val.length} val tokens`,
+    );
+    const { transport } = coordinator.dist;
+    const how = dist.strategy === 'ddp'
+      ? `ddp on ${dist.workers} worker thread${dist.workers > 1 ? 's' : ''} (${transport} transport, ${dist.bucketMb} MB buckets)`
+      : 'single: one worker thread';
+    progress.message(`${how}; backend ${describeBackend(info)}`);
+    if (coordinator.notice) progress.message(`note: ${coordinator.notice}`);
+    progress.message(
+      `${cfg.max_iters} steps of global batch ${globalBatch} = ${dist.workers} worker${dist.workers > 1 ? 's' : ''} x batch ${cfg.batch_size} ` +
+        `x accum ${cfg.grad_accum} (${tokensPerStep} tokens of ${cfg.block_size}), seed ${cfg.seed}`,
+    );
+
+    const tTrain = performance.now();
+    await s.run();
     // A final validation estimate, unless the loop just made one.
-    const last = session.valLosses.at(-1);
-    if (trainer.step > 0 && (!last || last[0] !== trainer.step)) await session.evaluate();
-    const sample = opts.sample > 0 && trainer.step > 0 ? await session.sample() : undefined;
+    const last = s.valLosses.at(-1);
+    if (coordinator.step > 0 && (!last || last[0] !== coordinator.step)) await s.evaluate();
+    const sample = opts.sample > 0 && coordinator.step > 0 ? await s.sample() : undefined;
     const wall = (performance.now() - tTrain) / 1000;
     progress.end();
 
-    const skip = Math.min(WARMUP_STEPS, Math.max(0, session.stepMs.length - 1));
-    const msPerStep = median(session.stepMs, skip);
-    const tokensPerStep = cfg.batch_size * cfg.grad_accum * cfg.block_size;
+    const skip = Math.min(WARMUP_STEPS, Math.max(0, s.stepMs.length - 1));
+    const msPerStep = median(s.stepMs, skip);
     const tokensPerSec = (tokensPerStep / msPerStep) * 1000;
-    const finalVal = session.valLosses.at(-1)?.[1] ?? null;
+    const finalVal = s.valLosses.at(-1)?.[1] ?? null;
+    const workers = perWorker(rankSteps, skip);
 
     const summary = [
-      `${interrupted ? 'stopped' : 'done'}: ${trainer.step} steps, train loss ${session.losses.at(-1)?.toFixed(4) ?? '-'}, ` +
+      `${interrupted ? 'stopped' : 'done'}: ${coordinator.step} steps, train loss ${s.losses.at(-1)?.toFixed(4) ?? '-'}, ` +
         `val loss ${finalVal?.toFixed(4) ?? '-'}, ${msPerStep.toFixed(1)} ms/step, ${Math.round(tokensPerSec)} tok/s, ` +
-        `${formatDuration(wall * 1000)} (backend ${info.name})`,
+        `${formatDuration(wall * 1000)} (${dist.strategy}${dist.strategy === 'ddp' ? ` x${dist.workers} ${transport}` : ''}, backend ${info.name})`,
     ];
-    if (sample !== undefined) summary.push('', `sample after step ${trainer.step}:`, `${opts.prompt}${sample}`);
+    if (dist.workers > 1 && workers.length) {
+      summary.push(
+        'per worker (median ms per step): ' +
+          workers.map((w) => `rank ${w.rank} compute ${w.compute_ms?.toFixed(1)}, comm ${w.comm_ms?.toFixed(1)}, wait ${w.wait_ms?.toFixed(1)}`).join('; '),
+      );
+    }
+    if (sample !== undefined) summary.push('', `sample after step ${coordinator.step}:`, `${opts.prompt}${sample}`);
     console.log(summary.join('\n'));
 
     if (opts.json) {
+      const hub = median(hubBytes, skip);
       const out = {
         backend: info.name,
         backend_reason: info.reason,
         config: cfg,
-        num_params: trainer.table.total,
+        num_params: coordinator.info.numParams,
         data: { file: opts.data, tokenizer: tokenizer.kind, vocab_size: tokenizer.vocabSize, train_tokens: dataset.train.length, val_tokens: dataset.val.length },
-        steps: trainer.step,
-        completed: !interrupted && trainer.step === cfg.max_iters,
-        losses: session.losses,
-        val_losses: session.valLosses,
-        final_train_loss: session.losses.at(-1) ?? null,
+        strategy: dist.strategy,
+        transport,
+        workers: dist.workers,
+        bucket_mb: dist.bucketMb,
+        global_batch: globalBatch,
+        steps: coordinator.step,
+        completed: !interrupted && coordinator.step === cfg.max_iters,
+        losses: s.losses,
+        val_losses: s.valLosses,
+        final_train_loss: s.losses.at(-1) ?? null,
         final_val_loss: finalVal,
         tokens_per_step: tokensPerStep,
         ms_per_step: Number.isFinite(msPerStep) ? msPerStep : null,
         tokens_per_s: Number.isFinite(tokensPerSec) ? tokensPerSec : null,
-        step_ms: session.stepMs,
+        step_ms: s.stepMs,
+        per_worker: workers,
+        ...(Number.isFinite(hub) ? { hub_bytes_per_step: hub } : {}), // star: through the coordinator, in + out
         wall_time_s: wall,
         setup_s: (tTrain - t0) / 1000,
         ...(sample !== undefined ? { sample: { prompt: opts.prompt, tokens: opts.sample, text: sample } } : {}),
@@ -316,7 +423,7 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     progress.end();
     process.off('SIGINT', onSigint);
-    trainer.dispose();
+    coordinator?.dispose(); // terminates every worker thread, also after an error
   }
   return interrupted ? 130 : 0;
 }

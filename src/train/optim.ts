@@ -44,7 +44,8 @@ export class AdamW {
   private v = new Map<string, tf.Tensor>();
   t = 0; // completed steps
 
-  constructor(private opts: AdamWOptions, private decay: (name: string) => boolean) {}
+  /** decay(name): whether weight decay applies to the whole tensor, or a bool mask tensor (FSDP's flat shards). */
+  constructor(private opts: AdamWOptions, private decay: (name: string) => boolean | tf.Tensor) {}
 
   /** Returns new parameter tensors (the caller disposes the old ones); gradScale multiplies every gradient. */
   step(params: Map<string, tf.Tensor>, grads: Map<string, tf.Tensor>, lr: number, gradScale?: tf.Scalar): Map<string, tf.Tensor> {
@@ -56,13 +57,15 @@ export class AdamW {
     for (const [name, p] of params) {
       const gRaw = grads.get(name);
       if (!gRaw) throw new Error(`AdamW: no gradient for ${name}`);
-      const wd = this.decay(name) ? weight_decay : 0;
+      const decay = this.decay(name);
+      const wd = decay === false ? 0 : weight_decay;
       const [pNew, mNew, vNew] = tf.tidy(() => {
         const g = gradScale ? tf.mul(gRaw, gradScale) : gRaw;
         const m = tf.add(tf.mul(this.m.get(name) ?? tf.zerosLike(p), b1), tf.mul(g, 1 - b1));
         const v = tf.add(tf.mul(this.v.get(name) ?? tf.zerosLike(p), b2), tf.mul(tf.square(g), 1 - b2));
         const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
-        const step = wd > 0 ? tf.add(update, tf.mul(p, wd)) : update;
+        const decayed = decay === true ? p : tf.where(decay, p, tf.zerosLike(p)); // decay: a bool mask
+        const step = wd > 0 ? tf.add(update, tf.mul(decayed, wd)) : update;
         return [tf.sub(p, tf.mul(step, lr)), m, v];
       });
       this.m.get(name)?.dispose();

@@ -20,6 +20,26 @@ export interface GradSync {
   meanScalar(x: number): Promise<number>;
 }
 
+/** Bytes per worker by kind: what the page draws as bars. "At rest" = between steps. */
+export interface MemoryReport {
+  params: number; // parameters at rest (a shard under FSDP, everything under DDP)
+  grads: number; // gradient storage a step keeps (a shard under FSDP)
+  optimizer: number; // AdamW m and v at rest
+  gathered_peak: number; // most unsharded (all-gathered) parameter bytes alive at once during a step (FSDP)
+  activations_peak: number; // most activation bytes (saved for backward) alive at once
+  comm_buffers: number; // most bytes of communication buffers alive at once
+}
+
+/** tf.memory() bytes above a baseline, not counting gradient tensors: the activations saved for backward. */
+export function activationProbe(report: MemoryReport, extraBytes: () => number = () => 0) {
+  const base = tf.memory().numBytes;
+  return (grads: Grads) => {
+    let gradBytes = 0;
+    for (const g of grads.values()) gradBytes += g.size * 4;
+    report.activations_peak = Math.max(report.activations_peak, tf.memory().numBytes - base - gradBytes - extraBytes());
+  };
+}
+
 export interface StepStats {
   step: number; // optimizer steps completed
   loss: number; // mean over the step's micro-batches
@@ -37,6 +57,17 @@ export class TrainingError extends Error {
   }
 }
 
+/**
+ * Rank r's micro-batches of step t. The global batch of step t is world x K x B windows fixed by
+ * (seed, t); rank r takes the r-th contiguous slice and splits it into K micro-batches, so N ranks x
+ * batch b see exactly the samples of one worker with batch N*b.
+ */
+export function rankMicroBatches(data: Dataset, cfg: RunConfig, step: number, rank: number, world: number): Batch[] {
+  const { batch_size: B, grad_accum: K, block_size: T, seed } = cfg;
+  const offsets = batchOffsets(seed, step, world * K * B, data.train.length, T);
+  return Array.from({ length: K }, (_, k) => makeBatch(data.train, offsets, rank * K * B + k * B, B, T));
+}
+
 export class Trainer {
   readonly table: ParamTable;
   readonly model: GPT;
@@ -45,6 +76,7 @@ export class Trainer {
   step = 0;
   rank = 0; // this replica's index and the number of replicas (DDP); 0 and 1 for one worker
   world = 1;
+  readonly memory: MemoryReport;
 
   constructor(readonly cfg: RunConfig, readonly data: Dataset, init?: Float32Array, attention?: AttentionKernel) {
     this.table = buildParamTable(cfg);
@@ -56,22 +88,17 @@ export class Trainer {
     this.params = new Map(this.table.params.map((p) => [p.name, tf.tensor(flat.subarray(p.offset, p.offset + p.size), p.shape)]));
     const decay = new Set(this.table.params.filter((p) => p.decay).map((p) => p.name));
     this.opt = new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay }, (n) => decay.has(n));
+    const bytes = this.table.total * 4;
+    this.memory = { params: bytes, grads: bytes, optimizer: 2 * bytes, gathered_peak: 0, activations_peak: 0, comm_buffers: 0 };
   }
 
   private get p() {
     return (name: string) => this.params.get(name)!;
   }
 
-  /**
-   * This rank's micro-batches of the current step. The global batch of step t is world x K x B windows
-   * fixed by (seed, t); rank r takes the r-th contiguous slice and splits it into K micro-batches, so
-   * N ranks x batch b see exactly the samples of one worker with batch N*b.
-   */
+  /** This rank's micro-batches of the current step (see rankMicroBatches). */
   microBatches(): Batch[] {
-    const { batch_size: B, grad_accum: K, block_size: T, seed } = this.cfg;
-    const offsets = batchOffsets(seed, this.step, this.world * K * B, this.data.train.length, T);
-    const first = this.rank * K * B;
-    return Array.from({ length: K }, (_, k) => makeBatch(this.data.train, offsets, first + k * B, B, T));
+    return rankMicroBatches(this.data, this.cfg, this.step, this.rank, this.world);
   }
 
   private queue: Promise<unknown> = Promise.resolve();
@@ -103,10 +130,19 @@ export class Trainer {
     let grads: Grads = new Map();
     let lossSum: tf.Scalar = tf.scalar(0);
     let sumSq: tf.Scalar | null = null;
+    const probe = activationProbe(this.memory);
     try {
       for (let k = 0; k < K; k++) {
         const opts = { training: true, dropoutSeed: mixSeed(this.cfg.seed + this.rank, this.step, k), lossScale: 1 / K };
-        const loss = await this.model.forwardBackward(this.p, batches[k], opts, grads, k === K - 1 ? sync?.hooks : undefined);
+        const syncHooks = k === K - 1 ? sync?.hooks : undefined; // inner micro-batches do not communicate (no_sync)
+        const hooks: UnitHooks = {
+          ...syncHooks,
+          beforeBackward: (u) => {
+            probe(grads); // all activations of the forward are alive when backward starts
+            return syncHooks?.beforeBackward?.(u);
+          },
+        };
+        const loss = await this.model.forwardBackward(this.p, batches[k], opts, grads, hooks);
         const prev = lossSum;
         lossSum = tf.add(prev, loss);
         tf.dispose([prev, loss]);
