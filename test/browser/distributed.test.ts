@@ -1,5 +1,5 @@
-// DDP with real Web Workers in headless Chromium: 2 ranks x batch 2 train exactly like 1 rank x batch 4,
-// on wasm (every transport) and once on WebGPU.
+// DDP and FSDP with real Web Workers in headless Chromium: 2 ranks x batch 2 train exactly like 1 rank
+// x batch 4, on wasm (every transport) and once on WebGPU; FSDP workers hold only shards at rest.
 
 import { describe, expect, it } from 'vitest';
 import { Coordinator, type DistOptions } from '../../src/dist/coordinator';
@@ -15,9 +15,9 @@ async function run(backend: BackendName, dist: DistOptions, batch: number, steps
   try {
     const losses: number[] = [];
     for (let i = 0; i < steps; i++) losses.push((await c.trainStep()).loss);
-    const params = await Promise.all(c.ranks.map((r) => r.api.exportParams()));
+    const params = [await c.exportParams(), ...(dist.strategy === 'ddp' ? [await c.ranks[1].api.exportParams()] : [])];
     const memory = await Promise.all(c.ranks.map((r) => r.api.memory()));
-    return { losses, params, memory, backend: c.info.backend.name };
+    return { losses, params, memory, backend: c.info.backend.name, numParams: c.info.numParams };
   } finally {
     c.dispose();
   }
@@ -30,13 +30,21 @@ describe('DDP in real Workers', () => {
     expect(crossOriginIsolated).toBe(true);
   });
 
-  const cases: [BackendName, TransportKind, number][] = [['wasm', 'ring', 4], ['wasm', 'star', 4], ['wasm', 'shared', 4], ['webgpu', 'ring', 2]];
-  it.each(cases)('%s, %s: 2 workers x batch 2 equal 1 worker x batch 4', async (backend, transport, steps) => {
+  const cases: [BackendName, TransportKind, 'ddp' | 'fsdp', number][] = [
+    ['wasm', 'ring', 'ddp', 4], ['wasm', 'star', 'ddp', 4], ['wasm', 'shared', 'ddp', 4], ['webgpu', 'ring', 'ddp', 2],
+    ['wasm', 'shared', 'fsdp', 4], ['webgpu', 'ring', 'fsdp', 2],
+  ];
+  it.each(cases)('%s, %s, %s: 2 workers x batch 2 equal 1 worker x batch 4', async (backend, transport, strategy, steps) => {
     const ref = await run(backend, { strategy: 'single', workers: 1, transport: 'ring', bucketMb: 25 }, 4, steps);
-    const ddp = await run(backend, { strategy: 'ddp', workers: 2, transport, bucketMb: 0.02 }, 2, steps);
+    const ddp = await run(backend, { strategy, workers: 2, transport, bucketMb: 0.02, shard: 'full' }, 2, steps);
     expect(ddp.backend).toBe(backend);
     for (let i = 0; i < steps; i++) expect(Math.abs(ddp.losses[i] - ref.losses[i])).toBeLessThan(1e-5);
     for (const p of ddp.params) expect(maxDiff(p, ref.params[0])).toBeLessThan(1e-5);
-    expect(ddp.memory[0].numTensors).toBe(ddp.memory[1].numTensors); // each worker holds one replica
+    if (strategy === 'ddp') expect(ddp.memory[0].numTensors).toBe(ddp.memory[1].numTensors);
+    const full = 3 * 4 * ddp.numParams; // parameters, m and v of a whole replica
+    for (const m of ddp.memory) {
+      if (strategy === 'ddp') expect(m.numBytes).toBeGreaterThanOrEqual(full); // a replica each
+      else expect(m.numBytes).toBeLessThan(0.6 * full); // FSDP at rest: half of each, plus masks
+    }
   });
 });
