@@ -8,6 +8,7 @@ import { buildParamTable, initParams, mixSeed, mulberry32, paramViews, type Para
 import { batchOffsets, makeBatch, type Dataset } from '../data/dataset';
 import { AdamW, clipFactor, learningRate, sumOfSquares } from './optim';
 import { flatten, type Checkpoint } from './checkpoint';
+import { serializer } from '../util/serial';
 
 /**
  * How replicas agree on gradients (DDP: src/dist/ddp.ts). hooks run during the last micro-batch's
@@ -68,6 +69,15 @@ export function rankMicroBatches(data: Dataset, cfg: RunConfig, step: number, ra
   return Array.from({ length: K }, (_, k) => makeBatch(data.train, offsets, rank * K * B + k * B, B, T));
 }
 
+/** Throws (before any update) when a step's loss or gradient is not finite. */
+export function checkFinite(loss: number, gradNorm: number, step: number, lr: number): void {
+  if (Number.isFinite(loss) && Number.isFinite(gradNorm)) return;
+  throw new TrainingError(
+    `the loss became ${loss} (gradient norm ${gradNorm}) at step ${step + 1}; the update was skipped and the ` +
+      `parameters are those of step ${step}. Lower lr (now ${lr}) or keep grad_clip on, then resume`,
+  );
+}
+
 export class Trainer {
   readonly table: ParamTable;
   readonly model: GPT;
@@ -101,18 +111,11 @@ export class Trainer {
     return rankMicroBatches(this.data, this.cfg, this.step, this.rank, this.world);
   }
 
-  private queue: Promise<unknown> = Promise.resolve();
-
   /**
-   * Runs fn after every earlier trainStep / toCheckpoint has finished. Reading tensors is asynchronous,
-   * so without this a checkpoint requested mid-step (the page asks while training runs) could mix the
-   * weights of two steps.
+   * Steps and checkpoints run one at a time. Reading tensors is asynchronous, so without this a
+   * checkpoint requested mid-step (the page asks while training runs) could mix the weights of two steps.
    */
-  private exclusive<R>(fn: () => Promise<R>): Promise<R> {
-    const result = this.queue.then(fn);
-    this.queue = result.catch(() => {});
-    return result;
-  }
+  private readonly exclusive = serializer();
 
   /**
    * One optimizer step: forward and backward over the micro-batches (gradients accumulate locally;
@@ -152,12 +155,7 @@ export class Trainer {
       const [lossV, sumSqV] = await Promise.all([lossSum.data(), sumSq.data()]);
       const loss = sync ? await sync.meanScalar(lossV[0] / K) : lossV[0] / K;
       const gradNorm = Math.sqrt(sumSqV[0]);
-      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-        throw new TrainingError(
-          `the loss became ${loss} (gradient norm ${gradNorm}) at step ${this.step + 1}; the update was skipped and the ` +
-            `parameters are those of step ${this.step}. Lower lr (now ${this.cfg.lr}) or keep grad_clip on, then resume`,
-        );
-      }
+      checkFinite(loss, gradNorm, this.step, this.cfg.lr);
       const lr = learningRate(this.step, this.cfg);
       const scale = clipFactor(sumSq, this.cfg.grad_clip);
       const next = this.opt.step(this.params, grads, lr, scale);
