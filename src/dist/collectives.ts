@@ -1,0 +1,491 @@
+// Collectives: what N workers use to agree on numbers. All-reduce, reduce-scatter, all-gather and
+// broadcast, over three transports a class can compare:
+//   ring   - each rank talks only to its neighbours over MessagePorts; a ring all-reduce is a
+//            reduce-scatter then an all-gather, N-1 steps each, moving 2(N-1)/N x S per rank (as NCCL).
+//            ArrayBuffers are transferred (zero-copy), never cloned.
+//   star   - every rank sends its whole buffer to the coordinator, which sums and sends back: simple,
+//            and the coordinator's link carries N x S each way (the naive design a class should see lose).
+//   shared - a SharedArrayBuffer all ranks can read (needs cross-origin isolation in a browser):
+//            write, barrier, each rank reduces its own chunk, barrier, read.
+// Every collective is issued in the same order on every rank; a rank runs them one at a time.
+//
+// Vocabulary: S is a buffer's length in floats; the chunk (shard) of rank r is [lo, hi) of
+// chunkBounds(S, N, r); "mean" ops divide the sum by N.
+
+import { serializer } from '../util/serial';
+
+/** A MessagePort, a Worker, or Node's worker_threads MessagePort: what the transports need of one. */
+export interface PortLike {
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  onmessage: ((ev: MessageEvent) => void) | null;
+  close?(): void;
+}
+
+export interface CommStats {
+  bytesSent: number; // bytes this rank put on its links (or wrote to shared memory)
+  commMs: number; // CPU time spent inside collective code (copies, sums, posting)
+  ops: number;
+}
+
+export interface Collectives {
+  readonly rank: number;
+  readonly world: number;
+  readonly kind: TransportKind;
+  readonly stats: CommStats;
+  /** In place: buf becomes the element-wise mean over ranks. */
+  allReduceMean(buf: Float32Array): Promise<Float32Array>;
+  /** Returns this rank's chunk of the element-wise mean (buf is used as scratch). */
+  reduceScatterMean(buf: Float32Array): Promise<Float32Array>;
+  /** Every rank's chunk, concatenated into a buffer of length total. */
+  allGather(chunk: Float32Array, total: number): Promise<Float32Array>;
+  /** In place: buf becomes root's buf. */
+  broadcast(buf: Float32Array, root: number): Promise<Float32Array>;
+  close(): void;
+}
+
+export type TransportKind = 'ring' | 'star' | 'shared';
+export const TRANSPORTS: readonly TransportKind[] = ['ring', 'star', 'shared'];
+
+/** [lo, hi) of chunk i when S elements are split into N nearly equal contiguous chunks. */
+export function chunkBounds(S: number, N: number, i: number): [number, number] {
+  return [Math.floor((i * S) / N), Math.floor(((i + 1) * S) / N)];
+}
+
+const mod = (a: number, n: number) => ((a % n) + n) % n;
+
+/** Messages arriving on a port, handed out in order to whoever awaits them. */
+class Inbox<T> {
+  private items: T[] = [];
+  private waiters: ((v: T) => void)[] = [];
+  constructor(port: PortLike, unwrap: (data: unknown) => T) {
+    port.onmessage = (ev) => {
+      const v = unwrap(ev.data);
+      const w = this.waiters.shift();
+      if (w) w(v);
+      else this.items.push(v);
+    };
+  }
+  next(): Promise<T> {
+    const v = this.items.shift();
+    return v !== undefined ? Promise.resolve(v) : new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+/** Base: one collective at a time per rank, and CPU time of the synchronous parts counted as comm. */
+abstract class Base {
+  readonly stats: CommStats = { bytesSent: 0, commMs: 0, ops: 0 };
+  private readonly queue = serializer();
+  constructor(readonly rank: number, readonly world: number) {}
+
+  protected serial<R>(fn: () => Promise<R>): Promise<R> {
+    this.stats.ops += 1;
+    return this.queue(fn);
+  }
+
+  protected timed<R>(fn: () => R): R {
+    const t0 = performance.now();
+    try {
+      return fn();
+    } finally {
+      this.stats.commMs += performance.now() - t0;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// ring
+
+export class RingCollectives extends Base implements Collectives {
+  readonly kind = 'ring';
+  private inbox: Inbox<Float32Array> | null;
+
+  /** next: the port to rank (r+1) mod N; prev: the port from rank (r-1) mod N. Both null when N = 1. */
+  constructor(rank: number, world: number, private next: PortLike | null, private prev: PortLike | null) {
+    super(rank, world);
+    if (world > 1 && (!next || !prev)) throw new Error(`ring rank ${rank} of ${world} needs both neighbour ports`);
+    this.inbox = prev ? new Inbox(prev, (d) => d as Float32Array) : null;
+  }
+
+  private send(buf: Float32Array, lo: number, hi: number): void {
+    this.timed(() => {
+      const copy = buf.slice(lo, hi); // a fresh buffer, transferred (zero-copy) to the neighbour
+      this.stats.bytesSent += copy.byteLength;
+      this.next!.postMessage(copy, [copy.buffer]);
+    });
+  }
+
+  /** After it, chunk `rank` of buf holds the sum over ranks (other chunks hold partial sums). */
+  private async reduceScatterSum(buf: Float32Array): Promise<void> {
+    const { rank: r, world: N } = this;
+    for (let s = 0; s < N - 1; s++) {
+      this.send(buf, ...chunkBounds(buf.length, N, mod(r - s - 1, N)));
+      const incoming = await this.inbox!.next();
+      this.timed(() => {
+        const [lo] = chunkBounds(buf.length, N, mod(r - s - 2, N));
+        for (let i = 0; i < incoming.length; i++) buf[lo + i] += incoming[i];
+      });
+    }
+  }
+
+  /** Given chunk `rank` of buf, fills in every other rank's chunk. */
+  private async allGatherInPlace(buf: Float32Array): Promise<void> {
+    const { rank: r, world: N } = this;
+    for (let s = 0; s < N - 1; s++) {
+      this.send(buf, ...chunkBounds(buf.length, N, mod(r - s, N)));
+      const incoming = await this.inbox!.next();
+      this.timed(() => buf.set(incoming, chunkBounds(buf.length, N, mod(r - s - 1, N))[0]));
+    }
+  }
+
+  private scaleOwn(buf: Float32Array): void {
+    this.timed(() => {
+      const [lo, hi] = chunkBounds(buf.length, this.world, this.rank);
+      const k = 1 / this.world;
+      for (let i = lo; i < hi; i++) buf[i] *= k;
+    });
+  }
+
+  allReduceMean(buf: Float32Array): Promise<Float32Array> {
+    return this.serial(async () => {
+      if (this.world === 1) return buf;
+      await this.reduceScatterSum(buf);
+      this.scaleOwn(buf);
+      await this.allGatherInPlace(buf);
+      return buf;
+    });
+  }
+
+  reduceScatterMean(buf: Float32Array): Promise<Float32Array> {
+    return this.serial(async () => {
+      await this.reduceScatterSum(buf);
+      this.scaleOwn(buf);
+      return buf.slice(...chunkBounds(buf.length, this.world, this.rank));
+    });
+  }
+
+  allGather(chunk: Float32Array, total: number): Promise<Float32Array> {
+    return this.serial(async () => {
+      const buf = new Float32Array(total);
+      buf.set(chunk, chunkBounds(total, this.world, this.rank)[0]);
+      await this.allGatherInPlace(buf);
+      return buf;
+    });
+  }
+
+  broadcast(buf: Float32Array, root: number): Promise<Float32Array> {
+    return this.serial(async () => {
+      if (this.world === 1) return buf;
+      if (this.rank !== root) buf.set(await this.inbox!.next());
+      if (mod(this.rank + 1, this.world) !== root) this.send(buf, 0, buf.length); // pass it along the ring
+      return buf;
+    });
+  }
+
+  close(): void {
+    this.next?.close?.();
+    this.prev?.close?.();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// star: ranks talk only to the coordinator's hub
+
+type StarOp = 'allreduce' | 'reducescatter' | 'allgather' | 'broadcast';
+interface StarRequest { op: StarOp; data: Float32Array; total?: number; root?: number }
+
+export class StarCollectives extends Base implements Collectives {
+  readonly kind = 'star';
+  private inbox: Inbox<Float32Array>;
+
+  constructor(rank: number, world: number, private hub: PortLike) {
+    super(rank, world);
+    this.inbox = new Inbox(hub, (d) => d as Float32Array);
+  }
+
+  private request(req: StarRequest): Promise<Float32Array> {
+    this.timed(() => {
+      this.stats.bytesSent += req.data.byteLength;
+      this.hub.postMessage(req, [req.data.buffer]);
+    });
+    return this.inbox.next();
+  }
+
+  allReduceMean(buf: Float32Array): Promise<Float32Array> {
+    return this.serial(async () => {
+      const out = await this.request({ op: 'allreduce', data: buf.slice() });
+      this.timed(() => buf.set(out));
+      return buf;
+    });
+  }
+
+  reduceScatterMean(buf: Float32Array): Promise<Float32Array> {
+    return this.serial(() => this.request({ op: 'reducescatter', data: buf.slice() }));
+  }
+
+  allGather(chunk: Float32Array, total: number): Promise<Float32Array> {
+    return this.serial(() => this.request({ op: 'allgather', data: chunk.slice(), total }));
+  }
+
+  broadcast(buf: Float32Array, root: number): Promise<Float32Array> {
+    return this.serial(async () => {
+      const out = await this.request({ op: 'broadcast', data: this.rank === root ? buf.slice() : new Float32Array(0), root });
+      if (this.rank !== root) this.timed(() => buf.set(out));
+      return buf;
+    });
+  }
+
+  close(): void {
+    this.hub.close?.();
+  }
+}
+
+/**
+ * The coordinator's side of the star: waits for the same collective from every rank, computes it,
+ * and answers each. A rank that issues a different collective than the others is a bug (ranks must
+ * issue collectives in one order): the hub reports it instead of mixing data.
+ */
+export class StarHub {
+  readonly stats = { bytesIn: 0, bytesOut: 0, ops: 0, busyMs: 0 };
+  private inboxes: Inbox<StarRequest>[];
+  private closed = false;
+
+  constructor(private ports: PortLike[], private onError: (message: string) => void = () => {}) {
+    this.inboxes = ports.map((p) => new Inbox(p, (d) => d as StarRequest));
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    const N = this.ports.length;
+    while (!this.closed) {
+      const reqs = await Promise.all(this.inboxes.map((b) => b.next()));
+      if (this.closed) return;
+      const t0 = performance.now();
+      this.stats.ops += 1;
+      for (const r of reqs) this.stats.bytesIn += r.data.byteLength;
+      const op = reqs[0].op;
+      if (reqs.some((r) => r.op !== op)) {
+        this.onError(`ranks issued different collectives at the same time (${reqs.map((r) => r.op).join(', ')}): every rank must issue collectives in the same order`);
+        return;
+      }
+      let replies: Float32Array[];
+      if (op === 'allreduce' || op === 'reducescatter') {
+        const sum = reqs[0].data;
+        for (let j = 1; j < N; j++) {
+          const d = reqs[j].data;
+          for (let i = 0; i < sum.length; i++) sum[i] += d[i];
+        }
+        for (let i = 0; i < sum.length; i++) sum[i] /= N;
+        replies = op === 'allreduce'
+          ? reqs.map((_, j) => (j === N - 1 ? sum : sum.slice()))
+          : reqs.map((_, j) => sum.slice(...chunkBounds(sum.length, N, j)));
+      } else if (op === 'allgather') {
+        const total = reqs[0].total!;
+        const full = new Float32Array(total);
+        reqs.forEach((r, j) => full.set(r.data, chunkBounds(total, N, j)[0]));
+        replies = reqs.map((_, j) => (j === N - 1 ? full : full.slice()));
+      } else {
+        const src = reqs[reqs[0].root!].data;
+        replies = reqs.map((_, j) => (j === N - 1 ? src : src.slice()));
+      }
+      replies.forEach((data, j) => {
+        this.stats.bytesOut += data.byteLength;
+        this.ports[j].postMessage(data, [data.buffer]);
+      });
+      this.stats.busyMs += performance.now() - t0;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const p of this.ports) p.close?.();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// shared: one SharedArrayBuffer, N slots of `capacity` floats plus a result area, and a barrier
+
+const CONTROL_BYTES = 16; // Int32 [arrived, generation]
+
+/** Bytes of the SharedArrayBuffer for N ranks and pieces of `capacity` floats. */
+export function sharedBytes(world: number, capacity: number): number {
+  return CONTROL_BYTES + (world + 1) * capacity * 4;
+}
+
+type WaitAsync = (a: Int32Array, i: number, v: number) => { async: boolean; value: Promise<string> | string };
+
+export class SharedCollectives extends Base implements Collectives {
+  readonly kind = 'shared';
+  private ctrl: Int32Array;
+  private slots: Float32Array[];
+  private result: Float32Array;
+  readonly capacity: number;
+
+  constructor(rank: number, world: number, sab: SharedArrayBuffer) {
+    super(rank, world);
+    this.capacity = (sab.byteLength - CONTROL_BYTES) / 4 / (world + 1);
+    if (!Number.isInteger(this.capacity) || this.capacity < 1) throw new Error(`shared buffer of ${sab.byteLength} bytes does not fit ${world} ranks`);
+    this.ctrl = new Int32Array(sab, 0, 2);
+    this.slots = Array.from({ length: world }, (_, j) => new Float32Array(sab, CONTROL_BYTES + j * this.capacity * 4, this.capacity));
+    this.result = new Float32Array(sab, CONTROL_BYTES + world * this.capacity * 4, this.capacity);
+  }
+
+  /** A reusable barrier: the last rank to arrive bumps the generation and wakes the others. */
+  private async barrier(): Promise<void> {
+    if (this.world === 1) return;
+    const gen = Atomics.load(this.ctrl, 1);
+    if (Atomics.add(this.ctrl, 0, 1) === this.world - 1) {
+      Atomics.store(this.ctrl, 0, 0);
+      Atomics.add(this.ctrl, 1, 1);
+      Atomics.notify(this.ctrl, 1);
+      return;
+    }
+    const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+    while (Atomics.load(this.ctrl, 1) === gen) {
+      const r = waitAsync(this.ctrl, 1, gen);
+      if (r.async) await r.value;
+    }
+  }
+
+  /** Runs body(o, len) for each piece [o, o+len) of an S-long buffer, between barriers. */
+  private async pieces(S: number, body: (o: number, len: number) => Promise<void>): Promise<void> {
+    for (let o = 0; o < S || (S === 0 && o === 0); o += this.capacity) {
+      await body(o, Math.min(this.capacity, S - o));
+      if (S === 0) break;
+    }
+  }
+
+  private async reduce(buf: Float32Array, keepAll: boolean): Promise<Float32Array> {
+    const { rank: r, world: N } = this;
+    const [myLo, myHi] = chunkBounds(buf.length, N, r);
+    const mine = new Float32Array(myHi - myLo);
+    await this.pieces(buf.length, async (o, len) => {
+      this.timed(() => {
+        this.slots[r].set(buf.subarray(o, o + len));
+        this.stats.bytesSent += len * 4;
+      });
+      await this.barrier();
+      // each rank reduces its own chunk of the piece: keepAll ? the piece split N ways : my shard
+      const [lo, hi] = keepAll ? chunkBounds(len, N, r) : [Math.max(myLo, o) - o, Math.min(myHi, o + len) - o];
+      this.timed(() => {
+        for (let i = lo; i < hi; i++) {
+          let s = 0;
+          for (let j = 0; j < N; j++) s += this.slots[j][i];
+          if (keepAll) this.result[i] = s / N;
+          else mine[o + i - myLo] = s / N;
+        }
+      });
+      await this.barrier();
+      if (keepAll) {
+        this.timed(() => buf.set(this.result.subarray(0, len), o));
+        await this.barrier();
+      }
+    });
+    return keepAll ? buf : mine;
+  }
+
+  allReduceMean(buf: Float32Array): Promise<Float32Array> {
+    return this.serial(() => (this.world === 1 ? Promise.resolve(buf) : this.reduce(buf, true)));
+  }
+
+  reduceScatterMean(buf: Float32Array): Promise<Float32Array> {
+    return this.serial(() => this.reduce(buf, false));
+  }
+
+  allGather(chunk: Float32Array, total: number): Promise<Float32Array> {
+    return this.serial(async () => {
+      const out = new Float32Array(total);
+      const [myLo, myHi] = chunkBounds(total, this.world, this.rank);
+      await this.pieces(total, async (o, len) => {
+        const lo = Math.max(myLo, o);
+        const hi = Math.min(myHi, o + len);
+        this.timed(() => {
+          if (hi > lo) this.result.set(chunk.subarray(lo - myLo, hi - myLo), lo - o);
+          this.stats.bytesSent += Math.max(0, hi - lo) * 4;
+        });
+        await this.barrier();
+        this.timed(() => out.set(this.result.subarray(0, len), o));
+        await this.barrier();
+      });
+      return out;
+    });
+  }
+
+  broadcast(buf: Float32Array, root: number): Promise<Float32Array> {
+    return this.serial(async () => {
+      if (this.world === 1) return buf;
+      await this.pieces(buf.length, async (o, len) => {
+        if (this.rank === root) {
+          this.timed(() => {
+            this.result.set(buf.subarray(o, o + len));
+            this.stats.bytesSent += len * 4;
+          });
+        }
+        await this.barrier();
+        if (this.rank !== root) this.timed(() => buf.set(this.result.subarray(0, len), o));
+        await this.barrier();
+      });
+      return buf;
+    });
+  }
+
+  close(): void {}
+}
+
+// ---------------------------------------------------------------------------------------------------
+// wiring: what the coordinator creates and hands to each rank
+
+/** What a rank needs to build its Collectives (sent to it inside a Worker message). */
+export type CommEndpoint =
+  | { kind: 'ring'; next: PortLike | null; prev: PortLike | null }
+  | { kind: 'star'; hub: PortLike }
+  | { kind: 'shared'; sab: SharedArrayBuffer };
+
+export function makeCollectives(rank: number, world: number, ep: CommEndpoint): Collectives {
+  if (ep.kind === 'ring') return new RingCollectives(rank, world, ep.next, ep.prev);
+  if (ep.kind === 'star') return new StarCollectives(rank, world, ep.hub);
+  return new SharedCollectives(rank, world, ep.sab);
+}
+
+/** Transferables inside an endpoint (MessagePorts must be listed to be sent to a Worker). */
+export function endpointTransfers(ep: CommEndpoint): Transferable[] {
+  if (ep.kind === 'ring') return [ep.next, ep.prev].filter((p): p is PortLike => p !== null) as unknown as Transferable[];
+  if (ep.kind === 'star') return [ep.hub as unknown as Transferable];
+  return [];
+}
+
+export interface Wiring {
+  endpoints: CommEndpoint[];
+  hub: StarHub | null; // the coordinator's side of a star
+  close(): void;
+}
+
+/**
+ * Creates the links for N ranks: ring (N channels, rank r -> r+1), star (N channels to a hub run by the
+ * caller), or shared (one SharedArrayBuffer with pieces of `capacity` floats).
+ */
+export function wire(
+  kind: TransportKind,
+  world: number,
+  opts: { capacity?: number; newChannel?: () => { port1: PortLike; port2: PortLike }; onHubError?: (m: string) => void } = {},
+): Wiring {
+  const channel = opts.newChannel ?? (() => new MessageChannel() as unknown as { port1: PortLike; port2: PortLike });
+  if (kind === 'ring') {
+    if (world === 1) return { endpoints: [{ kind: 'ring', next: null, prev: null }], hub: null, close() {} };
+    const links = Array.from({ length: world }, channel); // links[r]: r -> r+1
+    return {
+      endpoints: links.map((_, r) => ({ kind: 'ring', next: links[r].port1, prev: links[mod(r - 1, world)].port2 })),
+      hub: null,
+      close() {},
+    };
+  }
+  if (kind === 'star') {
+    const links = Array.from({ length: world }, channel);
+    const hub = new StarHub(links.map((l) => l.port2), opts.onHubError);
+    return { endpoints: links.map((l) => ({ kind: 'star', hub: l.port1 })), hub, close: () => hub.close() };
+  }
+  if (typeof SharedArrayBuffer === 'undefined') {
+    throw new Error('the shared transport needs SharedArrayBuffer, which this page does not have (it is not cross-origin isolated)');
+  }
+  const sab = new SharedArrayBuffer(sharedBytes(world, opts.capacity ?? 1 << 20));
+  return { endpoints: Array.from({ length: world }, () => ({ kind: 'shared', sab })), hub: null, close() {} };
+}

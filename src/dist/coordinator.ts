@@ -1,0 +1,170 @@
+// The coordinator: starts N ranks, wires their links, and drives them one step at a time.
+// It never touches gradients or parameters (those move rank to rank), except in the "star" transport,
+// where it is the hub on purpose. It looks like a Trainer to the training loop (src/train/session.ts).
+
+import * as Comlink from 'comlink';
+import type { RunConfig } from '../model/config';
+import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest, Strategy } from '../protocol';
+import type { StepStats } from '../train/trainer';
+import { endpointTransfers, wire, type TransportKind, type Wiring } from './collectives';
+import { DEFAULT_BUCKET_MB } from './ddp';
+import { SHARD_STRATEGIES, type ShardStrategy } from './fsdp';
+import { buildParamTable } from '../model/params';
+
+/** Calls into one rank, wherever it runs (a comlink proxy of a Worker, or the service itself). */
+export interface RankHandle {
+  api: Comlink.Remote<RankAPI>;
+  terminate(): void;
+  /** Rejects if the rank's worker dies (a crash, out of memory): calls to it would never answer. */
+  failed?: Promise<never>;
+}
+
+export interface DistOptions {
+  strategy: Strategy;
+  workers: number; // ranks; 1 for single
+  transport: TransportKind;
+  bucketMb: number; // DDP bucket cap
+  shard?: ShardStrategy; // FSDP: full (default) | grad_op | none
+  prefetch?: boolean; // FSDP backward prefetch (default on)
+}
+
+export const DIST_DEFAULTS: DistOptions = { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB, shard: 'full', prefetch: true };
+export const MAX_WORKERS = 8;
+
+export class DistError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DistError';
+  }
+}
+
+export interface DistStepStats extends StepStats {
+  perRank: RankStepStats[];
+  hubBytes?: number; // star: bytes through the coordinator this step (in + out)
+}
+
+export function checkDist(d: DistOptions): DistOptions {
+  if (!['single', 'ddp', 'fsdp'].includes(d.strategy)) throw new DistError(`strategy must be single, ddp or fsdp, got "${d.strategy}"`);
+  if (d.shard !== undefined && !SHARD_STRATEGIES.includes(d.shard)) throw new DistError(`shard must be full, grad_op or none, got "${d.shard}"`);
+  if (!Number.isInteger(d.workers) || d.workers < 1 || d.workers > MAX_WORKERS) {
+    throw new DistError(`workers must be a whole number from 1 to ${MAX_WORKERS}, got ${d.workers}`);
+  }
+  if (d.strategy === 'single' && d.workers !== 1) throw new DistError(`strategy single runs one worker; use ddp or fsdp for ${d.workers} workers`);
+  if (!['ring', 'star', 'shared'].includes(d.transport)) throw new DistError(`transport must be ring, star or shared, got "${d.transport}"`);
+  if (!(d.bucketMb > 0)) throw new DistError(`bucket size must be a positive number of MB, got ${d.bucketMb}`);
+  return d;
+}
+
+export class Coordinator {
+  step = 0;
+  private constructor(
+    readonly ranks: RankHandle[],
+    readonly info: InitInfo,
+    readonly dist: DistOptions,
+    private wiring: Wiring,
+    readonly notice: string | null, // e.g. why the shared transport fell back to ring
+    private hubError: Promise<never>,
+  ) {
+    this.step = info.step;
+  }
+
+  /** A call to the ranks that fails as soon as any worker dies or the hub sees a protocol error. */
+  private guard<R>(p: Promise<R>): Promise<R> {
+    return Promise.race([p, this.hubError, ...this.ranks.flatMap((h) => (h.failed ? [h.failed] : []))]);
+  }
+
+  /**
+   * Starts the ranks and waits until every replica is built (rank 0's parameters broadcast to all).
+   * A shared transport without SharedArrayBuffer falls back to ring, and says so in `notice`.
+   */
+  static async create(
+    config: RunConfig,
+    text: string,
+    dist: DistOptions,
+    spawn: (rank: number) => RankHandle,
+    checkpoint?: ArrayBuffer,
+  ): Promise<Coordinator> {
+    checkDist(dist);
+    let notice: string | null = null;
+    let transport = dist.transport;
+    if (transport === 'shared' && typeof SharedArrayBuffer === 'undefined') {
+      notice = 'the shared transport needs SharedArrayBuffer (a cross-origin isolated page); using ring instead';
+      transport = 'ring';
+    }
+    const N = dist.workers;
+    const capacity = Math.max(1024, Math.ceil((Math.min(dist.bucketMb * 2 ** 20, buildParamTable(config).total * 4)) / 4));
+    let onHubError: (m: string) => void = () => {};
+    const hubError = new Promise<never>((_, reject) => (onHubError = (m) => reject(new DistError(m))));
+    hubError.catch(() => {}); // observed through guard()
+    const wiring = wire(transport, N, { capacity, onHubError });
+    const ranks = Array.from({ length: N }, (_, r) => spawn(r));
+    const failures = ranks.flatMap((h) => (h.failed ? [h.failed] : []));
+    try {
+      const infos = await Promise.race([
+        Promise.all(
+          ranks.map((h, r) => {
+            const spec: RankInit = {
+              config, text, rank: r, world: N, strategy: dist.strategy, bucketMb: dist.bucketMb,
+              shard: dist.shard ?? 'full', prefetch: dist.prefetch ?? true, comm: wiring.endpoints[r], checkpoint,
+            };
+            return h.api.init(Comlink.transfer(spec, endpointTransfers(spec.comm)));
+          }),
+        ),
+        ...failures,
+      ]);
+      return new Coordinator(ranks, infos[0], { ...dist, transport }, wiring, notice, hubError);
+    } catch (e) {
+      for (const h of ranks) h.terminate();
+      wiring.close();
+      throw e;
+    }
+  }
+
+  /** One optimizer step on every rank; the loss is the mean over ranks (every rank reports it). */
+  async trainStep(): Promise<DistStepStats> {
+    const t0 = performance.now();
+    const hub0 = this.wiring.hub ? this.wiring.hub.stats.bytesIn + this.wiring.hub.stats.bytesOut : 0;
+    const perRank = await this.guard(Promise.all(this.ranks.map((h) => h.api.step())));
+    this.step = perRank[0].step;
+    const ms = performance.now() - t0;
+    const hub = this.wiring.hub ? this.wiring.hub.stats.bytesIn + this.wiring.hub.stats.bytesOut - hub0 : undefined;
+    return { ...perRank[0], ms, perRank, hubBytes: hub };
+  }
+
+  /**
+   * Calls rank 0, or, when the model is sharded (FSDP full / grad_op), every rank: gathering the full
+   * parameters is a collective, and rank 0 answers with the result.
+   */
+  private onRank0<R>(call: (api: Comlink.Remote<RankAPI>) => Promise<R>): Promise<R> {
+    const sharded = this.dist.strategy === 'fsdp' && (this.dist.shard ?? 'full') !== 'none';
+    if (!sharded) return this.guard(call(this.ranks[0].api));
+    return this.guard(Promise.all(this.ranks.map((h) => call(h.api)))).then((all) => all[0]);
+  }
+
+  evalLoss(split: 'train' | 'val', iters: number): Promise<number> {
+    return this.onRank0((api) => api.evalLoss(split, iters));
+  }
+
+  sample(prompt: string, tokens: number, opts: { temperature?: number; topK?: number; seed?: number } = {}): Promise<string> {
+    const req: SampleRequest = { prompt, tokens, temperature: opts.temperature ?? 0.8, topK: opts.topK ?? 40, seed: opts.seed };
+    return this.onRank0((api) => api.sample(req));
+  }
+
+  /** The run's checkpoint: rank 0's replica, or the shards gathered into one full state (FSDP). */
+  exportCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] } = {}): Promise<ArrayBuffer> {
+    return this.onRank0((api) => api.exportCheckpoint(history));
+  }
+
+  /** The full parameters (the "full state dict"). */
+  exportParams(): Promise<Float32Array> {
+    return this.onRank0((api) => api.exportParams());
+  }
+
+  dispose(): void {
+    for (const h of this.ranks) {
+      void h.api.dispose().catch(() => {});
+      h.terminate();
+    }
+    this.wiring.close();
+  }
+}

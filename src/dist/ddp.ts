@@ -1,0 +1,144 @@
+// DDP's gradient synchronisation, after PyTorch's DistributedDataParallel reducer:
+// - Buckets: parameters in ~reverse order (the order backward produces their gradients), packed into
+//   buckets of at most `capBytes` (PyTorch's default 25 MB), the first one small (1 MB) so the first
+//   all-reduce starts early. Every rank computes the same buckets, and all-reduces them in the same order.
+// - Overlap: as backward finishes a parameter's gradient (UnitHooks.gradsReady), its bucket is marked;
+//   a bucket whose gradients are all ready starts its all-reduce at once, while the remaining blocks'
+//   backward runs. The step then waits only for what is still in flight.
+// - Mean: each bucket is averaged over ranks, so every replica applies the same update.
+
+import * as tf from '@tensorflow/tfjs';
+import type { Grads, UnitHooks } from '../model/gpt';
+import type { ParamSpec, ParamTable } from '../model/params';
+import type { GradSync } from '../train/trainer';
+import type { Collectives } from './collectives';
+
+export const DEFAULT_BUCKET_MB = 25;
+export const FIRST_BUCKET_MB = 1;
+
+export interface Bucket {
+  index: number;
+  params: ParamSpec[]; // in the order gradients become ready
+  size: number; // floats
+}
+
+/**
+ * Parameters in the order backward makes their gradients: ln_f, blocks L-1..0 (each block's parameters
+ * reversed), then wpe and wte (the tied wte appears once; its gradient is complete only at the end).
+ */
+export function backwardOrder(table: ParamTable): ParamSpec[] {
+  const blocks = table.units.slice(1).reverse().flatMap((u) => [...u.params].reverse());
+  const by = (n: string) => table.byName.get(n)!;
+  return [by('ln_f.bias'), by('ln_f.weight'), ...blocks, by('wpe'), by('wte')];
+}
+
+/** Packs parameters in backward order into buckets of at most capBytes (the first at most firstBytes). */
+export function assignBuckets(table: ParamTable, capBytes = DEFAULT_BUCKET_MB * 2 ** 20, firstBytes = FIRST_BUCKET_MB * 2 ** 20): Bucket[] {
+  if (!(capBytes > 0)) throw new Error(`bucket size must be positive, got ${capBytes} bytes`);
+  const buckets: Bucket[] = [];
+  let current: ParamSpec[] = [];
+  let bytes = 0;
+  const flush = () => {
+    if (current.length) buckets.push({ index: buckets.length, params: current, size: bytes / 4 });
+    current = [];
+    bytes = 0;
+  };
+  for (const p of backwardOrder(table)) {
+    const cap = buckets.length === 0 ? Math.min(firstBytes, capBytes) : capBytes;
+    if (current.length && bytes + p.size * 4 > cap) flush();
+    current.push(p);
+    bytes += p.size * 4;
+  }
+  flush();
+  return buckets;
+}
+
+/** Time a rank spent blocked on communication, not counting the collective work done meanwhile. */
+export class WaitClock {
+  waitMs = 0;
+  constructor(private coll: Collectives) {}
+  async wait<R>(p: Promise<R>): Promise<R> {
+    const t0 = performance.now();
+    const c0 = this.coll.stats.commMs;
+    try {
+      return await p;
+    } finally {
+      this.waitMs += Math.max(0, performance.now() - t0 - (this.coll.stats.commMs - c0));
+    }
+  }
+}
+
+/** Lets queued messages (a neighbour's chunk, a hub's reply) be handled between two blocks' backward. */
+let yieldChannel: MessageChannel | null = null;
+const yieldWaiters: (() => void)[] = [];
+export function yieldToEventLoop(): Promise<void> {
+  if (!yieldChannel) {
+    yieldChannel = new MessageChannel();
+    yieldChannel.port1.onmessage = () => yieldWaiters.shift()?.();
+    for (const p of [yieldChannel.port1, yieldChannel.port2]) (p as unknown as { unref?: () => void }).unref?.(); // Node: do not keep the process alive
+  }
+  return new Promise((resolve) => {
+    yieldWaiters.push(resolve);
+    yieldChannel!.port2.postMessage(0);
+  });
+}
+
+/** One step's DDP synchronisation (a new one per step). */
+export class DDPSync implements GradSync {
+  readonly clock: WaitClock;
+  private reads = new Map<string, Promise<Float32Array>>();
+  private launched: Promise<Float32Array>[] = [];
+  readonly issued: number[] = []; // bucket indices in the order their all-reduce was issued
+  commBytesPeak = 0; // bucket buffers alive (all of them, until finish)
+
+  constructor(private buckets: Bucket[], private coll: Collectives) {
+    this.clock = new WaitClock(coll);
+  }
+
+  readonly hooks: UnitHooks = {
+    gradsReady: (grads) => {
+      for (const [name, g] of grads) this.reads.set(name, g.data() as Promise<Float32Array>);
+      // Buckets start strictly in order, so every rank issues the same all-reduces in the same order.
+      while (this.launched.length < this.buckets.length && this.buckets[this.launched.length].params.every((p) => this.reads.has(p.name))) {
+        this.launched.push(this.allReduce(this.buckets[this.launched.length]));
+      }
+    },
+    afterBackward: () => this.clock.wait(yieldToEventLoop()),
+  };
+
+  private async allReduce(b: Bucket): Promise<Float32Array> {
+    this.issued.push(b.index);
+    this.commBytesPeak += b.size * 4;
+    const arrays = await Promise.all(b.params.map((p) => this.reads.get(p.name)!));
+    const flat = new Float32Array(b.size);
+    let o = 0;
+    for (const a of arrays) {
+      flat.set(a, o);
+      o += a.length;
+    }
+    return this.coll.allReduceMean(flat);
+  }
+
+  async finish(grads: Grads): Promise<Grads> {
+    if (this.launched.length < this.buckets.length) {
+      const missing = this.buckets[this.launched.length].params.filter((p) => !this.reads.has(p.name)).map((p) => p.name);
+      throw new Error(`DDP: the gradients of ${missing.join(', ')} never became ready, so their bucket was never all-reduced`);
+    }
+    const flats = await this.clock.wait(Promise.all(this.launched));
+    const reduced = new Map<string, tf.Tensor>();
+    this.buckets.forEach((b, i) => {
+      let o = 0;
+      for (const p of b.params) {
+        reduced.set(p.name, tf.tensor(flats[i].subarray(o, o + p.size), p.shape));
+        o += p.size;
+      }
+    });
+    for (const g of grads.values()) g.dispose();
+    // In the local map's order, so everything downstream (the gradient norm) sums as one worker would.
+    return new Map([...grads.keys()].map((name) => [name, reduced.get(name)!]));
+  }
+
+  async meanScalar(x: number): Promise<number> {
+    return (await this.clock.wait(this.coll.allReduceMean(Float32Array.of(x))))[0];
+  }
+}

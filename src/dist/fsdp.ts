@@ -1,0 +1,351 @@
+// FSDP: fully sharded data parallel, after PyTorch's FullyShardedDataParallel (FSDP1 FlatParameter,
+// FSDP2's pre-padded shards). Vocabulary, as in PyTorch's notes:
+//   unit       - a group of parameters sharded, gathered and freed together: the root unit
+//                {wte, wpe, ln_f} and one unit per transformer block (src/model/params.ts).
+//   sharded    - rank r holds only slice r of each unit's flat parameters (padded to a multiple of N),
+//                and the same slices of the gradients and of AdamW's m and v. Nothing else keeps a full copy.
+//   unsharded  - a unit's full parameters, materialised by an all-gather just before they are used.
+//   all-gather - every rank contributes its shard; every rank gets the unit.
+//   reduce-scatter - every rank contributes the unit's full gradient; rank r gets the mean of slice r.
+// Sharding strategies:
+//   full    (FULL_SHARD)    gather before forward, free after; gather again before backward; free after
+//                           backward and reduce-scatter the gradients: ~3(N-1)/N x S moved per rank.
+//   grad_op (SHARD_GRAD_OP, ZeRO-2) keep the gathered unit from forward until its backward: ~2(N-1)/N x S.
+//   none    (NO_SHARD)      replicate and all-reduce, i.e. DDP (run by src/dist/ddp.ts, the control).
+// Backward prefetch (BACKWARD_PRE): before computing a unit's backward, issue the all-gather of the unit
+// backward needs next, so it travels while this one computes; at most two gathered blocks are alive
+// (limit_all_gathers). The root unit stays gathered from its forward through the embedding backward, as
+// PyTorch keeps the root unsharded (lm_head is tied to wte and is used at both ends).
+
+import * as tf from '@tensorflow/tfjs';
+import type { RunConfig } from '../model/config';
+import { GPT, type Grads, type Params, type UnitHooks } from '../model/gpt';
+import { buildParamTable, mixSeed, type ParamTable, type UnitSpec } from '../model/params';
+import type { Dataset } from '../data/dataset';
+import { AdamW, learningRate } from '../train/optim';
+import { Trainer, activationProbe, checkFinite, rankMicroBatches, type MemoryReport, type StepStats } from '../train/trainer';
+import type { Checkpoint } from '../train/checkpoint';
+import type { Collectives } from './collectives';
+import { WaitClock, yieldToEventLoop } from './ddp';
+import { serializer } from '../util/serial';
+
+export type ShardStrategy = 'full' | 'grad_op' | 'none';
+export const SHARD_STRATEGIES: readonly ShardStrategy[] = ['full', 'grad_op', 'none'];
+
+/** A unit's flat length padded to a multiple of N, and the length of one shard. */
+export function shardLayout(unit: UnitSpec, world: number): { padded: number; shard: number } {
+  const shard = Math.ceil(unit.size / world);
+  return { padded: shard * world, shard };
+}
+
+/** Rank r's slice of a unit of the flat vector (zeros past the unit's end: the padding). */
+function sliceShard(flat: Float32Array, unit: UnitSpec, world: number, rank: number): Float32Array {
+  const { shard } = shardLayout(unit, world);
+  const out = new Float32Array(shard);
+  const lo = unit.offset + rank * shard;
+  const hi = Math.min(unit.offset + unit.size, lo + shard);
+  if (hi > lo) out.set(flat.subarray(lo, hi));
+  return out;
+}
+
+/** The unit's AdamW state key. */
+const unitKey = (u: UnitSpec) => `unit:${u.name}`;
+
+export class FSDPTrainer {
+  readonly table: ParamTable;
+  readonly model: GPT;
+  step = 0;
+  private shards = new Map<number, tf.Tensor1D>(); // unit -> this rank's parameter shard
+  private shardData = new Map<number, Float32Array>(); // the same, readable (the all-gather input)
+  private masks = new Map<number, tf.Tensor1D | true | false>(); // weight-decay mask per unit shard
+  private gathered = new Map<number, Map<string, tf.Tensor>>(); // unit -> unsharded parameters
+  private inFlight = new Map<number, Promise<void>>(); // all-gathers issued, not yet materialised
+  readonly opt: AdamW;
+  private gatheredBytes = 0;
+  readonly memory: MemoryReport = { params: 0, grads: 0, optimizer: 0, gathered_peak: 0, activations_peak: 0, comm_buffers: 0 };
+  private commBytes = 0;
+  clock: WaitClock;
+
+  constructor(
+    readonly cfg: RunConfig,
+    readonly data: Dataset,
+    init: Float32Array, // full parameters (only this rank's slices are kept)
+    readonly coll: Collectives,
+    readonly strategy: Exclude<ShardStrategy, 'none'>,
+    readonly prefetch: boolean,
+  ) {
+    this.table = buildParamTable(cfg);
+    this.model = new GPT(cfg, this.table);
+    this.clock = new WaitClock(coll);
+    const { rank, world } = coll;
+    let shardFloats = 0;
+    for (const u of this.table.units) {
+      const data = sliceShard(init, u, world, rank);
+      this.shardData.set(u.index, data);
+      this.shards.set(u.index, tf.tensor1d(data));
+      shardFloats += data.length;
+      // Weight decay applies to 2-D weights only: a bool mask (1 byte per element) over this rank's slice.
+      const mask = new Uint8Array(data.length);
+      for (const p of u.params) {
+        if (!p.decay) continue;
+        const lo = Math.max(p.offset - u.offset, rank * data.length) - rank * data.length;
+        const hi = Math.min(p.offset - u.offset + p.size, (rank + 1) * data.length) - rank * data.length;
+        if (hi > lo) mask.fill(1, lo, hi);
+      }
+      const all = mask.every((x) => x === 1);
+      const none = mask.every((x) => x === 0);
+      this.masks.set(u.index, all ? true : none ? false : tf.tensor1d(mask, 'bool'));
+    }
+    this.opt = new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay }, (key) => this.masks.get(this.unitOf(key))!);
+    this.memory.params = shardFloats * 4;
+    this.memory.grads = shardFloats * 4;
+    this.memory.optimizer = 2 * shardFloats * 4;
+  }
+
+  get rank() {
+    return this.coll.rank;
+  }
+  get world() {
+    return this.coll.world;
+  }
+
+  private unitOf(key: string): number {
+    return this.table.units.find((u) => unitKey(u) === key)!.index;
+  }
+
+  /** A layer asks for a parameter: it must be unsharded now, or FSDP's schedule is wrong. */
+  private readonly p: Params = (name) => {
+    const unit = this.table.byName.get(name)!.unit;
+    const t = this.gathered.get(unit)?.get(name);
+    if (!t) throw new Error(`FSDP: ${name} was used while unit ${this.table.units[unit].name} is sharded (not all-gathered)`);
+    return t;
+  };
+
+  // ---- all-gather and free ------------------------------------------------------------------------
+  /** Issues the all-gather of a unit (if not gathered or in flight) without waiting for it. */
+  private issueGather(unit: number): Promise<void> {
+    if (this.gathered.has(unit)) return Promise.resolve();
+    let p = this.inFlight.get(unit);
+    if (!p) {
+      const u = this.table.units[unit];
+      const { padded } = shardLayout(u, this.world);
+      this.commBytes += padded * 4;
+      this.memory.comm_buffers = Math.max(this.memory.comm_buffers, this.commBytes);
+      p = this.coll.allGather(this.shardData.get(unit)!, padded).then((flat) => {
+        const params = new Map<string, tf.Tensor>();
+        for (const spec of u.params) params.set(spec.name, tf.tensor(flat.subarray(spec.offset - u.offset, spec.offset - u.offset + spec.size), spec.shape));
+        this.gathered.set(unit, params);
+        this.inFlight.delete(unit);
+        this.commBytes -= padded * 4;
+        this.gatheredBytes += u.size * 4;
+        this.memory.gathered_peak = Math.max(this.memory.gathered_peak, this.gatheredBytes);
+      });
+      this.inFlight.set(unit, p);
+    }
+    return p;
+  }
+
+  private gather(unit: number): Promise<void> {
+    return this.clock.wait(this.issueGather(unit));
+  }
+
+  /** Frees a unit's unsharded parameters (back to "sharded"). */
+  private free(unit: number): void {
+    const params = this.gathered.get(unit);
+    if (!params) return;
+    for (const t of params.values()) t.dispose();
+    this.gathered.delete(unit);
+    this.gatheredBytes -= this.table.units[unit].size * 4;
+  }
+
+  /** Bytes of unsharded parameters alive now (the tests check it is 0 between steps). */
+  get gatheredNow(): number {
+    return this.gatheredBytes;
+  }
+
+  // ---- one step -------------------------------------------------------------------------------------
+  private readonly exclusive = serializer(); // steps and full-state gathers, one at a time
+
+  trainStep(): Promise<StepStats> {
+    return this.exclusive(() => this.step_());
+  }
+
+  private async step_(): Promise<StepStats> {
+    const t0 = performance.now();
+    const batches = rankMicroBatches(this.data, this.cfg, this.step, this.rank, this.world);
+    const K = batches.length;
+    const gradShards = new Map<number, Float32Array>(this.table.units.map((u) => [u.index, new Float32Array(shardLayout(u, this.world).shard)]));
+    const scatters: Promise<void>[] = [];
+    const activations = activationProbe(this.memory, () => this.gatheredBytes);
+    let lossSum = 0;
+    try {
+      for (let k = 0; k < K; k++) {
+        const acc: Grads = new Map();
+        const probe = () => activations(acc);
+        const hooks: UnitHooks = {
+          beforeForward: (u) => this.gather(u),
+          afterForward: (u) => {
+            probe();
+            if (this.strategy === 'full' && u !== 0) this.free(u);
+          },
+          beforeBackward: async (u) => {
+            probe();
+            await this.gather(u);
+            // BACKWARD_PRE: the next unit backward needs starts travelling while this one computes.
+            if (this.prefetch && u > 1) void this.issueGather(u - 1);
+            await this.clock.wait(yieldToEventLoop());
+          },
+          afterBackward: async (u) => {
+            scatters.push((await this.reduceScatter(u, acc, gradShards)).done); // issued now, awaited at the end
+            this.free(u); // for the root unit this is after the embedding backward: the end of backward
+          },
+        };
+        const loss = await this.model.forwardBackward(
+          this.p, batches[k],
+          { training: true, dropoutSeed: mixSeed(this.cfg.seed + this.rank, this.step, k), lossScale: 1 / K },
+          acc, hooks,
+        );
+        lossSum += (await loss.data())[0];
+        loss.dispose();
+      }
+      await this.clock.wait(Promise.all(scatters));
+
+      // Global gradient norm: each rank's share of the sum of squares, all-reduced (one scalar).
+      let localSq = 0;
+      for (const g of gradShards.values()) for (let i = 0; i < g.length; i++) localSq += g[i] * g[i];
+      const [sumSq, loss] = await this.clock.wait(
+        Promise.all([this.coll.allReduceMean(Float32Array.of(localSq)), this.coll.allReduceMean(Float32Array.of(lossSum / K))]),
+      );
+      const gradNorm = Math.sqrt(sumSq[0] * this.world);
+      const meanLoss = loss[0];
+      checkFinite(meanLoss, gradNorm, this.step, this.cfg.lr);
+      const lr = learningRate(this.step, this.cfg);
+      const clip = this.cfg.grad_clip > 0 ? Math.min(1, this.cfg.grad_clip / (gradNorm + 1e-6)) : 1;
+      await this.applyAdamW(gradShards, lr, clip);
+      this.step += 1;
+      const tokens = this.world * batches.reduce((n, b) => n + b.B * b.T, 0);
+      return { step: this.step, loss: meanLoss, lr, gradNorm, ms: performance.now() - t0, tokens };
+    } finally {
+      for (const u of [...this.gathered.keys()]) this.free(u); // an error mid-step must not leave units gathered
+    }
+  }
+
+  /** Packs a unit's gradients (padded), frees them, and issues the reduce-scatter that adds rank r's mean slice. */
+  private async reduceScatter(unit: number, acc: Grads, into: Map<number, Float32Array>): Promise<{ done: Promise<void> }> {
+    const u = this.table.units[unit];
+    const { padded } = shardLayout(u, this.world);
+    const flat = new Float32Array(padded);
+    for (const spec of u.params) {
+      const g = acc.get(spec.name)!;
+      flat.set((await g.data()) as Float32Array, spec.offset - u.offset);
+      g.dispose();
+      acc.delete(spec.name);
+    }
+    this.commBytes += padded * 4;
+    this.memory.comm_buffers = Math.max(this.memory.comm_buffers, this.commBytes);
+    const done = this.coll.reduceScatterMean(flat).then((shard) => {
+      this.commBytes -= padded * 4;
+      const dst = into.get(unit)!;
+      for (let i = 0; i < shard.length; i++) dst[i] += shard[i];
+    });
+    return { done };
+  }
+
+  private async applyAdamW(gradShards: Map<number, Float32Array>, lr: number, clip: number): Promise<void> {
+    const params = new Map(this.table.units.map((u) => [unitKey(u), this.shards.get(u.index)! as tf.Tensor]));
+    const grads = new Map(this.table.units.map((u) => [unitKey(u), tf.tensor1d(gradShards.get(u.index)!) as tf.Tensor]));
+    const scale = tf.scalar(clip);
+    const next = this.opt.step(params, grads, lr, scale);
+    tf.dispose([scale, ...grads.values(), ...params.values()]);
+    for (const u of this.table.units) {
+      const t = next.get(unitKey(u))! as tf.Tensor1D;
+      this.shards.set(u.index, t);
+      this.shardData.set(u.index, (await t.data()) as Float32Array); // the next all-gather's input
+    }
+  }
+
+  // ---- the full state dict: every unit gathered, for evaluation, samples, checkpoints ---------------
+  /** Collective: every rank must call it. Returns the full flat parameters. */
+  async fullParams(): Promise<Float32Array> {
+    return this.gatherFlat(this.shardData);
+  }
+
+  private async gatherFlat(shards: Map<number, Float32Array>): Promise<Float32Array> {
+    const flat = new Float32Array(this.table.total);
+    for (const u of this.table.units) {
+      const full = await this.coll.allGather(shards.get(u.index)!, shardLayout(u, this.world).padded);
+      flat.set(full.subarray(0, u.size), u.offset);
+    }
+    return flat;
+  }
+
+  /** Runs fn on rank 0 with a temporary full replica (others just take part in the gathers). */
+  private async withFullModel<R>(fn: (t: Trainer) => Promise<R>, otherwise: R): Promise<R> {
+    const full = await this.exclusive(() => this.fullParams());
+    if (this.rank !== 0) return otherwise;
+    const t = new Trainer(this.cfg, this.data, full);
+    t.step = this.step;
+    try {
+      return await fn(t);
+    } finally {
+      t.dispose();
+    }
+  }
+
+  evalLoss(split: 'train' | 'val', iters: number): Promise<number> {
+    return this.withFullModel((t) => t.evalLoss(split, iters), NaN);
+  }
+
+  sample(prompt: string, tokens: number, opts: { temperature?: number; topK?: number; seed?: number } = {}): Promise<string> {
+    return this.withFullModel((t) => t.sample(prompt, tokens, opts), '');
+  }
+
+  exportParams(): Promise<Float32Array> {
+    return this.exclusive(() => this.fullParams());
+  }
+
+  /** Collective. The full checkpoint (parameters, m, v gathered from the shards), like DDP's. */
+  toCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] } = {}): Promise<Checkpoint> {
+    return this.exclusive(async () => {
+      const st = await this.opt.state();
+      const byUnit = (m: Map<string, Float32Array>) =>
+        new Map(this.table.units.map((u) => [u.index, m.get(unitKey(u)) ?? new Float32Array(shardLayout(u, this.world).shard)]));
+      return {
+        header: {
+          version: 1, config: this.cfg, tokenizer: this.data.tokenizer.spec(), step: this.step, adam_t: st.t,
+          num_params: this.table.total,
+          losses: history.losses?.slice(0, this.step),
+          val_losses: history.val_losses?.filter(([s]) => s <= this.step),
+        },
+        params: await this.gatherFlat(this.shardData),
+        m: await this.gatherFlat(byUnit(st.m)),
+        v: await this.gatherFlat(byUnit(st.v)),
+      };
+    });
+  }
+
+  /** Continues from a (full) checkpoint: keeps this rank's slices of parameters, m and v. */
+  restore(c: Checkpoint): void {
+    for (const u of this.table.units) {
+      const data = sliceShard(c.params, u, this.world, this.rank);
+      this.shards.get(u.index)!.dispose();
+      this.shards.set(u.index, tf.tensor1d(data));
+      this.shardData.set(u.index, data);
+    }
+    if (c.header.adam_t > 0) {
+      const pick = (flat: Float32Array) => new Map(this.table.units.map((u) => [unitKey(u), sliceShard(flat, u, this.world, this.rank)]));
+      const shapes = new Map(this.table.units.map((u) => [unitKey(u), [shardLayout(u, this.world).shard]]));
+      this.opt.loadState({ t: c.header.adam_t, m: pick(c.m), v: pick(c.v) }, shapes);
+    }
+    this.step = c.header.step;
+  }
+
+  dispose(): void {
+    for (const u of [...this.gathered.keys()]) this.free(u);
+    for (const t of this.shards.values()) t.dispose();
+    for (const m of this.masks.values()) if (m instanceof tf.Tensor) m.dispose();
+    this.shards.clear();
+    this.opt.dispose();
+    this.model.dispose();
+  }
+}

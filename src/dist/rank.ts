@@ -1,0 +1,144 @@
+// One rank: a GPT-2 replica, its optimizer, its slice of every batch and its links to the other ranks.
+// The same class runs in a Web Worker (workers/rank.worker.ts), a Node worker_thread (the CLI,
+// src/dist/node-rank.ts) and in-process in tests; only the way the backend starts differs.
+
+import * as Comlink from 'comlink';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendInfo } from '../backend';
+import type { BackendName } from '../model/config';
+import { checkVocab } from '../model/config';
+import { buildParamTable, initParams } from '../model/params';
+import { makeDataset } from '../data/dataset';
+import { makeTokenizer } from '../data/tokenizer';
+import { Trainer, type StepStats } from '../train/trainer';
+import { FSDPTrainer } from './fsdp';
+import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint';
+import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from '../protocol';
+import { makeCollectives, type Collectives } from './collectives';
+import { assignBuckets, DDPSync, type Bucket } from './ddp';
+import { verifyLlmc, type AdamWExpectation, type VerifyResult } from '../verify';
+
+/** A rank's model: a full replica (single, DDP, FSDP NO_SHARD) or FSDP's shards. */
+type Replica = Trainer | FSDPTrainer;
+
+export class RankService implements RankAPI {
+  private trainer: Replica | null = null;
+  private coll: Collectives | null = null;
+  private buckets: Bucket[] = [];
+  private sync: 'none' | 'ddp' = 'none'; // how a replicated model synchronises gradients
+  private failure: string | null = null;
+
+  constructor(private startBackend: (name: BackendName) => Promise<BackendInfo>) {}
+
+  private need(): Replica {
+    if (!this.trainer) throw new Error('this rank has no model yet: init() first');
+    return this.trainer;
+  }
+
+  async init(spec: RankInit): Promise<InitInfo> {
+    this.dispose();
+    const backend = await this.startBackend(spec.config.backend);
+    const coll = makeCollectives(spec.rank, spec.world, spec.comm);
+    this.coll = coll;
+    const ckpt = spec.checkpoint ? decodeCheckpoint(spec.checkpoint) : null;
+    const tokenizer = await makeTokenizer(ckpt ? ckpt.header.tokenizer : spec.config.tokenizer === 'bpe' ? { kind: 'bpe' } : { kind: 'char', text: spec.text });
+    const cfg = ckpt
+      ? { ...ckpt.header.config, max_iters: spec.config.max_iters, backend: spec.config.backend }
+      : checkVocab(spec.config, tokenizer.vocabSize, false);
+    const data = makeDataset(spec.text, tokenizer, cfg.block_size);
+    const table = buildParamTable(cfg);
+    // Rank 0 initialises; the others receive its parameters, so every replica starts identical.
+    let init: Float32Array;
+    if (ckpt) init = ckpt.params;
+    else init = spec.rank === 0 ? initParams(table, cfg, cfg.seed) : new Float32Array(table.total);
+    if (!ckpt) await coll.broadcast(init, 0);
+    let trainer: Replica;
+    if (spec.strategy === 'fsdp' && spec.shard !== 'none') {
+      trainer = new FSDPTrainer(cfg, data, init, coll, spec.shard, spec.prefetch);
+    } else {
+      trainer = new Trainer(cfg, data, init);
+      trainer.rank = spec.rank;
+      trainer.world = spec.world;
+    }
+    if (ckpt) trainer.restore(ckpt);
+    this.trainer = trainer;
+    // DDP, and FSDP's NO_SHARD (which is DDP by definition), all-reduce gradient buckets.
+    this.sync = spec.strategy === 'ddp' || spec.strategy === 'fsdp' ? 'ddp' : 'none';
+    this.buckets = assignBuckets(table, spec.bucketMb * 2 ** 20);
+    return {
+      backend, numParams: table.total, vocabSize: tokenizer.vocabSize,
+      trainTokens: data.train.length, valTokens: data.val.length, step: trainer.step,
+    };
+  }
+
+  /** Marks this rank unusable (a lost GPU device): the next step fails with the reason. */
+  fail(message: string): void {
+    this.failure = message;
+  }
+
+  async step(): Promise<RankStepStats> {
+    if (this.failure) throw new Error(this.failure);
+    const trainer = this.need();
+    const coll = this.coll!;
+    const before = { ...coll.stats };
+    let stats: StepStats;
+    let waitMs: number;
+    let buckets: number[] = [];
+    if (trainer instanceof FSDPTrainer) {
+      const w0 = trainer.clock.waitMs;
+      stats = await trainer.trainStep();
+      waitMs = trainer.clock.waitMs - w0;
+    } else {
+      const sync = this.sync === 'ddp' ? new DDPSync(this.buckets, coll) : undefined;
+      stats = await trainer.trainStep(sync);
+      waitMs = sync?.clock.waitMs ?? 0;
+      buckets = sync?.issued ?? [];
+      if (sync) trainer.memory.comm_buffers = Math.max(trainer.memory.comm_buffers, sync.commBytesPeak);
+    }
+    const commMs = coll.stats.commMs - before.commMs;
+    return {
+      ...stats,
+      rank: coll.rank,
+      computeMs: Math.max(0, stats.ms - commMs - waitMs),
+      commMs,
+      waitMs,
+      bytesSent: coll.stats.bytesSent - before.bytesSent,
+      buckets,
+      memory: { ...trainer.memory },
+    };
+  }
+
+  evalLoss(split: 'train' | 'val', iters: number): Promise<number> {
+    return this.need().evalLoss(split, iters);
+  }
+
+  sample(req: SampleRequest): Promise<string> {
+    return this.need().sample(req.prompt, req.tokens, { temperature: req.temperature, topK: req.topK, seed: req.seed });
+  }
+
+  async exportCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] }): Promise<ArrayBuffer> {
+    const buf = encodeCheckpoint(await this.need().toCheckpoint(history));
+    return Comlink.transfer(buf, [buf]);
+  }
+
+  async exportParams(): Promise<Float32Array> {
+    return this.need().exportParams();
+  }
+
+  memory() {
+    const m = tf.memory();
+    return { numTensors: m.numTensors, numBytes: m.numBytes };
+  }
+
+  async verifyLlmc(backend: BackendName, model: ArrayBuffer, state: ArrayBuffer, adamw: AdamWExpectation | null): Promise<VerifyResult> {
+    await this.startBackend(backend);
+    return verifyLlmc(model, state, adamw);
+  }
+
+  dispose(): void {
+    this.trainer?.dispose();
+    this.trainer = null;
+    this.coll?.close();
+    this.coll = null;
+  }
+}
