@@ -7,6 +7,7 @@ import type { TrainEvent } from './train/session';
 import type { MemoryReport, StepStats } from './train/trainer';
 import type { CommEndpoint } from './dist/collectives';
 import type { ShardStrategy } from './dist/fsdp';
+import type { TraceEvent } from './util/trace';
 import type { VerifyResult, AdamWExpectation } from './verify';
 
 export interface InitInfo {
@@ -72,11 +73,14 @@ export interface RankStepStats extends StepStats {
   bytesSent: number; // this step
   buckets: number[]; // DDP: bucket indices in the order their all-reduce was issued
   memory: MemoryReport; // bytes by kind
+  trace?: TraceEvent[]; // this step's events, when tracing is on
 }
 
 export interface RankAPI {
   init(spec: RankInit): Promise<InitInfo>;
   step(): Promise<RankStepStats>;
+  /** Records trace events (returned with each step) or stops recording. */
+  setTracing(on: boolean): void;
   evalLoss(split: 'train' | 'val', iters: number): Promise<number>;
   sample(req: SampleRequest): Promise<string>;
   exportCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] }): Promise<ArrayBuffer>;

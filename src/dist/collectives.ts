@@ -13,6 +13,7 @@
 // chunkBounds(S, N, r); "mean" ops divide the sum by N.
 
 import { serializer } from '../util/serial';
+import { clock, noTrace, type Tracer } from '../util/trace';
 
 /** A MessagePort, a Worker, or Node's worker_threads MessagePort: what the transports need of one. */
 export interface PortLike {
@@ -32,6 +33,7 @@ export interface Collectives {
   readonly world: number;
   readonly kind: TransportKind;
   readonly stats: CommStats;
+  tracer: Tracer;
   /** In place: buf becomes the element-wise mean over ranks. */
   allReduceMean(buf: Float32Array): Promise<Float32Array>;
   /** Returns this rank's chunk of the element-wise mean (buf is used as scratch). */
@@ -74,12 +76,22 @@ class Inbox<T> {
 /** Base: one collective at a time per rank, and CPU time of the synchronous parts counted as comm. */
 abstract class Base {
   readonly stats: CommStats = { bytesSent: 0, commMs: 0, ops: 0 };
+  tracer: Tracer = noTrace; // records each collective, with its bytes, on the "comm" lane
   private readonly queue = serializer();
   constructor(readonly rank: number, readonly world: number) {}
 
-  protected serial<R>(fn: () => Promise<R>): Promise<R> {
+  /** Runs one collective after the ones issued before it. */
+  protected serial<R>(name: string, fn: () => Promise<R>): Promise<R> {
     this.stats.ops += 1;
-    return this.queue(fn);
+    return this.queue(async () => {
+      const ts = clock();
+      const b0 = this.stats.bytesSent;
+      try {
+        return await fn();
+      } finally {
+        this.tracer.record(name, 'comm', 'comm', ts, this.stats.bytesSent - b0);
+      }
+    });
   }
 
   protected timed<R>(fn: () => R): R {
@@ -146,7 +158,7 @@ export class RingCollectives extends Base implements Collectives {
   }
 
   allReduceMean(buf: Float32Array): Promise<Float32Array> {
-    return this.serial(async () => {
+    return this.serial('all-reduce', async () => {
       if (this.world === 1) return buf;
       await this.reduceScatterSum(buf);
       this.scaleOwn(buf);
@@ -156,7 +168,7 @@ export class RingCollectives extends Base implements Collectives {
   }
 
   reduceScatterMean(buf: Float32Array): Promise<Float32Array> {
-    return this.serial(async () => {
+    return this.serial('reduce-scatter', async () => {
       await this.reduceScatterSum(buf);
       this.scaleOwn(buf);
       return buf.slice(...chunkBounds(buf.length, this.world, this.rank));
@@ -164,7 +176,7 @@ export class RingCollectives extends Base implements Collectives {
   }
 
   allGather(chunk: Float32Array, total: number): Promise<Float32Array> {
-    return this.serial(async () => {
+    return this.serial('all-gather', async () => {
       const buf = new Float32Array(total);
       buf.set(chunk, chunkBounds(total, this.world, this.rank)[0]);
       await this.allGatherInPlace(buf);
@@ -173,7 +185,7 @@ export class RingCollectives extends Base implements Collectives {
   }
 
   broadcast(buf: Float32Array, root: number): Promise<Float32Array> {
-    return this.serial(async () => {
+    return this.serial('broadcast', async () => {
       if (this.world === 1) return buf;
       if (this.rank !== root) buf.set(await this.inbox!.next());
       if (mod(this.rank + 1, this.world) !== root) this.send(buf, 0, buf.length); // pass it along the ring
@@ -211,7 +223,7 @@ export class StarCollectives extends Base implements Collectives {
   }
 
   allReduceMean(buf: Float32Array): Promise<Float32Array> {
-    return this.serial(async () => {
+    return this.serial('all-reduce', async () => {
       const out = await this.request({ op: 'allreduce', data: buf.slice() });
       this.timed(() => buf.set(out));
       return buf;
@@ -219,15 +231,15 @@ export class StarCollectives extends Base implements Collectives {
   }
 
   reduceScatterMean(buf: Float32Array): Promise<Float32Array> {
-    return this.serial(() => this.request({ op: 'reducescatter', data: buf.slice() }));
+    return this.serial('reduce-scatter', () => this.request({ op: 'reducescatter', data: buf.slice() }));
   }
 
   allGather(chunk: Float32Array, total: number): Promise<Float32Array> {
-    return this.serial(() => this.request({ op: 'allgather', data: chunk.slice(), total }));
+    return this.serial('all-gather', () => this.request({ op: 'allgather', data: chunk.slice(), total }));
   }
 
   broadcast(buf: Float32Array, root: number): Promise<Float32Array> {
-    return this.serial(async () => {
+    return this.serial('broadcast', async () => {
       const out = await this.request({ op: 'broadcast', data: this.rank === root ? buf.slice() : new Float32Array(0), root });
       if (this.rank !== root) this.timed(() => buf.set(out));
       return buf;
@@ -384,15 +396,15 @@ export class SharedCollectives extends Base implements Collectives {
   }
 
   allReduceMean(buf: Float32Array): Promise<Float32Array> {
-    return this.serial(() => (this.world === 1 ? Promise.resolve(buf) : this.reduce(buf, true)));
+    return this.serial('all-reduce', () => (this.world === 1 ? Promise.resolve(buf) : this.reduce(buf, true)));
   }
 
   reduceScatterMean(buf: Float32Array): Promise<Float32Array> {
-    return this.serial(() => this.reduce(buf, false));
+    return this.serial('reduce-scatter', () => this.reduce(buf, false));
   }
 
   allGather(chunk: Float32Array, total: number): Promise<Float32Array> {
-    return this.serial(async () => {
+    return this.serial('all-gather', async () => {
       const out = new Float32Array(total);
       const [myLo, myHi] = chunkBounds(total, this.world, this.rank);
       await this.pieces(total, async (o, len) => {
@@ -411,7 +423,7 @@ export class SharedCollectives extends Base implements Collectives {
   }
 
   broadcast(buf: Float32Array, root: number): Promise<Float32Array> {
-    return this.serial(async () => {
+    return this.serial('broadcast', async () => {
       if (this.world === 1) return buf;
       await this.pieces(buf.length, async (o, len) => {
         if (this.rank === root) {

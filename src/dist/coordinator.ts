@@ -141,6 +141,11 @@ export class Coordinator {
     return this.guard(Promise.all(this.ranks.map((h) => call(h.api)))).then((all) => all[0]);
   }
 
+  /** Turns trace recording on or off on every rank (events then come with each step's perRank stats). */
+  setTracing(on: boolean): Promise<void[]> {
+    return this.guard(Promise.all(this.ranks.map((h) => h.api.setTracing(on))));
+  }
+
   evalLoss(split: 'train' | 'val', iters: number): Promise<number> {
     return this.onRank0((api) => api.evalLoss(split, iters));
   }

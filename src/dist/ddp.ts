@@ -12,6 +12,7 @@ import type { Grads, UnitHooks } from '../model/gpt';
 import type { ParamSpec, ParamTable } from '../model/params';
 import type { GradSync } from '../train/trainer';
 import type { Collectives } from './collectives';
+import { clock } from '../util/trace';
 
 export const DEFAULT_BUCKET_MB = 25;
 export const FIRST_BUCKET_MB = 1;
@@ -59,11 +60,13 @@ export class WaitClock {
   constructor(private coll: Collectives) {}
   async wait<R>(p: Promise<R>): Promise<R> {
     const t0 = performance.now();
+    const ts = clock();
     const c0 = this.coll.stats.commMs;
     try {
       return await p;
     } finally {
       this.waitMs += Math.max(0, performance.now() - t0 - (this.coll.stats.commMs - c0));
+      this.coll.tracer.record('wait', 'wait', 'main', ts);
     }
   }
 }
@@ -96,13 +99,14 @@ export class DDPSync implements GradSync {
   }
 
   readonly hooks: UnitHooks = {
-    gradsReady: (grads) => {
-      for (const [name, g] of grads) this.reads.set(name, g.data() as Promise<Float32Array>);
-      // Buckets start strictly in order, so every rank issues the same all-reduces in the same order.
-      while (this.launched.length < this.buckets.length && this.buckets[this.launched.length].params.every((p) => this.reads.has(p.name))) {
-        this.launched.push(this.allReduce(this.buckets[this.launched.length]));
-      }
-    },
+    gradsReady: (grads) =>
+      this.coll.tracer.span('read gradients', 'comm', () => {
+        for (const [name, g] of grads) this.reads.set(name, g.data() as Promise<Float32Array>);
+        // Buckets start strictly in order, so every rank issues the same all-reduces in the same order.
+        while (this.launched.length < this.buckets.length && this.buckets[this.launched.length].params.every((p) => this.reads.has(p.name))) {
+          this.launched.push(this.allReduce(this.buckets[this.launched.length]));
+        }
+      }),
     afterBackward: () => this.clock.wait(yieldToEventLoop()),
   };
 
@@ -110,12 +114,15 @@ export class DDPSync implements GradSync {
     this.issued.push(b.index);
     this.commBytesPeak += b.size * 4;
     const arrays = await Promise.all(b.params.map((p) => this.reads.get(p.name)!));
-    const flat = new Float32Array(b.size);
-    let o = 0;
-    for (const a of arrays) {
-      flat.set(a, o);
-      o += a.length;
-    }
+    const flat = this.coll.tracer.span(`pack bucket ${b.index}`, 'comm', () => {
+      const out = new Float32Array(b.size);
+      let o = 0;
+      for (const a of arrays) {
+        out.set(a, o);
+        o += a.length;
+      }
+      return out;
+    });
     return this.coll.allReduceMean(flat);
   }
 
@@ -126,13 +133,15 @@ export class DDPSync implements GradSync {
     }
     const flats = await this.clock.wait(Promise.all(this.launched));
     const reduced = new Map<string, tf.Tensor>();
-    this.buckets.forEach((b, i) => {
-      let o = 0;
-      for (const p of b.params) {
-        reduced.set(p.name, tf.tensor(flats[i].subarray(o, o + p.size), p.shape));
-        o += p.size;
-      }
-    });
+    this.coll.tracer.span('unpack gradients', 'comm', () =>
+      this.buckets.forEach((b, i) => {
+        let o = 0;
+        for (const p of b.params) {
+          reduced.set(p.name, tf.tensor(flats[i].subarray(o, o + p.size), p.shape));
+          o += p.size;
+        }
+      }),
+    );
     for (const g of grads.values()) g.dispose();
     // In the local map's order, so everything downstream (the gradient norm) sums as one worker would.
     return new Map([...grads.keys()].map((name) => [name, reduced.get(name)!]));

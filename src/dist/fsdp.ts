@@ -28,6 +28,7 @@ import type { Checkpoint } from '../train/checkpoint';
 import type { Collectives } from './collectives';
 import { WaitClock, yieldToEventLoop } from './ddp';
 import { serializer } from '../util/serial';
+import { clock } from '../util/trace';
 
 export type ShardStrategy = 'full' | 'grad_op' | 'none';
 export const SHARD_STRATEGIES: readonly ShardStrategy[] = ['full', 'grad_op', 'none'];
@@ -132,8 +133,11 @@ export class FSDPTrainer {
       this.commBytes += padded * 4;
       this.memory.comm_buffers = Math.max(this.memory.comm_buffers, this.commBytes);
       p = this.coll.allGather(this.shardData.get(unit)!, padded).then((flat) => {
-        const params = new Map<string, tf.Tensor>();
-        for (const spec of u.params) params.set(spec.name, tf.tensor(flat.subarray(spec.offset - u.offset, spec.offset - u.offset + spec.size), spec.shape));
+        const params = this.coll.tracer.span(`unshard ${u.name}`, 'comm', () => {
+          const m = new Map<string, tf.Tensor>();
+          for (const spec of u.params) m.set(spec.name, tf.tensor(flat.subarray(spec.offset - u.offset, spec.offset - u.offset + spec.size), spec.shape));
+          return m;
+        });
         this.gathered.set(unit, params);
         this.inFlight.delete(unit);
         this.commBytes -= padded * 4;
@@ -202,7 +206,7 @@ export class FSDPTrainer {
         };
         const loss = await this.model.forwardBackward(
           this.p, batches[k],
-          { training: true, dropoutSeed: mixSeed(this.cfg.seed + this.rank, this.step, k), lossScale: 1 / K },
+          { training: true, dropoutSeed: mixSeed(this.cfg.seed + this.rank, this.step, k), lossScale: 1 / K, trace: this.coll.tracer },
           acc, hooks,
         );
         lossSum += (await loss.data())[0];
@@ -211,8 +215,11 @@ export class FSDPTrainer {
       await this.clock.wait(Promise.all(scatters));
 
       // Global gradient norm: each rank's share of the sum of squares, all-reduced (one scalar).
-      let localSq = 0;
-      for (const g of gradShards.values()) for (let i = 0; i < g.length; i++) localSq += g[i] * g[i];
+      const localSq = this.coll.tracer.span('gradient norm', 'compute', () => {
+        let sq = 0;
+        for (const g of gradShards.values()) for (let i = 0; i < g.length; i++) sq += g[i] * g[i];
+        return sq;
+      });
       const [sumSq, loss] = await this.clock.wait(
         Promise.all([this.coll.allReduceMean(Float32Array.of(localSq)), this.coll.allReduceMean(Float32Array.of(lossSum / K))]),
       );
@@ -233,6 +240,7 @@ export class FSDPTrainer {
   /** Packs a unit's gradients (padded), frees them, and issues the reduce-scatter that adds rank r's mean slice. */
   private async reduceScatter(unit: number, acc: Grads, into: Map<number, Float32Array>): Promise<{ done: Promise<void> }> {
     const u = this.table.units[unit];
+    const ts = clock();
     const { padded } = shardLayout(u, this.world);
     const flat = new Float32Array(padded);
     for (const spec of u.params) {
@@ -241,6 +249,7 @@ export class FSDPTrainer {
       g.dispose();
       acc.delete(spec.name);
     }
+    this.coll.tracer.record(`pack ${u.name} gradients`, 'comm', 'main', ts);
     this.commBytes += padded * 4;
     this.memory.comm_buffers = Math.max(this.memory.comm_buffers, this.commBytes);
     const done = this.coll.reduceScatterMean(flat).then((shard) => {
@@ -252,6 +261,7 @@ export class FSDPTrainer {
   }
 
   private async applyAdamW(gradShards: Map<number, Float32Array>, lr: number, clip: number): Promise<void> {
+    const ts = clock();
     const params = new Map(this.table.units.map((u) => [unitKey(u), this.shards.get(u.index)! as tf.Tensor]));
     const grads = new Map(this.table.units.map((u) => [unitKey(u), tf.tensor1d(gradShards.get(u.index)!) as tf.Tensor]));
     const scale = tf.scalar(clip);
@@ -262,6 +272,7 @@ export class FSDPTrainer {
       this.shards.set(u.index, t);
       this.shardData.set(u.index, (await t.data()) as Float32Array); // the next all-gather's input
     }
+    this.coll.tracer.record('optimizer', 'compute', 'main', ts);
   }
 
   // ---- the full state dict: every unit gathered, for evaluation, samples, checkpoints ---------------

@@ -17,6 +17,7 @@ import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from '
 import { makeCollectives, type Collectives } from './collectives';
 import { assignBuckets, DDPSync, type Bucket } from './ddp';
 import { verifyLlmc, type AdamWExpectation, type VerifyResult } from '../verify';
+import { Tracer } from '../util/trace';
 
 /** A rank's model: a full replica (single, DDP, FSDP NO_SHARD) or FSDP's shards. */
 type Replica = Trainer | FSDPTrainer;
@@ -27,6 +28,7 @@ export class RankService implements RankAPI {
   private buckets: Bucket[] = [];
   private sync: 'none' | 'ddp' = 'none'; // how a replicated model synchronises gradients
   private failure: string | null = null;
+  private readonly tracer = new Tracer();
 
   constructor(private startBackend: (name: BackendName) => Promise<BackendInfo>) {}
 
@@ -39,6 +41,7 @@ export class RankService implements RankAPI {
     this.dispose();
     const backend = await this.startBackend(spec.config.backend);
     const coll = makeCollectives(spec.rank, spec.world, spec.comm);
+    coll.tracer = this.tracer;
     this.coll = coll;
     const ckpt = spec.checkpoint ? decodeCheckpoint(spec.checkpoint) : null;
     const tokenizer = await makeTokenizer(ckpt ? ckpt.header.tokenizer : spec.config.tokenizer === 'bpe' ? { kind: 'bpe' } : { kind: 'char', text: spec.text });
@@ -59,6 +62,7 @@ export class RankService implements RankAPI {
       trainer = new Trainer(cfg, data, init);
       trainer.rank = spec.rank;
       trainer.world = spec.world;
+      trainer.tracer = this.tracer;
     }
     if (ckpt) trainer.restore(ckpt);
     this.trainer = trainer;
@@ -69,6 +73,11 @@ export class RankService implements RankAPI {
       backend, numParams: table.total, vocabSize: tokenizer.vocabSize,
       trainTokens: data.train.length, valTokens: data.val.length, step: trainer.step,
     };
+  }
+
+  setTracing(on: boolean): void {
+    this.tracer.enabled = on;
+    this.tracer.take();
   }
 
   /** Marks this rank unusable (a lost GPU device): the next step fails with the reason. */
@@ -105,6 +114,7 @@ export class RankService implements RankAPI {
       bytesSent: coll.stats.bytesSent - before.bytesSent,
       buckets,
       memory: { ...trainer.memory },
+      ...(this.tracer.enabled ? { trace: this.tracer.take() } : {}),
     };
   }
 

@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config';
 import { mixSeed, type ParamTable } from './params';
+import { clock, noTrace, type Tracer } from '../util/trace';
 
 const LN_EPS = 1e-5;
 const GELU_S = Math.sqrt(2 / Math.PI);
@@ -47,6 +48,7 @@ export interface StepOptions {
   training: boolean; // enables dropout
   dropoutSeed?: number; // with the step and rank mixed in by the caller
   lossScale?: number; // multiplies the gradient (1 / grad_accum)
+  trace?: Tracer; // records each unit's forward and backward as compute spans
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -336,45 +338,54 @@ export class GPT {
       g.dispose();
     };
     const ready = (names: string[]) => hooks.gradsReady?.(new Map(names.map((n) => [n, acc.get(n)!])));
+    const tr = opts.trace ?? noTrace;
     try {
+      // Each stretch of work between two hooks is one compute span, so a worker's spans tile its step.
       await hooks.beforeForward?.(0);
       const embedMask = this.embedDropoutMask(B, T, dropSeed);
-      let x = tf.tidy(() => maybeMul(this.embedForward(p, idx, B, T), embedMask) as tf.Tensor2D);
+      let x = tr.span('forward root', 'compute', () => tf.tidy(() => maybeMul(this.embedForward(p, idx, B, T), embedMask) as tf.Tensor2D));
       for (let l = 0; l < L; l++) {
         await hooks.beforeForward?.(1 + l);
-        const { out, cache } = tidy(() => this.blockForward(p, l, x, B, T, dropSeed));
-        caches.push(cache);
-        x.dispose(); // backward needs LayerNorm's xhat and rstd, not the block's input
-        x = out;
+        x = tr.span(`forward h.${l}`, 'compute', () => {
+          const { out, cache } = tidy(() => this.blockForward(p, l, x, B, T, dropSeed));
+          caches.push(cache);
+          x.dispose(); // backward needs LayerNorm's xhat and rstd, not the block's input
+          return out;
+        });
         await hooks.afterForward?.(1 + l);
       }
-      // head and loss
-      const headOut = tidy(() => {
-        const { logits, lnf } = this.headForward(p, x);
-        const { loss, dlogits } = this.crossEntropy(logits, targets, opts.lossScale ?? 1);
-        const dlnf = mm(dlogits, p('wte')); // (BT, C)
-        const dwteHead = mm(dlogits.transpose(), lnf.out); // (V, C): lm_head is tied to wte
-        const lnfBack = layerNormBackward(dlnf, lnf.cache, p('ln_f.weight'));
-        return { loss, dx: lnfBack.dx, dwteHead, dw: lnfBack.dw, db: lnfBack.db };
+      const headOut = tr.span('head and loss', 'compute', () => {
+        const out = tidy(() => {
+          const { logits, lnf } = this.headForward(p, x);
+          const { loss, dlogits } = this.crossEntropy(logits, targets, opts.lossScale ?? 1);
+          const dlnf = mm(dlogits, p('wte')); // (BT, C)
+          const dwteHead = mm(dlogits.transpose(), lnf.out); // (V, C): lm_head is tied to wte
+          const lnfBack = layerNormBackward(dlnf, lnf.cache, p('ln_f.weight'));
+          return { loss, dx: lnfBack.dx, dwteHead, dw: lnfBack.dw, db: lnfBack.db };
+        });
+        x.dispose();
+        add('ln_f.weight', out.dw);
+        add('ln_f.bias', out.db);
+        add('wte', out.dwteHead); // the embedding's share is added at the end
+        return out;
       });
-      x.dispose();
-      add('ln_f.weight', headOut.dw);
-      add('ln_f.bias', headOut.db);
-      add('wte', headOut.dwteHead); // the embedding's share is added at the end
       await ready(['ln_f.bias', 'ln_f.weight']);
       let dx = headOut.dx;
       for (let l = L - 1; l >= 0; l--) {
         await hooks.beforeBackward?.(1 + l);
-        const cache = caches[l];
-        const res = tidy(() => this.blockBackward(p, l, dx, cache, B, T));
-        disposeCache(cache);
-        dx.dispose();
-        dx = res.dx;
-        for (const [name, g] of Object.entries(res.grads)) add(name, g);
-        await ready(Object.keys(res.grads));
+        const names = tr.span(`backward h.${l}`, 'compute', () => {
+          const res = tidy(() => this.blockBackward(p, l, dx, caches[l], B, T));
+          disposeCache(caches[l]);
+          dx.dispose();
+          dx = res.dx;
+          for (const [name, g] of Object.entries(res.grads)) add(name, g);
+          return Object.keys(res.grads);
+        });
+        await ready(names);
         await hooks.afterBackward?.(1 + l);
       }
       await hooks.beforeBackward?.(0);
+      const t0 = clock();
       if (embedMask) {
         const masked = tf.mul(dx, embedMask) as tf.Tensor2D;
         dx.dispose();
@@ -385,6 +396,7 @@ export class GPT {
       dx.dispose();
       add('wte', dwte);
       add('wpe', dwpe);
+      tr.record('backward root', 'compute', 'main', t0);
       await ready(['wpe', 'wte']);
       await hooks.afterBackward?.(0);
       return headOut.loss;

@@ -9,6 +9,7 @@ import { batchOffsets, makeBatch, type Dataset } from '../data/dataset';
 import { AdamW, clipFactor, learningRate, sumOfSquares } from './optim';
 import { flatten, type Checkpoint } from './checkpoint';
 import { serializer } from '../util/serial';
+import { clock, noTrace, type Tracer } from '../util/trace';
 
 /**
  * How replicas agree on gradients (DDP: src/dist/ddp.ts). hooks run during the last micro-batch's
@@ -87,6 +88,7 @@ export class Trainer {
   rank = 0; // this replica's index and the number of replicas (DDP); 0 and 1 for one worker
   world = 1;
   readonly memory: MemoryReport;
+  tracer: Tracer = noTrace;
 
   constructor(readonly cfg: RunConfig, readonly data: Dataset, init?: Float32Array, attention?: AttentionKernel) {
     this.table = buildParamTable(cfg);
@@ -136,7 +138,7 @@ export class Trainer {
     const probe = activationProbe(this.memory);
     try {
       for (let k = 0; k < K; k++) {
-        const opts = { training: true, dropoutSeed: mixSeed(this.cfg.seed + this.rank, this.step, k), lossScale: 1 / K };
+        const opts = { training: true, dropoutSeed: mixSeed(this.cfg.seed + this.rank, this.step, k), lossScale: 1 / K, trace: this.tracer };
         const syncHooks = k === K - 1 ? sync?.hooks : undefined; // inner micro-batches do not communicate (no_sync)
         const hooks: UnitHooks = {
           ...syncHooks,
@@ -151,15 +153,20 @@ export class Trainer {
         tf.dispose([prev, loss]);
       }
       if (sync) grads = await sync.finish(grads);
+      const ts = clock();
       sumSq = sumOfSquares(grads.values());
       const [lossV, sumSqV] = await Promise.all([lossSum.data(), sumSq.data()]);
+      this.tracer.record('gradient norm', 'compute', 'main', ts);
       const loss = sync ? await sync.meanScalar(lossV[0] / K) : lossV[0] / K;
       const gradNorm = Math.sqrt(sumSqV[0]);
       checkFinite(loss, gradNorm, this.step, this.cfg.lr);
       const lr = learningRate(this.step, this.cfg);
-      const scale = clipFactor(sumSq, this.cfg.grad_clip);
-      const next = this.opt.step(this.params, grads, lr, scale);
-      scale.dispose();
+      const next = this.tracer.span('optimizer', 'compute', () => {
+        const scale = clipFactor(sumSq!, this.cfg.grad_clip);
+        const updated = this.opt.step(this.params, grads, lr, scale);
+        scale.dispose();
+        return updated;
+      });
       for (const t of this.params.values()) t.dispose();
       this.params = next;
       this.step += 1;
