@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { BackendName } from './model/config';
+import { serializer } from './util/serial';
 
 export interface BackendInfo {
   name: Exclude<BackendName, 'auto'>;
@@ -61,9 +62,19 @@ let wasmPathsSet = false;
  * Starts the requested backend (or picks one for "auto") and returns what was chosen and why.
  * onDeviceLost is called if a WebGPU device is lost later (driver reset, GPU removed, tab in background).
  */
-export async function initBackend(
+export function initBackend(
   requested: BackendName,
   opts: { wasmPaths?: WasmPaths; onDeviceLost?: (message: string) => void } = {},
+): Promise<BackendInfo> {
+  // One start-up at a time: ranks sharing a thread (tests) must not race in tf.setBackend.
+  return startOneAtATime(() => start(requested, opts));
+}
+
+const startOneAtATime = serializer();
+
+async function start(
+  requested: BackendName,
+  opts: { wasmPaths?: WasmPaths; onDeviceLost?: (message: string) => void },
 ): Promise<BackendInfo> {
   if (opts.wasmPaths && !wasmPathsSet) {
     // The threaded wasm binary breaks in a minified build (tfjs serialises a function with toString).
