@@ -79,6 +79,11 @@ export interface RankStepStats extends StepStats {
 export interface RankAPI {
   init(spec: RankInit): Promise<InitInfo>;
   step(): Promise<RankStepStats>;
+  /**
+   * Times a collective on this rank's links (every rank must call it with the same arguments): the
+   * median seconds of `iters` runs after one warm-up. For calibration and benchmarks.
+   */
+  timeCollective(op: 'all-reduce' | 'all-gather' | 'reduce-scatter', bytes: number, iters: number): Promise<number>;
   /** Records trace events (returned with each step) or stops recording. */
   setTracing(on: boolean): void;
   evalLoss(split: 'train' | 'val', iters: number): Promise<number>;

@@ -141,6 +141,11 @@ export class Coordinator {
     return this.guard(Promise.all(this.ranks.map((h) => call(h.api)))).then((all) => all[0]);
   }
 
+  /** Times a collective on every rank at once; returns the slowest rank's median seconds. */
+  async timeCollective(op: 'all-reduce' | 'all-gather' | 'reduce-scatter', bytes: number, iters: number): Promise<number> {
+    return Math.max(...(await this.guard(Promise.all(this.ranks.map((h) => h.api.timeCollective(op, bytes, iters))))));
+  }
+
   /** Turns trace recording on or off on every rank (events then come with each step's perRank stats). */
   setTracing(on: boolean): Promise<void[]> {
     return this.guard(Promise.all(this.ranks.map((h) => h.api.setTracing(on))));

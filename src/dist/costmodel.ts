@@ -134,3 +134,8 @@ export function fitAlphaBeta(kind: TransportKind, n: number, samples: { bytes: n
   if (kind === 'star') return { alpha: c0 / 2, beta: (2 * n) / c1 };
   return { alpha: c0 / (2 * (n - 1)), beta: (2 * (n - 1)) / n / c1 };
 }
+
+/** Training FLOP/s a worker achieved: the model's FLOPs for the tokens it processed in computeMs. */
+export function achievedFlops(cfg: RunConfig, computeMs: number): number {
+  return (cfg.batch_size * cfg.grad_accum * cfg.block_size * flopsPerToken(cfg)) / (computeMs / 1000);
+}

@@ -75,6 +75,26 @@ export class RankService implements RankAPI {
     };
   }
 
+  async timeCollective(op: 'all-reduce' | 'all-gather' | 'reduce-scatter', bytes: number, iters: number): Promise<number> {
+    const coll = this.coll;
+    if (!coll) throw new Error('this rank has no links yet: init() first');
+    const n = Math.max(coll.world, Math.round(bytes / 4 / coll.world) * coll.world);
+    const run = () => {
+      const buf = new Float32Array(n).fill(coll.rank + 1);
+      if (op === 'all-reduce') return coll.allReduceMean(buf);
+      if (op === 'reduce-scatter') return coll.reduceScatterMean(buf);
+      return coll.allGather(buf.subarray(0, n / coll.world), n);
+    };
+    await run();
+    const times: number[] = [];
+    for (let i = 0; i < iters; i++) {
+      const t0 = performance.now();
+      await run();
+      times.push((performance.now() - t0) / 1000);
+    }
+    return times.sort((a, b) => a - b)[times.length >> 1];
+  }
+
   setTracing(on: boolean): void {
     this.tracer.enabled = on;
     this.tracer.take();
