@@ -1,11 +1,19 @@
-// `npm run bench`: training speed per backend, one worker, measured side by side in one run.
+// `npm run bench`: how fast this trainer runs, measured side by side in one run. Three sections:
 //
-// For each backend: ms per training step of `shakespeare-cpu` at batch 12 (median after warm-up),
-// tokens/s, achieved GFLOP/s (FLOPs per token 6N + 12*L*H*Q*T, nanoGPT's estimate_mfu), and that as a
-// share of the same backend's 1024x1024 matmul GFLOP/s measured in the same run. Then, for the first
-// backend, where a step's time goes (tfjs kernel timings). Writes bench.json.
+//   speed        per backend, one worker in this thread: ms per training step of `shakespeare-cpu` at
+//                batch 12 (median after warm-up), tokens/s, achieved GFLOP/s (FLOPs per token
+//                6N + 12*L*H*Q*T, nanoGPT's estimate_mfu) and that as a share of the same backend's
+//                1024x1024 matmul GFLOP/s; then, for the first backend, where a step's time goes.
+//   collectives  all-reduce bus bandwidth (nccl-tests' busbw) of ring, star and shared at 1-64 MB with
+//                N = 2, 4 real worker_threads, against memcpy bandwidth measured in the same run.
+//   scaling      tokens/s of DDP on 2 wasm worker_threads against 1 at the same per-worker batch, per
+//                transport, through Coordinator + spawnNodeWorker; each rank's compute / comm / wait.
 //
-//   npm run bench -- [--backends wasm,cpu,webgpu] [--preset shakespeare-cpu] [--steps 12] [--json bench.json]
+// Writes everything to bench.json.
+//
+//   npm run bench -- [--only speed,collectives,scaling] [--backends wasm,cpu,webgpu] [--preset shakespeare-cpu]
+//                    [--steps 12] [--sizes 1,4,16,64] [--coll-workers 2,4] [--transports ring,star,shared]
+//                    [--scaling-steps 15] [--scaling-warmup 3] [--json bench.json]
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -17,17 +25,43 @@ import { charTokenizer } from '../src/data/tokenizer';
 import { makeDataset } from '../src/data/dataset';
 import { Trainer } from '../src/train/trainer';
 import { median } from '../src/train/session';
+import { TRANSPORTS, type TransportKind } from '../src/dist/collectives';
+import { memcpyGbps, primitivesGbps, runTransport, type CollectiveRow } from './collectives';
+import { LLMC_2_THREADS, runScaling, type ScalingRow } from './scaling';
+
+const SECTIONS = ['speed', 'collectives', 'scaling'] as const;
 
 const { values: opts } = parseArgs({
   options: {
+    only: { type: 'string', default: SECTIONS.join(',') },
     backends: { type: 'string', default: 'wasm,cpu' },
     preset: { type: 'string', default: 'shakespeare-cpu' },
     steps: { type: 'string', default: '12' },
     warmup: { type: 'string', default: '2' },
     json: { type: 'string', default: 'bench.json' },
     profile: { type: 'boolean', default: true },
+    sizes: { type: 'string', default: '1,4,16,64' },
+    'coll-workers': { type: 'string', default: '2,4' },
+    transports: { type: 'string', default: TRANSPORTS.join(',') },
+    'scaling-steps': { type: 'string', default: '15' },
+    'scaling-warmup': { type: 'string', default: '3' },
   },
 });
+
+function list<T extends string>(flag: string, value: string, allowed: readonly T[]): T[] {
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const s of items) if (!(allowed as readonly string[]).includes(s)) throw new Error(`--${flag}: unknown "${s}", choose from ${allowed.join(', ')}`);
+  return items as T[];
+}
+const numbers = (flag: string, value: string) =>
+  value.split(',').map((s) => {
+    const n = Number(s);
+    if (!(n > 0)) throw new Error(`--${flag} needs positive numbers, got "${s}"`);
+    return n;
+  });
+
+const sections = new Set(list('only', opts.only, SECTIONS));
+const transports = list('transports', opts.transports, TRANSPORTS);
 
 /** nanoGPT's estimate_mfu: 6N + 12*L*H*Q*T per token, N without the position embeddings. */
 export function flopsPerToken(cfg: RunConfig): number {
@@ -79,27 +113,113 @@ const text = readFileSync(new URL('../public/data/tinyshakespeare.txt', import.m
 const cfg = makeConfig(opts.preset, { vocab_size: 65 });
 const tokensPerStep = cfg.batch_size * cfg.grad_accum * cfg.block_size;
 const fpt = flopsPerToken(cfg);
-const results = [];
-console.log(`preset ${cfg.preset}: ${cfg.n_layer} layers, n_embd ${cfg.n_embd}, batch ${cfg.batch_size} x ${cfg.block_size}; ${(fpt / 1e6).toFixed(2)} MFLOP per token`);
-console.log('| backend | ms/step | tokens/s | GFLOP/s | 1024² matmul GFLOP/s | % of matmul |');
-console.log('|---|---|---|---|---|---|');
-for (const name of opts.backends.split(',')) {
-  if (!(CLI_BACKENDS as readonly string[]).includes(name)) throw new Error(`unknown backend ${name}: choose from ${CLI_BACKENDS.join(', ')}`);
-  const info = await startBackend(name as CliBackend);
-  const slow = info.name === 'cpu' || info.name === 'webgpu';
-  const steps = slow ? Math.min(4, Number(opts.steps)) : Number(opts.steps);
-  const mm = await matmulGflops();
-  const { msPerStep, kernels } = await trainSpeed(cfg, text, steps, slow ? 1 : Number(opts.warmup));
-  const tokensPerSec = (tokensPerStep / msPerStep) * 1000;
-  const gflops = (fpt * tokensPerSec) / 1e9;
-  results.push({ backend: info.name, ms_per_step: msPerStep, tokens_per_s: tokensPerSec, gflops, matmul_gflops: mm, pct_of_matmul: (100 * gflops) / mm, steps, kernels: kernels.slice(0, 15) });
-  console.log(`| ${info.name} | ${msPerStep.toFixed(1)} | ${tokensPerSec.toFixed(0)} | ${gflops.toFixed(1)} | ${mm.toFixed(1)} | ${((100 * gflops) / mm).toFixed(0)}% |`);
+const out: Record<string, unknown> = { preset: cfg.preset, flops_per_token: fpt, tokens_per_step: tokensPerStep };
+const f1 = (x: number) => x.toFixed(1);
+const f2 = (x: number) => x.toFixed(2);
+const pct = (x: number) => `${x.toFixed(0)}%`;
+const thousands = (x: number) => Math.round(x).toLocaleString('en-US');
+
+// ---- speed: one worker per backend, in this thread ------------------------------------------------
+if (sections.has('speed')) {
+  const results = [];
+  console.log(`## speed\n\npreset ${cfg.preset}: ${cfg.n_layer} layers, n_embd ${cfg.n_embd}, batch ${cfg.batch_size} x ${cfg.block_size}; ${(fpt / 1e6).toFixed(2)} MFLOP per token\n`);
+  console.log('| backend | ms/step | tokens/s | GFLOP/s | 1024² matmul GFLOP/s | % of matmul |');
+  console.log('|---|---|---|---|---|---|');
+  for (const name of opts.backends.split(',')) {
+    if (!(CLI_BACKENDS as readonly string[]).includes(name)) throw new Error(`unknown backend ${name}: choose from ${CLI_BACKENDS.join(', ')}`);
+    const info = await startBackend(name as CliBackend);
+    const slow = info.name === 'cpu' || info.name === 'webgpu';
+    const steps = slow ? Math.min(4, Number(opts.steps)) : Number(opts.steps);
+    const mm = await matmulGflops();
+    const { msPerStep, kernels } = await trainSpeed(cfg, text, steps, slow ? 1 : Number(opts.warmup));
+    const tokensPerSec = (tokensPerStep / msPerStep) * 1000;
+    const gflops = (fpt * tokensPerSec) / 1e9;
+    results.push({ backend: info.name, ms_per_step: msPerStep, tokens_per_s: tokensPerSec, gflops, matmul_gflops: mm, pct_of_matmul: (100 * gflops) / mm, steps, kernels: kernels.slice(0, 15) });
+    console.log(`| ${info.name} | ${msPerStep.toFixed(1)} | ${tokensPerSec.toFixed(0)} | ${gflops.toFixed(1)} | ${mm.toFixed(1)} | ${((100 * gflops) / mm).toFixed(0)}% |`);
+  }
+  const first = results[0];
+  if (first?.kernels.length) {
+    const total = first.kernels.reduce((s, k) => s + k[1], 0);
+    console.log(`\nwhere a ${first.backend} step's kernel time goes (${total.toFixed(0)} ms in kernels):`);
+    for (const [name, t, n] of first.kernels.slice(0, 10)) console.log(`  ${name.padEnd(24)} ${t.toFixed(1).padStart(7)} ms  ${((100 * t) / total).toFixed(0).padStart(3)}%  x${n}`);
+  }
+  out.results = results;
 }
-const first = results[0];
-if (first?.kernels.length) {
-  const total = first.kernels.reduce((s, k) => s + k[1], 0);
-  console.log(`\nwhere a ${first.backend} step's kernel time goes (${total.toFixed(0)} ms in kernels):`);
-  for (const [name, t, n] of first.kernels.slice(0, 10)) console.log(`  ${name.padEnd(24)} ${t.toFixed(1).padStart(7)} ms  ${((100 * t) / total).toFixed(0).padStart(3)}%  x${n}`);
+
+// ---- collectives: all-reduce busbw per transport, N worker_threads ---------------------------------
+if (sections.has('collectives')) {
+  const sizes = numbers('sizes', opts.sizes);
+  const worlds = numbers('coll-workers', opts['coll-workers']);
+  const memcpy = memcpyGbps();
+  const prims = primitivesGbps();
+  const rows: CollectiveRow[] = [];
+  for (const t of transports) for (const n of worlds) rows.push(...(await runTransport(t, n, sizes, memcpy)));
+  console.log(`\n## collectives\n\nall-reduce bus bandwidth (nccl-tests: busbw = bytes x 2(N-1)/N / time; slowest rank's median), GB/s and % of memcpy`);
+  console.log(`memcpy (Float32Array.set of 64 MB, this run): ${f2(memcpy)} GB/s\n`);
+  console.log(`| transport | N | ${sizes.map((s) => `${s} MB`).join(' | ')} |`);
+  console.log(`|---|---|${sizes.map(() => '---').join('|')}|`);
+  for (const t of transports) {
+    for (const n of worlds) {
+      const cells = sizes.map((s) => rows.find((r) => r.transport === t && r.workers === n && r.mbytes === s)!);
+      console.log(`| ${t} | ${n} | ${cells.map((r) => `${f2(r.busbw_gbps)} (${pct(r.pct_of_memcpy)})`).join(' | ')} |`);
+    }
+  }
+  const mid = sizes.includes(16) ? 16 : sizes[Math.floor(sizes.length / 2)];
+  const at = (t: TransportKind, n: number) => rows.find((r) => r.transport === t && r.workers === n && r.mbytes === mid);
+  console.log(`\nshare of the all-reduce time spent on CPU inside collective code (copies, sums, posting) at ${mid} MB: ` +
+    transports.flatMap((t) => worlds.map((n) => at(t, n)).filter((r): r is CollectiveRow => !!r).map((r) => `${t} N=${r.workers} ${pct(100 * r.comm_share)}`)).join(', '));
+  console.log(`JS primitives on 16 MB in one thread: set ${f2(prims.set)} GB/s, slice (allocate + copy) ${f2(prims.slice)} GB/s, ` +
+    `a[i] += b[i] ${f2(prims.add)} GB/s, (a[i] + b[i]) / 2 into a SharedArrayBuffer ${f2(prims.meanShared)} GB/s (bytes of one operand per second)`);
+  for (const [t, target] of [['ring', 50], ['shared', 80]] as const) {
+    const r = at(t, 2);
+    if (!r) continue;
+    const ok = r.pct_of_memcpy >= target;
+    console.log(`target ${t}, N = 2, ${mid} MB: >= ${target}% of memcpy; measured ${pct(r.pct_of_memcpy)} (${f2(r.busbw_gbps)} GB/s): ` +
+      (ok ? 'met' : `missed by ${(target - r.pct_of_memcpy).toFixed(0)} points (${f1((target / 100) * memcpy / r.busbw_gbps)}x short)`));
+  }
+  out.memcpy_gbps = memcpy;
+  out.js_primitives_gbps = prims;
+  out.collectives = rows;
 }
-writeFileSync(opts.json, JSON.stringify({ preset: cfg.preset, flops_per_token: fpt, tokens_per_step: tokensPerStep, results }, null, 2));
+
+// ---- scaling: DDP on 2 worker_threads vs 1, per transport ------------------------------------------
+if (sections.has('scaling')) {
+  const steps = Number(opts['scaling-steps']);
+  const warmup = Number(opts['scaling-warmup']);
+  const scfg: RunConfig = { ...cfg, backend: 'wasm' };
+  console.log(`\n## scaling\n\nDDP, ${scfg.preset} on wasm, batch ${scfg.batch_size} x ${scfg.block_size} per worker, one worker_thread per rank ` +
+    `(Coordinator + spawnNodeWorker); medians of ${steps} steps after ${warmup} warm-up steps\n`);
+  console.log('| run | workers | global batch | ms/step | tokens/s | speedup | exposed comm+wait | vs llm.c 2 threads |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  const name = (r: ScalingRow) => (r.run === 'ddp' ? `ddp ${r.transport}` : r.run === 'single' ? 'single' : `${r.workers} independent singles (no comm)`);
+  const rows = await runScaling(scfg, text, {
+    transports, steps, warmup,
+    onRow: (r) =>
+      console.log(`| ${name(r)} | ${r.workers} | ${r.global_batch} | ${f1(r.ms_per_step)} | ${thousands(r.tokens_per_s)} | ${r.speedup === null ? '-' : `${f2(r.speedup)}x`} | ` +
+        `${r.run === 'ddp' ? `${f1(r.exposed_pct)}%` : '-'} | ${pct(100 * r.vs_llmc_2_threads)} |`),
+  });
+  console.log('\n| run | rank | compute ms | comm ms | wait ms | MB sent/step | comm+wait share |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    for (const k of r.per_rank) {
+      console.log(`| ${name(r)} | ${k.rank} | ${f1(k.compute_ms)} | ${f1(k.comm_ms)} | ${f1(k.wait_ms)} | ${f2(k.bytes_sent / 2 ** 20)} | ${f1(k.exposed_pct)}% |`);
+    }
+  }
+  console.log(`\nllm.c reference: ${LLMC_2_THREADS.note}: ~${thousands(LLMC_2_THREADS.tokens_per_s)} tokens/s.`);
+  const ceiling = rows.find((x) => x.run === 'independent');
+  if (ceiling) {
+    console.log(`${ceiling.workers} single workers stepping at once, with no communication at all, reach ${f2(ceiling.speedup!)}x: ` +
+      `the ceiling that compute contention alone leaves for DDP (${ceiling.per_rank.map((k) => f1(k.compute_ms)).join(' / ')} ms of compute per step ` +
+      `on each worker, against ${f1(rows[0].per_rank[0].compute_ms)} ms alone).`);
+  }
+  for (const r of rows.filter((x) => x.run === 'ddp')) {
+    const s = r.speedup!;
+    console.log(`targets, ddp ${r.transport}: speedup ${f2(s)}x (>= 1.8x: ${s >= 1.8 ? 'met' : `missed by ${f2(1.8 - s)}x`}), ` +
+      `exposed comm+wait ${f1(r.exposed_pct)}% (< 5%: ${r.exposed_pct < 5 ? 'met' : `missed by ${f1(r.exposed_pct - 5)} points`})`);
+  }
+  out.llmc_reference = LLMC_2_THREADS;
+  out.scaling = rows;
+}
+
+writeFileSync(opts.json, JSON.stringify(out, null, 2));
 console.log(`\nwrote ${opts.json}`);

@@ -87,6 +87,37 @@ describe('train', () => {
     expect(a.ms_per_step).toBeGreaterThan(0);
     expect(a.tokens_per_s).toBeCloseTo((a.config.batch_size * a.config.block_size * 1000) / a.ms_per_step, 6);
     expect(a.wall_time_s).toBeGreaterThan(0);
+    expect(a).toMatchObject({ strategy: 'single', workers: 1, global_batch: a.config.batch_size });
+    expect(a.per_worker).toHaveLength(1);
+  });
+
+  // Real worker_threads (one tfjs engine each), through the coordinator, as a user runs it.
+  it('ddp: 2 workers x batch 2 trains like single x batch 4, and reports each worker', async () => {
+    const train = async (name: string, ...args: string[]) => {
+      const file = join(tmp, `${name}.json`);
+      const r = await cli('train', '--preset', 'tiny', '--steps', '3', '--eval-iters', '1', '--json', file, ...args);
+      expect(r.code, r.stderr).toBe(0);
+      return { out: JSON.parse(readFileSync(file, 'utf8')), stderr: r.stderr };
+    };
+    const [ddp, single] = await Promise.all([
+      train('ddp', '--strategy', 'ddp', '--workers', '2', '--transport', 'ring', '--batch', '2'),
+      train('single4', '--batch', '4'),
+    ]);
+    expect(ddp.stderr).toMatch(/global batch 4 = 2 workers x batch 2 x accum 1/);
+    expect(ddp.out).toMatchObject({ strategy: 'ddp', transport: 'ring', workers: 2, global_batch: 4, tokens_per_step: 4 * 32 });
+    expect(ddp.out.config.batch_size).toBe(2); // per worker, as in PyTorch
+    expect(ddp.out.per_worker).toHaveLength(2);
+    ddp.out.per_worker.forEach((w: Record<string, number>, r: number) => {
+      expect(w.rank).toBe(r);
+      expect(w.compute_ms).toBeGreaterThan(0);
+      expect(w.comm_ms).toBeGreaterThanOrEqual(0);
+      expect(w.wait_ms).toBeGreaterThanOrEqual(0);
+      expect(w.bytes_sent).toBeGreaterThan(0);
+    });
+    expect(single.out).toMatchObject({ strategy: 'single', workers: 1, global_batch: 4 });
+    expect(single.out.per_worker[0].bytes_sent).toBe(0);
+    expect(ddp.out.losses).toHaveLength(3);
+    ddp.out.losses.forEach((loss: number, i: number) => expect(Math.abs(loss - single.out.losses[i]), `step ${i + 1}`).toBeLessThan(1e-5));
   });
 });
 
@@ -102,6 +133,11 @@ describe('bad arguments and files', () => {
     ['n_head not dividing n_embd', ['train', '--preset', 'tiny', '--set', 'n_head=5'], 2, /divisible/],
     ['unknown setting', ['train', '--set', 'layers=3'], 2, /unknown setting "layers"/],
     ['unknown backend', ['train', '--backend', 'tpu'], 2, /--backend must be one of/],
+    ['no workers', ['train', '--strategy', 'ddp', '--workers', '0'], 2, /workers must be a whole number from 1 to 8, got 0/],
+    ['unknown transport', ['train', '--strategy', 'ddp', '--transport', 'pigeon'], 2, /transport must be ring, star or shared, got "pigeon"/],
+    ['single with 2 workers', ['train', '--strategy', 'single', '--workers', '2'], 2, /strategy single runs one worker/],
+    ['--workers without --strategy', ['train', '--workers', '2'], 2, /--workers 2 needs --strategy ddp/],
+    ['zero bucket size', ['train', '--strategy', 'ddp', '--bucket-mb', '0'], 2, /bucket size must be a positive number/],
     ['missing data file', ['train', '--preset', 'tiny', '--data', join(tmp, 'nope.txt')], 1, /does not exist/],
     ['empty data file', ['train', '--preset', 'tiny', '--data', empty], 1, /is empty/],
     ['missing DIR argument', ['verify-llmc'], 2, /needs a directory/],

@@ -16,11 +16,20 @@ export type CliBackend = (typeof CLI_BACKENDS)[number];
 
 const CHROMIUM_DIR = process.env.CHROMIUM_LIB_DIR ?? '/usr/lib/chromium';
 
-/** Gives this Node process a navigator.gpu (Dawn via the `webgpu` package). */
-async function installNodeWebGPU(): Promise<void> {
+/**
+ * The environment Dawn and the Vulkan loader read (with getenv, natively). Call it in the main thread
+ * before starting worker_threads that use WebGPU: a worker's process.env is its own copy, and setting
+ * it there does not reach native code.
+ */
+export function prepareWebGPUEnv(): void {
   const icd = `${CHROMIUM_DIR}/vk_swiftshader_icd.json`;
   if (!process.env.VK_ICD_FILENAMES && existsSync(icd)) process.env.VK_ICD_FILENAMES = icd;
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
+}
+
+/** Gives this Node process a navigator.gpu (Dawn via the `webgpu` package). */
+async function installNodeWebGPU(): Promise<void> {
+  prepareWebGPUEnv();
   // Dawn dlopens "libvulkan.so.1"; Chromium ships one next to SwiftShader, outside the library path.
   // Loading it first (kept loaded: RTLD_NODELETE) makes Dawn's dlopen find it by soname. process.dlopen
   // then says it is not a Node addon, which is expected; "cannot open" means there is no Vulkan at all,

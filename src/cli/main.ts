@@ -21,7 +21,7 @@ Exit codes: 0 success, 1 failure, 2 bad arguments.`;
 
 /** Errors the tool expects (bad input, bad files, a backend that will not start), by class name. */
 const USAGE_ERRORS = new Set(['UsageError', 'ConfigError']);
-const EXPECTED_ERRORS = new Set(['CliError', 'CheckpointError', 'DataError', 'TokenizerError', 'BackendError', 'TrainingError']);
+const EXPECTED_ERRORS = new Set(['CliError', 'DistError', 'CheckpointError', 'DataError', 'TokenizerError', 'BackendError', 'TrainingError']);
 
 function oneLine(message: string): string {
   return message.replace(/\s*\n\s*/g, ' ').trim();

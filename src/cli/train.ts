@@ -14,8 +14,8 @@ import { checkDist, Coordinator, DIST_DEFAULTS, DistError, MAX_WORKERS, type Dis
 import type { RankStepStats, Strategy } from '../protocol';
 import type { TransportKind } from '../dist/collectives';
 import { choiceFlag, CliError, formatDuration, keyValues, numberFlag, parseFlags, readText, UsageError } from './args';
-import { CLI_BACKENDS, describeBackend } from './backend';
-import { spawnRankWorker } from './workers';
+import { CLI_BACKENDS, describeBackend, prepareWebGPUEnv } from './backend';
+import { spawnNodeWorker } from '../dist/node-spawn';
 
 const DEFAULT_DATA = 'public/data/tinyshakespeare.txt';
 const WARMUP_STEPS = 2; // excluded from ms_per_step: kernel compilation and first allocations
@@ -231,8 +231,9 @@ function parseOptions(argv: string[]): TrainOptions | null {
 /** --strategy, --workers, --transport, --bucket-mb -> checked DistOptions (checkDist's messages, exit 2). */
 function parseDist(values: { strategy?: string; workers?: string; transport?: string; 'bucket-mb'?: string }): DistOptions {
   const strategy = (values.strategy ?? DIST_DEFAULTS.strategy) as Strategy;
-  const workers = numberFlag('workers', values.workers) ?? (strategy === 'ddp' ? defaultWorkers() : 1);
+  const workers = numberFlag('workers', values.workers) ?? (strategy === 'single' ? 1 : defaultWorkers());
   const dist: DistOptions = {
+    ...DIST_DEFAULTS,
     strategy,
     workers,
     transport: (values.transport ?? DIST_DEFAULTS.transport) as TransportKind,
@@ -241,11 +242,12 @@ function parseDist(values: { strategy?: string; workers?: string; transport?: st
   try {
     return checkDist(dist);
   } catch (e) {
-    if (e instanceof DistError) {
-      const hint = strategy === 'single' && workers !== 1 && Number.isInteger(workers) ? ' (--strategy ddp)' : '';
-      throw new UsageError(`${e.message}${hint} (see \`npm run cli -- train --help\`)`);
-    }
-    throw e;
+    if (!(e instanceof DistError)) throw e;
+    // --workers N alone: the default strategy is single, so say which flag is missing.
+    const message = values.strategy === undefined && /strategy single/.test(e.message)
+      ? `--workers ${workers} needs --strategy ddp (the default, single, runs one worker)`
+      : e.message;
+    throw new UsageError(`${message} (see \`npm run cli -- train --help\`)`);
   }
 }
 
@@ -321,7 +323,8 @@ export async function run(argv: string[]): Promise<number> {
   process.on('SIGINT', onSigint);
   try {
     // Workers start the backend themselves (cfg.backend: what --backend asked for).
-    coordinator = await Coordinator.create(cfg, text, dist, spawnRankWorker);
+    if (opts.backend === 'webgpu') prepareWebGPUEnv();
+    coordinator = await Coordinator.create(cfg, text, dist, spawnNodeWorker);
     const info = coordinator.info.backend;
     cfg.backend = info.name; // what actually ran, so the JSON's config reproduces the run
     const s = new Session(coordinator, {
@@ -345,9 +348,10 @@ export async function run(argv: string[]): Promise<number> {
         `${dataset.train.length} train / ${dataset.val.length} val tokens`,
     );
     const { transport } = coordinator.dist;
-    const how = dist.strategy === 'ddp'
-      ? `ddp on ${dist.workers} worker thread${dist.workers > 1 ? 's' : ''} (${transport} transport, ${dist.bucketMb} MB buckets)`
-      : 'single: one worker thread';
+    const how = dist.strategy === 'single'
+      ? 'single: one worker thread'
+      : `${dist.strategy} on ${dist.workers} worker thread${dist.workers > 1 ? 's' : ''} (${transport} transport` +
+        `${dist.strategy === 'ddp' ? `, ${dist.bucketMb} MB buckets` : ''})`;
     progress.message(`${how}; backend ${describeBackend(info)}`);
     if (coordinator.notice) progress.message(`note: ${coordinator.notice}`);
     progress.message(
@@ -373,7 +377,7 @@ export async function run(argv: string[]): Promise<number> {
     const summary = [
       `${interrupted ? 'stopped' : 'done'}: ${coordinator.step} steps, train loss ${s.losses.at(-1)?.toFixed(4) ?? '-'}, ` +
         `val loss ${finalVal?.toFixed(4) ?? '-'}, ${msPerStep.toFixed(1)} ms/step, ${Math.round(tokensPerSec)} tok/s, ` +
-        `${formatDuration(wall * 1000)} (${dist.strategy}${dist.strategy === 'ddp' ? ` x${dist.workers} ${transport}` : ''}, backend ${info.name})`,
+        `${formatDuration(wall * 1000)} (${dist.strategy}${dist.strategy === 'single' ? '' : ` x${dist.workers} ${transport}`}, backend ${info.name})`,
     ];
     if (dist.workers > 1 && workers.length) {
       summary.push(

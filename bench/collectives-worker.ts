@@ -1,0 +1,52 @@
+// One rank of the collectives benchmark (bench/collectives.ts), in its own worker_thread: builds the
+// rank's Collectives from the endpoint in workerData (MessagePorts transferred, or the shared
+// SharedArrayBuffer), then runs allReduceMean in a loop at each size and reports every iteration's time.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { makeCollectives, type CommEndpoint } from '../src/dist/collectives';
+
+export interface BenchWorkerData {
+  rank: number;
+  world: number;
+  endpoint: CommEndpoint;
+  sizes: number[]; // bytes
+  warmup: number; // untimed iterations per size; timed ones: itersFor(bytes)
+}
+
+export interface BenchResult {
+  rank: number;
+  bytes: number;
+  ms: number[]; // one per timed iteration
+  commMs: number; // the collectives' own CPU-time counter over the timed iterations
+}
+
+/** Timed iterations per size: more for small sizes, at least 7. */
+export function itersFor(bytes: number): number {
+  return Math.max(7, Math.min(25, Math.round((512 * 2 ** 20) / bytes)));
+}
+
+if (parentPort) {
+  const port = parentPort;
+  const { rank, world, endpoint, sizes, warmup } = workerData as BenchWorkerData;
+  // Keeps this thread alive while the shared transport waits in Atomics.waitAsync (its promise alone does
+  // not hold Node's event loop open: the worker would exit with code 13, "unsettled top-level await").
+  port.on('message', () => {});
+  const coll = makeCollectives(rank, world, endpoint);
+  for (const bytes of sizes) {
+    const buf = new Float32Array(bytes / 4).fill(rank + 1); // the mean stays constant across iterations
+    for (let i = 0; i < warmup; i++) await coll.allReduceMean(buf);
+    const ms: number[] = [];
+    const c0 = coll.stats.commMs;
+    for (let i = 0; i < itersFor(bytes); i++) {
+      const t0 = performance.now();
+      await coll.allReduceMean(buf);
+      ms.push(performance.now() - t0);
+    }
+    const expected = (world + 1) / 2;
+    if (Math.abs(buf[0] - expected) > 1e-4 || Math.abs(buf[buf.length - 1] - expected) > 1e-4) {
+      throw new Error(`rank ${rank}: all-reduce gave ${buf[0]}, expected ${expected}`);
+    }
+    port.postMessage({ rank, bytes, ms, commMs: coll.stats.commMs - c0 } satisfies BenchResult);
+  }
+  port.postMessage('done');
+}

@@ -1,0 +1,108 @@
+// Scaling benchmark: tokens/s of DDP on 2 worker_threads against 1, at the same per-worker batch, through
+// the real runtime (Coordinator + spawnNodeWorker: one tfjs wasm engine per thread), per transport.
+
+import type { RunConfig } from '../src/model/config';
+import { Coordinator, type DistOptions } from '../src/dist/coordinator';
+import { spawnNodeWorker } from '../src/dist/node-spawn';
+import type { TransportKind } from '../src/dist/collectives';
+import { DEFAULT_BUCKET_MB } from '../src/dist/ddp';
+import type { RankStepStats } from '../src/protocol';
+import { median } from '../src/train/session';
+
+/**
+ * llm.c's fp32 CPU trainer (train_gpt2.c, OpenMP) with 2 threads on this machine kind, same model and
+ * batch (12 x 64 tokens): ~134 ms per step. A reference figure measured earlier, not in this run.
+ */
+export const LLMC_2_THREADS = { ms_per_step: 134, tokens_per_s: 5750, note: 'llm.c fp32 train_gpt2.c, 2 OpenMP threads, 12 x 64 tokens: ~134 ms/step, measured earlier on this machine kind (not in this run)' };
+
+export interface ScalingRow {
+  /** single: 1 worker; independent: N single workers stepping at once, no communication (the ceiling
+   *  that compute contention alone leaves); ddp: N workers averaging gradients. */
+  run: 'single' | 'independent' | 'ddp';
+  strategy: 'single' | 'ddp';
+  transport: TransportKind | null; // null: one worker, nothing to communicate
+  workers: number;
+  batch_per_worker: number;
+  global_batch: number;
+  steps: number; // timed (after warm-up)
+  ms_per_step: number;
+  tokens_per_s: number;
+  speedup: number | null; // tokens/s over the 1-worker run's
+  exposed_pct: number; // the worst rank's median share of its step spent in comm + wait
+  vs_llmc_2_threads: number; // tokens/s / llm.c's with 2 threads
+  per_rank: { rank: number; compute_ms: number; comm_ms: number; wait_ms: number; bytes_sent: number; exposed_pct: number }[];
+  hub_bytes_per_step?: number;
+}
+
+/** Steps `coordinators` together (each its own run); per step: the slowest one's ms, every rank's stats. */
+async function measure(cfg: RunConfig, text: string, dist: DistOptions, steps: number, warmup: number, copies = 1) {
+  const cs: Coordinator[] = [];
+  try {
+    for (let i = 0; i < copies; i++) cs.push(await Coordinator.create(cfg, text, dist, spawnNodeWorker));
+    const ms: number[] = [];
+    const ranks: RankStepStats[][] = [];
+    const hub: number[] = [];
+    for (let i = 0; i < warmup + steps; i++) {
+      const all = await Promise.all(cs.map((c) => c.trainStep()));
+      ms.push(Math.max(...all.map((s) => s.ms)));
+      ranks.push(all.flatMap((s) => s.perRank));
+      if (all[0].hubBytes !== undefined) hub.push(all[0].hubBytes);
+    }
+    return { ms, ranks, hub, tokens: cfg.batch_size * cfg.grad_accum * cfg.block_size * dist.workers * copies };
+  } finally {
+    for (const c of cs) c.dispose();
+  }
+}
+
+export async function runScaling(
+  cfg: RunConfig,
+  text: string,
+  opts: { transports: TransportKind[]; workers?: number; steps?: number; warmup?: number; onRow?: (r: ScalingRow) => void },
+): Promise<ScalingRow[]> {
+  const { transports, workers = 2, steps = 15, warmup = 3 } = opts;
+  const rows: ScalingRow[] = [];
+  let base: number | null = null;
+  const single: DistOptions = { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB };
+  const runs: { run: ScalingRow['run']; dist: DistOptions; copies: number }[] = [
+    { run: 'single', dist: single, copies: 1 },
+    { run: 'independent', dist: single, copies: workers },
+    ...transports.map((transport) => ({ run: 'ddp' as const, dist: { strategy: 'ddp', workers, transport, bucketMb: DEFAULT_BUCKET_MB } as DistOptions, copies: 1 })),
+  ];
+  for (const { run, dist, copies } of runs) {
+    const m = await measure(cfg, text, dist, steps, warmup, copies);
+    const world = dist.workers * copies;
+    const msPerStep = median(m.ms, warmup);
+    const tokensPerSec = (m.tokens / msPerStep) * 1000;
+    if (run === 'single') base = tokensPerSec;
+    const perRank = Array.from({ length: world }, (_, r) => {
+      const of = (f: (s: RankStepStats) => number) => median(m.ranks.map((rs) => f(rs[r])), warmup);
+      return {
+        rank: r,
+        compute_ms: of((s) => s.computeMs),
+        comm_ms: of((s) => s.commMs),
+        wait_ms: of((s) => s.waitMs),
+        bytes_sent: of((s) => s.bytesSent),
+        exposed_pct: of((s) => (100 * (s.commMs + s.waitMs)) / s.ms),
+      };
+    });
+    const row: ScalingRow = {
+      run,
+      strategy: dist.strategy as 'single' | 'ddp',
+      transport: dist.strategy === 'single' ? null : dist.transport,
+      workers: world,
+      batch_per_worker: cfg.batch_size,
+      global_batch: cfg.batch_size * cfg.grad_accum * world,
+      steps,
+      ms_per_step: msPerStep,
+      tokens_per_s: tokensPerSec,
+      speedup: base === null ? null : tokensPerSec / base,
+      exposed_pct: Math.max(...perRank.map((r) => r.exposed_pct)),
+      vs_llmc_2_threads: tokensPerSec / LLMC_2_THREADS.tokens_per_s,
+      per_rank: perRank,
+      ...(m.hub.length ? { hub_bytes_per_step: median(m.hub, warmup) } : {}),
+    };
+    rows.push(row);
+    opts.onRow?.(row);
+  }
+  return rows;
+}
