@@ -13,6 +13,17 @@ const fixture = join(root, 'test/fixtures/llmc-tiny');
 const tmp = mkdtempSync(join(tmpdir(), 'cli-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+/** One entry of the --json file's per_worker. */
+interface PerWorker {
+  rank: number;
+  compute_ms: number;
+  comm_ms: number;
+  wait_ms: number;
+  bytes_sent: number;
+  bytes_per_rank_predicted: number;
+  memory: Record<string, number>;
+}
+
 interface Result {
   code: number;
   stdout: string;
@@ -91,33 +102,64 @@ describe('train', () => {
     expect(a.per_worker).toHaveLength(1);
   });
 
-  // Real worker_threads (one tfjs engine each), through the coordinator, as a user runs it.
+  // Real worker_threads (one tfjs engine each), through the coordinator, as a user runs it. The three
+  // runs start together once and are shared by the ddp and fsdp tests.
+  const train = async (name: string, ...args: string[]) => {
+    const file = join(tmp, `${name}.json`);
+    const r = await cli('train', '--preset', 'tiny', '--steps', '3', '--eval-iters', '1', '--json', file, ...args);
+    expect(r.code, r.stderr).toBe(0);
+    return { out: JSON.parse(readFileSync(file, 'utf8')), stderr: r.stderr };
+  };
+  let parallelRuns: ReturnType<typeof startParallelRuns> | undefined;
+  const startParallelRuns = () => Promise.all([
+    train('ddp', '--strategy', 'ddp', '--workers', '2', '--transport', 'ring', '--batch', '2'),
+    train('fsdp', '--strategy', 'fsdp', '--shard', 'full', '--workers', '2', '--batch', '2'),
+    train('single4', '--batch', '4'),
+  ]);
+  const parallel = () => (parallelRuns ??= startParallelRuns());
+  const MEMORY_KEYS = ['params', 'grads', 'optimizer', 'gathered_peak', 'activations_peak', 'comm_buffers'];
+
   it('ddp: 2 workers x batch 2 trains like single x batch 4, and reports each worker', async () => {
-    const train = async (name: string, ...args: string[]) => {
-      const file = join(tmp, `${name}.json`);
-      const r = await cli('train', '--preset', 'tiny', '--steps', '3', '--eval-iters', '1', '--json', file, ...args);
-      expect(r.code, r.stderr).toBe(0);
-      return { out: JSON.parse(readFileSync(file, 'utf8')), stderr: r.stderr };
-    };
-    const [ddp, single] = await Promise.all([
-      train('ddp', '--strategy', 'ddp', '--workers', '2', '--transport', 'ring', '--batch', '2'),
-      train('single4', '--batch', '4'),
-    ]);
+    const [ddp, , single] = await parallel();
     expect(ddp.stderr).toMatch(/global batch 4 = 2 workers x batch 2 x accum 1/);
     expect(ddp.out).toMatchObject({ strategy: 'ddp', transport: 'ring', workers: 2, global_batch: 4, tokens_per_step: 4 * 32 });
     expect(ddp.out.config.batch_size).toBe(2); // per worker, as in PyTorch
     expect(ddp.out.per_worker).toHaveLength(2);
-    ddp.out.per_worker.forEach((w: Record<string, number>, r: number) => {
+    ddp.out.per_worker.forEach((w: PerWorker, r: number) => {
       expect(w.rank).toBe(r);
       expect(w.compute_ms).toBeGreaterThan(0);
       expect(w.comm_ms).toBeGreaterThanOrEqual(0);
       expect(w.wait_ms).toBeGreaterThanOrEqual(0);
       expect(w.bytes_sent).toBeGreaterThan(0);
+      expect(Math.abs(w.bytes_sent - w.bytes_per_rank_predicted)).toBeLessThan(64); // chunk rounding
+      expect(Object.keys(w.memory).sort()).toEqual([...MEMORY_KEYS].sort());
+      // a full replica: fp32 weights and gradients, AdamW m and v
+      expect(w.memory.params).toBe(4 * ddp.out.num_params);
+      expect(w.memory.optimizer).toBe(2 * w.memory.params);
+      expect(w.memory.gathered_peak).toBe(0);
     });
     expect(single.out).toMatchObject({ strategy: 'single', workers: 1, global_batch: 4 });
     expect(single.out.per_worker[0].bytes_sent).toBe(0);
     expect(ddp.out.losses).toHaveLength(3);
     ddp.out.losses.forEach((loss: number, i: number) => expect(Math.abs(loss - single.out.losses[i]), `step ${i + 1}`).toBeLessThan(1e-5));
+  });
+
+  it('fsdp full: 2 workers keep half the model each, report memory, and train like single x batch 4', async () => {
+    const [ddp, fsdp, single] = await parallel();
+    expect(fsdp.stderr).toMatch(/fsdp full on 2 worker threads \(ring transport, prefetch on\)/);
+    expect(fsdp.out).toMatchObject({ strategy: 'fsdp', shard: 'full', prefetch: true, workers: 2, global_batch: 4 });
+    expect(fsdp.out.per_worker).toHaveLength(2);
+    for (const w of fsdp.out.per_worker as PerWorker[]) {
+      expect(Object.keys(w.memory).sort()).toEqual([...MEMORY_KEYS].sort());
+      for (const k of MEMORY_KEYS) expect(w.memory[k], k).toBeGreaterThan(0);
+      const ratio = w.memory.params / ddp.out.per_worker[0].memory.params;
+      expect(ratio).toBeGreaterThanOrEqual(0.5);
+      expect(ratio).toBeLessThan(0.51); // half, plus padding to a multiple of 2
+      expect(w.memory.gathered_peak).toBeGreaterThan(0);
+      expect(Math.abs(w.bytes_sent - w.bytes_per_rank_predicted)).toBeLessThan(64);
+    }
+    expect(fsdp.out.losses).toHaveLength(3);
+    fsdp.out.losses.forEach((loss: number, i: number) => expect(Math.abs(loss - single.out.losses[i]), `step ${i + 1}`).toBeLessThan(1e-5));
   });
 });
 
@@ -137,6 +179,10 @@ describe('bad arguments and files', () => {
     ['unknown transport', ['train', '--strategy', 'ddp', '--transport', 'pigeon'], 2, /transport must be ring, star or shared, got "pigeon"/],
     ['single with 2 workers', ['train', '--strategy', 'single', '--workers', '2'], 2, /strategy single runs one worker/],
     ['--workers without --strategy', ['train', '--workers', '2'], 2, /--workers 2 needs --strategy ddp/],
+    ['--shard without --strategy fsdp', ['train', '--shard', 'full'], 2, /--shard full needs --strategy fsdp/],
+    ['--shard with ddp', ['train', '--strategy', 'ddp', '--shard', 'grad_op'], 2, /--shard grad_op needs --strategy fsdp/],
+    ['unknown shard', ['train', '--strategy', 'fsdp', '--shard', 'bogus'], 2, /--shard must be one of full, grad_op, none, got "bogus"/],
+    ['--no-prefetch without fsdp', ['train', '--no-prefetch'], 2, /--no-prefetch needs --strategy fsdp/],
     ['zero bucket size', ['train', '--strategy', 'ddp', '--bucket-mb', '0'], 2, /bucket size must be a positive number/],
     ['missing data file', ['train', '--preset', 'tiny', '--data', join(tmp, 'nope.txt')], 1, /does not exist/],
     ['empty data file', ['train', '--preset', 'tiny', '--data', empty], 1, /is empty/],
@@ -156,5 +202,7 @@ describe('bad arguments and files', () => {
       expect(r.stdout).toMatch(/^Usage: npm run cli -- /);
       expect(r.stderr).toBe('');
     }
+    const train = (await cli('train', '--help')).stdout;
+    for (const flag of [/--strategy NAME .*fsdp/s, /--shard NAME/, /--no-prefetch/]) expect(train).toMatch(flag);
   });
 });

@@ -11,6 +11,8 @@ import { bpeTokenizer, charTokenizer, type Tokenizer } from '../data/tokenizer';
 import { makeDataset } from '../data/dataset';
 import { median, Session, type TrainEvent } from '../train/session';
 import { checkDist, Coordinator, DIST_DEFAULTS, DistError, MAX_WORKERS, type DistOptions } from '../dist/coordinator';
+import { SHARD_STRATEGIES } from '../dist/fsdp';
+import { predict, type Calibration } from '../dist/costmodel';
 import type { RankStepStats, Strategy } from '../protocol';
 import type { TransportKind } from '../dist/collectives';
 import { choiceFlag, CliError, formatDuration, keyValues, numberFlag, parseFlags, readText, UsageError } from './args';
@@ -19,7 +21,9 @@ import { spawnNodeWorker } from '../dist/node-spawn';
 
 const DEFAULT_DATA = 'public/data/tinyshakespeare.txt';
 const WARMUP_STEPS = 2; // excluded from ms_per_step: kernel compilation and first allocations
-/** ddp's default number of workers: one per core, at most MAX_WORKERS. */
+/** The cost model's bytes do not depend on the calibration: any numbers will do for bytes_per_rank_predicted. */
+const BYTES_ONLY: Calibration = { flops: 1, alpha: { ring: 0, star: 0, shared: 0 }, beta: { ring: 1, star: 1, shared: 1 } };
+/** ddp's and fsdp's default number of workers: one per core, at most MAX_WORKERS. */
 export const defaultWorkers = () => Math.min(availableParallelism(), MAX_WORKERS);
 
 /** Flags that are shorthands for config keys. */
@@ -83,22 +87,36 @@ ${presetLines.replace(/^/gm, '  ')}
   --eval-iters N      batches per validation estimate
   --set KEY=VALUE     any other setting, repeatable (e.g. --set warmup_iters=10). Settings:
 ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
-  --strategy NAME     single (default: one worker) or ddp (data parallel: every worker holds the
-                      whole model, trains on its slice of the batch, gradients are averaged)
-  --workers N         ddp: worker threads, 1 to ${MAX_WORKERS} (default: one per core, here ${defaultWorkers()}); each
+  --strategy NAME     single (default: one worker), ddp (data parallel: every worker holds the
+                      whole model, trains on its slice of the batch, gradients are averaged) or
+                      fsdp (fully sharded data parallel: like ddp, but each worker keeps only 1/N of
+                      the weights, gradients and optimizer state, and fetches a block's full
+                      weights from the others just before using it)
+  --shard NAME        fsdp: what is sharded. full (default: weights too; a block is fetched for
+                      forward and again for backward, least memory), grad_op (a fetched block is
+                      kept from forward until its backward: less traffic, more memory), none (no
+                      sharding: the same as ddp)
+  --no-prefetch       fsdp: do not fetch the next block's weights while this block's backward runs
+                      (prefetch is on by default; turn it off to see the time it hides)
+  --workers N         ddp, fsdp: worker threads, 1 to ${MAX_WORKERS} (default: one per core, here ${defaultWorkers()}); each
                       runs its own tfjs engine. single always runs 1
-  --transport NAME    how ddp workers average gradients: ring (default; neighbour to neighbour, as
-                      NCCL), star (through the coordinator), shared (one SharedArrayBuffer)
-  --bucket-mb X       ddp gradient bucket cap in MB (default ${DIST_DEFAULTS.bucketMb}, as PyTorch; the first is 1 MB):
-                      a bucket's all-reduce starts as soon as backward has produced it
+  --transport NAME    how workers exchange gradients (and, for fsdp, weights): ring (default;
+                      neighbour to neighbour, as NCCL), star (through the coordinator), shared (one
+                      SharedArrayBuffer)
+  --bucket-mb X       ddp (and fsdp --shard none) gradient bucket cap in MB (default ${DIST_DEFAULTS.bucketMb}, as PyTorch;
+                      the first is 1 MB): a bucket's all-reduce starts as soon as backward has produced it
   --sample N          after training, generate N tokens and print them
   --prompt TEXT       start the sample with TEXT (default: the first token of the vocabulary)
   --json FILE         write the run to FILE as JSON: config, losses (per step), val_losses
                       ([step, loss]), final_val_loss, ms_per_step and tokens_per_s (median after
                       the first ${WARMUP_STEPS} steps), step_ms, backend, wall_time_s, sample; strategy,
-                      transport, workers, global_batch, and per_worker: for each rank, medians
-                      per step (after the warm-up) of compute_ms, comm_ms (CPU time in
-                      collectives), wait_ms (blocked on other workers) and bytes_sent
+                      transport, workers, global_batch (fsdp: shard, prefetch), and per_worker:
+                      for each rank, medians per step (after the warm-up) of compute_ms, comm_ms
+                      (CPU time in collectives), wait_ms (blocked on other workers) and bytes_sent,
+                      bytes_per_rank_predicted (the cost model's bytes sent per step), and memory
+                      in bytes from the last step: params, grads, optimizer (what the worker keeps
+                      between steps), gathered_peak (fsdp: most fetched full weights at once),
+                      activations_peak, comm_buffers
   -h, --help          show this help
 
 A validation loss is always estimated after the last step. Exit code: 0 done, 1 failure,
@@ -107,7 +125,8 @@ file.
 
 Examples:
   npm run cli -- train --preset tiny --steps 50 --sample 200 --json /tmp/run.json
-  npm run cli -- train --strategy ddp --workers 2 --transport ring --batch 6 --steps 100`;
+  npm run cli -- train --strategy ddp --workers 2 --transport ring --batch 6 --steps 100
+  npm run cli -- train --strategy fsdp --shard full --workers 2 --batch 6 --steps 100`;
 
 /** The progress display: one rewritten line on a terminal, otherwise a line every ~10% of the run. */
 class Progress {
@@ -186,6 +205,8 @@ function parseOptions(argv: string[]): TrainOptions | null {
     workers: { type: 'string' },
     transport: { type: 'string' },
     'bucket-mb': { type: 'string' },
+    shard: { type: 'string' },
+    'no-prefetch': { type: 'boolean' },
     set: { type: 'string', multiple: true },
     sample: { type: 'string' },
     prompt: { type: 'string' },
@@ -228,9 +249,17 @@ function parseOptions(argv: string[]): TrainOptions | null {
   };
 }
 
-/** --strategy, --workers, --transport, --bucket-mb -> checked DistOptions (checkDist's messages, exit 2). */
-function parseDist(values: { strategy?: string; workers?: string; transport?: string; 'bucket-mb'?: string }): DistOptions {
+/** --strategy, --workers, --transport, --bucket-mb, --shard, --no-prefetch -> checked DistOptions (checkDist's messages, exit 2). */
+function parseDist(values: {
+  strategy?: string; workers?: string; transport?: string; 'bucket-mb'?: string; shard?: string; 'no-prefetch'?: boolean;
+}): DistOptions {
   const strategy = (values.strategy ?? DIST_DEFAULTS.strategy) as Strategy;
+  const shard = choiceFlag('shard', values.shard, SHARD_STRATEGIES);
+  // FSDP's own flags mean nothing to single or ddp: say so rather than ignore them.
+  if (strategy === 'single' || strategy === 'ddp') {
+    const flag = shard !== undefined ? `--shard ${shard}` : values['no-prefetch'] ? '--no-prefetch' : null;
+    if (flag) throw new UsageError(`${flag} needs --strategy fsdp (it only applies to fully sharded training; see \`npm run cli -- train --help\`)`);
+  }
   const workers = numberFlag('workers', values.workers) ?? (strategy === 'single' ? 1 : defaultWorkers());
   const dist: DistOptions = {
     ...DIST_DEFAULTS,
@@ -238,6 +267,8 @@ function parseDist(values: { strategy?: string; workers?: string; transport?: st
     workers,
     transport: (values.transport ?? DIST_DEFAULTS.transport) as TransportKind,
     bucketMb: numberFlag('bucket-mb', values['bucket-mb']) ?? DIST_DEFAULTS.bucketMb,
+    shard: shard ?? DIST_DEFAULTS.shard,
+    prefetch: !values['no-prefetch'],
   };
   try {
     return checkDist(dist);
@@ -245,21 +276,32 @@ function parseDist(values: { strategy?: string; workers?: string; transport?: st
     if (!(e instanceof DistError)) throw e;
     // --workers N alone: the default strategy is single, so say which flag is missing.
     const message = values.strategy === undefined && /strategy single/.test(e.message)
-      ? `--workers ${workers} needs --strategy ddp (the default, single, runs one worker)`
+      ? `--workers ${workers} needs --strategy ddp or fsdp (the default, single, runs one worker)`
       : e.message;
     throw new UsageError(`${message} (see \`npm run cli -- train --help\`)`);
   }
 }
 
-/** Medians over steps (after the warm-up) of each rank's time split and traffic. */
-function perWorker(steps: RankStepStats[][], skip: number) {
+/**
+ * Medians over steps (after the warm-up) of each rank's time split and traffic, the predicted bytes
+ * beside the measured ones, and the rank's memory by kind as of the last step.
+ */
+function perWorker(steps: RankStepStats[][], skip: number, bytesPredicted: number) {
   const world = steps[0]?.length ?? 0;
   return Array.from({ length: world }, (_, r) => {
     const of = (f: (s: RankStepStats) => number) => {
       const m = median(steps.map((ranks) => f(ranks[r])), skip);
       return Number.isFinite(m) ? m : null;
     };
-    return { rank: r, compute_ms: of((s) => s.computeMs), comm_ms: of((s) => s.commMs), wait_ms: of((s) => s.waitMs), bytes_sent: of((s) => s.bytesSent) };
+    const m = steps.at(-1)![r].memory;
+    return {
+      rank: r, compute_ms: of((s) => s.computeMs), comm_ms: of((s) => s.commMs), wait_ms: of((s) => s.waitMs),
+      bytes_sent: of((s) => s.bytesSent), bytes_per_rank_predicted: bytesPredicted,
+      memory: {
+        params: m.params, grads: m.grads, optimizer: m.optimizer,
+        gathered_peak: m.gathered_peak, activations_peak: m.activations_peak, comm_buffers: m.comm_buffers,
+      },
+    };
   });
 }
 
@@ -348,10 +390,12 @@ export async function run(argv: string[]): Promise<number> {
         `${dataset.train.length} train / ${dataset.val.length} val tokens`,
     );
     const { transport } = coordinator.dist;
+    const fsdp = dist.strategy === 'fsdp';
+    const buckets = dist.strategy === 'ddp' || (fsdp && dist.shard === 'none');
     const how = dist.strategy === 'single'
       ? 'single: one worker thread'
-      : `${dist.strategy} on ${dist.workers} worker thread${dist.workers > 1 ? 's' : ''} (${transport} transport` +
-        `${dist.strategy === 'ddp' ? `, ${dist.bucketMb} MB buckets` : ''})`;
+      : `${dist.strategy}${fsdp ? ` ${dist.shard}` : ''} on ${dist.workers} worker thread${dist.workers > 1 ? 's' : ''} (${transport} transport` +
+        `${buckets ? `, ${dist.bucketMb} MB buckets` : ''}${fsdp && dist.shard !== 'none' ? `, prefetch ${dist.prefetch ? 'on' : 'off'}` : ''})`;
     progress.message(`${how}; backend ${describeBackend(info)}`);
     if (coordinator.notice) progress.message(`note: ${coordinator.notice}`);
     progress.message(
@@ -372,17 +416,25 @@ export async function run(argv: string[]): Promise<number> {
     const msPerStep = median(s.stepMs, skip);
     const tokensPerSec = (tokensPerStep / msPerStep) * 1000;
     const finalVal = s.valLosses.at(-1)?.[1] ?? null;
-    const workers = perWorker(rankSteps, skip);
+    const plan = { strategy: dist.strategy, workers: dist.workers, transport, bucketMb: dist.bucketMb, shard: dist.shard };
+    const workers = perWorker(rankSteps, skip, predict(cfg, plan, BYTES_ONLY).bytes_per_rank);
 
     const summary = [
       `${interrupted ? 'stopped' : 'done'}: ${coordinator.step} steps, train loss ${s.losses.at(-1)?.toFixed(4) ?? '-'}, ` +
         `val loss ${finalVal?.toFixed(4) ?? '-'}, ${msPerStep.toFixed(1)} ms/step, ${Math.round(tokensPerSec)} tok/s, ` +
-        `${formatDuration(wall * 1000)} (${dist.strategy}${dist.strategy === 'single' ? '' : ` x${dist.workers} ${transport}`}, backend ${info.name})`,
+        `${formatDuration(wall * 1000)} (${dist.strategy}${fsdp ? ` ${dist.shard}` : ''}${dist.strategy === 'single' ? '' : ` x${dist.workers} ${transport}`}, backend ${info.name})`,
     ];
     if (dist.workers > 1 && workers.length) {
       summary.push(
         'per worker (median ms per step): ' +
           workers.map((w) => `rank ${w.rank} compute ${w.compute_ms?.toFixed(1)}, comm ${w.comm_ms?.toFixed(1)}, wait ${w.wait_ms?.toFixed(1)}`).join('; '),
+      );
+      const mb = (b: number) => (b / 2 ** 20).toFixed(2);
+      const m = workers[0].memory;
+      summary.push(
+        `memory per worker (rank 0): ${mb(m.params + m.grads + m.optimizer)} MB at rest (params ${mb(m.params)}, grads ${mb(m.grads)}, ` +
+          `optimizer ${mb(m.optimizer)})${fsdp ? `, gathered peak ${mb(m.gathered_peak)} MB` : ''}, activations peak ${mb(m.activations_peak)} MB; ` +
+          `sent ${mb(workers[0].bytes_sent ?? 0)} MB/step (predicted ${mb(workers[0].bytes_per_rank_predicted)})`,
       );
     }
     if (sample !== undefined) summary.push('', `sample after step ${coordinator.step}:`, `${opts.prompt}${sample}`);
@@ -400,6 +452,8 @@ export async function run(argv: string[]): Promise<number> {
         transport,
         workers: dist.workers,
         bucket_mb: dist.bucketMb,
+        shard: fsdp ? dist.shard : null,
+        prefetch: fsdp ? dist.prefetch : null,
         global_batch: globalBatch,
         steps: coordinator.step,
         completed: !interrupted && coordinator.step === cfg.max_iters,

@@ -118,68 +118,70 @@ export class RingCollectives extends Base implements Collectives {
     this.inbox = prev ? new Inbox(prev, (d) => d as Float32Array) : null;
   }
 
+  /** Hands a buffer to the next rank: transferred, so it is gone from here (zero-copy). */
+  private forward(data: Float32Array): void {
+    this.timed(() => {
+      this.stats.bytesSent += data.byteLength;
+      this.next!.postMessage(data, [data.buffer]);
+    });
+  }
+
   private send(buf: Float32Array, lo: number, hi: number): void {
-    this.timed(() => {
-      const copy = buf.slice(lo, hi); // a fresh buffer, transferred (zero-copy) to the neighbour
-      this.stats.bytesSent += copy.byteLength;
-      this.next!.postMessage(copy, [copy.buffer]);
-    });
+    this.forward(this.timed(() => buf.slice(lo, hi))); // a fresh buffer to transfer
   }
 
-  /** After it, chunk `rank` of buf holds the sum over ranks (other chunks hold partial sums). */
-  private async reduceScatterSum(buf: Float32Array): Promise<void> {
+  /**
+   * Ring reduce-scatter. Step s: the chunk received from the previous rank gets this rank's share added
+   * and is passed on as it is (the received buffer itself, so only the first send copies). After N-1
+   * steps the buffer in hand holds chunk `rank` summed over all ranks; returned divided by N.
+   */
+  private async reduceScatter(buf: Float32Array): Promise<Float32Array> {
     const { rank: r, world: N } = this;
+    if (N === 1) return buf.slice();
+    this.send(buf, ...chunkBounds(buf.length, N, mod(r - 1, N)));
     for (let s = 0; s < N - 1; s++) {
-      this.send(buf, ...chunkBounds(buf.length, N, mod(r - s - 1, N)));
-      const incoming = await this.inbox!.next();
+      const incoming = await this.inbox!.next(); // chunk (r - s - 2), summed over the s + 1 ranks before this one
+      const [lo] = chunkBounds(buf.length, N, mod(r - s - 2, N));
+      const last = s === N - 2;
       this.timed(() => {
-        const [lo] = chunkBounds(buf.length, N, mod(r - s - 2, N));
-        for (let i = 0; i < incoming.length; i++) buf[lo + i] += incoming[i];
+        if (last) for (let i = 0; i < incoming.length; i++) incoming[i] = (incoming[i] + buf[lo + i]) / N;
+        else for (let i = 0; i < incoming.length; i++) incoming[i] += buf[lo + i];
       });
+      if (last) return incoming;
+      this.forward(incoming);
     }
+    throw new Error('unreachable');
   }
 
-  /** Given chunk `rank` of buf, fills in every other rank's chunk. */
-  private async allGatherInPlace(buf: Float32Array): Promise<void> {
+  /** Ring all-gather: `mine` (chunk `rank`, given away) travels round the ring; every chunk lands in buf. */
+  private async allGatherInto(buf: Float32Array, mine: Float32Array): Promise<void> {
     const { rank: r, world: N } = this;
+    this.timed(() => buf.set(mine, chunkBounds(buf.length, N, r)[0]));
+    if (N === 1) return;
+    this.forward(mine);
     for (let s = 0; s < N - 1; s++) {
-      this.send(buf, ...chunkBounds(buf.length, N, mod(r - s, N)));
-      const incoming = await this.inbox!.next();
+      const incoming = await this.inbox!.next(); // chunk (r - s - 1)
       this.timed(() => buf.set(incoming, chunkBounds(buf.length, N, mod(r - s - 1, N))[0]));
+      if (s < N - 2) this.forward(incoming);
     }
-  }
-
-  private scaleOwn(buf: Float32Array): void {
-    this.timed(() => {
-      const [lo, hi] = chunkBounds(buf.length, this.world, this.rank);
-      const k = 1 / this.world;
-      for (let i = lo; i < hi; i++) buf[i] *= k;
-    });
   }
 
   allReduceMean(buf: Float32Array): Promise<Float32Array> {
     return this.serial('all-reduce', async () => {
       if (this.world === 1) return buf;
-      await this.reduceScatterSum(buf);
-      this.scaleOwn(buf);
-      await this.allGatherInPlace(buf);
+      await this.allGatherInto(buf, await this.reduceScatter(buf));
       return buf;
     });
   }
 
   reduceScatterMean(buf: Float32Array): Promise<Float32Array> {
-    return this.serial('reduce-scatter', async () => {
-      await this.reduceScatterSum(buf);
-      this.scaleOwn(buf);
-      return buf.slice(...chunkBounds(buf.length, this.world, this.rank));
-    });
+    return this.serial('reduce-scatter', () => this.reduceScatter(buf));
   }
 
   allGather(chunk: Float32Array, total: number): Promise<Float32Array> {
     return this.serial('all-gather', async () => {
       const buf = new Float32Array(total);
-      buf.set(chunk, chunkBounds(total, this.world, this.rank)[0]);
-      await this.allGatherInPlace(buf);
+      await this.allGatherInto(buf, this.timed(() => chunk.slice())); // the caller keeps its chunk
       return buf;
     });
   }
@@ -379,11 +381,14 @@ export class SharedCollectives extends Base implements Collectives {
       // each rank reduces its own chunk of the piece: keepAll ? the piece split N ways : my shard
       const [lo, hi] = keepAll ? chunkBounds(len, N, r) : [Math.max(myLo, o) - o, Math.min(myHi, o + len) - o];
       this.timed(() => {
-        for (let i = lo; i < hi; i++) {
-          let s = 0;
-          for (let j = 0; j < N; j++) s += this.slots[j][i];
-          if (keepAll) this.result[i] = s / N;
-          else mine[o + i - myLo] = s / N;
+        if (hi <= lo) return;
+        // One pass per slot over contiguous memory (fast), the mean taken in the last pass.
+        const out = keepAll ? this.result.subarray(lo, hi) : mine.subarray(o + lo - myLo, o + hi - myLo);
+        out.set(this.slots[0].subarray(lo, hi));
+        for (let j = 1; j < N; j++) {
+          const src = this.slots[j].subarray(lo, hi);
+          if (j < N - 1) for (let i = 0; i < out.length; i++) out[i] += src[i];
+          else for (let i = 0; i < out.length; i++) out[i] = (out[i] + src[i]) / N;
         }
       });
       await this.barrier();

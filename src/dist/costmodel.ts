@@ -90,7 +90,8 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
     bytes += times * c.bytes;
   };
   if (n > 1 && (plan.strategy === 'ddp' || shard === 'none')) {
-    for (const bucket of assignBuckets(table, plan.bucketMb * 2 ** 20)) add('all-reduce', 4 * bucket.size);
+    const buckets = assignBuckets(table, plan.bucketMb * 2 ** 20);
+    buckets.forEach((bucket, i) => add('all-reduce', 4 * bucket.size + (i === buckets.length - 1 ? 4 : 0)));
   } else if (plan.strategy === 'fsdp') {
     const shardFloats = table.units.reduce((s, u) => s + shardLayout(u, n).shard, 0);
     memory.params = memory.grads = 4 * shardFloats;
@@ -105,8 +106,9 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
       add('reduce-scatter', S, K);
     }
   }
-  // Scalars: the step's mean loss; FSDP also sums the squared gradient norm over shards.
-  if (n > 1) add('all-reduce', 4, plan.strategy === 'fsdp' && shard !== 'none' ? 2 : 1);
+  // Scalars: FSDP all-reduces the step's loss and the squared gradient norm; DDP sends the loss
+  // as one more float of its last bucket.
+  if (n > 1 && plan.strategy === 'fsdp' && shard !== 'none') add('all-reduce', 4, 2);
   memory.total = memory.params + memory.grads + memory.optimizer + memory.gathered_peak + memory.activations_peak;
   const step = compute + comm;
   return {

@@ -93,6 +93,7 @@ export class DDPSync implements GradSync {
   private launched: Promise<Float32Array>[] = [];
   readonly issued: number[] = []; // bucket indices in the order their all-reduce was issued
   commBytesPeak = 0; // bucket buffers alive (all of them, until finish)
+  private localLoss: Promise<number> | null = null;
 
   constructor(private buckets: Bucket[], private coll: Collectives) {
     this.clock = new WaitClock(coll);
@@ -110,23 +111,31 @@ export class DDPSync implements GradSync {
     afterBackward: () => this.clock.wait(yieldToEventLoop()),
   };
 
+  setLocalLoss(loss: Promise<number>): void {
+    this.localLoss = loss;
+  }
+
+  /** Packs a bucket and all-reduces it. The last bucket carries the step's loss as one more float. */
   private async allReduce(b: Bucket): Promise<Float32Array> {
     this.issued.push(b.index);
     this.commBytesPeak += b.size * 4;
+    const last = b.index === this.buckets.length - 1;
     const arrays = await Promise.all(b.params.map((p) => this.reads.get(p.name)!));
+    const loss = last ? await this.localLoss : null;
     const flat = this.coll.tracer.span(`pack bucket ${b.index}`, 'comm', () => {
-      const out = new Float32Array(b.size);
+      const out = new Float32Array(b.size + (last ? 1 : 0));
       let o = 0;
       for (const a of arrays) {
         out.set(a, o);
         o += a.length;
       }
+      if (last) out[o] = loss ?? NaN;
       return out;
     });
     return this.coll.allReduceMean(flat);
   }
 
-  async finish(grads: Grads): Promise<Grads> {
+  async finish(grads: Grads): Promise<{ grads: Grads; loss: number }> {
     if (this.launched.length < this.buckets.length) {
       const missing = this.buckets[this.launched.length].params.filter((p) => !this.reads.has(p.name)).map((p) => p.name);
       throw new Error(`DDP: the gradients of ${missing.join(', ')} never became ready, so their bucket was never all-reduced`);
@@ -143,11 +152,10 @@ export class DDPSync implements GradSync {
       }),
     );
     for (const g of grads.values()) g.dispose();
-    // In the local map's order, so everything downstream (the gradient norm) sums as one worker would.
-    return new Map([...grads.keys()].map((name) => [name, reduced.get(name)!]));
-  }
-
-  async meanScalar(x: number): Promise<number> {
-    return (await this.clock.wait(this.coll.allReduceMean(Float32Array.of(x))))[0];
+    return {
+      // In the local map's order, so everything downstream (the gradient norm) sums as one worker would.
+      grads: new Map([...grads.keys()].map((name) => [name, reduced.get(name)!])),
+      loss: flats[flats.length - 1][this.buckets[this.buckets.length - 1].size],
+    };
   }
 }

@@ -35,6 +35,8 @@ export interface UnitHooks {
    * DDP starts a bucket's all-reduce from here.
    */
   gradsReady?(grads: Grads): Promise<void> | void;
+  /** The micro-batch's loss is known (after the head, before the blocks' backward). Do not dispose it. */
+  lossReady?(loss: tf.Scalar): void;
 }
 
 export interface Batch {
@@ -369,6 +371,7 @@ export class GPT {
         add('wte', out.dwteHead); // the embedding's share is added at the end
         return out;
       });
+      hooks.lossReady?.(headOut.loss);
       await ready(['ln_f.bias', 'ln_f.weight']);
       let dx = headOut.dx;
       for (let l = L - 1; l >= 0; l--) {

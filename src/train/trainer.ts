@@ -17,9 +17,10 @@ import { clock, noTrace, type Tracer } from '../util/trace';
  */
 export interface GradSync {
   hooks: UnitHooks;
-  finish(grads: Grads): Promise<Grads>;
-  /** The mean of a number over replicas (the step's loss). */
-  meanScalar(x: number): Promise<number>;
+  /** This replica's mean loss for the step, once known (DDP sends it with the last gradient bucket). */
+  setLocalLoss(loss: Promise<number>): void;
+  /** The synchronized gradients and the step's loss averaged over replicas. */
+  finish(grads: Grads): Promise<{ grads: Grads; loss: number }>;
 }
 
 /** Bytes per worker by kind: what the page draws as bars. "At rest" = between steps. */
@@ -146,18 +147,24 @@ export class Trainer {
             probe(grads); // all activations of the forward are alive when backward starts
             return syncHooks?.beforeBackward?.(u);
           },
+          lossReady: (loss) => {
+            if (!sync || k < K - 1) return;
+            const mean = tf.div(tf.add(lossSum, loss), K);
+            sync.setLocalLoss(mean.data().then((d) => (mean.dispose(), d[0])));
+          },
         };
         const loss = await this.model.forwardBackward(this.p, batches[k], opts, grads, hooks);
         const prev = lossSum;
         lossSum = tf.add(prev, loss);
         tf.dispose([prev, loss]);
       }
-      if (sync) grads = await sync.finish(grads);
+      let syncedLoss: number | undefined;
+      if (sync) ({ grads, loss: syncedLoss } = await sync.finish(grads));
       const ts = clock();
       sumSq = sumOfSquares(grads.values());
       const [lossV, sumSqV] = await Promise.all([lossSum.data(), sumSq.data()]);
       this.tracer.record('gradient norm', 'compute', 'main', ts);
-      const loss = sync ? await sync.meanScalar(lossV[0] / K) : lossV[0] / K;
+      const loss = syncedLoss ?? lossV[0] / K;
       const gradNorm = Math.sqrt(sumSqV[0]);
       checkFinite(loss, gradNorm, this.step, this.cfg.lr);
       const lr = learningRate(this.step, this.cfg);

@@ -1,12 +1,16 @@
-// The run setup as the page edits it: a preset plus the raw text of every form field, and its round trip
-// through the URL query string. Pure functions (no DOM), so they can be tested in Node.
+// The run setup as the page edits it: a preset plus the raw text of every form field, the "dist" part
+// (how many workers and how they talk), and its round trip through the URL query string. Pure functions
+// (no DOM), so they can be tested in Node.
 //
 // The query string holds the preset and only the fields that differ from it, e.g.
-//   ?preset=tiny&backend=wasm&max_iters=60
+//   ?preset=tiny&backend=wasm&max_iters=60&strategy=ddp&workers=4&transport=star
 // so a teacher can share a link that reproduces a setup. makeConfig() (src/model/config.ts) is the only
-// judge of what is valid; this file never second-guesses it.
+// judge of a RunConfig, checkDist() (src/dist/coordinator.ts) of the dist part; this file never
+// second-guesses them. The dist settings are not RunConfig keys (makeConfig rejects unknown keys).
 
 import { BACKENDS, ConfigError, PRESETS, PRESET_NAMES, makeConfig, type PresetName, type RunConfig } from '../model/config';
+import { DIST_DEFAULTS, DistError, MAX_WORKERS, checkDist, type DistOptions } from '../dist/coordinator';
+import { TRANSPORTS } from '../dist/collectives';
 
 export const DEFAULT_PRESET: PresetName = 'shakespeare-cpu';
 
@@ -55,6 +59,87 @@ export type FieldValues = Record<FieldKey, string>;
 export interface Setup {
   preset: PresetName;
   values: FieldValues;
+  dist: DistValues;
+}
+
+// ---- the dist part: strategy, workers, transport, bucket size ------------------------------------------
+
+export type DistKey = 'strategy' | 'workers' | 'transport' | 'bucket_mb';
+export type DistValues = Record<DistKey, string>;
+
+export interface DistFieldSpec {
+  key: DistKey;
+  hint: string;
+  options?: readonly string[];
+}
+
+export const DIST_FIELDS: readonly DistFieldSpec[] = [
+  { key: 'strategy', hint: 'one worker, or data parallel', options: ['single', 'ddp'] },
+  { key: 'workers', hint: `Web Workers, 1 to ${MAX_WORKERS}` },
+  { key: 'transport', hint: 'how gradients travel', options: TRANSPORTS },
+  { key: 'bucket_mb', hint: 'MB per all-reduce' },
+];
+
+const DIST_KEYS = new Set<string>(DIST_FIELDS.map((f) => f.key));
+
+/** One line a student understands, per setting (and per choice for strategy and transport). */
+export const DIST_HELP = {
+  strategy: {
+    single: 'single: one worker trains on the whole batch.',
+    ddp: 'ddp: every worker holds a full copy of the model, trains on its own slice of the batch, and all workers average their gradients before each update.',
+  } as Record<string, string>,
+  workers: 'workers: how many Web Workers (model copies) train side by side; more than this computer has cores only makes them take turns.',
+  transport: {
+    ring: 'ring: each worker talks to its neighbours; the all-reduce moves 2(N-1)/N of the gradients per worker.',
+    star: 'star: every worker sends everything to this page, which sums and sends back: the naive design.',
+    shared: 'shared: one SharedArrayBuffer all workers read: needs a cross-origin isolated page.',
+  } as Record<string, string>,
+  bucket_mb: 'bucket_mb: gradients are averaged in buckets of up to this many MB, each sent as soon as backward has made it, while backward goes on.',
+};
+
+/** The default number of DDP workers: the machine's cores, at least 2, at most MAX_WORKERS. */
+export function defaultWorkers(cores: number | undefined): number {
+  return Math.min(MAX_WORKERS, Math.max(2, Math.floor(cores ?? 2) || 2));
+}
+
+/** The dist form values of options (e.g. those saved with a checkpoint). */
+export function distValues(d: DistOptions): DistValues {
+  return { strategy: d.strategy, workers: String(d.workers), transport: d.transport, bucket_mb: String(d.bucketMb) };
+}
+
+export const DEFAULT_DIST: DistValues = distValues(DIST_DEFAULTS);
+
+/** Validates the dist part with checkDist: options, or a message that names the setting. */
+export function toDist(v: DistValues): { dist: DistOptions; error: null } | { dist: null; error: string } {
+  const num = (key: DistKey, what: string): number => {
+    const raw = v[key].trim();
+    const n = Number(raw);
+    if (raw === '' || !Number.isFinite(n)) throw new DistError(`${key} must be ${what}, got "${v[key]}"`);
+    return n;
+  };
+  try {
+    const dist = checkDist({
+      strategy: v.strategy.trim() as DistOptions['strategy'],
+      workers: num('workers', `a whole number from 1 to ${MAX_WORKERS}`),
+      transport: v.transport.trim() as DistOptions['transport'],
+      bucketMb: num('bucket_mb', 'a positive number of MB'),
+    });
+    return { dist, error: null };
+  } catch (e) {
+    if (e instanceof DistError) return { dist: null, error: e.message.replace(/^bucket size/, 'bucket_mb') };
+    throw e;
+  }
+}
+
+/** The dist settings a dist error message talks about (to highlight them in the form). */
+export function distFieldsInMessage(message: string): DistKey[] {
+  return DIST_FIELDS.map((f) => f.key).filter((k) => message.includes(k) || (k === 'bucket_mb' && /bucket/.test(message)));
+}
+
+/** Sequences and tokens per optimizer step over all workers: workers x batch_size x grad_accum. */
+export function globalBatch(cfg: Pick<RunConfig, 'batch_size' | 'grad_accum' | 'block_size'>, workers: number): { sequences: number; tokens: number } {
+  const sequences = workers * cfg.batch_size * cfg.grad_accum;
+  return { sequences, tokens: sequences * cfg.block_size };
 }
 
 export const PRESET_NOTES: Record<PresetName, string> = {
@@ -97,11 +182,56 @@ export function configValues(cfg: RunConfig): FieldValues {
   return Object.fromEntries(FIELDS.map((f) => [f.key, String(cfg[f.key])])) as FieldValues;
 }
 
-/** The query string for a setup: the preset, then every field that differs from it. */
+/**
+ * The query string for a setup: the preset, then every field that differs from it, then the dist
+ * settings that differ from the defaults (ddp always names its workers, so a link means the same on
+ * a machine with another number of cores).
+ */
 export function toQuery(setup: Setup): string {
   const q = new URLSearchParams({ preset: setup.preset });
   for (const [k, v] of Object.entries(overrides(setup))) q.set(k, v);
+  const d = setup.dist;
+  const strategy = d.strategy.trim();
+  if (strategy !== DEFAULT_DIST.strategy) q.set('strategy', strategy);
+  if (strategy !== DEFAULT_DIST.strategy || d.workers.trim() !== DEFAULT_DIST.workers) q.set('workers', d.workers.trim());
+  if (d.transport.trim() !== DEFAULT_DIST.transport) q.set('transport', d.transport.trim());
+  if (d.bucket_mb.trim() === '' || Number(d.bucket_mb) !== DIST_DEFAULTS.bucketMb) q.set('bucket_mb', d.bucket_mb.trim());
   return '?' + q.toString();
+}
+
+/**
+ * The dist part of a link. Unlike RunConfig fields (kept for makeConfig to explain), a dist value
+ * that checkDist rejects falls back to a working one, and `problems` says which and why.
+ */
+function distFromQuery(q: URLSearchParams, cores: number | undefined, problems: string[]): DistValues {
+  const d = { ...DEFAULT_DIST };
+  const check = (key: DistKey, options: Partial<DistOptions>, fallback: string): boolean => {
+    try {
+      checkDist({ ...DIST_DEFAULTS, strategy: 'ddp', workers: 2, ...options });
+      return true;
+    } catch (e) {
+      problems.push(`The link's ${key} could not be used (${(e as Error).message.replace(/^bucket size/, 'bucket_mb')}); using ${fallback} instead.`);
+      return false;
+    }
+  };
+  const strategy = q.get('strategy')?.trim();
+  if (strategy !== undefined && check('strategy', { strategy: strategy as DistOptions['strategy'] }, DEFAULT_DIST.strategy)) d.strategy = strategy;
+  const ddp = d.strategy === 'ddp';
+  const fallbackWorkers = ddp ? String(defaultWorkers(cores)) : '1';
+  d.workers = fallbackWorkers;
+  const workersRaw = q.get('workers')?.trim();
+  if (workersRaw !== undefined) {
+    const n = workersRaw === '' ? NaN : Number(workersRaw);
+    if (check('workers', { workers: n }, fallbackWorkers)) {
+      if (!ddp && n !== 1) problems.push(`The link asks for ${n} workers, but strategy single runs one worker; choose strategy ddp to train with ${n}. Using 1 worker.`);
+      else d.workers = String(n);
+    }
+  }
+  const transport = q.get('transport')?.trim();
+  if (transport !== undefined && check('transport', { transport: transport as DistOptions['transport'] }, DEFAULT_DIST.transport)) d.transport = transport;
+  const bucketRaw = q.get('bucket_mb')?.trim();
+  if (bucketRaw !== undefined && check('bucket_mb', { bucketMb: bucketRaw === '' ? NaN : Number(bucketRaw) }, DEFAULT_DIST.bucket_mb)) d.bucket_mb = bucketRaw;
+  return d;
 }
 
 /**
@@ -109,23 +239,24 @@ export function toQuery(setup: Setup): string {
  * (an unknown preset falls back to the default setup; unknown settings are dropped). Values that
  * are present but invalid stay in the form, where makeConfig() explains them.
  */
-export function fromQuery(search: string): { setup: Setup; problems: string[] } {
+export function fromQuery(search: string, cores?: number): { setup: Setup; problems: string[] } {
   const q = new URLSearchParams(search);
   const problems: string[] = [];
   const presetRaw = q.get('preset');
   if (presetRaw !== null && !(PRESET_NAMES as string[]).includes(presetRaw)) {
     problems.push(`The link asks for preset "${presetRaw}", which does not exist (choose one of ${PRESET_NAMES.join(', ')}). Showing the default setup instead.`);
-    return { setup: { preset: DEFAULT_PRESET, values: presetValues(DEFAULT_PRESET) }, problems };
+    return { setup: { preset: DEFAULT_PRESET, values: presetValues(DEFAULT_PRESET), dist: { ...DEFAULT_DIST } }, problems };
   }
   const preset = (presetRaw ?? DEFAULT_PRESET) as PresetName;
   const values = presetValues(preset);
+  const dist = distFromQuery(q, cores, problems);
   for (const [key, raw] of q) {
-    if (key === 'preset') continue;
+    if (key === 'preset' || DIST_KEYS.has(key)) continue;
     if (FIELD_KEYS.has(key)) values[key as FieldKey] = raw;
     else if (key === 'vocab_size') problems.push('The link sets vocab_size, which the tokenizer decides; it was ignored.');
     else problems.push(`The link has an unknown setting "${key}"; it was ignored.`);
   }
-  return { setup: { preset, values }, problems };
+  return { setup: { preset, values, dist }, problems };
 }
 
 /** The field names a config error message talks about (to highlight them in the form). */
