@@ -8,14 +8,21 @@
 //                N = 2, 4 real worker_threads, against memcpy bandwidth measured in the same run.
 //   scaling      tokens/s of DDP on 2 wasm worker_threads against 1 at the same per-worker batch, per
 //                transport, through Coordinator + spawnNodeWorker; each rank's compute / comm / wait.
+//   fsdp         FSDP on real worker_threads (bench/fsdp.ts): memory per worker at rest and at the peak
+//                for baby at N = 4 against DDP; tokens/s against DDP at N = 2 with and without prefetch;
+//                bytes per step per rank against the analytic figures; the cost model's predicted step
+//                time against the measured one.
 //
-// Writes everything to bench.json.
+// Writes everything to bench.json: each section's results, and `runs`, one entry per distributed run
+// (scaling and fsdp) in one shape. A run of some sections (--only) keeps the other sections' results
+// already in the file.
 //
-//   npm run bench -- [--only speed,collectives,scaling] [--backends wasm,cpu,webgpu] [--preset shakespeare-cpu]
+//   npm run bench -- [--only speed,collectives,scaling,fsdp] [--backends wasm,cpu,webgpu] [--preset shakespeare-cpu]
 //                    [--steps 12] [--sizes 1,4,16,64] [--coll-workers 2,4] [--transports ring,star,shared]
-//                    [--scaling-steps 15] [--scaling-warmup 3] [--json bench.json]
+//                    [--scaling-steps 15] [--scaling-warmup 3] [--fsdp-steps 12] [--fsdp-warmup 3]
+//                    [--fsdp-baby-steps 4] [--fsdp-baby-warmup 1] [--json bench.json]
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { startBackend, CLI_BACKENDS, type CliBackend } from '../src/cli/backend';
@@ -28,8 +35,11 @@ import { median } from '../src/train/session';
 import { TRANSPORTS, type TransportKind } from '../src/dist/collectives';
 import { memcpyGbps, primitivesGbps, runTransport, type CollectiveRow } from './collectives';
 import { LLMC_2_THREADS, runScaling, type ScalingRow } from './scaling';
+import { runFsdp, type RunEntry } from './fsdp';
+import { predict, type Calibration } from '../src/dist/costmodel';
+import { DEFAULT_BUCKET_MB } from '../src/dist/layout';
 
-const SECTIONS = ['speed', 'collectives', 'scaling'] as const;
+const SECTIONS = ['speed', 'collectives', 'scaling', 'fsdp'] as const;
 
 const { values: opts } = parseArgs({
   options: {
@@ -45,6 +55,10 @@ const { values: opts } = parseArgs({
     transports: { type: 'string', default: TRANSPORTS.join(',') },
     'scaling-steps': { type: 'string', default: '15' },
     'scaling-warmup': { type: 'string', default: '3' },
+    'fsdp-steps': { type: 'string', default: '12' },
+    'fsdp-warmup': { type: 'string', default: '3' },
+    'fsdp-baby-steps': { type: 'string', default: '4' },
+    'fsdp-baby-warmup': { type: 'string', default: '1' },
   },
 });
 
@@ -114,6 +128,7 @@ const cfg = makeConfig(opts.preset, { vocab_size: 65 });
 const tokensPerStep = cfg.batch_size * cfg.grad_accum * cfg.block_size;
 const fpt = flopsPerToken(cfg);
 const out: Record<string, unknown> = { preset: cfg.preset, flops_per_token: fpt, tokens_per_step: tokensPerStep };
+const runs: RunEntry[] = []; // every distributed run of this invocation, in one shape
 const f1 = (x: number) => x.toFixed(1);
 const f2 = (x: number) => x.toFixed(2);
 const pct = (x: number) => `${x.toFixed(0)}%`;
@@ -219,7 +234,59 @@ if (sections.has('scaling')) {
   }
   out.llmc_reference = LLMC_2_THREADS;
   out.scaling = rows;
+  for (const r of rows.filter((x) => x.run !== 'independent')) {
+    const mean = (f: (k: ScalingRow['per_rank'][number]) => number) => r.per_rank.reduce((s, k) => s + f(k), 0) / r.per_rank.length;
+    runs.push({
+      section: 'scaling', preset: scfg.preset, strategy: r.strategy, shard: null, prefetch: null, workers: r.workers, transport: r.transport,
+      batch_per_worker: r.batch_per_worker, steps: r.steps, warmup, tokens_per_s: r.tokens_per_s, ms_per_step: r.ms_per_step,
+      compute_ms: mean((k) => k.compute_ms), comm_ms: mean((k) => k.comm_ms), wait_ms: mean((k) => k.wait_ms),
+      bytes_per_rank: Math.max(...r.per_rank.map((k) => k.bytes_sent)), predicted_ms_per_step: null, memory: r.memory,
+    });
+  }
 }
+
+// ---- fsdp: memory, throughput, bytes and the cost model, real worker_threads -----------------------
+let calibration: (Calibration & { preset: string }) | null = null;
+if (sections.has('fsdp')) {
+  const f = await runFsdp(text, {
+    steps: Number(opts['fsdp-steps']), warmup: Number(opts['fsdp-warmup']),
+    babySteps: Number(opts['fsdp-baby-steps']), babyWarmup: Number(opts['fsdp-baby-warmup']),
+    memoryWorkers: 4, calibrationKb: [64, 512, 2048], // the sizes a shakespeare-cpu step moves (units ~0.8 MB, buckets 1-2 MB)
+  });
+  const c = f.calibration;
+  calibration = { flops: c.flops, alpha: { ring: c.alpha, star: NaN, shared: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN }, preset: c.preset };
+  out.fsdp = { memory: f.memory, throughput: f.throughput, bytes: f.bytes, costmodel: f.costmodel, calibration: f.calibration, load_average: f.load_average };
+  runs.push(...f.runs);
+}
+// The scaling runs get the fsdp section's calibration (ring, same preset): this run's, or the file's.
+if (!calibration && !sections.has('fsdp') && existsSync(opts.json)) {
+  try {
+    const c = (JSON.parse(readFileSync(opts.json, 'utf8')) as { fsdp?: { calibration?: { alpha: number; beta: number; flops: number; preset: string } } }).fsdp?.calibration;
+    if (c) calibration = { flops: c.flops, alpha: { ring: c.alpha, star: NaN, shared: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN }, preset: c.preset };
+  } catch {
+    // no usable file: no prediction
+  }
+}
+if (calibration) {
+  for (const r of runs) {
+    if (r.section !== 'scaling' || r.preset !== calibration.preset || (r.workers > 1 && r.transport !== 'ring')) continue;
+    const rcfg = makeConfig(r.preset, { vocab_size: 65, batch_size: r.batch_per_worker });
+    r.predicted_ms_per_step = predict(rcfg, { strategy: r.strategy, workers: r.workers, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB }, calibration).step_ms;
+  }
+}
+
+// A run of some sections keeps what the file holds for the others (and their entries of `runs`).
+if (sections.size < SECTIONS.length && existsSync(opts.json)) {
+  try {
+    const before = JSON.parse(readFileSync(opts.json, 'utf8')) as Record<string, unknown>;
+    const kept = ((before.runs ?? []) as RunEntry[]).filter((r) => !sections.has(r.section));
+    for (const [k, v] of Object.entries(before)) if (!(k in out) && k !== 'runs') out[k] = v;
+    runs.unshift(...kept);
+  } catch {
+    // not JSON (or not ours): overwrite it
+  }
+}
+out.runs = runs;
 
 writeFileSync(opts.json, JSON.stringify(out, null, 2));
 console.log(`\nwrote ${opts.json}`);

@@ -5,8 +5,10 @@ import type { RunConfig } from '../src/model/config';
 import { Coordinator, type DistOptions } from '../src/dist/coordinator';
 import { spawnNodeWorker } from '../src/dist/node-spawn';
 import type { TransportKind } from '../src/dist/collectives';
-import { DEFAULT_BUCKET_MB } from '../src/dist/ddp';
+import { DEFAULT_BUCKET_MB } from '../src/dist/layout';
 import type { RankStepStats } from '../src/protocol';
+import type { MemoryReport } from '../src/train/trainer';
+import { maxMemory } from './fsdp';
 import { median } from '../src/train/session';
 
 /**
@@ -32,6 +34,7 @@ export interface ScalingRow {
   vs_llmc_2_threads: number; // tokens/s / llm.c's with 2 threads
   per_rank: { rank: number; compute_ms: number; comm_ms: number; wait_ms: number; bytes_sent: number; exposed_pct: number }[];
   hub_bytes_per_step?: number;
+  memory: MemoryReport; // the last step's, the largest over ranks per kind
 }
 
 /** Steps `coordinators` together (each its own run); per step: the slowest one's ms, every rank's stats. */
@@ -100,6 +103,7 @@ export async function runScaling(
       vs_llmc_2_threads: tokensPerSec / LLMC_2_THREADS.tokens_per_s,
       per_rank: perRank,
       ...(m.hub.length ? { hub_bytes_per_step: median(m.hub, warmup) } : {}),
+      memory: maxMemory(m.ranks.at(-1)!),
     };
     rows.push(row);
     opts.onRow?.(row);

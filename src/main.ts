@@ -1,9 +1,11 @@
-// The page: wires the setup form, the training worker, the chart and the checkpoint store together.
-// All training math runs in the worker (src/ui/client.ts); this thread only moves events into the DOM.
+// The page: wires the setup form, the training workers, the chart and the checkpoint store together.
+// All training math runs in Web Workers, one per rank (src/ui/run.ts: a Coordinator of ranks and the
+// training loop around it); this thread awaits them and moves their results into the DOM.
 //
-// Life of a run: Start (or Resume from a checkpoint) disposes the previous worker and creates a new
-// one, init()s it, then run()s it. Events stream back: 'step' -> progress and chart, 'eval' -> chart
-// and an autosave, 'sample' -> the samples panel, 'state' -> buttons. Pause and stop also save.
+// Life of a run: Start (or Resume from a checkpoint) disposes the previous run's workers, starts
+// `workers` new ones (1 for strategy single), waits until every replica is built, then runs the loop.
+// Events: 'step' -> progress, chart and the Workers panel, 'eval' -> chart, an autosave and a memory
+// reading, 'sample' -> the samples panel, 'state' -> buttons. Pause and stop also save.
 
 import './ui/style.css';
 import type { RunConfig } from './model/config';
@@ -11,18 +13,21 @@ import { buildParamTable } from './model/params';
 import { decodeCheckpoint, type CheckpointHeader } from './train/checkpoint';
 import type { RunState, TrainEvent } from './train/session';
 import type { InitInfo } from './protocol';
+import type { DistOptions } from './dist/coordinator';
 import { LossChart } from './ui/chart';
-import { TrainerClient, WorkerGone } from './ui/client';
+import { Run } from './ui/run';
 import { CorpusError, checkLength, describe, fetchDefaultCorpus, readCorpusFile, type Corpus } from './ui/corpus';
 import { byId, h } from './ui/dom';
 import { SetupForm } from './ui/form';
 import * as fmt from './ui/format';
 import { SamplesPanel } from './ui/samples';
-import { configValues, fromQuery, toConfig, toQuery, type Setup } from './ui/setup';
+import { configValues, distValues, fromQuery, globalBatch, toConfig, toDist, toQuery, type Setup } from './ui/setup';
 import { StatsPanel } from './ui/stats';
 import * as store from './ui/store';
+import { WorkersPanel } from './ui/workers';
 
 type Phase = 'starting' | RunState; // RunState: idle running paused stopped done error
+const MEMORY_EVERY = 20; // steps between memory readings of the workers (and at every evaluation)
 
 const el = {
   start: byId<HTMLButtonElement>('start'),
@@ -62,17 +67,23 @@ const STATE_LABELS: Record<Phase, string> = {
 let setup: Setup;
 let config: RunConfig | null = null;
 let configError: string | null = null;
+let dist: DistOptions | null = null; // strategy, workers, transport, bucket size (not RunConfig keys)
+let distError: string | null = null;
 let corpus: Corpus | null = null;
-let client: TrainerClient | null = null; // the current run's worker
-let info: InitInfo | null = null; // what the current worker built
+let run: Run | null = null; // the current run: its workers and training loop
+let runDist: DistOptions | null = null; // what the current run was started with (saved with its checkpoints)
+let generation = 0; // bumped per launch: events and results of an older run are ignored
+let info: InitInfo | null = null; // what the current run's workers built
 let phase: Phase = 'idle';
 let savedMeta: store.CheckpointMeta | null = null;
 let storeAvailable = true;
 
-const form = new SetupForm(byId('setup'), onSetupChange);
+const cores = navigator.hardwareConcurrency;
+const form = new SetupForm(byId('setup'), onSetupChange, cores);
 const chart = new LossChart(byId('chart'), byId('chart-empty'));
 const stats = new StatsPanel();
 const samples = new SamplesPanel(byId('samples'), byId('samples-empty'));
+const workers = new WorkersPanel();
 
 // ---- messages -----------------------------------------------------------------------------------------
 function showBanner(title: string, message: string, kind: 'error' | 'warning' = 'error'): void {
@@ -95,12 +106,17 @@ function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** The run failed: say why, keep the worker (its model may still sample) and the saved checkpoint. */
+function sentence(msg: string): string {
+  return `${msg.charAt(0).toUpperCase()}${msg.slice(1)}${/[.!?]$/.test(msg) ? '' : '.'}`;
+}
+
+/** The run failed: say why, keep the workers (rank 0's model may still sample) and the saved checkpoint. */
 function fail(e: unknown): void {
   phase = 'error';
   const kept = savedMeta ? ` Your last checkpoint (step ${savedMeta.step}) is kept: use “Resume from step ${savedMeta.step}” to continue.` : '';
   const msg = messageOf(e);
-  showBanner('Training stopped.', `${msg.charAt(0).toUpperCase()}${msg.slice(1)}${/[.!?]$/.test(msg) ? '' : '.'}${kept}`);
+  showBanner('Training stopped.', `${sentence(msg)}${kept}`);
+  workers.setPhase('error', msg);
   render();
 }
 
@@ -111,6 +127,12 @@ function onSetupChange(s: Setup): void {
   config = r.config;
   configError = r.error;
   form.showError(r.error);
+  const d = toDist(s.dist);
+  dist = d.dist;
+  distError = d.error;
+  form.showDistError(d.error);
+  form.showDistHelp(config && dist ? { workers: dist.workers, batchSize: config.batch_size, gradAccum: config.grad_accum, ...globalBatch(config, dist.workers) } : null);
+  workers.preview(dist, config?.backend ?? s.values.backend, config && dist ? globalBatch(config, dist.workers) : null);
   if (config && !busy()) stats.setMaxIters(config.max_iters);
   history.replaceState(null, '', location.pathname + toQuery(s) + location.hash);
   render();
@@ -123,10 +145,11 @@ function renderEstimate(): void {
   }
   const vocab = config.tokenizer === 'bpe' ? 50257 : corpus?.vocab ?? config.vocab_size;
   const params = buildParamTable({ ...config, vocab_size: vocab }).total;
-  const tokensPerStep = config.batch_size * config.grad_accum * config.block_size;
+  const n = dist?.workers ?? 1;
+  const tokensPerStep = globalBatch(config, n).tokens;
   el.estimate.replaceChildren(
     h('strong', {}, `≈ ${fmt.compact(params)} parameters`),
-    ` · ${fmt.bytes(params * 16)} for weights, gradients and AdamW state · ${fmt.count(tokensPerStep)} tokens per step`,
+    ` · ${fmt.bytes(params * 16)} for weights, gradients and AdamW state${n > 1 ? ` in each of ${n} workers` : ''} · ${fmt.count(tokensPerStep)} tokens per step`,
   );
   if (config.lr_decay_iters < config.max_iters) {
     el.estimate.append(h('br'), `The learning rate reaches min_lr at step ${fmt.count(config.lr_decay_iters)} (lr_decay_iters) and stays there.`);
@@ -138,7 +161,7 @@ const busy = () => phase === 'starting' || phase === 'running' || phase === 'pau
 const failed = () => phase === 'error'; // a function: events change `phase` while launch() awaits
 
 function render(): void {
-  const ready = config !== null && corpus !== null;
+  const ready = config !== null && dist !== null && corpus !== null;
   el.start.disabled = !ready || busy();
   el.start.textContent = info && !busy() ? 'Start new run' : 'Start training';
   el.pause.disabled = phase !== 'running';
@@ -147,18 +170,20 @@ function render(): void {
   el.state.textContent = STATE_LABELS[phase];
   el.state.dataset.state = phase;
   form.setLocked(busy());
-  el.sampleNow.disabled = !client || !info || phase === 'starting' || phase === 'error';
+  el.sampleNow.disabled = !run || !info || phase === 'starting' || phase === 'error';
 
   el.startHint.textContent = !config
     ? `Fix the setup first: ${configError}.`
-    : !corpus
-      ? 'Waiting for the training text…'
-      : busy()
-        ? 'The setup is locked while a run is going. Stop it to change settings.'
-        : savedMeta && !info
-          ? 'Start trains a new model from scratch; “Resume” in the Checkpoint panel continues the saved one.'
-          : '';
-  el.startHint.classList.toggle('problem', !config);
+    : !dist
+      ? `Fix the setup first: ${distError}.`
+      : !corpus
+        ? 'Waiting for the training text…'
+        : busy()
+          ? 'The setup is locked while a run is going. Stop it to change settings.'
+          : savedMeta && !info
+            ? 'Start trains a new model from scratch; “Resume” in the Checkpoint panel continues the saved one.'
+            : '';
+  el.startHint.classList.toggle('problem', !config || !dist);
   renderEstimate();
   renderCheckpoint();
 }
@@ -189,7 +214,7 @@ function renderInfo(i: InitInfo | null): void {
 
 // ---- a run ---------------------------------------------------------------------------------------------
 async function launch(resume: boolean): Promise<void> {
-  if (!config || !corpus || busy()) return;
+  if (!config || !dist || !corpus || busy()) return;
   const before = phase;
   phase = 'starting'; // from here on, a second click does nothing
   hideBanner();
@@ -201,83 +226,103 @@ async function launch(resume: boolean): Promise<void> {
     const buf = await store.loadCheckpoint().catch(() => null);
     if (buf) {
       header = store.readHeader(buf);
-      // The worker continues the checkpoint's model and optimizer; only max_iters and backend come from
-      // the form. Show exactly that in the form (and so in the URL).
-      form.set({ preset: header.config.preset, values: { ...configValues(header.config), max_iters: setup.values.max_iters, backend: setup.values.backend } }, true);
+      // The workers continue the checkpoint's model and optimizer; only max_iters and backend come from
+      // the form, and the dist settings from the checkpoint's run (a loaded file has none: the form's).
+      // Show exactly that in the form (and so in the URL).
+      form.set({
+        preset: header.config.preset,
+        values: { ...configValues(header.config), max_iters: setup.values.max_iters, backend: setup.values.backend },
+        dist: savedMeta?.dist ? distValues(savedMeta.dist) : setup.dist,
+      }, true);
       checkpoint = buf;
     } else showBanner('No checkpoint to resume.', 'The saved checkpoint could not be read from this browser’s storage.');
-    if (!buf || !config) {
+    if (!buf || !config || !dist) {
       phase = before; // (an invalid config is explained in the setup panel)
       render();
       return;
     }
   }
-  const run: RunConfig = config;
+  const cfg: RunConfig = config;
+  const d: DistOptions = dist;
   const text = corpus.text;
 
-  const old = client;
-  const c = new TrainerClient((e) => onEvent(c, e), (message) => client === c && fail(message));
-  client = c;
+  const gen = ++generation;
+  run?.dispose();
+  run = null;
   info = null;
-  void old?.dispose();
 
   phase = 'starting';
   samples.clear();
   renderInfo(null);
+  workers.start(d, cfg.backend === 'auto' ? '' : cfg.backend, globalBatch(cfg, d.workers));
   if (header) {
     chart.setHistory(header.losses ?? [], header.val_losses ?? []);
-    stats.reset(run.max_iters, header.step, header.losses?.[0] ?? null, header.val_losses?.at(-1)?.[1] ?? null);
+    stats.reset(cfg.max_iters, header.step, header.losses?.[0] ?? null, header.val_losses?.at(-1)?.[1] ?? null);
   } else {
     chart.reset();
-    stats.reset(run.max_iters);
+    stats.reset(cfg.max_iters);
   }
   render();
 
+  let r: Run;
   try {
-    info = await c.init(run, text, checkpoint);
+    r = await Run.start(cfg, text, d, (e) => onEvent(gen, e), checkpoint && { buffer: checkpoint, losses: header?.losses, valLosses: header?.val_losses });
   } catch (e) {
     const trainedOn = resume && savedMeta?.corpus && savedMeta.corpus !== corpus.name ? savedMeta.corpus : null;
-    if (client === c) fail(trainedOn ? `${messageOf(e)}. This checkpoint was trained on “${trainedOn}”: choose that text and resume again` : e);
+    if (gen === generation) fail(trainedOn ? `${messageOf(e)}. This checkpoint was trained on “${trainedOn}”: choose that text and resume again` : e);
     return;
   }
-  if (client !== c) return;
+  if (gen !== generation) return r.dispose();
+  run = r;
+  runDist = d;
+  info = r.info;
   renderInfo(info);
-  if (info.step >= run.max_iters) {
+  workers.ready(info.backend.name, r.dist, r.notice);
+  workers.setPhase('idle');
+  if (r.notice) showBanner('Using the ring transport instead.', `${sentence(r.notice)} Serve the page with the Cross-Origin-Opener-Policy and Cross-Origin-Embedder-Policy headers (as npm run dev does) to use shared.`, 'warning');
+  void readMemory();
+  if (info.step >= cfg.max_iters) {
     phase = 'done';
-    showBanner('This checkpoint has finished.', `It is at step ${info.step} and max_iters is ${run.max_iters}. Raise max_iters in the setup and press “Resume from step ${info.step}” to train further, or sample from it below.`, 'warning');
+    showBanner('This checkpoint has finished.', `It is at step ${info.step} and max_iters is ${cfg.max_iters}. Raise max_iters in the setup and press “Resume from step ${info.step}” to train further, or sample from it below.`, 'warning');
     render();
     return;
   }
   try {
-    const final = await c.run();
-    if (client !== c || failed()) return;
+    const final = await r.run();
+    if (gen !== generation || failed()) return;
     phase = final;
+    workers.setPhase(final);
     render();
+    void readMemory();
     if (final === 'stopped' || final === 'done') void save();
   } catch (e) {
-    if (client === c && !(e instanceof WorkerGone && failed())) fail(e);
+    if (gen === generation && !failed()) fail(e);
   }
 }
 
-function onEvent(c: TrainerClient, e: TrainEvent): void {
-  if (client !== c) return; // a late event from a worker being disposed
+function onEvent(gen: number, e: TrainEvent): void {
+  if (gen !== generation) return; // a late event from a run being disposed
   switch (e.type) {
     case 'step':
       chart.addStep(e.stats.step, e.stats.loss);
       stats.onStep(e);
+      workers.onStep(e);
+      if (e.stats.step % MEMORY_EVERY === 0) void readMemory();
       break;
     case 'eval':
       chart.addVal(e.step, e.val);
       stats.onVal(e.val);
       void save();
+      void readMemory();
       break;
     case 'sample':
       samples.add(`step ${fmt.count(e.step)} · sampled automatically`, e.text);
       break;
     case 'state':
-      if (e.state === 'error') fail(e.message ?? 'the worker reported an error');
+      if (e.state === 'error') fail(e.message ?? 'a worker reported an error');
       else if (phase !== 'error') {
         phase = e.state;
+        workers.setPhase(e.state);
         render();
         if (e.state === 'paused') void save();
       }
@@ -286,18 +331,28 @@ function onEvent(c: TrainerClient, e: TrainEvent): void {
 }
 
 function control(action: 'pause' | 'resume' | 'stop'): void {
-  const c = client;
-  if (!c) return;
-  c[action]().catch((e) => {
-    if (client === c && !(e instanceof WorkerGone)) fail(e);
-  });
+  run?.[action]();
+}
+
+/** tf.memory() of every worker, into the Workers panel (one reading at a time). */
+let readingMemory = false;
+async function readMemory(): Promise<void> {
+  const r = run;
+  if (!r || readingMemory) return;
+  readingMemory = true;
+  try {
+    const m = await r.memory();
+    if (run === r) workers.setMemory(m);
+  } finally {
+    readingMemory = false;
+  }
 }
 
 // ---- checkpoints ---------------------------------------------------------------------------------------
 let saving: Promise<void> | null = null;
 let saveAgain = false;
 
-/** Exports the worker's checkpoint into IndexedDB; overlapping requests collapse into one more save. */
+/** Exports the run's checkpoint into IndexedDB; overlapping requests collapse into one more save. */
 function save(): Promise<void> {
   if (saving) {
     saveAgain = true;
@@ -313,16 +368,17 @@ function save(): Promise<void> {
 }
 
 async function saveOnce(): Promise<void> {
-  const c = client;
-  if (!c || !info || phase === 'error' || !storeAvailable) return;
+  const r = run;
+  if (!r || !info || phase === 'error' || !storeAvailable) return;
   let buf: ArrayBuffer;
   try {
-    buf = await c.exportCheckpoint();
+    buf = await r.exportCheckpoint();
   } catch (e) {
-    if (client === c && !(e instanceof WorkerGone)) showBanner('Could not export a checkpoint.', messageOf(e));
+    if (run === r && !failed()) showBanner('Could not export a checkpoint.', messageOf(e));
     return;
   }
-  const meta = store.metaFor(buf, 'autosave', corpus?.name ?? '');
+  if (run !== r) return; // a new run started meanwhile; its own saves follow
+  const meta = store.metaFor(buf, 'autosave', corpus?.name ?? '', runDist ?? undefined);
   try {
     await store.saveCheckpoint(buf, meta);
     savedMeta = meta;
@@ -351,10 +407,11 @@ function renderCheckpoint(): void {
   const finished = config ? m.step >= config.max_iters : false;
   el.ckptResume.textContent = finished ? `Open step ${fmt.count(m.step)}` : `Resume from step ${fmt.count(m.step)}`;
   el.ckptResume.disabled = !config || !corpus;
-  el.ckptResume.title = `Continue ${c.preset} (${c.n_layer} layers × ${c.n_embd}) from step ${m.step}, saved ${fmt.date(m.savedAt)}`;
+  const how = m.dist ? (m.dist.strategy === 'ddp' ? `ddp × ${m.dist.workers} (${m.dist.transport})` : 'one worker') : null;
+  el.ckptResume.title = `Continue ${c.preset} (${c.n_layer} layers × ${c.n_embd}) from step ${m.step}${how ? ` with ${how}` : ''}, saved ${fmt.date(m.savedAt)}`;
   el.ckptInfo.replaceChildren(
     h('strong', {}, `Step ${fmt.count(m.step)}`),
-    ` · ${c.preset} (${c.n_layer} × ${c.n_embd}) · ${m.source === 'autosave' ? 'saved' : `loaded from ${m.source}`} ${fmt.date(m.savedAt)} · ${fmt.bytes(m.bytes)}`,
+    ` · ${c.preset} (${c.n_layer} × ${c.n_embd})${how ? ` · ${how}` : ''} · ${m.source === 'autosave' ? 'saved' : `loaded from ${m.source}`} ${fmt.date(m.savedAt)} · ${fmt.bytes(m.bytes)}`,
     ...(finished ? [h('br'), h('span', { class: 'muted' }, `It reached max_iters (${config!.max_iters}): raise max_iters to train it further.`)] : []),
   );
   el.ckptInfo.dataset.step = String(m.step);
@@ -427,8 +484,8 @@ async function useDefaultCorpus(): Promise<void> {
 
 // ---- sampling on demand --------------------------------------------------------------------------------
 async function sampleNow(): Promise<void> {
-  const c = client;
-  if (!c || !info) return;
+  const r = run;
+  if (!r || !info) return;
   const num = (id: string) => Number(byId<HTMLInputElement>(id).value.trim() || NaN);
   const prompt = byId<HTMLInputElement>('sample-prompt').value;
   const temperature = num('sample-temperature');
@@ -444,10 +501,10 @@ async function sampleNow(): Promise<void> {
   el.sampleNow.textContent = 'Sampling…';
   try {
     const step = stats.currentStep;
-    const text = await c.sample({ prompt, tokens, temperature, topK, seed: Math.floor(Math.random() * 2 ** 31) });
-    if (client === c) samples.add(`step ${fmt.count(step)} · your sample · temperature ${temperature} · top-k ${topK}`, text, prompt);
+    const text = await r.sample({ prompt, tokens, temperature, topK, seed: Math.floor(Math.random() * 2 ** 31) });
+    if (run === r) samples.add(`step ${fmt.count(step)} · your sample · temperature ${temperature} · top-k ${topK}`, text, prompt);
   } catch (e) {
-    if (client === c && !(e instanceof WorkerGone)) inline(el.sampleError, messageOf(e));
+    if (run === r) inline(el.sampleError, messageOf(e));
   } finally {
     el.sampleNow.textContent = 'Sample now';
     render();
@@ -510,11 +567,17 @@ el.copyLink.addEventListener('click', async () => {
   setTimeout(() => (el.copyLink.textContent = label), 2000);
 });
 window.addEventListener('unhandledrejection', (e) => showBanner('Something went wrong.', messageOf(e.reason)));
-window.addEventListener('error', (e) => showBanner('Something went wrong.', e.message));
+// An uncaught error in a worker also reaches this page's 'error' handler. If it stopped the run, the
+// run's own failure (“training worker N crashed: …”, raised through the coordinator in the same task)
+// already says so: only speak when nothing else did.
+window.addEventListener('error', (e) => {
+  const message = e.message;
+  setTimeout(() => !failed() && showBanner('Something went wrong.', message), 0);
+});
 
 // ---- start-up ------------------------------------------------------------------------------------------
 async function boot(): Promise<void> {
-  const { setup: fromLink, problems } = fromQuery(location.search);
+  const { setup: fromLink, problems } = fromQuery(location.search, cores);
   form.set(fromLink, true);
   if (problems.length) showBanner('This link could not be used as it is.', problems.join(' '), 'warning');
 

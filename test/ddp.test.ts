@@ -10,7 +10,7 @@ import { makeDataset } from '../src/data/dataset';
 import { Trainer } from '../src/train/trainer';
 import { Coordinator, DistError, type DistOptions } from '../src/dist/coordinator';
 import { spawnInProcess } from '../src/dist/spawn';
-import { assignBuckets, backwardOrder } from '../src/dist/ddp';
+import { assignBuckets, backwardOrder } from '../src/dist/layout';
 import { buildParamTable } from '../src/model/params';
 import { TRANSPORTS } from '../src/dist/collectives';
 import { maxAbsDiff, shakespeare } from './helpers';

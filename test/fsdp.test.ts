@@ -12,7 +12,7 @@ import { Coordinator, type DistOptions } from '../src/dist/coordinator';
 import { spawnInProcess } from '../src/dist/spawn';
 import { spawnNodeWorker } from '../src/dist/node-spawn';
 import { buildParamTable } from '../src/model/params';
-import { shardLayout, SHARD_STRATEGIES } from '../src/dist/fsdp';
+import { shardLayout, SHARD_STRATEGIES } from '../src/dist/layout';
 import { maxAbsDiff, shakespeare } from './helpers';
 
 const text = shakespeare.slice(0, 100_000);

@@ -1,7 +1,10 @@
 // The page end to end: a Vite dev server and headless Chromium. Trains the tiny preset on wasm from a
-// shared link, checks the loss goes down, that samples and a checkpoint appear, that the checkpoint is
-// offered after a reload, and that bad links and bad files give specific messages.
-// Run: npx vitest run --project node test/page.test.ts   (screenshot: test-results/page.png)
+// shared link, with one worker and with DDP over 2 workers (ring, shared, star), checks the loss goes
+// down, that samples, worker cards and a checkpoint appear, that the checkpoint (and its dist settings)
+// is offered after a reload, that a crashed worker stops the run with a message, and that bad links
+// and bad files give specific messages.
+// Run: npx vitest run --project node test/page.test.ts
+// (screenshots: test-results/page.png, test-results/page-ddp.png)
 
 import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +54,20 @@ async function open(query: string): Promise<{ page: Page; errors: string[] }> {
 
 const num = (s: string | null | undefined) => (s ? Number(s) : NaN);
 
+/** The data attributes of every worker card. */
+async function cards(page: Page): Promise<Record<string, string>[]> {
+  return page.locator('#workers .worker').evaluateAll((els) => els.map((el) => ({ ...(el as HTMLElement).dataset }) as Record<string, string>));
+}
+
+/** Clicks Start and waits until the run has finished; returns the progress panel's numbers. */
+async function trainToEnd(page: Page, timeout = 100_000) {
+  await expect.poll(() => page.isEnabled('#start'), { timeout: 30_000 }).toBe(true);
+  await page.click('#start');
+  await page.waitForSelector('#state[data-state="done"]', { timeout });
+  const d = await page.locator('#stats').evaluate((el) => ({ ...(el as HTMLElement).dataset }));
+  return { step: num(d.step), first: num(d.firstLoss), last: num(d.lastLoss), val: num(d.valLoss) };
+}
+
 describe('the trainer page', () => {
   it('trains tiny on wasm from a link: loss goes down, samples and a checkpoint appear', async () => {
     const { page, errors } = await open('?preset=tiny&backend=wasm&max_iters=40&eval_interval=10');
@@ -79,6 +96,15 @@ describe('the trainer page', () => {
     expect(await page.locator('#samples .sample').count()).toBeGreaterThan(0);
     expect((await page.locator('#samples .sample-text').first().textContent())!.length).toBeGreaterThan(50);
     expect(await page.locator('#chart canvas').count()).toBe(1);
+
+    // One worker, with its last step's time split and its memory.
+    const [card] = await cards(page);
+    expect(await page.locator('#workers .worker').count()).toBe(1);
+    expect(card.state).toBe('idle');
+    expect(num(card.computeMs)).toBeGreaterThan(0);
+    expect(num(card.bytesSent)).toBe(0); // nothing to exchange with one worker
+    expect(num(card.numTensors)).toBeGreaterThan(0);
+    expect(await page.textContent('#global-batch')).toContain('1 worker × 4 batch_size × 1 grad_accum = 4 sequences (128 tokens) per step');
 
     // The final checkpoint is in IndexedDB.
     await page.waitForSelector('#checkpoint-info[data-step="40"]', { timeout: 20_000 });
@@ -169,7 +195,120 @@ describe('the trainer page', () => {
     expect(await page.textContent('#banner')).toContain('unknown setting "foo"');
     expect(await page.textContent('#config-error-text')).toContain('lr must be a number, got "abc"');
     expect(await page.isDisabled('#start')).toBe(true);
+
+    // Dist settings a link gets wrong fall back to working ones, each with checkDist's reason.
+    await page.goto(base + '/?preset=tiny&strategy=fsdp&workers=20&transport=pigeon&bucket_mb=0');
+    await page.waitForSelector('body[data-ready="true"]');
+    const banner = await page.textContent('#banner');
+    expect(banner).toContain('strategy must be single or ddp, got "fsdp"');
+    expect(banner).toContain('workers must be a whole number from 1 to 8, got 20');
+    expect(banner).toContain('transport must be ring, star or shared, got "pigeon"');
+    expect(banner).toContain('bucket_mb must be a positive number of MB, got 0');
+    expect(await page.inputValue('#f-strategy')).toBe('single');
+    expect(await page.inputValue('#f-transport')).toBe('ring');
+    expect(await page.isEnabled('#start')).toBe(true);
+    expect(page.url()).toBe(`${base}/?preset=tiny`);
+    // In the form: ddp offers a worker per core (at least 2); a bad worker count is named and blocks Start.
+    await page.selectOption('#f-strategy', 'ddp');
+    expect(num(await page.inputValue('#f-workers'))).toBeGreaterThanOrEqual(2);
+    await expect.poll(() => page.locator('#workers .worker').count()).toBe(num(await page.inputValue('#f-workers')));
+    expect(await page.textContent('#dist-help')).toContain('each worker talks to its neighbours');
+    await page.fill('#f-workers', '9');
+    await expect.poll(() => page.textContent('#dist-error')).toContain('workers must be a whole number from 1 to 8, got 9');
+    expect(await page.getAttribute('#f-workers', 'aria-invalid')).toBe('true');
+    expect(await page.isDisabled('#start')).toBe(true);
+    expect(page.url()).toBe(`${base}/?preset=tiny&strategy=ddp&workers=9`);
+    await page.fill('#f-workers', '3');
+    await page.selectOption('#f-transport', 'star');
+    await expect.poll(() => page.isEnabled('#start')).toBe(true);
+    expect(await page.textContent('#dist-help')).toContain('every worker sends everything to this page');
+    expect(await page.textContent('#global-batch')).toContain('3 workers × 4 batch_size × 1 grad_accum = 12 sequences');
+    expect(page.url()).toBe(`${base}/?preset=tiny&strategy=ddp&workers=3&transport=star`);
     expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('trains with DDP on 2 workers over ring: a card per worker, bytes sent, resume keeps the dist settings', async () => {
+    const { page, errors } = await open('?preset=tiny&backend=wasm&strategy=ddp&workers=2&transport=ring&max_iters=30&eval_interval=10');
+    expect(await page.inputValue('#f-strategy')).toBe('ddp');
+    expect(await page.inputValue('#f-workers')).toBe('2');
+    expect(await page.textContent('#global-batch')).toContain('2 workers × 4 batch_size × 1 grad_accum = 8 sequences (256 tokens) per step');
+    const run = await trainToEnd(page);
+    expect(run.step).toBe(30);
+    expect(run.first).toBeGreaterThan(3.5);
+    expect(run.last).toBeLessThan(run.first);
+    expect(run.val).toBeLessThan(run.first);
+    expect(page.workers().length).toBe(2); // one Web Worker per rank
+
+    const all = await cards(page);
+    expect(all.map((c) => c.rank)).toEqual(['0', '1']);
+    for (const c of all) {
+      expect(num(c.computeMs)).toBeGreaterThan(0);
+      expect(num(c.bytesSent)).toBeGreaterThan(0);
+      expect(num(c.commMs) + num(c.waitMs)).toBeGreaterThanOrEqual(0);
+    }
+    await expect.poll(async () => (await cards(page)).every((c) => num(c.numTensors) > 0)).toBe(true);
+    expect(await page.textContent('#workers .worker')).toContain('wasm · rank 0');
+    expect(await page.textContent('#workers-subtitle')).toContain('DDP: 2 copies of the model');
+    expect(await page.isVisible('#workers-notice')).toBe(false);
+    expect(await page.isVisible('#banner')).toBe(false);
+    await page.waitForSelector('#checkpoint-info[data-step="30"]', { timeout: 20_000 });
+    expect(await page.textContent('#checkpoint-info')).toContain('ddp × 2 (ring)');
+    mkdirSync(root + 'test-results', { recursive: true });
+    await page.screenshot({ path: root + 'test-results/page-ddp.png', fullPage: true });
+
+    // Resume restores the checkpoint's dist settings, whatever the form says now.
+    await page.selectOption('#f-strategy', 'single');
+    await page.fill('#f-max_iters', '36');
+    await expect.poll(() => page.textContent('#resume-checkpoint')).toBe('Resume from step 30');
+    await page.click('#resume-checkpoint');
+    await page.waitForSelector('#state[data-state="done"]', { timeout: 60_000 });
+    expect(await page.inputValue('#f-strategy')).toBe('ddp');
+    expect(await page.inputValue('#f-workers')).toBe('2');
+    expect(num(await page.getAttribute('#stats', 'data-step'))).toBe(36);
+    await expect.poll(() => page.workers().length).toBe(2); // the first run's workers were terminated
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('shared works on the cross-origin isolated dev server; star counts the bytes through the page', async () => {
+    const shared = await open('?preset=tiny&backend=wasm&strategy=ddp&workers=2&transport=shared&max_iters=12&eval_interval=0');
+    expect(await shared.page.evaluate(() => crossOriginIsolated)).toBe(true);
+    const a = await trainToEnd(shared.page);
+    expect(a.last).toBeLessThan(a.first);
+    expect(await shared.page.isVisible('#workers-notice')).toBe(false); // no fallback to ring
+    expect(await shared.page.isVisible('#banner')).toBe(false);
+    expect(await shared.page.textContent('#workers-subtitle')).toContain('shared memory');
+    for (const c of await cards(shared.page)) expect(num(c.bytesSent)).toBeGreaterThan(0);
+    expect(shared.errors).toEqual([]);
+    await shared.page.context().close();
+
+    const star = await open('?preset=tiny&backend=wasm&strategy=ddp&workers=2&transport=star&max_iters=8&eval_interval=0');
+    await trainToEnd(star.page);
+    expect(num(await star.page.getAttribute('#workers-totals', 'data-hub-bytes'))).toBeGreaterThan(0);
+    expect(await star.page.textContent('#workers-totals')).toContain('through this page');
+    expect(star.errors).toEqual([]);
+    await star.page.context().close();
+  });
+
+  it('a crashed worker stops the run with a message, marks that worker and keeps the checkpoint', async () => {
+    const { page, errors } = await open('?preset=tiny&backend=wasm&strategy=ddp&workers=2&max_iters=5000&eval_interval=5');
+    await expect.poll(() => page.isEnabled('#start'), { timeout: 30_000 }).toBe(true);
+    await page.click('#start');
+    await page.waitForSelector('#checkpoint-info[data-step]', { timeout: 60_000 });
+    const ranks = await Promise.all(page.workers().map(async (w) => ({ w, name: await w.evaluate(() => self.name) })));
+    const rank1 = ranks.find((r) => r.name === 'rank 1')!;
+    await rank1.w.evaluate(() => setTimeout(() => {
+      throw new Error('boom (a test crash)');
+    }));
+    await page.waitForSelector('#state[data-state="error"]', { timeout: 20_000 });
+    const banner = await page.textContent('#banner');
+    expect(banner).toContain('Training stopped.');
+    expect(banner).toContain('Training worker 1 crashed: Uncaught Error: boom');
+    expect(banner).toMatch(/Your last checkpoint \(step \d+\) is kept/);
+    expect((await cards(page)).map((c) => c.state)).toEqual(['idle', 'error']);
+    expect(await page.isVisible('#resume-checkpoint')).toBe(true);
+    expect(errors.filter((e) => !e.includes('boom (a test crash)'))).toEqual([]);
     await page.context().close();
   });
 

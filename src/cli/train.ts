@@ -11,7 +11,7 @@ import { bpeTokenizer, charTokenizer, type Tokenizer } from '../data/tokenizer';
 import { makeDataset } from '../data/dataset';
 import { median, Session, type TrainEvent } from '../train/session';
 import { checkDist, Coordinator, DIST_DEFAULTS, DistError, MAX_WORKERS, type DistOptions } from '../dist/coordinator';
-import { SHARD_STRATEGIES } from '../dist/fsdp';
+import { SHARD_STRATEGIES } from '../dist/layout';
 import { predict, type Calibration } from '../dist/costmodel';
 import type { RankStepStats, Strategy } from '../protocol';
 import type { TransportKind } from '../dist/collectives';
@@ -89,15 +89,9 @@ ${presetLines.replace(/^/gm, '  ')}
 ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
   --strategy NAME     single (default: one worker), ddp (data parallel: every worker holds the
                       whole model, trains on its slice of the batch, gradients are averaged) or
-                      fsdp (fully sharded data parallel: like ddp, but each worker keeps only 1/N of
-                      the weights, gradients and optimizer state, and fetches a block's full
-                      weights from the others just before using it)
-  --shard NAME        fsdp: what is sharded. full (default: weights too; a block is fetched for
-                      forward and again for backward, least memory), grad_op (a fetched block is
-                      kept from forward until its backward: less traffic, more memory), none (no
-                      sharding: the same as ddp)
-  --no-prefetch       fsdp: do not fetch the next block's weights while this block's backward runs
-                      (prefetch is on by default; turn it off to see the time it hides)
+                      fsdp (fully sharded: as ddp, but each worker stores only 1/N of the model)
+  --shard NAME        fsdp: full (default; least memory), grad_op (less traffic) or none (= ddp)
+  --no-prefetch       fsdp: don't fetch the next block's weights while this block's backward runs
   --workers N         ddp, fsdp: worker threads, 1 to ${MAX_WORKERS} (default: one per core, here ${defaultWorkers()}); each
                       runs its own tfjs engine. single always runs 1
   --transport NAME    how workers exchange gradients (and, for fsdp, weights): ring (default;

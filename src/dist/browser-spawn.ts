@@ -8,7 +8,10 @@ export function spawnWebWorker(rank: number): RankHandle {
   const worker = new Worker(new URL('../../workers/rank.worker.ts', import.meta.url), { type: 'module', name: `rank ${rank}` });
   const api = Comlink.wrap<RankAPI>(worker);
   const failed = new Promise<never>((_, reject) => {
-    worker.addEventListener('error', (e) => reject(new Error(`training worker ${rank} crashed: ${e.message || 'unknown error (out of memory?)'}`)));
+    worker.addEventListener('error', (e) => {
+      e.preventDefault(); // reported through `failed`, not as an uncaught page error
+      reject(new Error(`training worker ${rank} crashed: ${e.message || 'unknown error (out of memory?)'}`));
+    });
   });
   failed.catch(() => {});
   return {

@@ -7,8 +7,7 @@ import type { RunConfig } from '../model/config';
 import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest, Strategy } from '../protocol';
 import type { StepStats } from '../train/trainer';
 import { endpointTransfers, wire, type TransportKind, type Wiring } from './collectives';
-import { DEFAULT_BUCKET_MB } from './ddp';
-import { SHARD_STRATEGIES, type ShardStrategy } from './fsdp';
+import { DEFAULT_BUCKET_MB, SHARD_STRATEGIES, type ShardStrategy } from './layout';
 import { buildParamTable } from '../model/params';
 
 /** Calls into one rank, wherever it runs (a comlink proxy of a Worker, or the service itself). */
@@ -59,13 +58,18 @@ export class Coordinator {
   step = 0;
   private constructor(
     readonly ranks: RankHandle[],
-    readonly info: InitInfo,
+    readonly infos: InitInfo[], // one per rank (each reports its own backend)
     readonly dist: DistOptions,
     private wiring: Wiring,
     readonly notice: string | null, // e.g. why the shared transport fell back to ring
     private hubError: Promise<never>,
   ) {
-    this.step = info.step;
+    this.step = infos[0].step;
+  }
+
+  /** Rank 0's view of the model and data (the same on every rank). */
+  get info(): InitInfo {
+    return this.infos[0];
   }
 
   /** A call to the ranks that fails as soon as any worker dies or the hub sees a protocol error. */
@@ -112,7 +116,7 @@ export class Coordinator {
         ),
         ...failures,
       ]);
-      return new Coordinator(ranks, infos[0], { ...dist, transport }, wiring, notice, hubError);
+      return new Coordinator(ranks, infos, { ...dist, transport }, wiring, notice, hubError);
     } catch (e) {
       for (const h of ranks) h.terminate();
       wiring.close();

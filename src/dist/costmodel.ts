@@ -14,8 +14,7 @@
 import type { ModelConfig, RunConfig } from '../model/config';
 import { buildParamTable, type ParamTable } from '../model/params';
 import type { TransportKind } from './collectives';
-import { assignBuckets } from './ddp';
-import { shardLayout, type ShardStrategy } from './fsdp';
+import { assignBuckets, shardLayout, type ShardStrategy } from './layout';
 import type { Strategy } from '../protocol';
 
 /** What calibration measures on the user's machine. */

@@ -9,50 +9,10 @@
 
 import * as tf from '@tensorflow/tfjs';
 import type { Grads, UnitHooks } from '../model/gpt';
-import type { ParamSpec, ParamTable } from '../model/params';
 import type { GradSync } from '../train/trainer';
 import type { Collectives } from './collectives';
+import type { Bucket } from './layout';
 import { clock } from '../util/trace';
-
-export const DEFAULT_BUCKET_MB = 25;
-export const FIRST_BUCKET_MB = 1;
-
-export interface Bucket {
-  index: number;
-  params: ParamSpec[]; // in the order gradients become ready
-  size: number; // floats
-}
-
-/**
- * Parameters in the order backward makes their gradients: ln_f, blocks L-1..0 (each block's parameters
- * reversed), then wpe and wte (the tied wte appears once; its gradient is complete only at the end).
- */
-export function backwardOrder(table: ParamTable): ParamSpec[] {
-  const blocks = table.units.slice(1).reverse().flatMap((u) => [...u.params].reverse());
-  const by = (n: string) => table.byName.get(n)!;
-  return [by('ln_f.bias'), by('ln_f.weight'), ...blocks, by('wpe'), by('wte')];
-}
-
-/** Packs parameters in backward order into buckets of at most capBytes (the first at most firstBytes). */
-export function assignBuckets(table: ParamTable, capBytes = DEFAULT_BUCKET_MB * 2 ** 20, firstBytes = FIRST_BUCKET_MB * 2 ** 20): Bucket[] {
-  if (!(capBytes > 0)) throw new Error(`bucket size must be positive, got ${capBytes} bytes`);
-  const buckets: Bucket[] = [];
-  let current: ParamSpec[] = [];
-  let bytes = 0;
-  const flush = () => {
-    if (current.length) buckets.push({ index: buckets.length, params: current, size: bytes / 4 });
-    current = [];
-    bytes = 0;
-  };
-  for (const p of backwardOrder(table)) {
-    const cap = buckets.length === 0 ? Math.min(firstBytes, capBytes) : capBytes;
-    if (current.length && bytes + p.size * 4 > cap) flush();
-    current.push(p);
-    bytes += p.size * 4;
-  }
-  flush();
-  return buckets;
-}
 
 /** Time a rank spent blocked on communication, not counting the collective work done meanwhile. */
 export class WaitClock {

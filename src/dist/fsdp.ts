@@ -27,17 +27,10 @@ import { Trainer, activationProbe, checkFinite, rankMicroBatches, type MemoryRep
 import type { Checkpoint } from '../train/checkpoint';
 import type { Collectives } from './collectives';
 import { WaitClock, yieldToEventLoop } from './ddp';
+import { shardLayout, type ShardStrategy } from './layout';
 import { serializer } from '../util/serial';
 import { clock } from '../util/trace';
 
-export type ShardStrategy = 'full' | 'grad_op' | 'none';
-export const SHARD_STRATEGIES: readonly ShardStrategy[] = ['full', 'grad_op', 'none'];
-
-/** A unit's flat length padded to a multiple of N, and the length of one shard. */
-export function shardLayout(unit: UnitSpec, world: number): { padded: number; shard: number } {
-  const shard = Math.ceil(unit.size / world);
-  return { padded: shard * world, shard };
-}
 
 /** Rank r's slice of a unit of the flat vector (zeros past the unit's end: the padding). */
 function sliceShard(flat: Float32Array, unit: UnitSpec, world: number, rank: number): Float32Array {

@@ -15,7 +15,8 @@ import { FSDPTrainer } from './fsdp';
 import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint';
 import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from '../protocol';
 import { makeCollectives, type Collectives } from './collectives';
-import { assignBuckets, DDPSync, type Bucket } from './ddp';
+import { DDPSync } from './ddp';
+import { assignBuckets, type Bucket } from './layout';
 import { verifyLlmc, type AdamWExpectation, type VerifyResult } from '../verify';
 import { Tracer } from '../util/trace';
 

@@ -1,10 +1,25 @@
 // The setup form: preset, backend and every hyperparameter as text fields (so a link's value is shown
 // exactly as written, and makeConfig() explains whatever is wrong with it). Fields that differ from
-// the preset are marked; fields a config error names are highlighted.
+// the preset are marked; fields a config error names are highlighted. A "Parallel training" group holds
+// the dist settings (strategy, workers, transport, bucket_mb), with a line of help for each and the
+// global batch they add up to.
 
 import { PRESET_NAMES, type PresetName } from '../model/config';
-import { FIELDS, PRESET_NOTES, fieldsInMessage, overrides, presetValues, type FieldKey, type FieldSpec, type Setup } from './setup';
+import {
+  DEFAULT_DIST, DIST_FIELDS, DIST_HELP, FIELDS, PRESET_NOTES, defaultWorkers, distFieldsInMessage, fieldsInMessage, overrides, presetValues,
+  type DistFieldSpec, type DistKey, type DistValues, type FieldKey, type FieldSpec, type Setup,
+} from './setup';
 import { h } from './dom';
+import * as fmt from './format';
+
+/** What the dist settings add up to, for the help under them (null while the setup is invalid). */
+export interface GlobalBatch {
+  workers: number;
+  batchSize: number;
+  gradAccum: number;
+  sequences: number;
+  tokens: number;
+}
 
 const GROUPS: { id: FieldSpec['group']; title: string }[] = [
   { id: 'model', title: 'Model' },
@@ -19,8 +34,12 @@ export class SetupForm {
   private readonly fieldset: HTMLFieldSetElement;
   private readonly errorBox: HTMLElement;
   private readonly errorText: HTMLElement;
+  private readonly distInputs = new Map<DistKey, HTMLInputElement | HTMLSelectElement>();
+  private readonly distError: HTMLElement;
+  private readonly distHelp: HTMLElement;
 
-  constructor(root: HTMLElement, private readonly onChange: (setup: Setup) => void) {
+  /** `cores`: navigator.hardwareConcurrency, for the default number of DDP workers. */
+  constructor(root: HTMLElement, private readonly onChange: (setup: Setup) => void, private readonly cores?: number) {
     this.preset = h('select', { id: 'preset', name: 'preset' }, ...PRESET_NAMES.map((p) => h('option', { value: p }, p)));
     this.presetNote = h('p', { class: 'preset-note' });
     const top = h('div', { class: 'form-top' },
@@ -29,8 +48,13 @@ export class SetupForm {
     );
     this.errorText = h('span', { id: 'config-error-text' });
     const reset = h('button', { type: 'button', class: 'link-button' }, 'Reset to preset values');
-    reset.addEventListener('click', () => this.set({ preset: this.setup.preset, values: { ...presetValues(this.setup.preset), backend: this.setup.values.backend } }, true));
+    reset.addEventListener('click', () => this.set({ ...this.setup, values: { ...presetValues(this.setup.preset), backend: this.setup.values.backend } }, true));
     this.errorBox = h('div', { id: 'config-error', class: 'config-error', role: 'alert', hidden: true }, this.errorText, reset);
+
+    this.distError = h('p', { id: 'dist-error', class: 'config-error', role: 'alert', hidden: true });
+    this.distHelp = h('ul', { id: 'dist-help', class: 'dist-help' });
+    const dist = h('fieldset', { class: 'group dist-group' }, h('legend', {}, 'Parallel training'),
+      h('div', { class: 'fields' }, ...DIST_FIELDS.map((f) => this.distField(f))), this.distError, this.distHelp);
 
     const groups = GROUPS.map((g) =>
       h('fieldset', { class: 'group' }, h('legend', {}, g.title),
@@ -38,18 +62,19 @@ export class SetupForm {
     );
     const advanced = h('details', { class: 'group advanced' }, h('summary', {}, 'More settings'),
       h('div', { class: 'fields' }, ...FIELDS.filter((f) => f.group === 'advanced').map((f) => this.field(f))));
-    this.fieldset = h('fieldset', { class: 'setup-fields' }, top, this.presetNote, this.errorBox, ...groups, advanced);
+    this.fieldset = h('fieldset', { class: 'setup-fields' }, top, this.presetNote, this.errorBox, dist, ...groups, advanced);
     const form = h('form', { id: 'setup-form', novalidate: true, autocomplete: 'off' }, this.fieldset);
     form.addEventListener('submit', (e) => e.preventDefault());
     form.addEventListener('input', (e) => {
       if (e.target === this.preset) return;
+      if (e.target === this.distInputs.get('strategy')) this.strategyChanged();
       this.markChanged();
       this.onChange(this.setup);
     });
     this.preset.addEventListener('change', () => {
       // A new preset brings all of its values; the backend is a property of the machine, so it stays.
       const preset = this.preset.value as PresetName;
-      this.set({ preset, values: { ...presetValues(preset), backend: this.setup.values.backend } }, true);
+      this.set({ preset, values: { ...presetValues(preset), backend: this.setup.values.backend }, dist: this.setup.dist }, true);
     });
     root.replaceChildren(form);
   }
@@ -63,10 +88,36 @@ export class SetupForm {
       h('span', { class: 'field-name' }, f.key), input, h('span', { class: 'field-hint' }, f.hint));
   }
 
+  private distField(f: DistFieldSpec): HTMLElement {
+    const input = f.options
+      ? h('select', { name: f.key, id: `f-${f.key}` }, ...f.options.map((o) => h('option', { value: o }, o)))
+      : h('input', { name: f.key, id: `f-${f.key}`, type: 'text', inputmode: 'decimal', spellcheck: 'false', autocomplete: 'off' });
+    this.distInputs.set(f.key, input);
+    return h('label', { class: 'field', 'data-field': f.key, title: f.hint },
+      h('span', { class: 'field-name' }, f.key), input, h('span', { class: 'field-hint' }, f.hint));
+  }
+
+  /** single runs one worker; switching to ddp offers one worker per core. */
+  private strategyChanged(): void {
+    const workers = this.distInputs.get('workers')!;
+    const ddp = this.distInputs.get('strategy')!.value === 'ddp';
+    if (!ddp) workers.value = '1';
+    else if (workers.value.trim() === '1' || workers.value.trim() === '') workers.value = String(defaultWorkers(this.cores));
+    this.syncDist();
+  }
+
+  /** With one worker, workers, transport and bucket size have nothing to do: shown, but not editable. */
+  private syncDist(): void {
+    const single = this.distInputs.get('strategy')!.value === 'single';
+    for (const k of ['workers', 'transport', 'bucket_mb'] as const) this.distInputs.get(k)!.disabled = single;
+  }
+
   get setup(): Setup {
     const values = presetValues(this.preset.value as PresetName);
     for (const [k, input] of this.inputs) values[k] = input.value;
-    return { preset: this.preset.value as PresetName, values };
+    const dist = { ...DEFAULT_DIST };
+    for (const [k, input] of this.distInputs) dist[k] = input.value;
+    return { preset: this.preset.value as PresetName, values, dist };
   }
 
   /** Fills the form; `notify` runs onChange as if the user had typed it. */
@@ -79,6 +130,12 @@ export class SetupForm {
       }
       input.value = v;
     }
+    for (const [k, input] of this.distInputs) {
+      const v = setup.dist[k];
+      if (input instanceof HTMLSelectElement && ![...input.options].some((o) => o.value === v)) input.append(h('option', { value: v }, v));
+      input.value = v;
+    }
+    this.syncDist();
     this.markChanged();
     if (notify) this.onChange(this.setup);
   }
@@ -87,7 +144,47 @@ export class SetupForm {
     const setup = this.setup;
     const changed = overrides(setup);
     for (const [k, input] of this.inputs) input.closest('.field')!.classList.toggle('changed', k in changed);
+    const d = setup.dist;
+    const usual: DistValues = { ...DEFAULT_DIST, workers: d.strategy === 'ddp' ? String(defaultWorkers(this.cores)) : '1' };
+    for (const [k, input] of this.distInputs) {
+      const same = k === 'bucket_mb' ? d[k].trim() !== '' && Number(d[k]) === Number(usual[k]) : d[k].trim() === usual[k];
+      input.closest('.field')!.classList.toggle('changed', !same);
+    }
     this.presetNote.textContent = PRESET_NOTES[setup.preset];
+  }
+
+  /** checkDist's message (or none), with the settings it names highlighted. */
+  showDistError(message: string | null): void {
+    this.distError.hidden = message === null;
+    this.distError.textContent = message ?? '';
+    const bad = new Set(message ? distFieldsInMessage(message) : []);
+    for (const [k, input] of this.distInputs) {
+      input.closest('.field')!.classList.toggle('invalid', bad.has(k));
+      input.setAttribute('aria-invalid', String(bad.has(k)));
+    }
+  }
+
+  /** One line of help per dist setting (for the chosen strategy and transport), and the global batch. */
+  showDistHelp(global: GlobalBatch | null): void {
+    const d = this.setup.dist;
+    const line = (key: string, text: string | undefined) => {
+      if (!text) return null;
+      const [name, ...rest] = text.split(': ');
+      return h('li', { 'data-help': key }, h('strong', {}, `${name}:`), ` ${rest.join(': ')}`);
+    };
+    const ddp = d.strategy === 'ddp';
+    const items = [
+      line('strategy', DIST_HELP.strategy[d.strategy]),
+      ...(ddp
+        ? [line('workers', `${DIST_HELP.workers}${this.cores ? ` This computer reports ${this.cores} cores.` : ''}`), line('transport', DIST_HELP.transport[d.transport]), line('bucket_mb', DIST_HELP.bucket_mb)]
+        : [h('li', { class: 'muted' }, 'Choose strategy ddp to train with several workers; workers, transport and bucket_mb apply to ddp.')]),
+    ].filter((x): x is HTMLLIElement => x !== null);
+    if (global) {
+      items.push(h('li', { id: 'global-batch', class: 'global-batch', 'data-sequences': global.sequences },
+        h('strong', {}, 'Global batch'), ` = ${global.workers} worker${global.workers === 1 ? '' : 's'} × ${global.batchSize} batch_size × ${global.gradAccum} grad_accum = `,
+        h('strong', {}, `${fmt.count(global.sequences)} sequences`), ` (${fmt.count(global.tokens)} tokens) per step`));
+    }
+    this.distHelp.replaceChildren(...items);
   }
 
   /** Shows makeConfig's message (or hides it) and highlights the fields it names. */

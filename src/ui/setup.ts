@@ -74,13 +74,22 @@ export interface DistFieldSpec {
 }
 
 export const DIST_FIELDS: readonly DistFieldSpec[] = [
-  { key: 'strategy', hint: 'one worker, or data parallel', options: ['single', 'ddp'] },
+  { key: 'strategy', hint: 'one worker, or data parallel', options: ['single', 'ddp'] }, // PAGE_STRATEGIES
   { key: 'workers', hint: `Web Workers, 1 to ${MAX_WORKERS}` },
   { key: 'transport', hint: 'how gradients travel', options: TRANSPORTS },
   { key: 'bucket_mb', hint: 'MB per all-reduce' },
 ];
 
 const DIST_KEYS = new Set<string>(DIST_FIELDS.map((f) => f.key));
+
+/** The strategies this page offers (the runtime also has fsdp, which the page does not show yet). */
+export const PAGE_STRATEGIES: readonly string[] = ['single', 'ddp'];
+
+/** checkDist, limited to the page's strategies. */
+function checkPageDist(d: DistOptions): DistOptions {
+  if (!PAGE_STRATEGIES.includes(d.strategy)) throw new DistError(`strategy must be single or ddp, got "${d.strategy}"`);
+  return checkDist(d);
+}
 
 /** One line a student understands, per setting (and per choice for strategy and transport). */
 export const DIST_HELP = {
@@ -118,7 +127,7 @@ export function toDist(v: DistValues): { dist: DistOptions; error: null } | { di
     return n;
   };
   try {
-    const dist = checkDist({
+    const dist = checkPageDist({
       strategy: v.strategy.trim() as DistOptions['strategy'],
       workers: num('workers', `a whole number from 1 to ${MAX_WORKERS}`),
       transport: v.transport.trim() as DistOptions['transport'],
@@ -207,7 +216,13 @@ function distFromQuery(q: URLSearchParams, cores: number | undefined, problems: 
   const d = { ...DEFAULT_DIST };
   const check = (key: DistKey, options: Partial<DistOptions>, fallback: string): boolean => {
     try {
-      checkDist({ ...DIST_DEFAULTS, strategy: 'ddp', workers: 2, ...options });
+      // A value that is not a number at all is quoted as written (checkDist would say NaN).
+      const notNumber = (k: 'workers' | 'bucketMb', what: string) => {
+        if (k in options && Number.isNaN(options[k])) throw new DistError(`${key} must be ${what}, got "${q.get(key)}"`);
+      };
+      notNumber('workers', `a whole number from 1 to ${MAX_WORKERS}`);
+      notNumber('bucketMb', 'a positive number of MB');
+      checkPageDist({ ...DIST_DEFAULTS, strategy: 'ddp', workers: 2, ...options });
       return true;
     } catch (e) {
       problems.push(`The link's ${key} could not be used (${(e as Error).message.replace(/^bucket size/, 'bucket_mb')}); using ${fallback} instead.`);

@@ -5,6 +5,7 @@ import { del, delMany, get, set, setMany } from 'idb-keyval';
 import type { RunConfig } from '../model/config';
 import type { CheckpointHeader } from '../train/checkpoint';
 import { CheckpointError } from '../model/llmc';
+import type { DistOptions } from '../dist/coordinator';
 
 const CHECKPOINT = 'checkpoint:last';
 const META = 'checkpoint:last:meta';
@@ -19,6 +20,7 @@ export interface CheckpointMeta {
   bytes: number;
   source: string; // "autosave" or a file name
   corpus: string; // the corpus it was trained on
+  dist?: DistOptions; // how it was trained (strategy, workers, transport, bucket size); none for a loaded file
 }
 
 /**
@@ -38,9 +40,9 @@ export function readHeader(buf: ArrayBuffer): CheckpointHeader {
   }
 }
 
-export function metaFor(buf: ArrayBuffer, source: string, corpus: string): CheckpointMeta {
+export function metaFor(buf: ArrayBuffer, source: string, corpus: string, dist?: DistOptions): CheckpointMeta {
   const h = readHeader(buf);
-  return { step: h.step, preset: h.config.preset, config: h.config, savedAt: Date.now(), bytes: buf.byteLength, source, corpus };
+  return { step: h.step, preset: h.config.preset, config: h.config, savedAt: Date.now(), bytes: buf.byteLength, source, corpus, ...(dist ? { dist } : {}) };
 }
 
 /** Saves buffer and summary in one transaction, so a summary never points at a missing buffer. */

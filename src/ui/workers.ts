@@ -1,0 +1,218 @@
+// The Workers panel: one card per rank (backend, state, the last step's time split into compute /
+// communication / waiting as a stacked bar with ms values, bytes sent per step, tfjs memory), and the
+// group's totals above them (tokens/s, ms per step, bytes per step, and for star the bytes through
+// this page). What a worker is doing right now is not observable from here, so a card shows the run's
+// state and the split of the last step that finished.
+//
+// Updates are batched into one DOM write per animation frame. Numbers are also exposed as data
+// attributes (data-compute-ms, data-bytes-sent, data-num-tensors on each .worker) for tests.
+
+import type { RankStepStats } from '../protocol';
+import type { RunState, TrainEvent } from '../train/session';
+import type { DistOptions } from '../dist/coordinator';
+import type { RankMemory } from './run';
+import { byId, h } from './dom';
+import * as fmt from './format';
+
+type StepEvent = Extract<TrainEvent, { type: 'step' }>;
+export type Phase = 'starting' | RunState;
+
+const STATE_LABELS: Record<Phase, string> = {
+  starting: 'starting', running: 'training', paused: 'paused', idle: 'idle', stopped: 'idle', done: 'idle', error: 'error',
+};
+
+const TRANSPORT_NAMES: Record<DistOptions['transport'], string> = { ring: 'ring', star: 'star (through this page)', shared: 'shared memory' };
+
+interface Card {
+  root: HTMLElement;
+  backend: HTMLElement;
+  state: HTMLElement;
+  track: HTMLElement;
+  fill: HTMLElement;
+  segs: { compute: HTMLElement; comm: HTMLElement; wait: HTMLElement };
+  total: HTMLElement;
+  values: { compute: HTMLElement; comm: HTMLElement; wait: HTMLElement };
+  sent: HTMLElement;
+  memory: HTMLElement;
+  tensors: HTMLElement;
+}
+
+/** "0.4 ms", "12 ms", "1,204 ms". */
+function ms(x: number): string {
+  return `${x < 10 ? x.toFixed(1) : fmt.count(x)} ms`;
+}
+
+export class WorkersPanel {
+  private readonly list = byId('workers');
+  private readonly empty = byId('workers-empty');
+  private readonly totals = byId('workers-totals');
+  private readonly note = byId('workers-notice');
+  private readonly subtitle = byId('workers-subtitle');
+  private cards: Card[] = [];
+  private backend = '';
+  private dist: DistOptions | null = null;
+  private batch: { sequences: number; tokens: number } | null = null; // global batch per step
+  private phase: Phase = 'idle';
+  private failedRank: number | null = null;
+  private last: StepEvent | null = null;
+  private memory: (RankMemory | null)[] = [];
+  private live = false; // cards belong to a run (not a preview of the setup)
+  private frame = 0;
+
+  /** Before any run: cards for the workers the setup would start, so changing `workers` shows them. */
+  preview(dist: DistOptions | null, backend: string, batch: { sequences: number; tokens: number } | null): void {
+    if (this.live) return;
+    this.build(dist, backend, 'idle', batch);
+  }
+
+  /** A run is starting with these options: fresh cards in the "starting" state. */
+  start(dist: DistOptions, backend: string, batch: { sequences: number; tokens: number }): void {
+    this.live = true;
+    this.build(dist, backend, 'starting', batch);
+  }
+
+  private build(dist: DistOptions | null, backend: string, phase: Phase, batch: { sequences: number; tokens: number } | null): void {
+    this.dist = dist;
+    this.batch = batch;
+    this.backend = backend;
+    this.phase = phase;
+    this.failedRank = null;
+    this.last = null;
+    this.memory = [];
+    this.note.hidden = true;
+    const n = dist?.workers ?? 0;
+    if (this.cards.length !== n) {
+      this.cards = Array.from({ length: n }, (_, r) => this.card(r));
+      this.list.replaceChildren(...this.cards.map((c) => c.root));
+      // Balanced rows: up to 4 cards in one row, 5 to 8 in two.
+      this.list.style.setProperty('--cols', String(n <= 4 ? Math.max(1, n) : Math.ceil(n / 2)));
+    }
+    this.schedule();
+  }
+
+  private card(rank: number): Card {
+    const seg = (kind: string) => h('span', { class: `seg ${kind}` });
+    const row = (label: string | Node, cls = '') => {
+      const v = h('dd', {}, '–');
+      return { el: h('div', { class: `row ${cls}` }, h('dt', {}, label), v), v };
+    };
+    const timed = (kind: string, label: string) => row(h('span', { class: `split-value ${kind}` }, h('i', { class: 'swatch' }), label));
+    const segs = { compute: seg('compute'), comm: seg('comm'), wait: seg('wait') };
+    const fill = h('div', { class: 'split-fill' }, segs.compute, segs.comm, segs.wait);
+    const track = h('div', { class: 'split-track', role: 'img' }, fill);
+    const c = timed('compute', 'compute');
+    const m = timed('comm', 'comm');
+    const w = timed('wait', 'waiting');
+    const sent = row('sent / step', 'first');
+    const memory = row('memory');
+    const tensors = row('tensors');
+    const backend = h('span', { class: 'worker-backend' });
+    const state = h('span', { class: 'worker-state' });
+    const total = h('span', { class: 'split-total' }, '–');
+    const root = h('article', { class: 'worker', 'data-rank': rank },
+      h('header', {}, h('div', {}, h('h3', {}, `Worker ${rank}`), backend), state),
+      h('div', { class: 'split' }, track, total),
+      h('dl', { class: 'worker-nums' }, c.el, m.el, w.el, sent.el, memory.el, tensors.el),
+    );
+    return { root, backend, state, track, fill, segs, total, values: { compute: c.v, comm: m.v, wait: w.v }, sent: sent.v, memory: memory.v, tensors: tensors.v };
+  }
+
+  /** The run's workers are built: the backend they chose, the options they run with, any fallback notice. */
+  ready(backend: string, dist: DistOptions, notice: string | null): void {
+    this.backend = backend;
+    this.dist = dist;
+    this.note.hidden = !notice;
+    this.note.textContent = notice ? `Note: ${notice}.` : '';
+    this.schedule();
+  }
+
+  onStep(e: StepEvent): void {
+    this.last = e;
+    this.schedule();
+  }
+
+  setMemory(m: (RankMemory | null)[]): void {
+    this.memory = m;
+    this.schedule();
+  }
+
+  /** The run's state; an error that names a crashed worker marks that worker only. */
+  setPhase(phase: Phase, message?: string): void {
+    this.phase = phase;
+    const crashed = phase === 'error' && message ? /worker (\d+) crashed/.exec(message) : null;
+    this.failedRank = crashed ? Number(crashed[1]) : null;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.draw());
+  }
+
+  private draw(): void {
+    this.frame = 0;
+    const d = this.dist;
+    this.empty.hidden = this.cards.length > 0;
+    this.subtitle.textContent = !d
+      ? ''
+      : d.strategy === 'single'
+        ? 'One worker trains the whole batch.'
+        : `DDP: ${d.workers} copies of the model, gradients averaged over ${TRANSPORT_NAMES[d.transport]} every step.`;
+    const e = this.last;
+    const perRank: RankStepStats[] = e?.stats.perRank ?? [];
+    const longest = Math.max(1, ...perRank.map((r) => r.computeMs + r.commMs + r.waitMs));
+    this.cards.forEach((c, rank) => {
+      const r = perRank[rank];
+      const state = this.failedRank !== null ? (rank === this.failedRank ? 'error' : 'idle') : STATE_LABELS[this.phase];
+      c.root.dataset.state = state;
+      c.state.textContent = state;
+      c.backend.textContent = this.backend ? `${this.backend} · rank ${rank}` : `rank ${rank}`;
+      if (r) {
+        const total = r.computeMs + r.commMs + r.waitMs;
+        c.fill.style.width = `${((total / longest) * 100).toFixed(1)}%`;
+        for (const k of ['compute', 'comm', 'wait'] as const) {
+          const v = r[`${k}Ms`];
+          c.segs[k].style.flexGrow = String(v);
+          c.values[k].textContent = ms(v);
+        }
+        c.track.setAttribute('aria-label', `last step: compute ${ms(r.computeMs)}, communication ${ms(r.commMs)}, waiting ${ms(r.waitMs)}`);
+        c.total.textContent = ms(total);
+        c.sent.textContent = fmt.bytes(r.bytesSent);
+        c.sent.title = r.buckets.length ? `gradients all-reduced in ${r.buckets.length} bucket${r.buckets.length === 1 ? '' : 's'}` : '';
+        Object.assign(c.root.dataset, { computeMs: String(r.computeMs), commMs: String(r.commMs), waitMs: String(r.waitMs), bytesSent: String(r.bytesSent) });
+      } else {
+        c.fill.style.width = '0';
+        for (const k of ['compute', 'comm', 'wait'] as const) c.values[k].textContent = '–';
+        c.track.removeAttribute('aria-label');
+        c.total.textContent = '–';
+        c.sent.textContent = '–';
+        c.sent.title = '';
+      }
+      const m = this.memory[rank];
+      c.memory.textContent = m ? fmt.bytes(m.numBytes) : '–';
+      c.memory.title = 'tf.memory() of this worker: the bytes of every tensor alive (model, AdamW state, caches)';
+      c.tensors.textContent = m ? fmt.count(m.numTensors) : '–';
+      if (m) c.root.dataset.numTensors = String(m.numTensors);
+    });
+    this.drawTotals(e, perRank);
+  }
+
+  private drawTotals(e: StepEvent | null, perRank: RankStepStats[]): void {
+    const d = this.dist;
+    if (!d) {
+      this.totals.replaceChildren();
+      return;
+    }
+    const stat = (label: string, value: string, title?: string) => h('div', { class: 'stat', title }, h('dt', {}, label), h('dd', {}, value));
+    const sent = perRank.reduce((s, r) => s + r.bytesSent, 0);
+    const hub = e?.stats.hubBytes;
+    this.totals.replaceChildren(
+      stat('workers', `${d.workers} × ${this.backend || '…'}`),
+      stat('group tokens / s', e ? fmt.count(e.tokensPerSec) : '–', 'Tokens per second of all workers together (median of recent steps)'),
+      stat('global batch', this.batch ? `${fmt.count(this.batch.sequences)} seqs` : '–', this.batch ? `${fmt.count(this.batch.sequences)} sequences (${fmt.count(this.batch.tokens)} tokens) per optimizer step over all workers: workers × batch_size × grad_accum` : undefined),
+      d.transport === 'star' && d.strategy === 'ddp'
+        ? stat('through this page', hub === undefined ? '–' : `${fmt.bytes(hub)} / step`, 'Star: every worker sends its gradients to this page and gets the sum back (bytes in + out)')
+        : stat('all workers sent', e ? `${fmt.bytes(sent)} / step` : '–', 'Bytes all workers put on their links (or into shared memory) in the last step'),
+    );
+    this.totals.dataset.hubBytes = hub === undefined ? '' : String(hub);
+  }
+}
