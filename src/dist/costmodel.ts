@@ -3,7 +3,8 @@
 // these predictions in the page and in `npm run bench`; the gap is the lesson.
 //
 //   compute     FLOPs per token 6N + 12*L*H*Q*T (nanoGPT's estimate_mfu; N without wpe), times the
-//               tokens one worker processes per step, divided by the backend's FLOP/s.
+//               tokens one worker processes per step, divided by the backend's FLOP/s (shared when
+//               there are more CPU workers than cores).
 //   ring        all-reduce 2(n-1)*alpha + 2(n-1)/n * S/beta; reduce-scatter and all-gather
 //               (n-1)*alpha + (n-1)/n * S/beta each (alpha: latency per message, beta: bytes/s per link).
 //   star        every rank sends S to the coordinator and gets S back; the coordinator's link carries
@@ -19,7 +20,8 @@ import type { Strategy } from '../protocol';
 
 /** What calibration measures on the user's machine. */
 export interface Calibration {
-  flops: number; // training FLOP/s of one worker on this backend
+  flops: number; // training FLOP/s of one worker on this backend, with a core to itself
+  cores?: number; // CPU cores (navigator.hardwareConcurrency): more CPU workers than cores share them
   alpha: Record<TransportKind, number>; // seconds per message
   beta: Record<TransportKind, number>; // bytes per second
 }
@@ -77,7 +79,8 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
   const n = plan.workers;
   const { alpha: a, beta: b } = { alpha: cal.alpha[plan.transport], beta: cal.beta[plan.transport] };
   const tokens = cfg.batch_size * cfg.grad_accum * cfg.block_size; // per worker
-  const compute = (tokens * flopsPerToken(cfg)) / cal.flops;
+  const shareOfCore = cal.cores ? Math.min(1, cal.cores / n) : 1;
+  const compute = (tokens * flopsPerToken(cfg)) / (cal.flops * shareOfCore);
   const P = table.total;
   const shard = plan.strategy === 'fsdp' ? plan.shard ?? 'full' : 'none';
   let comm = 0;

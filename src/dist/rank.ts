@@ -1,6 +1,6 @@
 // One rank: a GPT-2 replica, its optimizer, its slice of every batch and its links to the other ranks.
 // The same class runs in a Web Worker (workers/rank.worker.ts), a Node worker_thread (the CLI,
-// src/dist/node-rank.ts) and in-process in tests; only the way the backend starts differs.
+// src/dist/node-rank-worker.ts) and in-process in tests; only the way the backend starts differs.
 
 import * as Comlink from 'comlink';
 import * as tf from '@tensorflow/tfjs';
