@@ -8,20 +8,44 @@
 //   costmodel   alpha/beta of the ring fitted from timed all-reduces, FLOP/s from the single run's compute
 //               time; predicted against measured ms per step for single, ddp and fsdp full at N = 2.
 
-import { loadavg } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { makeConfig, type RunConfig } from '../src/model/config';
 import { buildParamTable } from '../src/model/params';
 import { Coordinator, type DistOptions } from '../src/dist/coordinator';
 import { spawnNodeWorker } from '../src/dist/node-spawn';
-import { DEFAULT_BUCKET_MB } from '../src/dist/layout';
-import { shardLayout, type ShardStrategy } from '../src/dist/layout';
+import { DEFAULT_BUCKET_MB, shardLayout, type ShardStrategy } from '../src/dist/layout';
 import { achievedFlops, fitAlphaBeta, predict, type Calibration, type Plan } from '../src/dist/costmodel';
 import type { RankStepStats } from '../src/protocol';
 import type { MemoryReport } from '../src/train/trainer';
 import { median } from '../src/train/session';
 
 const MB = 2 ** 20;
-const note = (s: string) => process.stderr.write(`  [fsdp] ${s}\n`);
+const note = (s: string) => process.stderr.write(`  [fsdp ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+
+/**
+ * How busy the machine was with other processes during a run: the machine's busy share (/proc/stat)
+ * minus this process's own CPU time (all its threads), as a % of all cores. Linux only (null elsewhere).
+ */
+function otherLoad() {
+  const stat = () => {
+    if (!existsSync('/proc/stat')) return null;
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { total, idle: f[3] + f[4] };
+  };
+  const s0 = stat();
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  return (): number | null => {
+    const s1 = stat();
+    if (!s0 || !s1 || s1.total === s0.total) return null;
+    const busy = 1 - (s1.idle - s0.idle) / (s1.total - s0.total);
+    const c = process.cpuUsage(c0);
+    const mine = (c.user + c.system) / 1e3 / (performance.now() - t0) / availableParallelism();
+    return Math.max(0, 100 * (busy - mine));
+  };
+}
 
 /** One entry of bench.json's top-level `runs` (the same shape for the scaling and fsdp sections). */
 export interface RunEntry {
@@ -57,6 +81,7 @@ export interface Measured {
   exposed_pct: number; // the worst rank's median share of its step in comm + wait
   bytes_per_rank: number;
   memory: MemoryReport;
+  other_cpu_pct: number | null; // the machine's CPU other processes used during the run (contamination)
 }
 
 /** The largest value over ranks of each memory kind, from the last step. */
@@ -72,6 +97,7 @@ async function measure(label: string, cfg: RunConfig, text: string, dist: DistOp
   note(`${label}: ${cfg.preset}, batch ${cfg.batch_size} per worker, ${warmup} + ${steps} steps`);
   const c = await Coordinator.create(cfg, text, dist, spawnNodeWorker);
   try {
+    const other = otherLoad(); // over the steps, not the start-up
     const ms: number[] = [];
     const ranks: RankStepStats[][] = [];
     for (let i = 0; i < warmup + steps; i++) {
@@ -79,6 +105,7 @@ async function measure(label: string, cfg: RunConfig, text: string, dist: DistOp
       ms.push(s.ms);
       ranks.push(s.perRank);
     }
+    const otherPct = other();
     await after?.(c);
     const msPerStep = median(ms, warmup);
     const perRank = ranks[0].map((_, r) => {
@@ -96,6 +123,7 @@ async function measure(label: string, cfg: RunConfig, text: string, dist: DistOp
       exposed_pct: Math.max(...perRank.map((r) => r.exposed_pct)),
       bytes_per_rank: Math.max(...perRank.map((r) => r.bytes_sent)),
       memory: maxMemory(ranks.at(-1)!),
+      other_cpu_pct: otherPct,
     };
   } finally {
     c.dispose();
@@ -106,18 +134,19 @@ async function measure(label: string, cfg: RunConfig, text: string, dist: DistOp
  * N single workers stepping at once, with no communication: the median compute ms of the slowest. The
  * FLOP/s one worker gets while N share the machine (cores, memory bandwidth), without any collective.
  */
-async function contendedComputeMs(cfg: RunConfig, text: string, N: number, steps: number, warmup: number): Promise<number> {
+async function contendedComputeMs(cfg: RunConfig, text: string, N: number, steps: number, warmup: number): Promise<{ compute_ms: number; other_cpu_pct: number | null }> {
   note(`${N} independent singles: ${cfg.preset}, batch ${cfg.batch_size}, ${warmup} + ${steps} steps`);
   const single: DistOptions = { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB };
   const cs: Coordinator[] = [];
   try {
     for (let i = 0; i < N; i++) cs.push(await Coordinator.create(cfg, text, single, spawnNodeWorker));
+    const other = otherLoad();
     const compute: number[][] = cs.map(() => []);
     for (let i = 0; i < warmup + steps; i++) {
       const all = await Promise.all(cs.map((c) => c.trainStep()));
       all.forEach((s, k) => compute[k].push(s.perRank[0].computeMs));
     }
-    return Math.max(...compute.map((c) => median(c, warmup)));
+    return { compute_ms: Math.max(...compute.map((c) => median(c, warmup))), other_cpu_pct: other() };
   } finally {
     for (const c of cs) c.dispose();
   }
@@ -157,6 +186,7 @@ export async function runFsdp(text: string, o: FsdpOptions) {
   const f2 = (x: number) => x.toFixed(2);
   const mb = (b: number) => (b / MB).toFixed(2);
   const thousands = (x: number) => Math.round(x).toLocaleString('en-US');
+  const pctOrDash = (x: number | null) => (x === null ? '-' : `${x.toFixed(0)}%`);
   const load0 = loadavg();
   const t0 = performance.now();
   const measured: Measured[] = [];
@@ -168,11 +198,33 @@ export async function runFsdp(text: string, o: FsdpOptions) {
 
   console.log(`\n## fsdp\n\nreal worker_threads (Coordinator + spawnNodeWorker, one tfjs wasm engine per rank), ring transport, ${DEFAULT_BUCKET_MB} MB DDP buckets`);
 
-  // ---- a) memory: baby at N = 4 ---------------------------------------------------------------------
+  // Measured first, printed after: the shakespeare-cpu runs (b, c, d) come first, being the shortest
+  // and the most sensitive to other processes on a shared machine; then baby (b), then memory (a).
+  // ---- b) throughput at N = 2 -----------------------------------------------------------------------
+  const single = await run('single', shakespeare(12), text, { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB }, o.steps, o.warmup);
+  const samples: { bytes: number; seconds: number }[] = [];
+  const ddp = await run('ddp', shakespeare(12), text, ddpOpts(2), o.steps, o.warmup, async (c) => {
+    // d) calibration of the ring at N = 2, on the live ranks, after the timed steps
+    for (const kb of o.calibrationKb) {
+      const bytes = kb * 1024;
+      samples.push({ bytes, seconds: await c.timeCollective('all-reduce', bytes, 20) });
+    }
+  });
+  const full = await run('fsdp full', shakespeare(12), text, fsdpOpts(2, 'full'), o.steps, o.warmup);
+  const fullNoPf = await run('fsdp full, no prefetch', shakespeare(12), text, fsdpOpts(2, 'full', false), o.steps, o.warmup);
+  const gradOp = await run('fsdp grad_op', shakespeare(12), text, fsdpOpts(2, 'grad_op'), o.steps, o.warmup);
+  const none = await run('fsdp none', shakespeare(12), text, fsdpOpts(2, 'none'), o.steps, o.warmup);
+  const contendedRun = await contendedComputeMs(shakespeare(12), text, 2, o.steps, o.warmup);
+  const bDdp = await run('ddp', baby(2), text, ddpOpts(2), o.babySteps, o.babyWarmup);
+  const bFull = await run('fsdp full', baby(2), text, fsdpOpts(2, 'full'), o.babySteps, o.babyWarmup);
+  const bFullNoPf = await run('fsdp full, no prefetch', baby(2), text, fsdpOpts(2, 'full', false), o.babySteps, o.babyWarmup);
+  // a) memory: baby at N = 4, batch 1, 2 steps (memory does not depend on the number of steps)
   const N4 = o.memoryWorkers;
   const memCfg = baby(1);
   const memDdp = await run('ddp', memCfg, text, ddpOpts(N4), 1, 1);
   const memFull = await run('fsdp full', memCfg, text, fsdpOpts(N4, 'full'), 1, 1);
+
+  // ---- a) memory: baby at N = 4 ---------------------------------------------------------------------
   const rest = (m: MemoryReport) => m.params + m.grads + m.optimizer;
   const peak = (m: MemoryReport) => rest(m) + m.gathered_peak + m.activations_peak;
   const calZero: Calibration = { flops: 1, alpha: { ring: 0, star: 0, shared: 0 }, beta: { ring: 1, star: 1, shared: 1 } };
@@ -200,25 +252,7 @@ export async function runFsdp(text: string, o: FsdpOptions) {
   const ratio = memory[1].at_rest_vs_ddp;
   console.log(`target: FULL_SHARD at rest <= 0.30x DDP's; measured ${f2(ratio)}x: ${ratio <= 0.3 ? 'met' : 'missed'}`);
 
-  // ---- b) throughput at N = 2 -----------------------------------------------------------------------
-  const single = await run('single', shakespeare(12), text, { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB }, o.steps, o.warmup);
-  const samples: { bytes: number; seconds: number }[] = [];
-  const ddp = await run('ddp', shakespeare(12), text, ddpOpts(2), o.steps, o.warmup, async (c) => {
-    // d) calibration of the ring at N = 2, on the live ranks, after the timed steps
-    for (const kb of o.calibrationKb) {
-      const bytes = kb * 1024;
-      samples.push({ bytes, seconds: await c.timeCollective('all-reduce', bytes, 20) });
-    }
-  });
-  const full = await run('fsdp full', shakespeare(12), text, fsdpOpts(2, 'full'), o.steps, o.warmup);
-  const fullNoPf = await run('fsdp full, no prefetch', shakespeare(12), text, fsdpOpts(2, 'full', false), o.steps, o.warmup);
-  const gradOp = await run('fsdp grad_op', shakespeare(12), text, fsdpOpts(2, 'grad_op'), o.steps, o.warmup);
-  const none = await run('fsdp none', shakespeare(12), text, fsdpOpts(2, 'none'), o.steps, o.warmup);
-  const contended = await contendedComputeMs(shakespeare(12), text, 2, o.steps, o.warmup);
-  const bDdp = await run('ddp', baby(2), text, ddpOpts(2), o.babySteps, o.babyWarmup);
-  const bFull = await run('fsdp full', baby(2), text, fsdpOpts(2, 'full'), o.babySteps, o.babyWarmup);
-  const bFullNoPf = await run('fsdp full, no prefetch', baby(2), text, fsdpOpts(2, 'full', false), o.babySteps, o.babyWarmup);
-
+  // ---- b) throughput: the table --------------------------------------------------------------------
   const groups = [
     { base: ddp, rows: [ddp, full, fullNoPf, gradOp, none] },
     { base: bDdp, rows: [bDdp, bFull, bFullNoPf] },
@@ -226,15 +260,15 @@ export async function runFsdp(text: string, o: FsdpOptions) {
   const throughput = groups.flatMap(({ base, rows }) => rows.map((m) => ({
     preset: m.cfg.preset, run: m.label, workers: m.dist.workers, batch_per_worker: m.cfg.batch_size, steps: m.steps, warmup: m.warmup,
     ms_per_step: m.ms_per_step, tokens_per_s: m.tokens_per_s, vs_ddp: m.tokens_per_s / base.tokens_per_s, exposed_pct: m.exposed_pct,
-    per_rank: m.per_rank,
+    other_cpu_pct: m.other_cpu_pct, per_rank: m.per_rank,
   })));
   console.log(`\n### throughput at N = 2: FSDP against DDP\n\nshakespeare-cpu: batch 12 per worker, medians of ${o.steps} steps after ${o.warmup} warm-up; ` +
     `baby: batch 2 per worker, medians of ${o.babySteps} steps after ${o.babyWarmup} warm-up. Per-rank times: the slowest rank's medians\n`);
-  console.log('| preset | run | ms/step | tokens/s | vs DDP | compute ms | comm ms | wait ms | exposed comm+wait |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('| preset | run | ms/step | tokens/s | vs DDP | compute ms | comm ms | wait ms | exposed comm+wait | other processes\' CPU |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of throughput) {
     const slow = r.per_rank.reduce((a, b) => (b.compute_ms + b.comm_ms + b.wait_ms > a.compute_ms + a.comm_ms + a.wait_ms ? b : a));
-    console.log(`| ${r.preset} | ${r.run} | ${f1(r.ms_per_step)} | ${thousands(r.tokens_per_s)} | ${f2(r.vs_ddp)}x | ${f1(slow.compute_ms)} | ${f1(slow.comm_ms)} | ${f1(slow.wait_ms)} | ${f1(r.exposed_pct)}% |`);
+    console.log(`| ${r.preset} | ${r.run} | ${f1(r.ms_per_step)} | ${thousands(r.tokens_per_s)} | ${f2(r.vs_ddp)}x | ${f1(slow.compute_ms)} | ${f1(slow.comm_ms)} | ${f1(slow.wait_ms)} | ${f1(r.exposed_pct)}% | ${pctOrDash(r.other_cpu_pct)} |`);
   }
   for (const [pf, nopf] of [[full, fullNoPf], [bFull, bFullNoPf]]) {
     const r = throughput.find((t) => t.preset === pf.cfg.preset && t.run === pf.label)!;
@@ -267,6 +301,7 @@ export async function runFsdp(text: string, o: FsdpOptions) {
   const flops = achievedFlops(single.cfg, single.per_rank[0].compute_ms);
   const calibration: Calibration = { flops, alpha: { ring: fit.alpha, star: NaN, shared: NaN }, beta: { ring: fit.beta, star: NaN, shared: NaN } };
   // The same, with the FLOP/s one worker gets while two compute at once (no communication).
+  const contended = contendedRun.compute_ms;
   const flops2 = achievedFlops(single.cfg, contended);
   const calibration2: Calibration = { ...calibration, flops: flops2 };
   const costmodel = [single, ddp, full].map((m) => {
@@ -278,7 +313,7 @@ export async function runFsdp(text: string, o: FsdpOptions) {
       run: m.label, preset: m.cfg.preset, workers: m.dist.workers,
       predicted_compute_ms: p.compute_ms, predicted_comm_ms: p.comm_ms, predicted_ms_per_step: p.step_ms,
       measured_ms_per_step: m.ms_per_step, measured_compute_ms: Math.max(...m.per_rank.map((r) => r.compute_ms)),
-      error_pct: 100 * err, within_25pct: Math.abs(err) <= 0.25,
+      error_pct: 100 * err, within_25pct: Math.abs(err) <= 0.25, other_cpu_pct: m.other_cpu_pct,
       contended: { predicted_ms_per_step: p2.step_ms, error_pct: 100 * err2, within_25pct: Math.abs(err2) <= 0.25 },
     };
   });
@@ -287,19 +322,21 @@ export async function runFsdp(text: string, o: FsdpOptions) {
     `-> alpha ${(fit.alpha * 1e6).toFixed(1)} us, beta ${(fit.beta / 1e9).toFixed(2)} GB/s (fitAlphaBeta); ` +
     `FLOP/s from the single run's median compute (${f1(single.per_rank[0].compute_ms)} ms): ${(flops / 1e9).toFixed(1)} GFLOP/s (achievedFlops). ` +
     `Last two columns: the same prediction with the FLOP/s of one worker while 2 independent singles step at once ` +
-    `(${f1(contended)} ms of compute: ${(flops2 / 1e9).toFixed(1)} GFLOP/s), i.e. with the machine's compute contention calibrated too\n`);
+    `(${f1(contended)} ms of compute: ${(flops2 / 1e9).toFixed(1)} GFLOP/s; other processes' CPU ${pctOrDash(contendedRun.other_cpu_pct)}), ` +
+    `i.e. with the machine's compute contention calibrated too\n`);
   const sign = (x: number) => `${x >= 0 ? '+' : ''}${f1(x)}%`;
-  console.log('| run | predicted compute ms | predicted comm ms | predicted ms/step | measured ms/step | measured compute ms (slowest rank) | error | within 25% | predicted, contended FLOP/s | error |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| run | predicted compute ms | predicted comm ms | predicted ms/step | measured ms/step | measured compute ms (slowest rank) | error | within 25% | predicted, contended FLOP/s | error | other processes\' CPU |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of costmodel) {
     console.log(`| ${r.run} | ${f1(r.predicted_compute_ms)} | ${f1(r.predicted_comm_ms)} | ${f1(r.predicted_ms_per_step)} | ${f1(r.measured_ms_per_step)} | ` +
-      `${f1(r.measured_compute_ms)} | ${sign(r.error_pct)} | ${r.within_25pct ? 'yes' : 'no'} | ${f1(r.contended.predicted_ms_per_step)} | ${sign(r.contended.error_pct)} |`);
+      `${f1(r.measured_compute_ms)} | ${sign(r.error_pct)} | ${r.within_25pct ? 'yes' : 'no'} | ${f1(r.contended.predicted_ms_per_step)} | ${sign(r.contended.error_pct)} | ${pctOrDash(r.other_cpu_pct)} |`);
   }
   const worst = Math.max(...costmodel.map((r) => Math.abs(r.error_pct)));
   console.log(`target: predicted within 25% of measured for single, ddp and fsdp full; worst ${f1(worst)}%: ${worst <= 25 ? 'met' : 'missed'}`);
 
   const load1 = loadavg();
-  console.log(`\nsection time ${f1((performance.now() - t0) / 1000)} s; 1-minute load average ${f2(load0[0])} before, ${f2(load1[0])} after (2 cores; above ~2 before means someone else was busy)`);
+  console.log(`\nsection time ${f1((performance.now() - t0) / 1000)} s; 1-minute load average ${f2(load0[0])} before, ${f2(load1[0])} after. ` +
+    `"other processes' CPU": the share of the machine's CPU that other processes used during a run's steps (above ~10%: contaminated)`);
 
   const runs = measured.map((m) => toRunEntry('fsdp', m, calibration));
   return { memory, throughput, bytes, costmodel, calibration: { ring_all_reduce: samples, alpha: fit.alpha, beta: fit.beta, flops, flops_2_workers_at_once: flops2, preset: single.cfg.preset }, load_average: [load0[0], load1[0]], runs };

@@ -9,7 +9,7 @@
 
 import './ui/style.css';
 import type { RunConfig } from './model/config';
-import { buildParamTable } from './model/params';
+import { buildParamTable, type ParamTable } from './model/params';
 import { decodeCheckpoint, type CheckpointHeader } from './train/checkpoint';
 import type { RunState, TrainEvent } from './train/session';
 import type { InitInfo } from './protocol';
@@ -25,6 +25,8 @@ import { configValues, distValues, fromQuery, globalBatch, toConfig, toDist, toQ
 import { StatsPanel } from './ui/stats';
 import * as store from './ui/store';
 import { WorkersPanel } from './ui/workers';
+import { expectedAtRest, sharded } from './ui/memory';
+import { mountCompare } from './ui/compare/view';
 
 type Phase = 'starting' | RunState; // RunState: idle running paused stopped done error
 const MEMORY_EVERY = 20; // steps between memory readings of the workers (and at every evaluation)
@@ -138,18 +140,27 @@ function onSetupChange(s: Setup): void {
   render();
 }
 
+/** The parameters of the model a config builds (its vocabulary: the tokenizer's, or the run's). */
+function paramTable(cfg: RunConfig, vocab?: number): ParamTable {
+  return buildParamTable({ ...cfg, vocab_size: vocab ?? (cfg.tokenizer === 'bpe' ? 50257 : corpus?.vocab ?? cfg.vocab_size) });
+}
+
 function renderEstimate(): void {
   if (!config) {
     el.estimate.textContent = '';
+    workers.previewModel(null);
     return;
   }
-  const vocab = config.tokenizer === 'bpe' ? 50257 : corpus?.vocab ?? config.vocab_size;
-  const params = buildParamTable({ ...config, vocab_size: vocab }).total;
+  const table = paramTable(config);
+  workers.previewModel(table);
+  const params = table.total;
   const n = dist?.workers ?? 1;
   const tokensPerStep = globalBatch(config, n).tokens;
+  const shards = dist !== null && sharded(dist) && n > 1;
+  const rest = dist ? expectedAtRest(table, dist).bytes : params * 16;
   el.estimate.replaceChildren(
     h('strong', {}, `≈ ${fmt.compact(params)} parameters`),
-    ` · ${fmt.bytes(params * 16)} for weights, gradients and AdamW state${n > 1 ? ` in each of ${n} workers` : ''} · ${fmt.count(tokensPerStep)} tokens per step`,
+    ` · ${fmt.bytes(rest)} for ${shards ? 'a 1/' + n + ' shard of ' : ''}weights, gradients and AdamW state${n > 1 ? ` in each of ${n} workers` : ''} · ${fmt.count(tokensPerStep)} tokens per step`,
   );
   if (config.lr_decay_iters < config.max_iters) {
     el.estimate.append(h('br'), `The learning rate reaches min_lr at step ${fmt.count(config.lr_decay_iters)} (lr_decay_iters) and stays there.`);
@@ -162,6 +173,7 @@ const failed = () => phase === 'error'; // a function: events change `phase` whi
 
 function render(): void {
   const ready = config !== null && dist !== null && corpus !== null;
+  compare.refresh();
   el.start.disabled = !ready || busy();
   el.start.textContent = info && !busy() ? 'Start new run' : 'Start training';
   el.pause.disabled = phase !== 'running';
@@ -210,6 +222,7 @@ function renderInfo(i: InitInfo | null): void {
     ),
   );
   el.runInfo.dataset.backend = b.name;
+  el.runInfo.dataset.numParams = String(i.numParams);
 }
 
 // ---- a run ---------------------------------------------------------------------------------------------
@@ -254,7 +267,7 @@ async function launch(resume: boolean): Promise<void> {
   phase = 'starting';
   samples.clear();
   renderInfo(null);
-  workers.start(d, cfg.backend === 'auto' ? '' : cfg.backend, globalBatch(cfg, d.workers));
+  workers.start(d, cfg.backend === 'auto' ? '' : cfg.backend, globalBatch(cfg, d.workers), paramTable(cfg));
   if (header) {
     chart.setHistory(header.losses ?? [], header.val_losses ?? []);
     stats.reset(cfg.max_iters, header.step, header.losses?.[0] ?? null, header.val_losses?.at(-1)?.[1] ?? null);
@@ -277,7 +290,7 @@ async function launch(resume: boolean): Promise<void> {
   runDist = d;
   info = r.info;
   renderInfo(info);
-  workers.ready(info.backend.name, r.dist, r.notice);
+  workers.ready(r.infos.map((i) => i.backend.name), r.dist, r.notice, paramTable(cfg, info.vocabSize));
   workers.setPhase('idle');
   if (r.notice) showBanner('Using the ring transport instead.', `${sentence(r.notice)} Serve the page with the Cross-Origin-Opener-Policy and Cross-Origin-Embedder-Policy headers (as npm run dev does) to use shared.`, 'warning');
   void readMemory();
@@ -407,7 +420,10 @@ function renderCheckpoint(): void {
   const finished = config ? m.step >= config.max_iters : false;
   el.ckptResume.textContent = finished ? `Open step ${fmt.count(m.step)}` : `Resume from step ${fmt.count(m.step)}`;
   el.ckptResume.disabled = !config || !corpus;
-  const how = m.dist ? (m.dist.strategy === 'ddp' ? `ddp × ${m.dist.workers} (${m.dist.transport})` : 'one worker') : null;
+  const how = !m.dist ? null
+    : m.dist.strategy === 'ddp' ? `ddp × ${m.dist.workers} (${m.dist.transport})`
+      : m.dist.strategy === 'fsdp' ? `fsdp × ${m.dist.workers} (${m.dist.shard ?? 'full'}, ${m.dist.transport}${m.dist.prefetch === false ? ', no prefetch' : ''})`
+        : 'one worker';
   el.ckptResume.title = `Continue ${c.preset} (${c.n_layer} layers × ${c.n_embd}) from step ${m.step}${how ? ` with ${how}` : ''}, saved ${fmt.date(m.savedAt)}`;
   el.ckptInfo.replaceChildren(
     h('strong', {}, `Step ${fmt.count(m.step)}`),
@@ -573,6 +589,15 @@ window.addEventListener('unhandledrejection', (e) => showBanner('Something went 
 window.addEventListener('error', (e) => {
   const message = e.message;
   setTimeout(() => !failed() && showBanner('Something went wrong.', message), 0);
+});
+
+// ---- the Compare view (src/ui/compare): runs this setup under several strategies, side by side --------
+const compare = mountCompare(byId('compare'), {
+  config: () => config,
+  configError: () => configError,
+  corpus: () => corpus,
+  bucketMb: () => dist?.bucketMb,
+  busy,
 });
 
 // ---- start-up ------------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 // The page end to end: a Vite dev server and headless Chromium. Trains the tiny preset on wasm from a
-// shared link, with one worker and with DDP over 2 workers (ring, shared, star), checks the loss goes
-// down, that samples, worker cards and a checkpoint appear, that the checkpoint (and its dist settings)
-// is offered after a reload, that a crashed worker stops the run with a message, and that bad links
-// and bad files give specific messages.
+// shared link, with one worker, with DDP over 2 workers (ring, shared, star) and with FSDP FULL_SHARD
+// over 2, checks the loss goes down, that samples, worker cards (with memory bars by kind) and a
+// checkpoint appear, that the checkpoint (and its dist settings) is offered after a reload, that a
+// crashed worker stops the run with a message, and that bad links and bad files give specific messages.
 // Run: npx vitest run --project node test/page.test.ts
-// (screenshots: test-results/page.png, test-results/page-ddp.png)
+// (screenshots: test-results/page.png, test-results/page-ddp.png, test-results/page-fsdp.png)
 
 import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -197,10 +197,10 @@ describe('the trainer page', () => {
     expect(await page.isDisabled('#start')).toBe(true);
 
     // Dist settings a link gets wrong fall back to working ones, each with checkDist's reason.
-    await page.goto(base + '/?preset=tiny&strategy=fsdp&workers=20&transport=pigeon&bucket_mb=0');
+    await page.goto(base + '/?preset=tiny&strategy=zero3&workers=20&transport=pigeon&bucket_mb=0');
     await page.waitForSelector('body[data-ready="true"]');
     const banner = await page.textContent('#banner');
-    expect(banner).toContain('strategy must be single or ddp, got "fsdp"');
+    expect(banner).toContain('strategy must be single, ddp or fsdp, got "zero3"');
     expect(banner).toContain('workers must be a whole number from 1 to 8, got 20');
     expect(banner).toContain('transport must be ring, star or shared, got "pigeon"');
     expect(banner).toContain('bucket_mb must be a positive number of MB, got 0');
@@ -224,6 +224,34 @@ describe('the trainer page', () => {
     expect(await page.textContent('#dist-help')).toContain('every worker sends everything to this page');
     expect(await page.textContent('#global-batch')).toContain('3 workers × 4 batch_size × 1 grad_accum = 12 sequences');
     expect(page.url()).toBe(`${base}/?preset=tiny&strategy=ddp&workers=3&transport=star`);
+    expect(await page.isVisible('#f-shard')).toBe(false); // FSDP's settings appear with fsdp only
+
+    // fsdp: shard and prefetch appear, with help, in the link; a sharded model has no buckets.
+    await page.selectOption('#f-strategy', 'fsdp');
+    expect(await page.isVisible('#f-shard')).toBe(true);
+    expect(await page.isVisible('#f-prefetch')).toBe(true);
+    expect(await page.isDisabled('#f-bucket_mb')).toBe(true);
+    expect(page.url()).toBe(`${base}/?preset=tiny&strategy=fsdp&workers=3&transport=star`);
+    const help = await page.textContent('#dist-help');
+    expect(help).toContain('FULL_SHARD');
+    expect(help).toContain('BACKWARD_PRE');
+    await page.selectOption('#f-shard', 'grad_op');
+    await page.selectOption('#f-prefetch', 'off');
+    expect(await page.textContent('#dist-help')).toContain('SHARD_GRAD_OP, ZeRO-2');
+    expect(page.url()).toBe(`${base}/?preset=tiny&strategy=fsdp&workers=3&transport=star&shard=grad_op&prefetch=off`);
+    await page.selectOption('#f-shard', 'none'); // NO_SHARD is DDP: buckets again, nothing to prefetch
+    expect(await page.isDisabled('#f-prefetch')).toBe(true);
+    expect(await page.isEnabled('#f-bucket_mb')).toBe(true);
+    expect(await page.textContent('#dist-help')).toContain('exactly DDP');
+    expect(await page.isEnabled('#start')).toBe(true);
+    // A link's bad shard or prefetch falls back with the reason.
+    await page.goto(base + '/?preset=tiny&strategy=fsdp&workers=2&shard=half&prefetch=maybe');
+    await page.waitForSelector('body[data-ready="true"]');
+    const fsdpBanner = await page.textContent('#banner');
+    expect(fsdpBanner).toContain('shard must be full, grad_op or none, got "half"); using full instead');
+    expect(fsdpBanner).toContain('prefetch must be on or off, got "maybe"); using on instead');
+    expect(await page.inputValue('#f-shard')).toBe('full');
+    expect(page.url()).toBe(`${base}/?preset=tiny&strategy=fsdp&workers=2`);
     expect(errors).toEqual([]);
     await page.context().close();
   });
@@ -249,6 +277,17 @@ describe('the trainer page', () => {
     }
     await expect.poll(async () => (await cards(page)).every((c) => num(c.numTensors) > 0)).toBe(true);
     expect(await page.textContent('#workers .worker')).toContain('wasm · rank 0');
+    // Memory by kind, from the last step: every worker holds a full replica (16 bytes per parameter).
+    const P = num(await page.getAttribute('#run-info', 'data-num-params'));
+    for (const c of await cards(page)) {
+      expect(c.backend).toBe('wasm');
+      expect(num(c.memParams)).toBe(4 * P);
+      expect(num(c.memGrads) + num(c.memOptimizer)).toBe(12 * P);
+      expect(num(c.memGathered)).toBe(0);
+      expect(num(c.memActivations)).toBeGreaterThan(0);
+    }
+    expect(num(await page.getAttribute('#memory-expect', 'data-expected-bytes'))).toBe(16 * P);
+    expect(num(await page.getAttribute('#memory-expect', 'data-measured-bytes'))).toBe(16 * P);
     expect(await page.textContent('#workers-subtitle')).toContain('DDP: 2 copies of the model');
     expect(await page.isVisible('#workers-notice')).toBe(false);
     expect(await page.isVisible('#banner')).toBe(false);
@@ -267,6 +306,66 @@ describe('the trainer page', () => {
     expect(await page.inputValue('#f-workers')).toBe('2');
     expect(num(await page.getAttribute('#stats', 'data-step'))).toBe(36);
     await expect.poll(() => page.workers().length).toBe(2); // the first run's workers were terminated
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('trains with FSDP FULL_SHARD on 2 workers: memory bars show each worker holds half the parameters', async () => {
+    const { page, errors } = await open('?preset=tiny&backend=wasm&strategy=fsdp&workers=2&shard=full&max_iters=20&eval_interval=10');
+    expect(await page.inputValue('#f-strategy')).toBe('fsdp');
+    expect(await page.inputValue('#f-shard')).toBe('full');
+    expect(await page.inputValue('#f-prefetch')).toBe('on');
+    expect(await page.isVisible('#banner')).toBe(false);
+    const run = await trainToEnd(page);
+    expect(run.step).toBe(20);
+    expect(run.first).toBeGreaterThan(3.5);
+    expect(run.last).toBeLessThan(run.first);
+    expect(run.val).toBeLessThan(run.first);
+    expect(page.workers().length).toBe(2);
+
+    // Each worker keeps a shard: half of the 4 bytes per parameter a DDP or single worker keeps (the DDP
+    // test checks those hold 4 x parameters), plus at most one float of padding per unit.
+    const P = num(await page.getAttribute('#run-info', 'data-num-params'));
+    const all = await cards(page);
+    expect(all.map((c) => c.rank)).toEqual(['0', '1']);
+    for (const c of all) {
+      expect(c.backend).toBe('wasm');
+      const params = num(c.memParams);
+      expect(params).toBeGreaterThanOrEqual(2 * P);
+      expect(params).toBeLessThan(2 * P + 4 * 8);
+      expect(num(c.memGrads)).toBe(params);
+      expect(num(c.memOptimizer)).toBe(2 * params);
+      expect(num(c.memGathered)).toBeGreaterThan(0); // FULL_SHARD gathers units while it computes
+      expect(num(c.memGathered)).toBeLessThanOrEqual(4 * P);
+      expect(num(c.memActivations)).toBeGreaterThan(0);
+      expect(num(c.memComm)).toBeGreaterThan(0);
+      // Shorter than a full replica's bar with the same activations and buffers (a DDP worker's).
+      expect(num(c.memTotal)).toBeLessThan(16 * P + num(c.memActivations) + num(c.memComm));
+      expect(num(c.bytesSent)).toBeGreaterThan(0);
+      expect(num(c.computeMs)).toBeGreaterThan(0);
+    }
+    const expected = num(await page.getAttribute('#memory-expect', 'data-expected-bytes'));
+    expect(expected).toBe(4 * num(all[0].memParams));
+    expect(num(await page.getAttribute('#memory-expect', 'data-measured-bytes'))).toBe(expected);
+    expect(await page.textContent('#memory-expect')).toContain(`16 B × ${P.toLocaleString('en-US')} parameters ÷ 2 workers`);
+    expect(await page.locator('#workers .worker .mem-seg.params').count()).toBe(2);
+    expect(await page.textContent('#workers-subtitle')).toContain('FSDP FULL_SHARD: each of 2 workers keeps a 1/2 shard');
+    expect(await page.textContent('#memory-legend')).toContain('gathered');
+    // The checkpoint gathers the shards into one model, and remembers how it was trained.
+    await page.waitForSelector('#checkpoint-info[data-step="20"]', { timeout: 20_000 });
+    expect(await page.textContent('#checkpoint-info')).toContain('fsdp × 2 (full, ring)');
+    expect(await page.isVisible('#banner')).toBe(false);
+    mkdirSync(root + 'test-results', { recursive: true });
+    await page.screenshot({ path: root + 'test-results/page-fsdp.png', fullPage: true });
+
+    // Resume restores FSDP's settings from the checkpoint.
+    await page.selectOption('#f-strategy', 'ddp');
+    await page.fill('#f-max_iters', '22');
+    await page.click('#resume-checkpoint');
+    await page.waitForSelector('#state[data-state="done"]', { timeout: 60_000 });
+    expect(await page.inputValue('#f-strategy')).toBe('fsdp');
+    expect(await page.inputValue('#f-shard')).toBe('full');
+    expect(num(await page.getAttribute('#stats', 'data-step'))).toBe(22);
     expect(errors).toEqual([]);
     await page.context().close();
   });

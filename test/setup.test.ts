@@ -1,12 +1,17 @@
-// The page's setup (src/ui/setup.ts): the dist part (strategy, workers, transport, bucket_mb) through
-// the form values, checkDist and the URL. Pure functions, no browser.
+// The page's setup (src/ui/setup.ts): the dist part (strategy, workers, transport, bucket_mb, and FSDP's
+// shard and prefetch) through the form values, checkDist and the URL; the memory expected at rest
+// (src/ui/memory.ts). Pure functions, no browser.
 
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_DIST, defaultWorkers, distFieldsInMessage, fromQuery, globalBatch, toDist, toQuery } from '../src/ui/setup';
+import { DEFAULT_DIST, defaultWorkers, distFieldsInMessage, distValues, fromQuery, globalBatch, toDist, toQuery } from '../src/ui/setup';
+import { expectedAtRest } from '../src/ui/memory';
+import { buildParamTable } from '../src/model/params';
+import { PRESETS } from '../src/model/config';
 
 describe('dist settings of the page', () => {
   it('defaults to one worker; ddp defaults to the cores, at least 2, at most 8', () => {
     expect(fromQuery('?preset=tiny').setup.dist).toEqual(DEFAULT_DIST);
+    expect(DEFAULT_DIST).toEqual({ strategy: 'single', workers: '1', transport: 'ring', bucket_mb: '25', shard: 'full', prefetch: 'on' });
     expect(toDist(DEFAULT_DIST)).toEqual({ dist: { strategy: 'single', workers: 1, transport: 'ring', bucketMb: 25 }, error: null });
     expect([1, 2, 6, 64, undefined].map(defaultWorkers)).toEqual([2, 2, 6, 8, 2]);
     expect(fromQuery('?preset=tiny&strategy=ddp', 6).setup.dist.workers).toBe('6');
@@ -22,17 +27,17 @@ describe('dist settings of the page', () => {
   });
 
   it('a bad link value falls back, with checkDist\'s reason', () => {
-    const { setup, problems } = fromQuery('?preset=tiny&strategy=fsdp&workers=0&transport=udp&bucket_mb=-1', 4);
+    const { setup, problems } = fromQuery('?preset=tiny&strategy=zero3&workers=0&transport=udp&bucket_mb=-1', 4);
     expect(setup.dist).toEqual(DEFAULT_DIST);
     expect(problems).toEqual([
-      'The link\'s strategy could not be used (strategy must be single or ddp, got "fsdp"); using single instead.',
+      'The link\'s strategy could not be used (strategy must be single, ddp or fsdp, got "zero3"); using single instead.',
       'The link\'s workers could not be used (workers must be a whole number from 1 to 8, got 0); using 1 instead.',
       'The link\'s transport could not be used (transport must be ring, star or shared, got "udp"); using ring instead.',
       'The link\'s bucket_mb could not be used (bucket_mb must be a positive number of MB, got -1); using 25 instead.',
     ]);
     const single = fromQuery('?preset=tiny&workers=3');
     expect(single.setup.dist.workers).toBe('1');
-    expect(single.problems[0]).toContain('strategy single runs one worker; choose strategy ddp to train with 3');
+    expect(single.problems[0]).toContain('strategy single runs one worker; choose strategy ddp or fsdp to train with 3');
     const ddp = fromQuery('?preset=tiny&strategy=ddp&workers=many', 4);
     expect(ddp.setup.dist.workers).toBe('4');
     expect(ddp.problems[0]).toBe('The link\'s workers could not be used (workers must be a whole number from 1 to 8, got "many"); using 4 instead.');
@@ -47,6 +52,63 @@ describe('dist settings of the page', () => {
     expect(bad({ strategy: 'single' })).toContain('strategy single runs one worker');
     expect(distFieldsInMessage(bad({ strategy: 'single' })!)).toEqual(['strategy', 'workers']);
     expect(distFieldsInMessage(bad({ bucket_mb: '0' })!)).toEqual(['bucket_mb']);
+  });
+
+  it('fsdp: shard and prefetch round-trip through the link, only with fsdp', () => {
+    const { setup, problems } = fromQuery('?preset=tiny&strategy=fsdp&workers=2&shard=grad_op&prefetch=off&transport=star', 4);
+    expect(problems).toEqual([]);
+    expect(setup.dist).toEqual({ strategy: 'fsdp', workers: '2', transport: 'star', bucket_mb: '25', shard: 'grad_op', prefetch: 'off' });
+    expect(toDist(setup.dist)).toEqual({ dist: { strategy: 'fsdp', workers: 2, transport: 'star', bucketMb: 25, shard: 'grad_op', prefetch: false }, error: null });
+    expect(toQuery(setup)).toBe('?preset=tiny&strategy=fsdp&workers=2&transport=star&shard=grad_op&prefetch=off');
+    // The defaults (full, prefetch on) are left out; fsdp, like ddp, names its workers.
+    const plain = fromQuery('?preset=tiny&strategy=fsdp', 3).setup;
+    expect(plain.dist.workers).toBe('3');
+    expect(toQuery(plain)).toBe('?preset=tiny&strategy=fsdp&workers=3');
+    expect(toDist(plain.dist).dist).toEqual({ strategy: 'fsdp', workers: 3, transport: 'ring', bucketMb: 25, shard: 'full', prefetch: true });
+    expect(toQuery(fromQuery('?preset=tiny&strategy=fsdp&workers=2&shard=none').setup)).toBe('?preset=tiny&strategy=fsdp&workers=2&shard=none');
+    // With another strategy they are hidden, not part of the options, and not in the link.
+    const ddp = { ...plain, dist: { ...plain.dist, strategy: 'ddp', shard: 'grad_op' } };
+    expect(toDist(ddp.dist).dist).toEqual({ strategy: 'ddp', workers: 3, transport: 'ring', bucketMb: 25 });
+    expect(toQuery(ddp)).toBe('?preset=tiny&strategy=ddp&workers=3');
+    // What a checkpoint stores comes back as the same form values (older ones have no shard/prefetch).
+    expect(distValues(toDist(setup.dist).dist!)).toEqual(setup.dist);
+    expect(distValues({ strategy: 'ddp', workers: 2, transport: 'ring', bucketMb: 25 })).toEqual({ ...DEFAULT_DIST, strategy: 'ddp', workers: '2' });
+  });
+
+  it('fsdp: bad link values fall back with a reason; form values block Start with one', () => {
+    const { setup, problems } = fromQuery('?preset=tiny&strategy=fsdp&workers=2&shard=half&prefetch=maybe', 4);
+    expect(setup.dist).toEqual({ ...DEFAULT_DIST, strategy: 'fsdp', workers: '2' });
+    expect(problems).toEqual([
+      'The link\'s shard could not be used (shard must be full, grad_op or none, got "half"); using full instead.',
+      'The link\'s prefetch could not be used (prefetch must be on or off, got "maybe"); using on instead.',
+    ]);
+    const ignored = fromQuery('?preset=tiny&strategy=ddp&workers=2&shard=grad_op&prefetch=off');
+    expect(ignored.setup.dist).toEqual({ ...DEFAULT_DIST, strategy: 'ddp', workers: '2' });
+    expect(ignored.problems).toEqual(['The link sets shard and prefetch, which only strategy fsdp uses; they were ignored.']);
+    expect(fromQuery('?preset=tiny&shard=none').problems).toEqual(['The link sets shard, which only strategy fsdp uses; it was ignored.']);
+
+    const bad = (patch: Partial<typeof DEFAULT_DIST>) => toDist({ ...DEFAULT_DIST, strategy: 'fsdp', workers: '2', ...patch }).error;
+    expect(bad({})).toBeNull();
+    expect(bad({ shard: 'half' })).toBe('shard must be full, grad_op or none, got "half"');
+    expect(bad({ prefetch: 'yes' })).toBe('prefetch must be on or off, got "yes"');
+    expect(distFieldsInMessage(bad({ shard: 'half' })!)).toEqual(['shard']);
+    expect(distFieldsInMessage(bad({ prefetch: 'yes' })!)).toEqual(['prefetch']);
+    expect(bad({ strategy: 'zero3' })).toBe('strategy must be single, ddp or fsdp, got "zero3"');
+    expect(bad({ workers: '9' })).toBe('workers must be a whole number from 1 to 8, got 9');
+  });
+
+  it('memory at rest: 16 bytes per parameter for a replica, 16/N (padded shards) for FULL_SHARD', () => {
+    const table = buildParamTable(PRESETS.tiny);
+    const P = table.total;
+    expect(expectedAtRest(table, { strategy: 'ddp', workers: 2 }).bytes).toBe(16 * P);
+    expect(expectedAtRest(table, { strategy: 'fsdp', workers: 2, shard: 'none' }).bytes).toBe(16 * P);
+    for (const N of [2, 3, 8]) {
+      const full = expectedAtRest(table, { strategy: 'fsdp', workers: N, shard: 'full' });
+      expect(full.bytes).toBeGreaterThanOrEqual((16 * P) / N);
+      expect(full.bytes).toBeLessThanOrEqual((16 * (P + N * table.units.length)) / N); // at most one pad per unit
+      expect(full.formula).toBe(`16 B × ${P.toLocaleString('en-US')} parameters ÷ ${N} workers`);
+    }
+    expect(expectedAtRest(table, { strategy: 'fsdp', workers: 2, shard: 'grad_op' }).bytes).toBe(expectedAtRest(table, { strategy: 'fsdp', workers: 2, shard: 'full' }).bytes);
   });
 
   it('global batch is workers x batch_size x grad_accum', () => {

@@ -1,13 +1,13 @@
 // The setup form: preset, backend and every hyperparameter as text fields (so a link's value is shown
 // exactly as written, and makeConfig() explains whatever is wrong with it). Fields that differ from
 // the preset are marked; fields a config error names are highlighted. A "Parallel training" group holds
-// the dist settings (strategy, workers, transport, bucket_mb), with a line of help for each and the
-// global batch they add up to.
+// the dist settings (strategy, workers, transport, bucket_mb, and with strategy fsdp shard and prefetch),
+// with a line of help for each and the global batch they add up to.
 
 import { PRESET_NAMES, type PresetName } from '../model/config';
 import {
-  DEFAULT_DIST, DIST_FIELDS, DIST_HELP, FIELDS, PRESET_NOTES, defaultWorkers, distFieldsInMessage, fieldsInMessage, overrides, presetValues,
-  type DistFieldSpec, type DistKey, type DistValues, type FieldKey, type FieldSpec, type Setup,
+  DEFAULT_DIST, DIST_FIELDS, DIST_HELP, FIELDS, FSDP_KEYS, PRESET_NOTES, defaultWorkers, distFieldsInMessage, fieldsInMessage, isParallel, isSharded,
+  overrides, presetValues, type DistFieldSpec, type DistKey, type DistValues, type FieldKey, type FieldSpec, type Setup,
 } from './setup';
 import { h } from './dom';
 import * as fmt from './format';
@@ -68,6 +68,7 @@ export class SetupForm {
     form.addEventListener('input', (e) => {
       if (e.target === this.preset) return;
       if (e.target === this.distInputs.get('strategy')) this.strategyChanged();
+      else this.syncDist();
       this.markChanged();
       this.onChange(this.setup);
     });
@@ -97,19 +98,26 @@ export class SetupForm {
       h('span', { class: 'field-name' }, f.key), input, h('span', { class: 'field-hint' }, f.hint));
   }
 
-  /** single runs one worker; switching to ddp offers one worker per core. */
+  /** single runs one worker; switching to ddp or fsdp offers one worker per core. */
   private strategyChanged(): void {
     const workers = this.distInputs.get('workers')!;
-    const ddp = this.distInputs.get('strategy')!.value === 'ddp';
-    if (!ddp) workers.value = '1';
+    if (!isParallel(this.distInputs.get('strategy')!.value)) workers.value = '1';
     else if (workers.value.trim() === '1' || workers.value.trim() === '') workers.value = String(defaultWorkers(this.cores));
     this.syncDist();
   }
 
-  /** With one worker, workers, transport and bucket size have nothing to do: shown, but not editable. */
+  /**
+   * With one worker, workers, transport and bucket size have nothing to do: shown, but not editable.
+   * shard and prefetch appear only with fsdp; a sharded model has no buckets, NO_SHARD nothing to prefetch.
+   */
   private syncDist(): void {
-    const single = this.distInputs.get('strategy')!.value === 'single';
+    const d = this.setup.dist;
+    const single = !isParallel(d.strategy);
+    const fsdp = d.strategy === 'fsdp';
     for (const k of ['workers', 'transport', 'bucket_mb'] as const) this.distInputs.get(k)!.disabled = single;
+    if (isSharded(d)) this.distInputs.get('bucket_mb')!.disabled = true;
+    for (const k of FSDP_KEYS) (this.distInputs.get(k)!.closest('.field') as HTMLElement).hidden = !fsdp;
+    this.distInputs.get('prefetch')!.disabled = !isSharded(d);
   }
 
   get setup(): Setup {
@@ -145,7 +153,7 @@ export class SetupForm {
     const changed = overrides(setup);
     for (const [k, input] of this.inputs) input.closest('.field')!.classList.toggle('changed', k in changed);
     const d = setup.dist;
-    const usual: DistValues = { ...DEFAULT_DIST, workers: d.strategy === 'ddp' ? String(defaultWorkers(this.cores)) : '1' };
+    const usual: DistValues = { ...DEFAULT_DIST, workers: isParallel(d.strategy) ? String(defaultWorkers(this.cores)) : '1' };
     for (const [k, input] of this.distInputs) {
       const same = k === 'bucket_mb' ? d[k].trim() !== '' && Number(d[k]) === Number(usual[k]) : d[k].trim() === usual[k];
       input.closest('.field')!.classList.toggle('changed', !same);
@@ -172,12 +180,17 @@ export class SetupForm {
       const [name, ...rest] = text.split(': ');
       return h('li', { 'data-help': key }, h('strong', {}, `${name}:`), ` ${rest.join(': ')}`);
     };
-    const ddp = d.strategy === 'ddp';
+    const fsdp = d.strategy === 'fsdp';
     const items = [
       line('strategy', DIST_HELP.strategy[d.strategy]),
-      ...(ddp
-        ? [line('workers', `${DIST_HELP.workers}${this.cores ? ` This computer reports ${this.cores} cores.` : ''}`), line('transport', DIST_HELP.transport[d.transport]), line('bucket_mb', DIST_HELP.bucket_mb)]
-        : [h('li', { class: 'muted' }, 'Choose strategy ddp to train with several workers; workers, transport and bucket_mb apply to ddp.')]),
+      ...(isParallel(d.strategy)
+        ? [
+          line('workers', `${DIST_HELP.workers}${this.cores ? ` This computer reports ${this.cores} cores.` : ''}`),
+          ...(fsdp ? [line('shard', DIST_HELP.shard[d.shard]), isSharded(d) ? line('prefetch', DIST_HELP.prefetch[d.prefetch]) : null] : []),
+          line('transport', DIST_HELP.transport[d.transport]),
+          line('bucket_mb', isSharded(d) ? DIST_HELP.bucketUnused : DIST_HELP.bucket_mb),
+        ]
+        : [h('li', { class: 'muted' }, 'Choose strategy ddp or fsdp to train with several workers; workers, transport and bucket_mb apply to them.')]),
     ].filter((x): x is HTMLLIElement => x !== null);
     if (global) {
       items.push(h('li', { id: 'global-batch', class: 'global-batch', 'data-sequences': global.sequences },

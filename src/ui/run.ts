@@ -78,6 +78,11 @@ export class Run {
     return this.coordinator.info;
   }
 
+  /** What every rank built, by rank (each reports the backend it started). */
+  get infos(): InitInfo[] {
+    return this.coordinator.infos;
+  }
+
   /** The options the ranks run with (shared may have become ring: see `notice`). */
   get dist(): DistOptions {
     return this.coordinator.dist;

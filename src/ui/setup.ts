@@ -1,9 +1,10 @@
 // The run setup as the page edits it: a preset plus the raw text of every form field, the "dist" part
-// (how many workers and how they talk), and its round trip through the URL query string. Pure functions
-// (no DOM), so they can be tested in Node.
+// (strategy, how many workers and how they talk, FSDP's sharding), and its round trip through the URL
+// query string. Pure functions (no DOM), so they can be tested in Node.
 //
 // The query string holds the preset and only the fields that differ from it, e.g.
 //   ?preset=tiny&backend=wasm&max_iters=60&strategy=ddp&workers=4&transport=star
+//   ?preset=tiny&strategy=fsdp&workers=2&shard=grad_op&prefetch=off
 // so a teacher can share a link that reproduces a setup. makeConfig() (src/model/config.ts) is the only
 // judge of a RunConfig, checkDist() (src/dist/coordinator.ts) of the dist part; this file never
 // second-guesses them. The dist settings are not RunConfig keys (makeConfig rejects unknown keys).
@@ -11,6 +12,7 @@
 import { BACKENDS, ConfigError, PRESETS, PRESET_NAMES, makeConfig, type PresetName, type RunConfig } from '../model/config';
 import { DIST_DEFAULTS, DistError, MAX_WORKERS, checkDist, type DistOptions } from '../dist/coordinator';
 import { TRANSPORTS } from '../dist/collectives';
+import { SHARD_STRATEGIES } from '../dist/layout';
 
 export const DEFAULT_PRESET: PresetName = 'shakespeare-cpu';
 
@@ -62,10 +64,12 @@ export interface Setup {
   dist: DistValues;
 }
 
-// ---- the dist part: strategy, workers, transport, bucket size ------------------------------------------
+// ---- the dist part: strategy, workers, transport, bucket size, FSDP's shard and prefetch ---------------
 
-export type DistKey = 'strategy' | 'workers' | 'transport' | 'bucket_mb';
+export type DistKey = 'strategy' | 'workers' | 'transport' | 'bucket_mb' | 'shard' | 'prefetch';
 export type DistValues = Record<DistKey, string>;
+
+export const PREFETCH_OPTIONS = ['on', 'off'] as const;
 
 export interface DistFieldSpec {
   key: DistKey;
@@ -74,36 +78,52 @@ export interface DistFieldSpec {
 }
 
 export const DIST_FIELDS: readonly DistFieldSpec[] = [
-  { key: 'strategy', hint: 'one worker, or data parallel', options: ['single', 'ddp'] }, // PAGE_STRATEGIES
+  { key: 'strategy', hint: 'one worker, DDP or FSDP', options: ['single', 'ddp', 'fsdp'] },
   { key: 'workers', hint: `Web Workers, 1 to ${MAX_WORKERS}` },
-  { key: 'transport', hint: 'how gradients travel', options: TRANSPORTS },
+  { key: 'transport', hint: 'how workers exchange data', options: TRANSPORTS },
   { key: 'bucket_mb', hint: 'MB per all-reduce' },
+  { key: 'shard', hint: 'what FSDP shards', options: SHARD_STRATEGIES }, // fsdp only
+  { key: 'prefetch', hint: 'gather ahead in backward', options: PREFETCH_OPTIONS }, // fsdp only
 ];
 
 const DIST_KEYS = new Set<string>(DIST_FIELDS.map((f) => f.key));
 
-/** The strategies this page offers (the runtime also has fsdp, which the page does not show yet). */
-export const PAGE_STRATEGIES: readonly string[] = ['single', 'ddp'];
+/** The settings that only mean something with strategy fsdp (the form shows them only then). */
+export const FSDP_KEYS: readonly DistKey[] = ['shard', 'prefetch'];
 
-/** checkDist, limited to the page's strategies. */
-function checkPageDist(d: DistOptions): DistOptions {
-  if (!PAGE_STRATEGIES.includes(d.strategy)) throw new DistError(`strategy must be single or ddp, got "${d.strategy}"`);
-  return checkDist(d);
-}
+/** Several workers: ddp or fsdp (single is one worker). */
+export const isParallel = (strategy: string): boolean => strategy.trim() !== 'single';
 
-/** One line a student understands, per setting (and per choice for strategy and transport). */
+/** FSDP with its parameters really sharded (full or grad_op): no all-reduce buckets, something to prefetch. */
+export const isSharded = (d: Pick<DistValues, 'strategy' | 'shard'>): boolean => d.strategy.trim() === 'fsdp' && d.shard.trim() !== 'none';
+
+/**
+ * One line a student understands, per setting (and per choice where it has choices). The words before
+ * the first ": " are the line's title (src/ui/form.ts shows them in bold).
+ */
 export const DIST_HELP = {
   strategy: {
     single: 'single: one worker trains on the whole batch.',
     ddp: 'ddp: every worker holds a full copy of the model, trains on its own slice of the batch, and all workers average their gradients before each update.',
+    fsdp: 'fsdp: fully sharded data parallel: the model is cut into units (one per transformer block, plus the embeddings); each worker keeps only its shard, 1/N of every unit, and a unit is all-gathered (unsharded) just before it is used.',
   } as Record<string, string>,
-  workers: 'workers: how many Web Workers (model copies) train side by side; more than this computer has cores only makes them take turns.',
+  workers: 'workers: how many Web Workers train side by side, each on its own slice of the batch; more than this computer has cores only makes them take turns.',
   transport: {
-    ring: 'ring: each worker talks to its neighbours; the all-reduce moves 2(N-1)/N of the gradients per worker.',
-    star: 'star: every worker sends everything to this page, which sums and sends back: the naive design.',
+    ring: 'ring: each worker talks to its neighbours; an all-reduce moves 2(N-1)/N of the data per worker, an all-gather or a reduce-scatter (N-1)/N.',
+    star: 'star: every worker sends everything to this page, which sums (or gathers) and sends back: the naive design.',
     shared: 'shared: one SharedArrayBuffer all workers read: needs a cross-origin isolated page.',
   } as Record<string, string>,
   bucket_mb: 'bucket_mb: gradients are averaged in buckets of up to this many MB, each sent as soon as backward has made it, while backward goes on.',
+  bucketUnused: 'bucket_mb: not used by a sharded model: FSDP reduce-scatters the gradients one unit at a time.',
+  shard: {
+    full: 'shard full (FULL_SHARD): a unit is all-gathered just before its forward, freed, all-gathered again before its backward, freed; its gradients are reduce-scattered: least memory, most traffic.',
+    grad_op: 'shard grad_op (SHARD_GRAD_OP, ZeRO-2): a unit all-gathered for forward stays unsharded until its backward: one all-gather fewer per unit, more memory at the peak.',
+    none: 'shard none (NO_SHARD): nothing is sharded: every worker keeps everything and all-reduces the gradients, exactly DDP: the control to compare against.',
+  } as Record<string, string>,
+  prefetch: {
+    on: 'prefetch on (BACKWARD_PRE): while one unit\'s backward computes, the all-gather of the unit backward needs next is already travelling.',
+    off: 'prefetch off: a unit\'s all-gather starts only when its backward needs it, so the worker waits for it.',
+  } as Record<string, string>,
 };
 
 /** The default number of DDP workers: the machine's cores, at least 2, at most MAX_WORKERS. */
@@ -111,14 +131,27 @@ export function defaultWorkers(cores: number | undefined): number {
   return Math.min(MAX_WORKERS, Math.max(2, Math.floor(cores ?? 2) || 2));
 }
 
-/** The dist form values of options (e.g. those saved with a checkpoint). */
+/** The dist form values of options (e.g. those saved with a checkpoint, which may predate shard and prefetch). */
 export function distValues(d: DistOptions): DistValues {
-  return { strategy: d.strategy, workers: String(d.workers), transport: d.transport, bucket_mb: String(d.bucketMb) };
+  return {
+    strategy: d.strategy, workers: String(d.workers), transport: d.transport, bucket_mb: String(d.bucketMb),
+    shard: d.shard ?? DIST_DEFAULTS.shard ?? 'full', prefetch: (d.prefetch ?? DIST_DEFAULTS.prefetch) === false ? 'off' : 'on',
+  };
 }
 
 export const DEFAULT_DIST: DistValues = distValues(DIST_DEFAULTS);
 
-/** Validates the dist part with checkDist: options, or a message that names the setting. */
+/** prefetch as options: on or off (a link or a form value), else a message. */
+function prefetchOf(raw: string): boolean {
+  const v = raw.trim();
+  if (!(PREFETCH_OPTIONS as readonly string[]).includes(v)) throw new DistError(`prefetch must be on or off, got "${raw}"`);
+  return v === 'on';
+}
+
+/**
+ * Validates the dist part with checkDist: options, or a message that names the setting. shard and
+ * prefetch are part of the options only with strategy fsdp (elsewhere the form hides them).
+ */
 export function toDist(v: DistValues): { dist: DistOptions; error: null } | { dist: null; error: string } {
   const num = (key: DistKey, what: string): number => {
     const raw = v[key].trim();
@@ -127,12 +160,18 @@ export function toDist(v: DistValues): { dist: DistOptions; error: null } | { di
     return n;
   };
   try {
-    const dist = checkPageDist({
-      strategy: v.strategy.trim() as DistOptions['strategy'],
+    const strategy = v.strategy.trim() as DistOptions['strategy'];
+    const options: DistOptions = {
+      strategy,
       workers: num('workers', `a whole number from 1 to ${MAX_WORKERS}`),
       transport: v.transport.trim() as DistOptions['transport'],
       bucketMb: num('bucket_mb', 'a positive number of MB'),
-    });
+    };
+    if (strategy === 'fsdp') {
+      options.shard = v.shard.trim() as DistOptions['shard'];
+      options.prefetch = prefetchOf(v.prefetch);
+    }
+    const dist = checkDist(options);
     return { dist, error: null };
   } catch (e) {
     if (e instanceof DistError) return { dist: null, error: e.message.replace(/^bucket size/, 'bucket_mb') };
@@ -193,8 +232,8 @@ export function configValues(cfg: RunConfig): FieldValues {
 
 /**
  * The query string for a setup: the preset, then every field that differs from it, then the dist
- * settings that differ from the defaults (ddp always names its workers, so a link means the same on
- * a machine with another number of cores).
+ * settings that differ from the defaults (ddp and fsdp always name their workers, so a link means the
+ * same on a machine with another number of cores; shard and prefetch appear only with fsdp).
  */
 export function toQuery(setup: Setup): string {
   const q = new URLSearchParams({ preset: setup.preset });
@@ -205,6 +244,9 @@ export function toQuery(setup: Setup): string {
   if (strategy !== DEFAULT_DIST.strategy || d.workers.trim() !== DEFAULT_DIST.workers) q.set('workers', d.workers.trim());
   if (d.transport.trim() !== DEFAULT_DIST.transport) q.set('transport', d.transport.trim());
   if (d.bucket_mb.trim() === '' || Number(d.bucket_mb) !== DIST_DEFAULTS.bucketMb) q.set('bucket_mb', d.bucket_mb.trim());
+  if (strategy === 'fsdp') {
+    for (const k of FSDP_KEYS) if (d[k].trim() !== DEFAULT_DIST[k]) q.set(k, d[k].trim());
+  }
   return '?' + q.toString();
 }
 
@@ -222,7 +264,8 @@ function distFromQuery(q: URLSearchParams, cores: number | undefined, problems: 
       };
       notNumber('workers', `a whole number from 1 to ${MAX_WORKERS}`);
       notNumber('bucketMb', 'a positive number of MB');
-      checkPageDist({ ...DIST_DEFAULTS, strategy: 'ddp', workers: 2, ...options });
+      if (key === 'prefetch') prefetchOf(q.get(key) ?? '');
+      checkDist({ ...DIST_DEFAULTS, strategy: 'ddp', workers: 2, ...options });
       return true;
     } catch (e) {
       problems.push(`The link's ${key} could not be used (${(e as Error).message.replace(/^bucket size/, 'bucket_mb')}); using ${fallback} instead.`);
@@ -231,14 +274,14 @@ function distFromQuery(q: URLSearchParams, cores: number | undefined, problems: 
   };
   const strategy = q.get('strategy')?.trim();
   if (strategy !== undefined && check('strategy', { strategy: strategy as DistOptions['strategy'] }, DEFAULT_DIST.strategy)) d.strategy = strategy;
-  const ddp = d.strategy === 'ddp';
-  const fallbackWorkers = ddp ? String(defaultWorkers(cores)) : '1';
+  const parallel = isParallel(d.strategy);
+  const fallbackWorkers = parallel ? String(defaultWorkers(cores)) : '1';
   d.workers = fallbackWorkers;
   const workersRaw = q.get('workers')?.trim();
   if (workersRaw !== undefined) {
     const n = workersRaw === '' ? NaN : Number(workersRaw);
     if (check('workers', { workers: n }, fallbackWorkers)) {
-      if (!ddp && n !== 1) problems.push(`The link asks for ${n} workers, but strategy single runs one worker; choose strategy ddp to train with ${n}. Using 1 worker.`);
+      if (!parallel && n !== 1) problems.push(`The link asks for ${n} workers, but strategy single runs one worker; choose strategy ddp or fsdp to train with ${n}. Using 1 worker.`);
       else d.workers = String(n);
     }
   }
@@ -246,6 +289,16 @@ function distFromQuery(q: URLSearchParams, cores: number | undefined, problems: 
   if (transport !== undefined && check('transport', { transport: transport as DistOptions['transport'] }, DEFAULT_DIST.transport)) d.transport = transport;
   const bucketRaw = q.get('bucket_mb')?.trim();
   if (bucketRaw !== undefined && check('bucket_mb', { bucketMb: bucketRaw === '' ? NaN : Number(bucketRaw) }, DEFAULT_DIST.bucket_mb)) d.bucket_mb = bucketRaw;
+  const shard = q.get('shard')?.trim();
+  if (shard !== undefined && check('shard', { shard: shard as DistOptions['shard'] }, DEFAULT_DIST.shard)) d.shard = shard;
+  const prefetch = q.get('prefetch')?.trim();
+  if (prefetch !== undefined && check('prefetch', {}, DEFAULT_DIST.prefetch)) d.prefetch = prefetch;
+  // shard and prefetch belong to fsdp: with another strategy they would be dropped from the link anyway.
+  const unused = FSDP_KEYS.filter((k) => d.strategy !== 'fsdp' && q.has(k) && d[k] !== DEFAULT_DIST[k]);
+  if (unused.length) {
+    problems.push(`The link sets ${unused.join(' and ')}, which only strategy fsdp uses; ${unused.length === 1 ? 'it was' : 'they were'} ignored.`);
+    for (const k of unused) d[k] = DEFAULT_DIST[k];
+  }
   return d;
 }
 

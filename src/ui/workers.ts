@@ -1,18 +1,26 @@
-// The Workers panel: one card per rank (backend, state, the last step's time split into compute /
-// communication / waiting as a stacked bar with ms values, bytes sent per step, tfjs memory), and the
-// group's totals above them (tokens/s, ms per step, bytes per step, and for star the bytes through
-// this page). What a worker is doing right now is not observable from here, so a card shows the run's
-// state and the split of the last step that finished.
+// The Workers panel: one card per rank (its backend, state, the last step's time split into compute /
+// communication / waiting as a stacked bar with ms values, its memory by kind as a second stacked bar,
+// bytes sent per step, tf.memory()), and the group's totals above them (tokens/s, global batch, bytes
+// per step, and for star the bytes through this page). What a worker is doing right now is not
+// observable from here, so a card shows the run's state and the split of the last step that finished.
+//
+// Memory bars (src/ui/memory.ts) come with every step (RankStepStats.memory) and share one scale: at
+// least a full replica at rest (16 bytes per parameter) plus the same activations and buffers, what a
+// DDP worker would hold, so the bars of a sharded model (FSDP) come out shorter. One line above the cards gives the expected bytes at rest.
 //
 // Updates are batched into one DOM write per animation frame. Numbers are also exposed as data
-// attributes (data-compute-ms, data-bytes-sent, data-num-tensors on each .worker) for tests.
+// attributes for tests: on each .worker data-compute-ms, data-bytes-sent, data-num-tensors, data-backend
+// and data-mem-{params,grads,optimizer,gathered,activations,comm,total}; on #memory-expect
+// data-expected-bytes and data-measured-bytes (at rest, the largest worker's).
 
 import type { RankStepStats } from '../protocol';
 import type { RunState, TrainEvent } from '../train/session';
 import type { DistOptions } from '../dist/coordinator';
+import type { ParamTable } from '../model/params';
 import type { RankMemory } from './run';
 import { byId, h } from './dom';
 import * as fmt from './format';
+import { BYTES_PER_PARAM, MEMORY_KINDS, MemoryBar, SHARD_NAMES, atRest, expectedAtRest, memoryLegend, memoryTotal, sharded } from './memory';
 
 type StepEvent = Extract<TrainEvent, { type: 'step' }>;
 export type Phase = 'starting' | RunState;
@@ -26,6 +34,7 @@ const TRANSPORT_NAMES: Record<DistOptions['transport'], string> = { ring: 'ring'
 interface Card {
   root: HTMLElement;
   backend: HTMLElement;
+  mem: MemoryBar;
   state: HTMLElement;
   track: HTMLElement;
   fill: HTMLElement;
@@ -48,8 +57,10 @@ export class WorkersPanel {
   private readonly totals = byId('workers-totals');
   private readonly note = byId('workers-notice');
   private readonly subtitle = byId('workers-subtitle');
+  private readonly expect = byId('memory-expect');
   private cards: Card[] = [];
-  private backend = '';
+  private backends: string[] = []; // per rank ('' until known)
+  private table: ParamTable | null = null; // the model's parameters, for the memory expectations
   private dist: DistOptions | null = null;
   private batch: { sequences: number; tokens: number } | null = null; // global batch per step
   private phase: Phase = 'idle';
@@ -59,22 +70,34 @@ export class WorkersPanel {
   private live = false; // cards belong to a run (not a preview of the setup)
   private frame = 0;
 
+  constructor() {
+    byId('memory-legend').replaceChildren(memoryLegend());
+  }
+
   /** Before any run: cards for the workers the setup would start, so changing `workers` shows them. */
   preview(dist: DistOptions | null, backend: string, batch: { sequences: number; tokens: number } | null): void {
     if (this.live) return;
     this.build(dist, backend, 'idle', batch);
   }
 
+  /** The model the setup would build (before any run; a run's own comes with ready()). */
+  previewModel(table: ParamTable | null): void {
+    if (this.live) return;
+    this.table = table;
+    this.schedule();
+  }
+
   /** A run is starting with these options: fresh cards in the "starting" state. */
-  start(dist: DistOptions, backend: string, batch: { sequences: number; tokens: number }): void {
+  start(dist: DistOptions, backend: string, batch: { sequences: number; tokens: number }, table: ParamTable | null): void {
     this.live = true;
+    this.table = table;
     this.build(dist, backend, 'starting', batch);
   }
 
   private build(dist: DistOptions | null, backend: string, phase: Phase, batch: { sequences: number; tokens: number } | null): void {
     this.dist = dist;
     this.batch = batch;
-    this.backend = backend;
+    this.backends = Array.from({ length: dist?.workers ?? 0 }, () => backend);
     this.phase = phase;
     this.failedRank = null;
     this.last = null;
@@ -104,23 +127,31 @@ export class WorkersPanel {
     const m = timed('comm', 'comm');
     const w = timed('wait', 'waiting');
     const sent = row('sent / step', 'first');
-    const memory = row('memory');
+    const memory = row('tf.memory()');
     const tensors = row('tensors');
+    const mem = new MemoryBar();
     const backend = h('span', { class: 'worker-backend' });
     const state = h('span', { class: 'worker-state' });
     const total = h('span', { class: 'split-total' }, '–');
     const root = h('article', { class: 'worker', 'data-rank': rank },
       h('header', {}, h('div', {}, h('h3', {}, `Worker ${rank}`), backend), state),
+      h('div', { class: 'bar-caption' }, 'last step'),
       h('div', { class: 'split' }, track, total),
-      h('dl', { class: 'worker-nums' }, c.el, m.el, w.el, sent.el, memory.el, tensors.el),
+      h('dl', { class: 'worker-nums' }, c.el, m.el, w.el),
+      mem.root,
+      h('dl', { class: 'worker-nums' }, sent.el, memory.el, tensors.el),
     );
-    return { root, backend, state, track, fill, segs, total, values: { compute: c.v, comm: m.v, wait: w.v }, sent: sent.v, memory: memory.v, tensors: tensors.v };
+    return { root, backend, mem, state, track, fill, segs, total, values: { compute: c.v, comm: m.v, wait: w.v }, sent: sent.v, memory: memory.v, tensors: tensors.v };
   }
 
-  /** The run's workers are built: the backend they chose, the options they run with, any fallback notice. */
-  ready(backend: string, dist: DistOptions, notice: string | null): void {
-    this.backend = backend;
+  /**
+   * The run's workers are built: the backend each chose (one per rank), the options they run with, any
+   * fallback notice, and the model they built.
+   */
+  ready(backends: string[], dist: DistOptions, notice: string | null, table: ParamTable | null): void {
+    this.backends = backends;
     this.dist = dist;
+    this.table = table;
     this.note.hidden = !notice;
     this.note.textContent = notice ? `Note: ${notice}.` : '';
     this.schedule();
@@ -152,20 +183,26 @@ export class WorkersPanel {
     this.frame = 0;
     const d = this.dist;
     this.empty.hidden = this.cards.length > 0;
-    this.subtitle.textContent = !d
-      ? ''
-      : d.strategy === 'single'
-        ? 'One worker trains the whole batch.'
-        : `DDP: ${d.workers} copies of the model, gradients averaged over ${TRANSPORT_NAMES[d.transport]} every step.`;
+    this.subtitle.textContent = d ? subtitle(d) : '';
     const e = this.last;
     const perRank: RankStepStats[] = e?.stats.perRank ?? [];
     const longest = Math.max(1, ...perRank.map((r) => r.computeMs + r.commMs + r.waitMs));
+    // Memory: one scale for all cards, at least what a full replica (a DDP worker) with the same
+    // activations and buffers would hold, so sharded workers' bars come out shorter.
+    const replica = this.table ? BYTES_PER_PARAM * this.table.total : 0;
+    const memScale = Math.max(1, ...perRank.map((r) => Math.max(memoryTotal(r.memory), replica + r.memory.activations_peak + r.memory.comm_buffers)));
+    this.drawExpectation(perRank);
     this.cards.forEach((c, rank) => {
       const r = perRank[rank];
       const state = this.failedRank !== null ? (rank === this.failedRank ? 'error' : 'idle') : STATE_LABELS[this.phase];
       c.root.dataset.state = state;
       c.state.textContent = state;
-      c.backend.textContent = this.backend ? `${this.backend} · rank ${rank}` : `rank ${rank}`;
+      const backend = this.backends[rank] ?? '';
+      c.backend.textContent = backend ? `${backend} · rank ${rank}` : `rank ${rank}`;
+      c.root.dataset.backend = backend;
+      c.mem.update(r?.memory ?? null, memScale, replica);
+      for (const k of MEMORY_KINDS) setData(c.root, memKey(k.data), r ? String(r.memory[k.key]) : undefined);
+      setData(c.root, 'memTotal', r ? String(memoryTotal(r.memory)) : undefined);
       if (r) {
         const total = r.computeMs + r.commMs + r.waitMs;
         c.fill.style.width = `${((total / longest) * 100).toFixed(1)}%`;
@@ -205,14 +242,54 @@ export class WorkersPanel {
     const stat = (label: string, value: string, title?: string) => h('div', { class: 'stat', title }, h('dt', {}, label), h('dd', {}, value));
     const sent = perRank.reduce((s, r) => s + r.bytesSent, 0);
     const hub = e?.stats.hubBytes;
+    const backends = [...new Set(this.backends.filter(Boolean))];
     this.totals.replaceChildren(
-      stat('workers', `${d.workers} × ${this.backend || '…'}`),
+      stat('workers', backends.length > 1 ? `${d.workers}: ${backends.join(' + ')}` : `${d.workers} × ${backends[0] || '…'}`),
       stat('group tokens / s', e ? fmt.count(e.tokensPerSec) : '–', 'Tokens per second of all workers together (median of recent steps)'),
       stat('global batch', this.batch ? `${fmt.count(this.batch.sequences)} seqs` : '–', this.batch ? `${fmt.count(this.batch.sequences)} sequences (${fmt.count(this.batch.tokens)} tokens) per optimizer step over all workers: workers × batch_size × grad_accum` : undefined),
-      d.transport === 'star' && d.strategy === 'ddp'
-        ? stat('through this page', hub === undefined ? '–' : `${fmt.bytes(hub)} / step`, 'Star: every worker sends its gradients to this page and gets the sum back (bytes in + out)')
+      d.transport === 'star' && d.strategy !== 'single'
+        ? stat('through this page', hub === undefined ? '–' : `${fmt.bytes(hub)} / step`, 'Star: every worker sends its data (gradients, FSDP shards) to this page and gets the result back (bytes in + out)')
         : stat('all workers sent', e ? `${fmt.bytes(sent)} / step` : '–', 'Bytes all workers put on their links (or into shared memory) in the last step'),
     );
     this.totals.dataset.hubBytes = hub === undefined ? '' : String(hub);
   }
+
+  /** One line: what a worker should hold at rest, and what the workers report. */
+  private drawExpectation(perRank: RankStepStats[]): void {
+    const d = this.dist;
+    const t = this.table;
+    if (!d || !t) {
+      this.expect.replaceChildren();
+      this.expect.hidden = true;
+      return;
+    }
+    const x = expectedAtRest(t, d);
+    const measured = perRank.length ? Math.max(...perRank.map((r) => atRest(r.memory))) : null;
+    const what = sharded(d) ? `${SHARD_NAMES[d.shard ?? 'full']} keeps a 1/${d.workers} shard of weights, gradients and AdamW m and v` : 'weights 4 + gradients 4 + AdamW m and v 8 bytes per parameter';
+    this.expect.hidden = false;
+    this.expect.replaceChildren(
+      'At rest, expected per worker: ', h('strong', {}, `${x.formula} ${sharded(d) && d.workers > 1 ? '≈' : '='} ${fmt.bytes(x.bytes)}`), ` (${what})`,
+      ...(measured === null ? [] : [' · measured: ', h('strong', {}, fmt.bytes(measured))]),
+    );
+    this.expect.dataset.expectedBytes = String(x.bytes);
+    this.expect.dataset.measuredBytes = measured === null ? '' : String(measured);
+  }
+}
+
+/** data-mem-{kind} as a dataset key: memParams, memGathered, ... */
+const memKey = (kind: string) => `mem${kind[0].toUpperCase()}${kind.slice(1)}`;
+
+function setData(el: HTMLElement, key: string, value: string | undefined): void {
+  if (value === undefined) delete el.dataset[key];
+  else el.dataset[key] = value;
+}
+
+/** What the strategy does, in one sentence. */
+function subtitle(d: DistOptions): string {
+  const over = TRANSPORT_NAMES[d.transport];
+  if (d.strategy === 'single') return 'One worker trains the whole batch.';
+  if (d.strategy === 'ddp') return `DDP: ${d.workers} copies of the model, gradients averaged over ${over} every step.`;
+  if (!sharded(d)) return `FSDP NO_SHARD: ${d.workers} full copies of the model, gradients all-reduced over ${over}: the same as DDP, the control.`;
+  const prefetch = d.prefetch === false ? 'without backward prefetch' : 'with backward prefetch';
+  return `FSDP ${SHARD_NAMES[d.shard ?? 'full']}: each of ${d.workers} workers keeps a 1/${d.workers} shard of the model; units are all-gathered over ${over} when needed, gradients reduce-scattered (${prefetch}).`;
 }

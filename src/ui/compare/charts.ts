@@ -1,0 +1,133 @@
+// The Compare view's two charts (uPlot, as the page's loss chart): the loss curves of every compared
+// run on one chart, and the what-if memory per worker against the number of workers, with the budget.
+
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { loss, tick } from '../format';
+import { STRATEGY_KEYS, STRATEGY_LABELS, type StrategyKey } from './settings';
+
+const FONT = '14px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+const AXIS: uPlot.Axis = { font: FONT, labelFont: FONT, stroke: '#475569', grid: { stroke: '#e8ebf0', width: 1 }, ticks: { stroke: '#e8ebf0', width: 1 } };
+
+/** One colour and line style per strategy: identical curves stay visible on top of each other. */
+export const STRATEGY_STYLE: Record<StrategyKey, { color: string; width: number; dash?: number[] }> = {
+  single: { color: 'rgba(17, 24, 39, 0.22)', width: 9 },
+  ddp: { color: '#2563eb', width: 2.5 },
+  'fsdp-full': { color: '#ea580c', width: 2.5, dash: [10, 7] },
+  'fsdp-grad_op': { color: '#16a34a', width: 2.5, dash: [2, 6] },
+};
+export const STRATEGY_SWATCH: Record<StrategyKey, string> = { single: '#6b7280', ddp: '#2563eb', 'fsdp-full': '#ea580c', 'fsdp-grad_op': '#16a34a' };
+
+function size(container: HTMLElement, height: number) {
+  return { width: Math.max(300, container.clientWidth), height };
+}
+
+/** A chart that fits its container's width, rebuilt when its series change. */
+abstract class Chart {
+  protected plot: uPlot | null = null;
+  constructor(protected readonly container: HTMLElement, protected readonly height: number) {
+    new ResizeObserver(() => this.plot?.setSize(size(this.container, this.height))).observe(container);
+  }
+
+  protected build(opts: Omit<uPlot.Options, 'width' | 'height'>, data: uPlot.AlignedData): void {
+    this.plot?.destroy();
+    this.plot = new uPlot({ ...size(this.container, this.height), ...opts }, data, this.container);
+  }
+}
+
+export class LossOverlay extends Chart {
+  /** runs: each compared run's losses (losses[i] is the loss of step i + 1). */
+  set(runs: { key: StrategyKey; losses: number[] }[]): void {
+    if (!runs.length) {
+      this.plot?.destroy();
+      this.plot = null;
+      return;
+    }
+    const steps = Array.from({ length: Math.max(...runs.map((r) => r.losses.length)) }, (_, i) => i + 1);
+    this.build(
+      {
+        cursor: { drag: { x: false, y: false } },
+        scales: { x: { time: false } },
+        axes: [
+          { ...AXIS, label: 'step', labelSize: 26, values: (_u, t) => t.map((v) => (Number.isInteger(v) ? String(v) : '')) },
+          { ...AXIS, label: 'loss', labelSize: 26, size: 56, values: (_u, t) => t.map(tick) },
+        ],
+        series: [
+          { label: 'step', value: (_u, v) => (v == null ? '–' : String(v)) },
+          ...runs.map((r) => ({
+            label: STRATEGY_LABELS[r.key],
+            stroke: STRATEGY_STYLE[r.key].color,
+            width: STRATEGY_STYLE[r.key].width,
+            dash: STRATEGY_STYLE[r.key].dash,
+            points: { show: false },
+            value: (_u: uPlot, v: number | null) => loss(v),
+          })),
+        ],
+      },
+      [steps, ...runs.map((r) => steps.map((_, i) => r.losses[i] ?? null))],
+    );
+  }
+}
+
+const GB = 2 ** 30;
+
+export class MemoryChart extends Chart {
+  /** Memory per worker (bytes) of each strategy for workers[i] workers, and the budget line. */
+  set(workers: number[], bytes: Record<StrategyKey, number[]>, budget: number, at: number): void {
+    const marker: uPlot.Series = { label: 'budget', stroke: '#b91c1c', width: 2, dash: [6, 4], points: { show: false }, value: (_u, v) => (v == null ? '–' : gb(v * GB)) };
+    this.build(
+      {
+        cursor: { drag: { x: false, y: false } },
+        scales: { x: { time: false, distr: 3, log: 2 }, y: { distr: 3, log: 10 } },
+        axes: [
+          { ...AXIS, label: 'workers', labelSize: 26, values: (_u, t) => t.map((v) => String(Math.round(v))) },
+          { ...AXIS, label: 'memory per worker', labelSize: 26, size: 70, splits: decades, values: (_u, t) => t.map((v) => gb(v * GB)) },
+        ],
+        series: [
+          { label: 'workers', value: (_u, v) => (v == null ? '–' : String(v)) },
+          ...STRATEGY_KEYS.map((k) => ({
+            label: STRATEGY_LABELS[k],
+            stroke: STRATEGY_SWATCH[k],
+            width: k === 'single' ? 2 : 2.5,
+            dash: STRATEGY_STYLE[k].dash,
+            points: { show: false },
+            value: (_u: uPlot, v: number | null) => (v == null ? '–' : gb(v * GB)),
+          })),
+          marker,
+        ],
+        hooks: {
+          // the what-if's number of workers, as a vertical line
+          draw: [(u) => {
+            const X = u.valToPos(at, 'x', true);
+            const ctx = u.ctx;
+            ctx.save();
+            ctx.strokeStyle = 'rgba(67, 56, 202, 0.5)';
+            ctx.lineWidth = 2 * devicePixelRatio;
+            ctx.beginPath();
+            ctx.moveTo(X, u.bbox.top);
+            ctx.lineTo(X, u.bbox.top + u.bbox.height);
+            ctx.stroke();
+            ctx.restore();
+          }],
+        },
+      },
+      [workers, ...STRATEGY_KEYS.map((k) => bytes[k].map((b) => b / GB)), workers.map(() => budget / GB)],
+    );
+  }
+}
+
+/** Log-axis ticks at powers of ten only (uPlot's default also labels 2..9 of every decade). */
+function decades(_u: uPlot, _axis: number, min: number, max: number): number[] {
+  const out: number[] = [];
+  for (let e = Math.floor(Math.log10(min)); e <= Math.ceil(Math.log10(max)); e++) {
+    const v = 10 ** e;
+    if (v >= min * 0.999 && v <= max * 1.001) out.push(v);
+  }
+  return out;
+}
+
+function gb(b: number): string {
+  if (b >= GB) return `${+(b / GB).toPrecision(3)} GB`;
+  if (b >= 2 ** 20) return `${+(b / 2 ** 20).toPrecision(3)} MB`;
+  return `${+(b / 2 ** 10).toPrecision(3)} KB`;
+}

@@ -1,0 +1,250 @@
+// The cost model panel: Calibrate (this machine's FLOP/s and the transport's alpha and beta), the
+// predictions of src/dist/costmodel.ts beside the measured runs, the formulas with the numbers plugged
+// in, and "what if": more workers, a bigger model, a slower link, a memory budget per worker; which
+// strategies fit, and from where FSDP is the only one that does.
+
+import costmodelSource from '../../dist/costmodel.ts?raw';
+import { PRESET_NAMES, type RunConfig } from '../../model/config';
+import { buildParamTable } from '../../model/params';
+import type { TransportKind } from '../../dist/collectives';
+import { h } from '../dom';
+import * as fmt from '../format';
+import { MemoryChart, STRATEGY_SWATCH } from './charts';
+import type { RunRecord } from './runner';
+import type { RunSummary } from './summary';
+import { STRATEGY_HELP } from './settings';
+import {
+  WHATIF_MAX_WORKERS, crossover, explain, memoryCurves, predictRun, presetLabel, whatIfConfig, whatIfRows,
+  type Measured, type WhatIf, type WhatIfModel,
+} from './whatif';
+
+/** The formulas as costmodel.ts's header comment states them. */
+function formulas(): string {
+  const lines: string[] = [];
+  for (const line of costmodelSource.split('\n')) {
+    if (!line.startsWith('//')) break;
+    lines.push(line.replace(/^\/\/ ?/, ''));
+  }
+  return lines.join('\n').trim();
+}
+
+const ms = (x: number) => (!Number.isFinite(x) ? '–'
+  : x >= 60_000 ? fmt.duration(x)
+    : x >= 10_000 ? `${(x / 1000).toFixed(1)} s`
+      : `${x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : fmt.count(x)} ms`);
+const rate = (x: number) => (!Number.isFinite(x) ? '–' : fmt.count(x));
+const gap = (pred: number, meas: number) => {
+  if (!(pred > 0) || !Number.isFinite(meas)) return '';
+  const g = (meas / pred - 1) * 100;
+  return `${g >= 0 ? '+' : '−'}${Math.abs(g).toFixed(0)}%`;
+};
+
+export interface CostPanelHooks {
+  calibrate(): void;
+}
+
+export class CostPanel {
+  private readonly status = h('p', { class: 'cmp-cal-status', id: 'compare-calibration' });
+  private readonly calibrateButton = h('button', { type: 'button', id: 'compare-calibrate' }, 'Calibrate');
+  private readonly table = h('div', { class: 'cmp-table-wrap' });
+  private readonly explained = h('div', { class: 'cmp-explained' });
+  private readonly whatTable = h('div', { class: 'cmp-table-wrap' });
+  private readonly verdict = h('p', { class: 'cmp-crossover', id: 'compare-crossover' });
+  private readonly chartBox = h('div', { class: 'cmp-chart' });
+  private readonly chart: MemoryChart;
+  private readonly inputs = {
+    model: h('select', { id: 'whatif-model' }),
+    workers: h('input', { id: 'whatif-workers', type: 'range', min: 1, max: WHATIF_MAX_WORKERS, step: 1, value: 8 }),
+    link: h('input', { id: 'whatif-link', type: 'range', min: -3, max: 0, step: 0.25, value: 0 }),
+    budget: h('input', { id: 'whatif-budget', type: 'text', inputmode: 'decimal', value: '4' }),
+  };
+  private readonly outputs = { workers: h('output', {}), link: h('output', {}) };
+
+  private runs: RunRecord[] = [];
+  private summaries: RunSummary[] = [];
+  private measured: Measured | null = null;
+  private setup: RunConfig | null = null;
+  private transport: TransportKind = 'ring';
+  private bucketMb = 25;
+
+  constructor(root: HTMLElement, hooks: CostPanelHooks) {
+    this.calibrateButton.addEventListener('click', () => hooks.calibrate());
+    const field = (label: string, input: HTMLElement, out?: HTMLElement) =>
+      h('label', { class: 'field' }, h('span', { class: 'field-name' }, label, ...(out ? [' ', out] : [])), input);
+    const controls = h('div', { class: 'cmp-whatif-controls' },
+      field('model', this.inputs.model),
+      field('workers', this.inputs.workers, this.outputs.workers),
+      field('link speed', this.inputs.link, this.outputs.link),
+      field('memory budget per worker (GB)', this.inputs.budget),
+    );
+    for (const el of Object.values(this.inputs)) el.addEventListener('input', () => this.drawWhatIf());
+    this.chart = new MemoryChart(this.chartBox, 300);
+    root.append(
+      h('div', { class: 'card-head' },
+        h('div', {}, h('h2', { id: 'compare-cost-title' }, 'Cost model: predicted beside measured'),
+          h('p', { class: 'muted' }, 'Calibrate measures this computer: training FLOP/s of one worker, and the latency (α) and bandwidth (β) of the transport.')),
+        this.calibrateButton),
+      this.status,
+      this.table,
+      h('details', { class: 'cmp-formulas' }, h('summary', {}, 'How the predictions are made: the formulas, with the numbers plugged in'),
+        h('pre', { class: 'cmp-pre' }, formulas()), this.explained),
+      h('h3', { class: 'cmp-h3' }, 'What if?'),
+      h('p', { class: 'muted cmp-sub' }, 'More workers, a bigger model, a slower link, less memory: the cost model predicts every strategy (single trains the same global batch alone).'),
+      controls, this.whatTable, this.verdict, this.chartBox,
+    );
+    this.drawModels();
+    this.draw();
+  }
+
+  setBusy(busy: boolean, status?: string): void {
+    this.calibrateButton.disabled = busy;
+    if (status) this.status.textContent = status;
+    else this.drawStatus();
+  }
+
+  setRuns(runs: RunRecord[], summaries: RunSummary[]): void {
+    this.runs = runs;
+    this.summaries = summaries;
+    this.draw();
+  }
+
+  setMeasured(m: Measured | null): void {
+    this.measured = m;
+    this.draw();
+  }
+
+  /** The page's setup (the what-if's "this setup"), the transport and bucket size compared. */
+  setSetup(cfg: RunConfig | null, transport: TransportKind, bucketMb: number): void {
+    const changed = cfg?.preset !== this.setup?.preset || cfg?.n_layer !== this.setup?.n_layer || cfg?.n_embd !== this.setup?.n_embd ||
+      cfg?.batch_size !== this.setup?.batch_size || cfg?.block_size !== this.setup?.block_size || cfg?.vocab_size !== this.setup?.vocab_size;
+    this.setup = cfg;
+    this.transport = transport;
+    this.bucketMb = bucketMb;
+    if (changed) this.drawModels();
+    this.drawWhatIf();
+  }
+
+  private draw(): void {
+    this.drawStatus();
+    this.drawTable();
+    this.drawWhatIf();
+  }
+
+  private drawStatus(): void {
+    const m = this.measured;
+    if (!m) {
+      this.status.textContent = 'Not calibrated yet: run a comparison (it calibrates itself), or press Calibrate.';
+      this.status.dataset.calibrated = 'false';
+      return;
+    }
+    const l = m.link;
+    const samples = l.samples.map((s) => `${fmt.bytes(s.bytes)}: ${ms(s.seconds * 1000)}`).join(', ');
+    this.status.replaceChildren(
+      h('strong', {}, `${(m.flops / 1e9).toFixed(2)} GFLOP/s`), ` per worker (${m.flopsFrom}) · `,
+      h('strong', {}, `α = ${l.alpha > 0 ? `${(l.alpha * 1e6).toFixed(0)} µs` : '≈ 0 (too small to see at these sizes)'}, β = ${(l.beta / 1e9).toFixed(2)} GB/s`),
+      ` for the ${l.transport} all-reduce on ${l.workers} workers (${samples}).`,
+    );
+    this.status.dataset.calibrated = 'true';
+  }
+
+  private drawTable(): void {
+    const m = this.measured;
+    if (!this.runs.length) {
+      this.table.replaceChildren(h('p', { class: 'muted' }, 'Run a comparison to see the predictions beside the measurements.'));
+      this.explained.replaceChildren();
+      return;
+    }
+    const head = h('thead', {},
+      h('tr', {}, h('th', { rowspan: 2 }, 'strategy'), ...['step time', 'tokens / s', 'sent / step / worker', 'memory / worker'].map((t) => h('th', { colspan: 2, class: 'group' }, t))),
+      h('tr', {}, ...Array.from({ length: 4 }, () => [h('th', { class: 'pred' }, 'predicted'), h('th', {}, 'measured')]).flat()),
+    );
+    const rows = this.runs.map((run, i) => {
+      const s = this.summaries[i];
+      const p = predictRun(run, m);
+      const measuredMem = s.memoryTotal - s.memory.comm_buffers; // the kinds the model predicts
+      const cell = (pred: string, meas: string, g: string, title?: string) => [
+        h('td', { class: 'pred num' }, pred),
+        h('td', { class: 'num', title }, meas, g ? h('span', { class: 'cmp-gap' }, ` ${g}`) : ''),
+      ];
+      return h('tr', { 'data-strategy': run.key, 'data-predicted-ms': String(m ? p.step_ms : ''), 'data-measured-ms': String(s.stepMs) },
+        h('th', { scope: 'row' }, h('i', { class: 'swatch', style: `--c:${STRATEGY_SWATCH[run.key]}` }), ` ${run.label}`),
+        ...cell(m ? ms(p.step_ms) : '–', ms(s.stepMs), m ? gap(p.step_ms, s.stepMs) : ''),
+        ...cell(m ? rate(p.tokens_per_s) : '–', rate(s.tokensPerSec), m ? gap(p.tokens_per_s, s.tokensPerSec) : ''),
+        ...cell(fmt.bytes(Math.round(p.bytes_per_rank)), fmt.bytes(Math.round(s.bytesPerWorker)), ''),
+        ...cell(fmt.bytes(Math.round(p.memory.total)), fmt.bytes(measuredMem), '', 'params + grads + optimizer + gathered peak + activations peak (communication buffers not counted)'),
+      );
+    });
+    this.table.replaceChildren(h('table', { class: 'cmp-table cmp-pvm', id: 'compare-predicted' }, head, h('tbody', {}, ...rows)),
+      h('p', { class: 'muted cmp-foot' }, m
+        ? 'Gaps are measured against predicted. Times are predicted with one worker’s FLOP/s: workers sharing fewer cores than there are of them run slower than that, and the model puts compute and communication one after the other (no overlap).'
+        : 'Bytes and memory need no calibration; times do (press Calibrate, or include single in a comparison).'));
+    this.explained.replaceChildren(...(m
+      ? this.runs.map((run) => {
+        const e = explain(run, m);
+        return h('div', { class: 'cmp-explain' }, h('h4', {}, e.label), h('ul', {}, ...e.lines.map((l) => h('li', {}, l))));
+      })
+      : [h('p', { class: 'muted' }, 'Calibrate to see each strategy’s numbers plugged in.')]));
+  }
+
+  private drawModels(): void {
+    const current = this.inputs.model.value || 'setup';
+    const setupLabel = this.setup ? `this setup (${this.setup.preset}, ${fmt.compact(buildParamTable(this.setup).total)} parameters)` : 'this setup';
+    this.inputs.model.replaceChildren(
+      h('option', { value: 'setup' }, setupLabel),
+      ...PRESET_NAMES.map((p) => h('option', { value: p }, presetLabel(p))),
+    );
+    this.inputs.model.value = current;
+  }
+
+  private whatIf(): WhatIf {
+    const budgetGb = Number(this.inputs.budget.value.trim());
+    return {
+      model: this.inputs.model.value as WhatIfModel,
+      workers: Number(this.inputs.workers.value),
+      linkScale: 10 ** Number(this.inputs.link.value),
+      budget: (budgetGb > 0 ? budgetGb : 4) * 2 ** 30,
+      transport: this.measured?.link.transport ?? this.transport,
+      bucketMb: this.bucketMb,
+    };
+  }
+
+  private drawWhatIf(): void {
+    const w = this.whatIf();
+    const m = this.measured;
+    const cfg = whatIfConfig(w.model, this.setup);
+    this.outputs.workers.textContent = String(w.workers);
+    this.outputs.link.textContent = w.linkScale === 1 ? '× 1 (as measured)' : `÷ ${+(1 / w.linkScale).toPrecision(2)}`;
+    this.inputs.budget.setAttribute('aria-invalid', String(!(Number(this.inputs.budget.value) > 0)));
+    const rows = whatIfRows(cfg, w, m);
+    const c = crossover(cfg, w);
+    const only = (key: string) => key.startsWith('fsdp') && !rows.find((r) => r.key === 'ddp')!.fits && !rows.find((r) => r.key === 'single')!.fits;
+    const head = h('thead', {}, h('tr', {}, ...['strategy', 'workers', 'step time', 'tokens / s', 'sent / step / worker', 'memory / worker', `fits in ${fmt.bytes(w.budget)}?`].map((t) => h('th', {}, t))));
+    const body = rows.map((r) =>
+      h('tr', { class: r.fits ? 'fits' : 'no-fit', 'data-strategy': r.key, 'data-fits': String(r.fits) },
+        h('th', { scope: 'row', title: STRATEGY_HELP[r.key] }, h('i', { class: 'swatch', style: `--c:${STRATEGY_SWATCH[r.key]}` }), ` ${r.label}`),
+        h('td', { class: 'num' }, String(r.workers)),
+        h('td', { class: 'num' }, m ? ms(r.p.step_ms) : '–'),
+        h('td', { class: 'num' }, m ? rate(r.p.tokens_per_s) : '–'),
+        h('td', { class: 'num' }, fmt.bytes(Math.round(r.p.bytes_per_rank))),
+        h('td', { class: 'num' }, fmt.bytes(Math.round(r.p.memory.total))),
+        h('td', {}, h('span', { class: `cmp-badge ${r.fits ? 'ok' : 'bad'}` }, r.fits ? (only(r.key) ? 'fits · the only option' : 'fits') : 'does not fit')),
+      ));
+    const params = fmt.compact(buildParamTable(cfg).total);
+    this.whatTable.replaceChildren(
+      h('p', { class: 'cmp-whatif-model' }, h('strong', {}, `${cfg.preset}: ${params} parameters`),
+        ` · ${cfg.n_layer} layers × ${cfg.n_embd} channels · batch ${cfg.batch_size} × ${cfg.block_size} tokens per worker · ${w.transport}` +
+        (m ? '' : ' · press Calibrate for times')),
+      h('table', { class: 'cmp-table', id: 'compare-whatif' }, head, h('tbody', {}, ...body)),
+    );
+    const b = fmt.bytes(w.budget);
+    this.verdict.replaceChildren(...(c.ddpFits
+      ? [h('strong', {}, 'DDP fits'), ` (${fmt.bytes(c.ddpNeed)} per worker ≤ ${b}). FSDP becomes the only option that fits below a budget of ${fmt.bytes(c.ddpNeed)}: FSDP full needs ${fmt.bytes(c.fsdpNeed)} at ${w.workers} workers, and never less than ${fmt.bytes(c.fsdpFloor)} (the activations, ${fmt.bytes(c.activations)}, are not sharded).`]
+      : c.fsdpFrom !== null
+        ? [h('strong', {}, `FSDP is the only option from ${c.fsdpFrom} worker${c.fsdpFrom > 1 ? 's' : ''} on`), `: DDP needs ${fmt.bytes(c.ddpNeed)} per worker however many workers there are, more than ${b}; FSDP full's share shrinks with every worker and fits from ${c.fsdpFrom}` +
+          (c.gradOpFrom !== null ? `, FSDP grad_op from ${c.gradOpFrom}.` : '; FSDP grad_op never does (it keeps every block gathered until its backward).')]
+        : [h('strong', {}, 'Nothing fits'), `: even with ${WHATIF_MAX_WORKERS} workers FSDP full needs ${fmt.bytes(c.fsdpFloor)} per worker, of which ${fmt.bytes(c.activations)} are activations (not sharded: lower batch_size or block_size).`]));
+    this.verdict.dataset.fsdpFrom = String(c.fsdpFrom ?? '');
+    const curves = memoryCurves(cfg, w);
+    this.chart.set(curves.workers, curves.bytes, w.budget, w.workers);
+  }
+}

@@ -1,0 +1,196 @@
+// Runs the compared strategies one after another: a Coordinator per strategy (disposed before the next
+// starts, so they never compete for the cores), the same config, text and seed, and the same global
+// batch. Records every step's loss, time split and bytes; turns tracing on for the last few steps only;
+// and, on the first multi-worker run, times the transport's all-reduce for the cost model.
+// No DOM here: the view renders what this returns.
+
+import type { RunConfig } from '../../model/config';
+import type { InitInfo } from '../../protocol';
+import type { MemoryReport } from '../../train/trainer';
+import type { TraceEvent } from '../../util/trace';
+import type { TransportKind } from '../../dist/collectives';
+import { Coordinator, type DistOptions, type RankHandle } from '../../dist/coordinator';
+import { fitAlphaBeta } from '../../dist/costmodel';
+import { STRATEGY_LABELS, configFor, distFor, tracedSteps, type CompareSettings, type StrategyKey } from './settings';
+
+export type Spawn = (rank: number) => RankHandle;
+
+export interface RankRecord {
+  ms: number;
+  computeMs: number;
+  commMs: number;
+  waitMs: number;
+  bytesSent: number;
+}
+
+export interface StepRecord {
+  step: number;
+  loss: number;
+  ms: number; // the coordinator's wall time of the step (every worker, and the messages to and from them)
+  tokens: number; // by all workers
+  traced: boolean;
+  ranks: RankRecord[];
+}
+
+export interface TraceRecord {
+  steps: number[]; // the traced steps
+  perWorker: TraceEvent[][]; // rank -> its events of those steps, in order
+  stepStart: number[]; // per traced step, when its first event began (shared clock, ms)
+  rankMs: number[][]; // per traced step, each rank's own step time
+}
+
+export interface RunRecord {
+  key: StrategyKey;
+  label: string;
+  dist: DistOptions; // as run (a shared transport without SharedArrayBuffer became ring)
+  cfg: RunConfig; // as run (single: the global batch), vocab_size from the tokenizer
+  info: InitInfo;
+  notice: string | null;
+  steps: StepRecord[];
+  memory: MemoryReport[]; // per rank, as of the last step
+  trace: TraceRecord | null;
+}
+
+/** All-reduce timings of a transport and the alpha and beta fitted to them. */
+export interface LinkCalibration {
+  transport: TransportKind;
+  workers: number;
+  samples: { bytes: number; seconds: number }[];
+  alpha: number; // seconds per message
+  beta: number; // bytes per second
+}
+
+export const LINK_SIZES = [64 * 2 ** 10, 2 ** 20, 4 * 2 ** 20];
+
+export type Progress =
+  | { phase: 'starting'; key: StrategyKey; index: number; count: number }
+  | { phase: 'training'; key: StrategyKey; index: number; count: number; step: number; steps: number }
+  | { phase: 'link'; key: StrategyKey; index: number; count: number };
+
+export interface CompareRequest {
+  config: RunConfig;
+  text: string;
+  settings: CompareSettings;
+  bucketMb: number;
+}
+
+/** Lets the view stop a comparison after the step in flight. */
+export class StopSignal {
+  stopped = false;
+  stop(): void {
+    this.stopped = true;
+  }
+}
+
+export class CompareStopped extends Error {
+  constructor() {
+    super('stopped');
+    this.name = 'CompareStopped';
+  }
+}
+
+/**
+ * Runs every strategy of the request in turn. onRun receives each finished run at once (the view shows
+ * results as they come). Times the link on the first multi-worker run unless `link` is false.
+ */
+export async function runCompare(
+  req: CompareRequest,
+  spawn: Spawn,
+  hooks: { onProgress(p: Progress): void; onRun(r: RunRecord): void; onLink?(l: LinkCalibration): void },
+  signal: StopSignal = new StopSignal(),
+  link = true,
+): Promise<RunRecord[]> {
+  const { strategies, steps } = req.settings;
+  const runs: RunRecord[] = [];
+  let linkDone = !link;
+  for (const [index, key] of strategies.entries()) {
+    const at = { key, index, count: strategies.length };
+    hooks.onProgress({ phase: 'starting', ...at });
+    const cfg = configFor(key, req.config, req.settings.workers);
+    const coordinator = await Coordinator.create(cfg, req.text, distFor(key, req.settings, req.bucketMb), spawn);
+    try {
+      const run = await trainSteps(coordinator, key, cfg, steps, signal, (step) => hooks.onProgress({ phase: 'training', ...at, step, steps }));
+      runs.push(run);
+      hooks.onRun(run);
+      if (!linkDone && run.dist.workers > 1) {
+        hooks.onProgress({ phase: 'link', ...at });
+        hooks.onLink?.(await measureLink(coordinator));
+        linkDone = true;
+      }
+    } finally {
+      coordinator.dispose();
+    }
+  }
+  return runs;
+}
+
+async function trainSteps(c: Coordinator, key: StrategyKey, cfg: RunConfig, steps: number, signal: StopSignal, onStep: (step: number) => void): Promise<RunRecord> {
+  const traceFrom = steps - tracedSteps(steps);
+  const records: StepRecord[] = [];
+  const perWorker: TraceEvent[][] = c.ranks.map(() => []);
+  const trace: TraceRecord = { steps: [], perWorker, stepStart: [], rankMs: [] };
+  let memory: MemoryReport[] = [];
+  onStep(0);
+  for (let i = 0; i < steps; i++) {
+    if (signal.stopped) throw new CompareStopped();
+    const traced = i >= traceFrom;
+    if (i === traceFrom) await c.setTracing(true);
+    const s = await c.trainStep();
+    records.push({
+      step: s.step, loss: s.loss, ms: s.ms, tokens: s.tokens, traced,
+      ranks: s.perRank.map((r) => ({ ms: r.ms, computeMs: r.computeMs, commMs: r.commMs, waitMs: r.waitMs, bytesSent: r.bytesSent })),
+    });
+    memory = s.perRank.map((r) => r.memory);
+    if (traced) {
+      const events = s.perRank.map((r) => r.trace ?? []);
+      events.forEach((e, rank) => perWorker[rank].push(...e));
+      trace.steps.push(s.step);
+      trace.stepStart.push(Math.min(...events.flat().map((e) => e.ts)));
+      trace.rankMs.push(s.perRank.map((r) => r.ms));
+    }
+    onStep(i + 1);
+  }
+  await c.setTracing(false);
+  return {
+    key, label: STRATEGY_LABELS[key], dist: c.dist, cfg: { ...cfg, vocab_size: c.info.vocabSize }, info: c.info, notice: c.notice,
+    steps: records, memory, trace: trace.steps.length ? trace : null,
+  };
+}
+
+/** Times all-reduces of a few sizes on a live coordinator's ranks and fits alpha and beta. */
+export async function measureLink(c: Coordinator, sizes = LINK_SIZES, iters = 3): Promise<LinkCalibration> {
+  const samples: { bytes: number; seconds: number }[] = [];
+  for (const bytes of sizes) samples.push({ bytes, seconds: await c.timeCollective('all-reduce', bytes, iters) });
+  const { transport, workers } = c.dist;
+  return { transport, workers, samples, ...fitAlphaBeta(transport, workers, samples) };
+}
+
+/**
+ * The cost model's calibration without a comparison to take it from: a few steps of one worker (its
+ * median compute time) and a DDP group's all-reduce timings.
+ */
+export async function calibrate(
+  req: CompareRequest,
+  spawn: Spawn,
+  onProgress: (what: string) => void,
+  haveCompute: boolean,
+): Promise<{ probe: RunRecord | null; link: LinkCalibration }> {
+  let probe: RunRecord | null = null;
+  if (!haveCompute) {
+    onProgress('timing one worker');
+    const cfg = configFor('single', req.config, 1);
+    const c = await Coordinator.create(cfg, req.text, distFor('single', req.settings, req.bucketMb), spawn);
+    try {
+      probe = await trainSteps(c, 'single', cfg, 5, new StopSignal(), () => {});
+    } finally {
+      c.dispose();
+    }
+  }
+  onProgress(`timing the ${req.settings.transport} all-reduce on ${req.settings.workers} workers`);
+  const c = await Coordinator.create(req.config, req.text, distFor('ddp', req.settings, req.bucketMb), spawn);
+  try {
+    return { probe, link: await measureLink(c) };
+  } finally {
+    c.dispose();
+  }
+}

@@ -1,0 +1,176 @@
+// The figures of each compared run (pure: no DOM): tokens per second and the step time split from the
+// median of the timed steps, bytes and memory per worker, and how far each loss curve is from the
+// reference's (single's when it ran). Also the results as CSV and JSON rows.
+
+import type { MemoryReport } from '../../train/trainer';
+import type { RunRecord, StepRecord } from './runner';
+import { warmupSteps } from './settings';
+
+/** Loss curves closer than this coincide (float32 sums in another order differ by ~1e-6). */
+export const COINCIDE = 1e-4;
+
+export const MEMORY_KINDS = ['params', 'grads', 'optimizer', 'gathered_peak', 'activations_peak', 'comm_buffers'] as const;
+
+export interface RunSummary {
+  key: string;
+  label: string;
+  workers: number;
+  transport: string;
+  batchPerWorker: number; // sequences
+  timedSteps: number;
+  tokensPerSec: number;
+  stepMs: number; // median coordinator step time
+  computeMs: number; // median over timed steps of the mean over workers
+  commMs: number;
+  waitMs: number;
+  bytesPerWorker: number; // sent per step, mean over workers
+  memory: MemoryReport; // the worker that needs the most
+  memoryTotal: number;
+  losses: number[];
+  lossDiff: { max: number; step: number } | null; // vs the reference; null for the reference itself
+}
+
+export function median(xs: number[]): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** The steps that count for speed: after the warm-up, and not traced (if any are left). */
+export function timedSteps(steps: StepRecord[]): StepRecord[] {
+  const after = steps.slice(warmupSteps(steps.length));
+  const untraced = after.filter((s) => !s.traced);
+  return untraced.length ? untraced : after;
+}
+
+export function memoryTotal(m: MemoryReport): number {
+  return MEMORY_KINDS.reduce((t, k) => t + m[k], 0);
+}
+
+/** The largest |a[i] - b[i]| over the steps both have, and the (1-based) step where it is. */
+export function maxLossDiff(a: number[], b: number[]): { max: number; step: number } {
+  let max = 0;
+  let step = 0;
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (d > max || Number.isNaN(d)) {
+      max = d;
+      step = i + 1;
+      if (Number.isNaN(d)) break;
+    }
+  }
+  return { max, step };
+}
+
+/** The run every other run's losses are compared with: single if it ran, else the first. */
+export function reference(runs: RunRecord[]): RunRecord | undefined {
+  return runs.find((r) => r.key === 'single') ?? runs[0];
+}
+
+export function summarize(run: RunRecord, ref: RunRecord | undefined): RunSummary {
+  const timed = timedSteps(run.steps);
+  const stepMs = median(timed.map((s) => s.ms));
+  const tokens = run.steps[0]?.tokens ?? 0;
+  const part = (k: 'computeMs' | 'commMs' | 'waitMs') => median(timed.map((s) => mean(s.ranks.map((r) => r[k]))));
+  const last = run.steps.at(-1);
+  const memory = run.memory.reduce((a, b) => (memoryTotal(b) > memoryTotal(a) ? b : a), run.memory[0]);
+  const losses = run.steps.map((s) => s.loss);
+  return {
+    key: run.key,
+    label: run.label,
+    workers: run.dist.workers,
+    transport: run.dist.transport,
+    batchPerWorker: run.cfg.batch_size * run.cfg.grad_accum,
+    timedSteps: timed.length,
+    tokensPerSec: (tokens / stepMs) * 1000,
+    stepMs,
+    computeMs: part('computeMs'),
+    commMs: part('commMs'),
+    waitMs: part('waitMs'),
+    bytesPerWorker: last ? mean(last.ranks.map((r) => r.bytesSent)) : 0,
+    memory,
+    memoryTotal: memory ? memoryTotal(memory) : 0,
+    losses,
+    lossDiff: ref && ref !== run ? maxLossDiff(losses, ref.steps.map((s) => s.loss)) : null,
+  };
+}
+
+/** The verdict on the loss curves: do they coincide, and if not, which run is furthest off and where. */
+export function lossVerdict(summaries: RunSummary[]): { coincide: boolean; max: number; worst: RunSummary | null } | null {
+  const compared = summaries.filter((s) => s.lossDiff);
+  if (!compared.length) return null;
+  const size = (s: RunSummary) => (Number.isNaN(s.lossDiff!.max) ? Infinity : s.lossDiff!.max); // a NaN loss is the worst
+  const worst = compared.reduce((a, b) => (size(b) > size(a) ? b : a));
+  const max = worst.lossDiff!.max;
+  return { coincide: max < COINCIDE, max, worst };
+}
+
+// ---- export rows -------------------------------------------------------------------------------------
+
+export interface ResultRow {
+  strategy: string;
+  workers: number;
+  transport: string;
+  batch_per_worker: number;
+  timed_steps: number;
+  tokens_per_s: number;
+  step_ms: number;
+  compute_ms: number;
+  comm_ms: number;
+  wait_ms: number;
+  bytes_per_step_per_worker: number;
+  memory_per_worker_bytes: number;
+  first_loss: number;
+  last_loss: number;
+  max_loss_diff: number | null;
+  predicted_step_ms?: number;
+  predicted_tokens_per_s?: number;
+  predicted_bytes_per_step_per_worker?: number;
+  predicted_memory_per_worker_bytes?: number;
+}
+
+export function resultRow(s: RunSummary, predicted?: { step_ms: number; tokens_per_s: number; bytes_per_rank: number; memory: { total: number } }): ResultRow {
+  return {
+    strategy: s.label,
+    workers: s.workers,
+    transport: s.transport,
+    batch_per_worker: s.batchPerWorker,
+    timed_steps: s.timedSteps,
+    tokens_per_s: round(s.tokensPerSec, 1),
+    step_ms: round(s.stepMs, 2),
+    compute_ms: round(s.computeMs, 2),
+    comm_ms: round(s.commMs, 2),
+    wait_ms: round(s.waitMs, 2),
+    bytes_per_step_per_worker: Math.round(s.bytesPerWorker),
+    memory_per_worker_bytes: s.memoryTotal,
+    first_loss: s.losses[0],
+    last_loss: s.losses.at(-1)!,
+    max_loss_diff: s.lossDiff?.max ?? null,
+    ...(predicted
+      ? {
+        predicted_step_ms: round(predicted.step_ms, 2),
+        predicted_tokens_per_s: round(predicted.tokens_per_s, 1),
+        predicted_bytes_per_step_per_worker: Math.round(predicted.bytes_per_rank),
+        predicted_memory_per_worker_bytes: Math.round(predicted.memory.total),
+      }
+      : {}),
+  };
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** RFC 4180 CSV: a header of every key any row has, then one line per row. */
+export function toCsv(rows: object[]): string {
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const cell = (v: unknown) => {
+    const s = v === null || v === undefined ? '' : String(v);
+    return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [keys.join(','), ...rows.map((r) => keys.map((k) => cell((r as Record<string, unknown>)[k])).join(','))].join('\n') + '\n';
+}

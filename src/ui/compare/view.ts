@@ -1,0 +1,473 @@
+// The Compare view: runs the page's setup (model, data, seed) under several strategies one after another
+// with the same global batch, and shows them side by side: tokens/s, the step time split into compute /
+// communication / waiting, bytes per worker, memory per worker by kind, the loss curves overlaid (they
+// must coincide), a timeline of every worker's last steps, exports, and the cost model's predictions.
+//
+// main.ts mounts it with getters for its setup and corpus (mountCompare) and calls refresh() when they
+// change. Everything is built inside the #compare section; numbers are also exposed as data attributes
+// for tests (data-state on the section, data-tokens-per-s etc. on each result row).
+
+import './compare.css';
+import type { RunConfig } from '../../model/config';
+import type { TransportKind } from '../../dist/collectives';
+import { spawnWebWorker } from '../../dist/browser-spawn';
+import { DEFAULT_BUCKET_MB } from '../../dist/layout';
+import { h } from '../dom';
+import * as fmt from '../format';
+import { LossOverlay, STRATEGY_SWATCH } from './charts';
+import { CostPanel } from './costpanel';
+import { copy, download, traceFileName, traceJson } from './export';
+import { CompareStopped, StopSignal, calibrate, runCompare, type CompareRequest, type LinkCalibration, type Progress, type RunRecord } from './runner';
+import {
+  MAX_COMPARE_WORKERS, MAX_STEPS, MIN_STEPS, MIN_WORKERS, STRATEGY_HELP, STRATEGY_KEYS, STRATEGY_LABELS, TRANSPORT_KINDS,
+  fromHash, toHash, type CompareSettings, type StrategyKey,
+} from './settings';
+import { COINCIDE, MEMORY_KINDS, lossVerdict, reference, resultRow, summarize, toCsv, type RunSummary } from './summary';
+import { Timeline } from './timeline';
+import { flopsFromRun, predictRun, type Measured } from './whatif';
+
+/** What the view reads from the page. */
+export interface PageContext {
+  config(): RunConfig | null; // the setup form's config; null while it is invalid
+  configError(): string | null;
+  corpus(): { name: string; text: string; vocab: number } | null;
+  bucketMb(): number | undefined; // the setup's DDP bucket size (the default when it has none)
+  busy(): boolean; // the page's own training run is going
+}
+
+type State = 'idle' | 'running' | 'calibrating' | 'done' | 'stopped' | 'error';
+
+const MEMORY_COLORS: Record<(typeof MEMORY_KINDS)[number], string> = {
+  params: '#1d4ed8', grads: '#60a5fa', optimizer: '#a5b4fc', gathered_peak: '#f97316', activations_peak: '#10b981', comm_buffers: '#a855f7',
+};
+const MEMORY_LABELS: Record<(typeof MEMORY_KINDS)[number], string> = {
+  params: 'parameters', grads: 'gradients', optimizer: 'AdamW state', gathered_peak: 'gathered units (peak)', activations_peak: 'activations (peak)', comm_buffers: 'comm buffers (peak)',
+};
+
+export function mountCompare(root: HTMLElement, ctx: PageContext): CompareView {
+  return new CompareView(root, ctx);
+}
+
+export class CompareView {
+  private state: State = 'idle';
+  private runs: RunRecord[] = [];
+  private summaries: RunSummary[] = [];
+  private selected: StrategyKey | null = null; // the run in the timeline
+  private link: LinkCalibration | null = null;
+  private flops: { flops: number; from: string } | null = null;
+  private signal: StopSignal | null = null;
+  private settings: CompareSettings;
+
+  private readonly el = {
+    strategies: new Map<StrategyKey, HTMLInputElement>(),
+    workers: h('select', { id: 'compare-workers' }),
+    transport: h('select', { id: 'compare-transport' }, ...TRANSPORT_KINDS.map((t) => h('option', { value: t }, t))),
+    steps: h('input', { id: 'compare-steps', type: 'text', inputmode: 'numeric' }),
+    run: h('button', { id: 'compare-run', type: 'button', class: 'primary big' }, 'Run comparison'),
+    stop: h('button', { id: 'compare-stop', type: 'button', class: 'big', disabled: true }, 'Stop'),
+    setup: h('p', { id: 'compare-setup', class: 'cmp-setup' }),
+    progressLabel: h('span', { id: 'compare-progress' }, 'Ready'),
+    progressCount: h('span', {}),
+    fill: h('div', { class: 'cmp-bar-fill' }),
+    error: h('p', { id: 'compare-error', class: 'inline-error', role: 'alert', hidden: true }),
+    verdict: h('p', { id: 'compare-verdict', class: 'cmp-verdict', hidden: true }),
+    results: h('div', { class: 'cmp-table-wrap' }),
+    exports: h('div', { class: 'button-row cmp-exports' }),
+    lossBox: h('div', { class: 'cmp-chart', id: 'compare-loss-chart' }),
+    runPills: h('div', { class: 'cmp-pills', role: 'group', 'aria-label': 'Run shown in the timeline' }),
+    traceButton: h('button', { id: 'compare-trace', type: 'button', disabled: true }, 'Download trace (Perfetto)'),
+    timelineTitle: h('p', { class: 'muted' }, 'Every worker’s last steps: its thread above, its collectives below.'),
+  };
+  private readonly loss: LossOverlay;
+  private readonly timeline: Timeline;
+  private readonly cost: CostPanel;
+
+  constructor(private readonly root: HTMLElement, private readonly ctx: PageContext) {
+    const { settings, problems, present } = fromHash(location.hash);
+    this.settings = settings;
+    for (let n = MIN_WORKERS; n <= MAX_COMPARE_WORKERS; n++) this.el.workers.append(h('option', { value: n }, String(n)));
+
+    const checks = STRATEGY_KEYS.map((key) => {
+      const input = h('input', { type: 'checkbox', id: `compare-s-${key}`, value: key });
+      this.el.strategies.set(key, input);
+      return h('label', { class: 'cmp-check', title: STRATEGY_HELP[key] }, input,
+        h('span', {}, h('i', { class: 'swatch', style: `--c:${STRATEGY_SWATCH[key]}` }), h('strong', {}, STRATEGY_LABELS[key]), h('small', {}, STRATEGY_HELP[key])));
+    });
+    const field = (label: string, input: HTMLElement, hint: string) =>
+      h('label', { class: 'field' }, h('span', { class: 'field-name' }, label), input, h('span', { class: 'field-hint' }, hint));
+    const form = h('form', { id: 'compare-form', class: 'cmp-form', autocomplete: 'off' },
+      h('fieldset', { class: 'cmp-strategies' }, h('legend', {}, 'Strategies'), ...checks),
+      h('div', { class: 'cmp-options' },
+        field('workers', this.el.workers, 'DDP and FSDP'),
+        field('transport', this.el.transport, 'how workers talk'),
+        field('steps', this.el.steps, `per strategy`),
+      ),
+      h('div', { class: 'controls' }, this.el.run, this.el.stop),
+    );
+    form.addEventListener('submit', (e) => e.preventDefault());
+    form.addEventListener('input', () => this.readForm());
+    this.el.run.addEventListener('click', () => void this.start());
+    this.el.stop.addEventListener('click', () => this.signal?.stop());
+    this.el.traceButton.addEventListener('click', () => this.downloadTrace());
+
+    const card = (id: string, title: string, sub: string | HTMLElement, ...body: (Node | string)[]) =>
+      h('section', { class: 'card', 'aria-labelledby': id },
+        h('div', { class: 'card-head' }, h('h2', { id }, title), typeof sub === 'string' ? h('p', { class: 'muted' }, sub) : sub), ...body);
+
+    const timelineBox = h('div', {});
+    const costBox = h('section', { class: 'card', 'aria-labelledby': 'compare-cost-title' });
+    root.replaceChildren(
+      h('div', { class: 'cmp-heading' },
+        h('h2', { id: 'compare-title' }, 'Compare strategies'),
+        h('p', {}, 'The same model, data, seed and global batch under each strategy, one after another on fresh workers: speed, time split, traffic and memory side by side.')),
+      h('section', { class: 'card cmp-run-card', 'aria-label': 'Comparison settings' },
+        form, this.el.setup,
+        h('div', { class: 'progress' },
+          h('div', { class: 'progress-label' }, this.el.progressLabel, this.el.progressCount),
+          h('div', { class: 'bar', role: 'progressbar', 'aria-label': 'Comparison progress' }, this.el.fill)),
+        this.el.error),
+      card('compare-results-title', 'Results', h('div', { class: 'cmp-head-right' }, this.el.exports),
+        this.el.verdict, this.el.results, this.memoryLegend()),
+      card('compare-loss-title', 'Loss curves', 'Same samples, same math: the curves should lie on top of each other.', this.el.lossBox),
+      card('compare-timeline-title', 'Timeline', h('div', { class: 'cmp-head-right' }, this.el.runPills, this.el.traceButton), this.el.timelineTitle, timelineBox),
+      costBox,
+    );
+
+    this.loss = new LossOverlay(this.el.lossBox, 300);
+    this.timeline = new Timeline(timelineBox);
+    this.cost = new CostPanel(costBox, { calibrate: () => void this.calibrate() });
+    this.drawExports();
+    this.writeForm();
+    this.renderResults();
+    this.refresh();
+    if (problems.length) this.showError(`The link's comparison settings could not all be used: ${problems.join('; ')}. Using the defaults for those.`);
+    if (present) requestAnimationFrame(() => root.scrollIntoView({ block: 'start' }));
+    // The "Compare strategies" link in the top bar sets the hash to #compare: put the settings back.
+    window.addEventListener('hashchange', () => {
+      if (location.hash === '#compare') history.replaceState(null, '', location.pathname + location.search + toHash(this.settings));
+    });
+  }
+
+  // ---- settings ------------------------------------------------------------------------------------
+
+  private writeForm(): void {
+    const s = this.settings;
+    for (const [key, input] of this.el.strategies) input.checked = s.strategies.includes(key);
+    this.el.workers.value = String(s.workers);
+    this.el.transport.value = s.transport;
+    this.el.steps.value = String(s.steps);
+  }
+
+  /** The form's settings, or a message saying what is wrong. */
+  private readForm(): string | null {
+    const strategies = STRATEGY_KEYS.filter((k) => this.el.strategies.get(k)!.checked);
+    const steps = Number(this.el.steps.value.trim());
+    const problem = !strategies.length ? 'Choose at least one strategy.'
+      : !(Number.isInteger(steps) && steps >= MIN_STEPS && steps <= MAX_STEPS) ? `steps must be a whole number from ${MIN_STEPS} to ${MAX_STEPS}.` : null;
+    this.el.steps.setAttribute('aria-invalid', String(!(Number.isInteger(steps) && steps >= MIN_STEPS && steps <= MAX_STEPS)));
+    if (!problem) {
+      this.settings = { strategies, workers: Number(this.el.workers.value), transport: this.el.transport.value as TransportKind, steps };
+      history.replaceState(null, '', location.pathname + location.search + toHash(this.settings));
+    }
+    this.refresh();
+    return problem;
+  }
+
+  /** Re-reads the page's setup (main.ts calls it whenever the setup or the corpus changes). */
+  refresh(): void {
+    const cfg = this.ctx.config();
+    const corpus = this.ctx.corpus();
+    const s = this.settings;
+    const active = this.state === 'running' || this.state === 'calibrating';
+    this.el.run.disabled = active || !cfg || !corpus || this.ctx.busy();
+    this.el.stop.disabled = this.state !== 'running';
+    for (const el of [...this.el.strategies.values(), this.el.workers, this.el.transport, this.el.steps]) el.disabled = active;
+    this.root.dataset.state = this.state;
+    if (!cfg) {
+      this.el.setup.textContent = `Fix the setup first: ${this.ctx.configError() ?? 'it is not valid'}.`;
+      this.el.setup.classList.add('problem');
+    } else {
+      this.el.setup.classList.remove('problem');
+      const b = cfg.batch_size * cfg.grad_accum;
+      const seqs = s.workers * b;
+      this.el.setup.replaceChildren(
+        h('strong', {}, `${cfg.preset}`), ` (${cfg.n_layer} layers × ${cfg.n_embd}, seed ${cfg.seed}, ${cfg.backend} backend) · `,
+        h('strong', {}, `global batch ${seqs} sequences (${fmt.count(seqs * cfg.block_size)} tokens)`),
+        ` per step: ${s.workers} workers × ${b} each; single trains all ${seqs} at once.`,
+        ...(this.ctx.busy() ? [h('br'), h('span', { class: 'problem' }, 'The training run above is using the computer: stop it to compare.')] : []),
+      );
+    }
+    const vocab = cfg ? (cfg.tokenizer === 'bpe' ? 50257 : corpus?.vocab ?? cfg.vocab_size) : 0;
+    this.cost.setSetup(cfg ? { ...cfg, vocab_size: vocab } : null, s.transport, (this.ctx.bucketMb() ?? DEFAULT_BUCKET_MB));
+  }
+
+  private request(): CompareRequest | null {
+    const problem = this.readForm();
+    const config = this.ctx.config();
+    const corpus = this.ctx.corpus();
+    if (problem || !config || !corpus || this.ctx.busy()) {
+      if (problem) this.showError(problem);
+      return null;
+    }
+    return { config, text: corpus.text, settings: this.settings, bucketMb: (this.ctx.bucketMb() ?? DEFAULT_BUCKET_MB) };
+  }
+
+  // ---- running ---------------------------------------------------------------------------------------
+
+  private async start(): Promise<void> {
+    const req = this.request();
+    if (!req || this.state === 'running' || this.state === 'calibrating') return;
+    this.showError(null);
+    this.runs = [];
+    this.summaries = [];
+    this.selected = null;
+    this.link = null;
+    this.flops = null;
+    this.setState('running');
+    this.renderResults();
+    this.signal = new StopSignal();
+    try {
+      await runCompare(req, spawnWebWorker, {
+        onProgress: (p) => this.progress(p),
+        onRun: (run) => {
+          this.runs.push(run);
+          if (run.key === 'single') {
+            const f = flopsFromRun(run);
+            this.flops = { flops: f.flops, from: `${run.label}’s median compute, ${f.computeMs.toFixed(1)} ms for ${fmt.count(run.cfg.batch_size * run.cfg.block_size)} tokens` };
+          }
+          this.selected = run.key;
+          this.renderResults();
+        },
+        onLink: (l) => {
+          this.link = l;
+          this.renderCalibration();
+        },
+      }, this.signal);
+      this.setState('done');
+      this.el.progressLabel.textContent = `Done: ${this.runs.length} strateg${this.runs.length === 1 ? 'y' : 'ies'} × ${req.settings.steps} steps`;
+      this.el.fill.style.width = '100%';
+    } catch (e) {
+      if (e instanceof CompareStopped) {
+        this.setState('stopped');
+        this.el.progressLabel.textContent = 'Stopped';
+      } else {
+        this.setState('error');
+        this.showError(`The comparison stopped: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    } finally {
+      this.signal = null;
+      this.refresh();
+    }
+  }
+
+  private async calibrate(): Promise<void> {
+    const req = this.request();
+    if (!req || this.state === 'running' || this.state === 'calibrating') return;
+    const before = this.state;
+    this.showError(null);
+    this.setState('calibrating');
+    this.cost.setBusy(true, 'Calibrating…');
+    const single = this.runs.find((r) => r.key === 'single');
+    try {
+      const { probe, link } = await calibrate(req, spawnWebWorker, (what) => this.cost.setBusy(true, `Calibrating: ${what}…`), !!single);
+      const from = single ?? probe!;
+      const f = flopsFromRun(from);
+      this.flops = { flops: f.flops, from: `${single ? `${single.label}’s` : 'a 5-step probe’s'} median compute, ${f.computeMs.toFixed(1)} ms for ${fmt.count(from.cfg.batch_size * from.cfg.block_size)} tokens` };
+      this.link = link;
+      this.setState(before);
+    } catch (e) {
+      this.setState(before);
+      this.showError(`Calibration failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    this.cost.setBusy(false);
+    this.renderCalibration();
+  }
+
+  private setState(s: State): void {
+    this.state = s;
+    this.refresh();
+  }
+
+  private progress(p: Progress): void {
+    const label = STRATEGY_LABELS[p.key];
+    const done = p.phase === 'training' ? p.step / p.steps : p.phase === 'link' ? 1 : 0;
+    this.el.fill.style.width = `${(((p.index + done) / p.count) * 100).toFixed(1)}%`;
+    this.el.progressCount.textContent = `${p.index + 1} of ${p.count}`;
+    this.el.progressLabel.textContent = p.phase === 'starting' ? `starting ${label}: building the model on fresh workers…`
+      : p.phase === 'link' ? `timing the ${this.settings.transport} all-reduce on ${label}’s workers (for the cost model)…`
+        : `running ${label} ${p.step}/${p.steps}`;
+  }
+
+  private showError(message: string | null): void {
+    this.el.error.textContent = message ?? '';
+    this.el.error.hidden = message === null;
+  }
+
+  private measured(): Measured | null {
+    return this.flops && this.link ? { flops: this.flops.flops, flopsFrom: this.flops.from, link: this.link } : null;
+  }
+
+  private renderCalibration(): void {
+    this.cost.setMeasured(this.measured());
+  }
+
+  // ---- results ---------------------------------------------------------------------------------------
+
+  private renderResults(): void {
+    const ref = reference(this.runs);
+    this.summaries = this.runs.map((r) => summarize(r, ref));
+    this.renderVerdict(ref);
+    this.renderTable();
+    this.loss.set(this.runs.map((r, i) => ({ key: r.key, losses: this.summaries[i].losses })));
+    this.renderTimeline();
+    this.cost.setRuns(this.runs, this.summaries);
+    this.renderCalibration();
+    for (const b of this.el.exports.querySelectorAll('button')) b.disabled = !this.runs.length;
+  }
+
+  private renderVerdict(ref: RunRecord | undefined): void {
+    const v = lossVerdict(this.summaries);
+    const el = this.el.verdict;
+    el.hidden = !v;
+    if (!v || !ref) return;
+    el.dataset.coincide = String(v.coincide);
+    el.dataset.maxDiff = String(v.max);
+    const diff = v.max === 0 ? '0' : v.max.toExponential(0).replace('e-', 'e-');
+    if (v.coincide) {
+      el.replaceChildren(h('strong', {}, `✓ The loss curves coincide (max difference ${diff})`),
+        `: every strategy saw the same samples and did the same math as ${ref.label}; only the order of float sums differs.`);
+    } else {
+      const dropout = ref.cfg.dropout > 0 ? ` This setup has dropout ${ref.cfg.dropout}: each worker draws its own dropout masks, so the runs do differ; set dropout to 0 to compare the math exactly.` : ' Same samples and the same math should agree within float rounding: this is a bug worth reporting.';
+      el.replaceChildren(h('strong', {}, `⚠ The loss curves do not coincide: ${v.worst!.label} differs from ${ref.label} by ${Number.isNaN(v.max) ? 'NaN' : v.max.toPrecision(2)} at step ${v.worst!.lossDiff!.step}`),
+        ` (more than ${COINCIDE}).${dropout}`);
+    }
+  }
+
+  private renderTable(): void {
+    if (!this.summaries.length) {
+      this.el.results.replaceChildren(h('p', { class: 'muted cmp-empty' }, this.state === 'running' ? 'The first strategy is running; its row appears when it finishes.' : 'Choose strategies and press Run comparison. Each one trains for the chosen number of steps on fresh workers.'));
+      return;
+    }
+    const S = this.summaries;
+    const maxMs = Math.max(...S.map((s) => s.computeMs + s.commMs + s.waitMs));
+    const maxMem = Math.max(...S.map((s) => s.memoryTotal));
+    const ref = S.find((s) => s.key === 'single');
+    const head = h('thead', {}, h('tr', {}, ...[
+      'strategy', 'tokens / s', 'step time: compute · communication · waiting', 'sent / step / worker', 'memory / worker', 'loss: first → last', `max |Δ loss| vs ${reference(this.runs)?.label}`,
+    ].map((t, i) => h('th', { class: i === 2 || i === 4 ? 'wide' : '' }, t))));
+    const rows = S.map((s, i) => {
+      const run = this.runs[i];
+      const split = (['computeMs', 'commMs', 'waitMs'] as const).map((k, j) => h('span', { class: `seg ${['compute', 'comm', 'wait'][j]}`, style: `flex-grow:${s[k]}` }));
+      const timeBar = h('div', { class: 'cmp-bar-cell' },
+        h('div', { class: 'split-track', role: 'img', 'aria-label': `compute ${s.computeMs.toFixed(1)} ms, communication ${s.commMs.toFixed(1)} ms, waiting ${s.waitMs.toFixed(1)} ms` },
+          h('div', { class: 'split-fill', style: `width:${((100 * (s.computeMs + s.commMs + s.waitMs)) / maxMs).toFixed(1)}%` }, ...split)),
+        h('span', { class: 'cmp-bar-value', title: `median of ${s.timedSteps} steps; the worker’s own time is compute ${s.computeMs.toFixed(1)} + communication ${s.commMs.toFixed(1)} + waiting ${s.waitMs.toFixed(1)} ms, the rest is messages to and from this page` }, ms(s.stepMs)),
+        h('span', { class: 'cmp-bar-detail' }, `${ms(s.computeMs)} · ${ms(s.commMs)} · ${ms(s.waitMs)}`));
+      const memSegs = MEMORY_KINDS.map((k) => h('span', { class: 'seg', style: `--c:${MEMORY_COLORS[k]};flex-grow:${s.memory[k]}`, title: `${MEMORY_LABELS[k]}: ${fmt.bytes(s.memory[k])}` }));
+      const memBar = h('div', { class: 'cmp-bar-cell' },
+        h('div', { class: 'split-track', role: 'img', 'aria-label': MEMORY_KINDS.map((k) => `${MEMORY_LABELS[k]} ${fmt.bytes(s.memory[k])}`).join(', ') },
+          h('div', { class: 'split-fill', style: `width:${((100 * s.memoryTotal) / maxMem).toFixed(1)}%` }, ...memSegs)),
+        h('span', { class: 'cmp-bar-value' }, fmt.bytes(s.memoryTotal)));
+      const speedup = ref && ref !== s ? h('span', { class: 'cmp-sub-value' }, `×${(s.tokensPerSec / ref.tokensPerSec).toFixed(2)} vs single`) : '';
+      const diff = s.lossDiff ? (s.lossDiff.max === 0 ? '0' : s.lossDiff.max.toExponential(1)) : 'reference';
+      const row = h('tr', {
+        'data-strategy': s.key, 'data-tokens-per-s': String(s.tokensPerSec), 'data-step-ms': String(s.stepMs), 'data-bytes': String(s.bytesPerWorker),
+        'data-memory': String(s.memoryTotal), 'data-loss-diff': String(s.lossDiff?.max ?? ''), class: s.key === this.selected ? 'selected' : '',
+        title: 'Show this run in the timeline',
+      },
+      h('th', { scope: 'row' }, h('i', { class: 'swatch', style: `--c:${STRATEGY_SWATCH[run.key]}` }), ' ', h('strong', {}, s.label),
+        h('span', { class: 'cmp-sub-value' }, `${s.workers} worker${s.workers > 1 ? 's' : ''} × ${s.batchPerWorker} seqs${s.workers > 1 ? ` · ${s.transport}` : ''}`)),
+      h('td', { class: 'num big' }, fmt.count(s.tokensPerSec), speedup),
+      h('td', {}, timeBar),
+      h('td', { class: 'num' }, s.workers > 1 ? fmt.bytes(Math.round(s.bytesPerWorker)) : '0 B', h('span', { class: 'cmp-sub-value' }, s.workers > 1 ? `${fmt.bytes(Math.round(s.bytesPerWorker * s.workers))} all workers` : 'nothing to send')),
+      h('td', {}, memBar),
+      h('td', { class: 'num' }, `${fmt.loss(s.losses[0])} → ${fmt.loss(s.losses.at(-1))}`),
+      h('td', { class: `num ${s.lossDiff && !(s.lossDiff.max < COINCIDE) ? 'bad' : ''}` }, diff));
+      row.addEventListener('click', () => {
+        this.selected = s.key as StrategyKey;
+        this.renderTable();
+        this.renderTimeline();
+      });
+      return row;
+    });
+    this.el.results.replaceChildren(h('table', { class: 'cmp-table cmp-results', id: 'compare-results' }, head, h('tbody', {}, ...rows)));
+  }
+
+  private memoryLegend(): HTMLElement {
+    return h('div', { class: 'cmp-legends' },
+      h('div', { class: 'split-legend' }, h('span', { class: 'cmp-legend-title' }, 'step time'),
+        ...(['compute', 'comm', 'wait'] as const).map((k) => h('span', { class: `split-value ${k}` }, h('i', { class: 'swatch' }), { compute: 'compute', comm: 'communication (CPU)', wait: 'waiting for others' }[k]))),
+      h('div', { class: 'split-legend' }, h('span', { class: 'cmp-legend-title' }, 'memory'),
+        ...MEMORY_KINDS.map((k) => h('span', { class: 'split-value' }, h('i', { class: 'swatch', style: `--c:${MEMORY_COLORS[k]}` }), MEMORY_LABELS[k]))),
+      h('p', { class: 'muted cmp-foot' }, 'Tokens/s and times: median of the steps after the warm-up, not counting the traced ones. Memory: the worker that needs the most, by kind, from the last step.'),
+    );
+  }
+
+  // ---- timeline ---------------------------------------------------------------------------------------
+
+  private selectedRun(): RunRecord | null {
+    return this.runs.find((r) => r.key === this.selected && r.trace) ?? [...this.runs].reverse().find((r) => r.trace) ?? null;
+  }
+
+  private renderTimeline(): void {
+    const run = this.selectedRun();
+    this.el.runPills.replaceChildren(...this.runs.filter((r) => r.trace).map((r) => {
+      const b = h('button', { type: 'button', class: 'cmp-pill', 'aria-pressed': String(r === run), 'data-strategy': r.key }, r.label);
+      b.addEventListener('click', () => {
+        this.selected = r.key;
+        this.renderTable();
+        this.renderTimeline();
+      });
+      return b;
+    }));
+    this.el.traceButton.disabled = !run;
+    const t = run?.trace;
+    this.el.timelineTitle.textContent = run && t
+      ? `${run.label}, ${run.dist.workers} worker${run.dist.workers > 1 ? 's' : ''}${run.dist.workers > 1 ? ` over ${run.dist.transport}` : ''}: steps ${t.steps[0]}–${t.steps.at(-1)} (traced). Each worker’s thread above, its collectives below.`
+      : 'Every worker’s last steps: its thread above, its collectives below.';
+    this.timeline.show(run);
+  }
+
+  private downloadTrace(): void {
+    const run = this.selectedRun();
+    if (run) download(traceFileName(run), traceJson(run), 'application/json');
+  }
+
+  // ---- exports ---------------------------------------------------------------------------------------
+
+  private rows() {
+    const m = this.measured();
+    return this.summaries.map((s, i) => resultRow(s, m ? predictRun(this.runs[i], m) : undefined));
+  }
+
+  private json(): string {
+    const cfg = this.runs[0]?.cfg;
+    const m = this.measured();
+    return JSON.stringify({
+      settings: this.settings,
+      setup: cfg ? { ...cfg, batch_size: this.runs.find((r) => r.key !== 'single')?.cfg.batch_size ?? cfg.batch_size } : null,
+      backend: this.runs[0]?.info.backend.name,
+      calibration: m ? { flops: m.flops, flops_from: m.flopsFrom, transport: m.link.transport, workers: m.link.workers, alpha_s: m.link.alpha, beta_bytes_per_s: m.link.beta, samples: m.link.samples } : null,
+      results: this.rows(),
+      losses: Object.fromEntries(this.summaries.map((s) => [s.label, s.losses])),
+    }, null, 2);
+  }
+
+  private drawExports(): void {
+    const button = (id: string, label: string, act: (b: HTMLButtonElement) => void) => {
+      const b = h('button', { type: 'button', id, disabled: true }, label);
+      b.addEventListener('click', () => act(b));
+      return b;
+    };
+    this.el.exports.replaceChildren(
+      button('compare-csv', 'Download CSV', () => download('compare.csv', toCsv(this.rows()), 'text/csv')),
+      button('compare-csv-copy', 'Copy CSV', (b) => void copy(toCsv(this.rows()), b)),
+      button('compare-json', 'Download JSON', () => download('compare.json', this.json(), 'application/json')),
+      button('compare-json-copy', 'Copy JSON', (b) => void copy(this.json(), b)),
+    );
+  }
+}
+
+function ms(x: number): string {
+  return !Number.isFinite(x) ? '–' : `${x < 10 ? x.toFixed(1) : fmt.count(x)} ms`;
+}

@@ -1,0 +1,132 @@
+// A worker's memory by kind (RankStepStats.memory, a MemoryReport sent with every step) as one stacked
+// horizontal bar, and what the memory at rest should be. The kinds, in the bar's order:
+//   at rest (between steps): params, grads, optimizer (AdamW m and v): 16 bytes per parameter for a
+//     full replica (single, DDP, FSDP NO_SHARD); FULL_SHARD and SHARD_GRAD_OP keep 1/N of each unit.
+//   peaks during a step: gathered (unsharded parameters alive at once, FSDP), activations (saved for
+//     backward), comm buffers (messages in flight).
+// Peaks need not coincide, so a bar's total is an upper bound of the worker's footprint.
+//
+// Bars that should be compared share a scale (bytes at 100% of the track): MemoryBar.update(m, scale).
+// No tfjs here (pure layout from src/dist/layout.ts, types from the trainer).
+
+import type { MemoryReport } from '../train/trainer';
+import type { DistOptions } from '../dist/coordinator';
+import type { ParamTable } from '../model/params';
+import { shardLayout } from '../dist/layout';
+import { h } from './dom';
+import * as fmt from './format';
+
+export type MemoryKind = keyof MemoryReport;
+
+export interface MemoryKindSpec {
+  key: MemoryKind;
+  label: string; // short, for the legend and the card
+  data: string; // the data attribute of a worker card: data-mem-{data}
+  title: string; // one line a student understands
+}
+
+export const MEMORY_KINDS: readonly MemoryKindSpec[] = [
+  { key: 'params', label: 'params', data: 'params', title: 'Parameters at rest, 4 bytes each: all of them, or only this worker\'s shard under FSDP' },
+  { key: 'grads', label: 'grads', data: 'grads', title: 'Gradients a step keeps, 4 bytes per parameter (a shard under FSDP: reduce-scattered)' },
+  { key: 'optimizer', label: 'optimizer', data: 'optimizer', title: 'AdamW state at rest: m and v, 8 bytes per parameter (a shard under FSDP)' },
+  { key: 'gathered_peak', label: 'gathered', data: 'gathered', title: 'FSDP: most unsharded (all-gathered) parameters alive at once during a step' },
+  { key: 'activations_peak', label: 'activations', data: 'activations', title: 'Most activations alive at once: what forward saves for backward' },
+  { key: 'comm_buffers', label: 'comm buffers', data: 'comm', title: 'Most bytes of communication buffers alive at once (gradient buckets, all-gathers in flight)' },
+];
+
+export const AT_REST: readonly MemoryKind[] = ['params', 'grads', 'optimizer'];
+
+export function memoryTotal(m: MemoryReport): number {
+  return MEMORY_KINDS.reduce((s, k) => s + m[k.key], 0);
+}
+
+export function atRest(m: MemoryReport): number {
+  return AT_REST.reduce((s, k) => s + m[k], 0);
+}
+
+/** 16 bytes per parameter: fp32 weights (4) + gradients (4) + AdamW m and v (8). */
+export const BYTES_PER_PARAM = 16;
+
+/** FSDP with its parameters sharded (full or grad_op); NO_SHARD replicates like DDP. */
+export function sharded(d: Pick<DistOptions, 'strategy' | 'shard'>): boolean {
+  return d.strategy === 'fsdp' && (d.shard ?? 'full') !== 'none';
+}
+
+export const SHARD_NAMES: Record<NonNullable<DistOptions['shard']>, string> = { full: 'FULL_SHARD', grad_op: 'SHARD_GRAD_OP', none: 'NO_SHARD' };
+
+/**
+ * The bytes one worker should hold at rest, and how they add up: 16 per parameter for a full replica,
+ * 16 per parameter of its shards (each unit padded to a multiple of N) when FSDP shards.
+ */
+export function expectedAtRest(table: ParamTable, d: Pick<DistOptions, 'strategy' | 'shard' | 'workers'>): { bytes: number; formula: string } {
+  const P = table.total;
+  if (!sharded(d)) return { bytes: BYTES_PER_PARAM * P, formula: `${BYTES_PER_PARAM} B × ${fmt.count(P)} parameters` };
+  const floats = table.units.reduce((s, u) => s + shardLayout(u, d.workers).shard, 0);
+  return { bytes: BYTES_PER_PARAM * floats, formula: `${BYTES_PER_PARAM} B × ${fmt.count(P)} parameters ÷ ${d.workers} workers` };
+}
+
+/** The legend of the bars' colours (once per panel). */
+export function memoryLegend(): HTMLElement {
+  return h('div', { class: 'mem-legend', 'aria-label': 'Colours of each worker\'s memory bar' },
+    ...MEMORY_KINDS.map((k) => h('span', { class: `mem-key ${k.data}`, title: k.title }, h('i', { class: 'swatch' }), k.label)),
+    h('span', { class: 'mem-key replica', title: `Where a full replica at rest ends: ${BYTES_PER_PARAM} bytes per parameter, what every DDP worker keeps` }, h('i', { class: 'tick' }), 'full replica at rest'),
+  );
+}
+
+/** One worker's stacked bar with its total, and the bytes of every kind below it. */
+export class MemoryBar {
+  readonly root: HTMLElement;
+  private readonly track: HTMLElement;
+  private readonly fill: HTMLElement;
+  private readonly marker: HTMLElement;
+  private readonly total: HTMLElement;
+  private readonly segs = new Map<MemoryKind, HTMLElement>();
+  private readonly values = new Map<MemoryKind, HTMLElement>();
+
+  constructor() {
+    this.fill = h('div', { class: 'mem-fill' });
+    for (const k of MEMORY_KINDS) {
+      const seg = h('span', { class: `mem-seg ${k.data}` });
+      this.segs.set(k.key, seg);
+      this.fill.append(seg);
+    }
+    this.marker = h('i', { class: 'mem-replica', hidden: true });
+    this.track = h('div', { class: 'mem-track', role: 'img' }, this.fill, this.marker);
+    this.total = h('span', { class: 'mem-total' }, '–');
+    const kinds = h('dl', { class: 'mem-kinds' }, ...MEMORY_KINDS.map((k) => {
+      const v = h('dd', {}, '–');
+      this.values.set(k.key, v);
+      return h('div', { class: `mem-kind ${k.data}`, title: k.title }, h('dt', {}, h('i', { class: 'swatch' }), k.label), v);
+    }));
+    this.root = h('div', { class: 'mem' }, h('div', { class: 'bar-caption' }, 'memory by kind'), h('div', { class: 'mem-bar' }, this.track, this.total), kinds);
+  }
+
+  /**
+   * Draws m with `scale` bytes at the full track (shared by the bars to compare); `replica`: the bytes
+   * of a full replica at rest, marked on the track. null clears the bar.
+   */
+  update(m: MemoryReport | null, scale: number, replica?: number): void {
+    if (!m) {
+      this.fill.style.width = '0';
+      for (const v of this.values.values()) v.textContent = '–';
+      this.total.textContent = '–';
+      this.track.removeAttribute('aria-label');
+      this.marker.hidden = true;
+      return;
+    }
+    const total = memoryTotal(m);
+    const s = Math.max(scale, total, 1);
+    this.fill.style.width = `${((total / s) * 100).toFixed(2)}%`;
+    for (const k of MEMORY_KINDS) {
+      const seg = this.segs.get(k.key)!;
+      seg.style.width = total > 0 ? `${((m[k.key] / total) * 100).toFixed(2)}%` : '0';
+      seg.title = `${k.label}: ${fmt.bytes(m[k.key])}`;
+      this.values.get(k.key)!.textContent = fmt.bytes(m[k.key]);
+    }
+    this.total.textContent = fmt.bytes(total);
+    this.total.title = `at rest ${fmt.bytes(atRest(m))} + peaks during a step ${fmt.bytes(total - atRest(m))} (the peaks need not coincide)`;
+    this.track.setAttribute('aria-label', `memory: ${MEMORY_KINDS.map((k) => `${k.label} ${fmt.bytes(m[k.key])}`).join(', ')}; ${fmt.bytes(total)} in all`);
+    this.marker.hidden = !replica;
+    if (replica) this.marker.style.left = `${Math.min(100, (replica / s) * 100).toFixed(2)}%`;
+  }
+}

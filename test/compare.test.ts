@@ -1,0 +1,189 @@
+// The Compare view: its pure parts in Node (settings in the URL hash, loss differences, timeline overlap,
+// the what-if crossover), then end to end with a Vite dev server and headless Chromium: single and DDP
+// on 2 workers (tiny, wasm, 6 steps) side by side, the losses coincide, the trace export has one process
+// per worker whose main-lane spans tile each step, the results export, the cost model's calibration and
+// its "what if". Screenshot: test-results/compare.png.
+// Run: npx vitest run --project node test/compare.test.ts
+
+import { mkdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type ViteDevServer } from 'vite';
+import { chromium, type Browser } from 'playwright-core';
+import { makeConfig } from '../src/model/config';
+import type { TraceEvent } from '../src/util/trace';
+import { DEFAULT_COMPARE, configFor, fromHash, toHash } from '../src/ui/compare/settings';
+import { COINCIDE, maxLossDiff, median, toCsv } from '../src/ui/compare/summary';
+import { overlapFraction, tickStep } from '../src/ui/compare/timeline';
+import { crossover, whatIfRows } from '../src/ui/compare/whatif';
+
+describe('compare: pure parts', () => {
+  it('round-trips its settings through the URL hash, and names what it cannot use', () => {
+    const s = { strategies: ['single', 'fsdp-grad_op'] as const, workers: 3, transport: 'star' as const, steps: 12 };
+    expect(toHash({ ...s, strategies: [...s.strategies] })).toBe('#compare?strategies=single,fsdp-grad_op&workers=3&transport=star&steps=12');
+    expect(fromHash(toHash({ ...s, strategies: [...s.strategies] })).settings).toEqual({ ...s, strategies: [...s.strategies] });
+    expect(fromHash('').present).toBe(false);
+    expect(fromHash('#compare').settings).toEqual(DEFAULT_COMPARE);
+    const bad = fromHash('#compare?strategies=ddp,zero3&workers=20&transport=pigeon&steps=2');
+    expect(bad.settings).toEqual({ ...DEFAULT_COMPARE, strategies: ['ddp'] });
+    expect(bad.problems.join('; ')).toMatch(/"zero3".*workers must be a whole number from 2 to 8, got "20".*steps.*transport must be ring, star or shared, got "pigeon"/);
+  });
+
+  it('gives single the global batch, and measures how far loss curves are apart', () => {
+    expect(configFor('single', makeConfig('tiny'), 4).batch_size).toBe(16);
+    expect(configFor('ddp', makeConfig('tiny'), 4).batch_size).toBe(4);
+    expect(maxLossDiff([4, 3.5, 3], [4, 3.5 + 2e-6, 3 - 5e-6])).toEqual({ max: expect.closeTo(5e-6, 12), step: 3 });
+    expect(maxLossDiff([4, NaN], [4, 3]).max).toBeNaN();
+    expect(COINCIDE).toBe(1e-4);
+    expect(median([3, 1, 2, 10])).toBe(2.5);
+    expect(toCsv([{ a: 1, b: 'x,y' }, { a: 2, c: null }])).toBe('a,b,c\n1,"x,y",\n2,,\n');
+  });
+
+  it('counts communication hidden behind compute in a timeline', () => {
+    const e = (lane: 'main' | 'comm', cat: TraceEvent['cat'], ts: number, dur: number): TraceEvent => ({ name: 'x', lane, cat, ts, dur });
+    // compute 0-10 and 20-30; collectives 5-15 and 25-27: 5 + 2 of 12 ms hidden
+    const o = overlapFraction([e('main', 'compute', 0, 10), e('main', 'wait', 10, 10), e('main', 'compute', 20, 10), e('comm', 'comm', 5, 10), e('comm', 'comm', 25, 2)]);
+    expect(o.commMs).toBeCloseTo(12, 9);
+    expect(o.hiddenMs).toBeCloseTo(7, 9);
+    expect(tickStep(47)).toBe(10);
+    expect(tickStep(0.9)).toBe(0.2);
+  });
+
+  it('what if: GPT-2 124M in 2.4 GB per worker fits only with FSDP full, from some number of workers on', () => {
+    const cfg = makeConfig('gpt2');
+    const w = { model: 'gpt2' as const, workers: 8, linkScale: 1, budget: 2.4 * 2 ** 30, transport: 'ring' as const, bucketMb: 25 };
+    const c = crossover(cfg, w);
+    expect(c.ddpFits).toBe(false);
+    expect(c.fsdpFrom).toBeGreaterThan(1);
+    const rows = whatIfRows(cfg, w, null);
+    expect(rows.map((r) => [r.key, r.fits])).toEqual([['single', false], ['ddp', false], ['fsdp-full', true], ['fsdp-grad_op', false]]);
+  });
+});
+
+// ---- the page -----------------------------------------------------------------------------------------
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const args = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+
+let server: ViteDevServer;
+let browser: Browser;
+let base = '';
+
+describe('the Compare view', () => {
+  beforeAll(async () => {
+    server = await createServer({
+      root,
+      configFile: root + 'vite.config.ts',
+      logLevel: 'error',
+      clearScreen: false,
+      server: { port: 0, strictPort: false, hmr: false, watch: null }, // other edits must not reload the page mid-test
+      cacheDir: 'node_modules/.vite-compare-test', // its own: does not disturb other dev servers and tests
+    });
+    await server.listen();
+    base = server.resolvedUrls!.local[0].replace(/\/$/, '');
+    browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true, args });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('runs single and DDP side by side: same losses, a timeline, exports, predictions beside measurements', async () => {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${base}/?preset=tiny&backend=wasm#compare?strategies=single,ddp&workers=2&transport=ring&steps=6`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+
+    // The link filled the compare form.
+    expect(await page.isChecked('#compare-s-single')).toBe(true);
+    expect(await page.isChecked('#compare-s-ddp')).toBe(true);
+    expect(await page.isChecked('#compare-s-fsdp-full')).toBe(false);
+    expect(await page.inputValue('#compare-workers')).toBe('2');
+    expect(await page.inputValue('#compare-steps')).toBe('6');
+    expect(await page.textContent('#compare-setup')).toContain('global batch 8 sequences (256 tokens)');
+
+    await expect.poll(() => page.isEnabled('#compare-run'), { timeout: 30_000 }).toBe(true);
+    await page.click('#compare-run');
+    await expect.poll(() => page.textContent('#compare-progress'), { timeout: 30_000 }).toMatch(/running (single|DDP) \d\/6/);
+    await page.waitForSelector('#compare[data-state="done"]', { timeout: 100_000 });
+    expect(await page.textContent('#compare-error')).toBe('');
+
+    // Both rows, with their speed, traffic and memory.
+    const rows = await page.locator('#compare-results tbody tr').evaluateAll((els) => els.map((el) => ({ ...(el as HTMLElement).dataset })));
+    expect(rows.map((r) => r.strategy)).toEqual(['single', 'ddp']);
+    for (const r of rows) {
+      expect(Number(r.tokensPerS)).toBeGreaterThan(0);
+      expect(Number(r.memory)).toBeGreaterThan(0);
+    }
+    expect(Number(rows[0].bytes)).toBe(0);
+    expect(Number(rows[1].bytes)).toBeGreaterThan(0);
+
+    // Same samples, same math: the losses coincide.
+    const verdict = await page.textContent('#compare-verdict');
+    expect(verdict).toMatch(/The loss curves coincide \(max difference (0|\de-\d+)\)/);
+    expect(Number(rows[1].lossDiff)).toBeLessThan(1e-4);
+    expect(await page.locator('#compare-loss-chart canvas').count()).toBe(1);
+
+    // The timeline of the last run (DDP): two workers, compute blocks and all-reduces.
+    expect(await page.getAttribute('#compare-timeline svg', 'aria-label')).toContain('DDP: 2 workers');
+    expect(await page.locator('#compare-timeline g[data-kind="backward"]').count()).toBeGreaterThan(0);
+    expect(await page.locator('#compare-timeline g[data-kind="all-reduce"]').count()).toBeGreaterThan(0);
+    await page.hover('#compare-timeline g[data-kind="all-reduce"] >> nth=0');
+    expect(await page.textContent('.cmp-readout')).toMatch(/worker \d · all-reduce · [\d.]+ ms · .* sent/);
+
+    // The trace export: one process per worker; each worker's top-level main-lane spans tile its steps.
+    const [traceDownload] = await Promise.all([page.waitForEvent('download'), page.click('#compare-trace')]);
+    expect(traceDownload.suggestedFilename()).toMatch(/^trace-ddp-2w-ring-steps\d+-\d+\.json$/);
+    const trace = JSON.parse(readFileSync((await traceDownload.path())!, 'utf8'));
+    type X = { name: string; ph: string; pid: number; tid: number; ts: number; dur: number; args?: { name?: string } };
+    const events: X[] = trace.traceEvents;
+    expect(events.filter((e) => e.ph === 'M' && e.name === 'process_name').map((e) => [e.pid, e.args?.name])).toEqual([[0, 'worker 0'], [1, 'worker 1']]);
+    const steps: { step: number; worker_ms: number[] }[] = trace.metadata.steps;
+    expect(steps.length).toBe(2);
+    for (const pid of [0, 1]) {
+      const main = events.filter((e) => e.ph === 'X' && e.pid === pid && e.tid === 0);
+      const inside = (e: X, o: X) => o !== e && o.ts <= e.ts && e.ts + e.dur <= o.ts + o.dur;
+      const top = main.filter((e) => !main.some((o) => inside(e, o)));
+      const spans = top.reduce((t, e) => t + e.dur, 0) / 1000;
+      const stepMs = steps.reduce((t, s) => t + s.worker_ms[pid], 0);
+      expect(Math.abs(spans / stepMs - 1), `worker ${pid}: spans ${spans.toFixed(2)} ms, steps ${stepMs.toFixed(2)} ms`).toBeLessThan(0.1);
+      expect(events.some((e) => e.pid === pid && e.tid === 1 && e.name === 'all-reduce')).toBe(true);
+    }
+
+    // The results as CSV.
+    const [csvDownload] = await Promise.all([page.waitForEvent('download'), page.click('#compare-csv')]);
+    const csv = readFileSync((await csvDownload.path())!, 'utf8').trim().split('\n');
+    expect(csv[0]).toContain('strategy,workers,transport');
+    expect(csv.slice(1).map((l) => l.split(',')[0])).toEqual(['single', 'DDP']);
+
+    // The run calibrated the cost model (single's compute, the ring's all-reduce): predictions beside measurements.
+    await page.waitForSelector('#compare-calibration[data-calibrated="true"]');
+    const pvm = await page.locator('#compare-predicted tbody tr').evaluateAll((els) => els.map((el) => ({ ...(el as HTMLElement).dataset })));
+    expect(pvm.map((r) => r.strategy)).toEqual(['single', 'ddp']);
+    for (const r of pvm) expect(Number(r.predictedMs)).toBeGreaterThan(0);
+    console.log(`[compare] ${await page.textContent('#compare-calibration')}`);
+    for (const r of pvm) console.log(`[compare] ${r.strategy}: predicted ${Number(r.predictedMs).toFixed(1)} ms/step, measured ${Number(r.measuredMs).toFixed(1)} ms/step`);
+    await page.click('.cmp-formulas summary');
+    expect(await page.textContent('.cmp-explained')).toContain('compute = B·K·T × FLOPs/token');
+
+    // What if: GPT-2 small with 2.4 GB per worker on 8 workers: only FSDP full fits.
+    await page.selectOption('#whatif-model', 'gpt2');
+    await page.fill('#whatif-budget', '2.4');
+    await page.locator('#whatif-workers').fill('8');
+    await expect.poll(() => page.textContent('#compare-crossover')).toContain('FSDP is the only option from');
+    const fits = await page.locator('#compare-whatif tbody tr').evaluateAll((els) => els.map((el) => [(el as HTMLElement).dataset.strategy, (el as HTMLElement).dataset.fits]));
+    expect(fits).toEqual([['single', 'false'], ['ddp', 'false'], ['fsdp-full', 'true'], ['fsdp-grad_op', 'false']]);
+
+    // The settings are in the link.
+    expect(page.url()).toContain('#compare?strategies=single,ddp&workers=2&transport=ring&steps=6');
+
+    mkdirSync(root + 'test-results', { recursive: true });
+    await page.locator('#compare').screenshot({ path: root + 'test-results/compare.png' });
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
