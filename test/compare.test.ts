@@ -167,6 +167,13 @@ describe('the Compare view', () => {
     for (const r of pvm) expect(Number(r.predictedMs)).toBeGreaterThan(0);
     console.log(`[compare] ${await page.textContent('#compare-calibration')}`);
     for (const r of pvm) console.log(`[compare] ${r.strategy}: predicted ${Number(r.predictedMs).toFixed(1)} ms/step, measured ${Number(r.measuredMs).toFixed(1)} ms/step`);
+    const [jsonDownload] = await Promise.all([page.waitForEvent('download'), page.click('#compare-json')]);
+    const json = JSON.parse(readFileSync((await jsonDownload.path())!, 'utf8'));
+    expect(json.results.map((r: { strategy: string }) => r.strategy)).toEqual(['single', 'DDP']);
+    expect(json.results[1].predicted_step_ms).toBeGreaterThan(0);
+    expect(json.calibration.transport).toBe('ring');
+    expect(json.setup.batch_size).toBe(4);
+    expect(json.losses.DDP).toHaveLength(6);
     await page.click('.cmp-formulas summary');
     expect(await page.textContent('.cmp-explained')).toContain('compute = B·K·T × FLOPs/token');
 
@@ -183,6 +190,11 @@ describe('the Compare view', () => {
 
     mkdirSync(root + 'test-results', { recursive: true });
     await page.locator('#compare').screenshot({ path: root + 'test-results/compare.png' });
+    // Charts and the timeline follow the page's width (without a "ResizeObserver loop" error).
+    const wide = await page.getAttribute('#compare-timeline svg', 'width');
+    await page.setViewportSize({ width: 900, height: 1000 });
+    await expect.poll(() => page.getAttribute('#compare-timeline svg', 'width')).not.toBe(wide);
+    expect(await page.isVisible('#banner')).toBe(false);
     expect(errors).toEqual([]);
     await context.close();
   });

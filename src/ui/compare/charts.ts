@@ -26,7 +26,10 @@ function size(container: HTMLElement, height: number) {
 abstract class Chart {
   protected plot: uPlot | null = null;
   constructor(protected readonly container: HTMLElement, protected readonly height: number) {
-    new ResizeObserver(() => this.plot?.setSize(size(this.container, this.height))).observe(container);
+    // Follows the container's width, in the next frame (resizing inside the callback would loop).
+    new ResizeObserver(() => requestAnimationFrame(() => {
+      if (this.plot && this.plot.width !== size(this.container, this.height).width) this.plot.setSize(size(this.container, this.height));
+    })).observe(container);
   }
 
   protected build(opts: Omit<uPlot.Options, 'width' | 'height'>, data: uPlot.AlignedData): void {
@@ -74,14 +77,14 @@ const GB = 2 ** 30;
 export class MemoryChart extends Chart {
   /** Memory per worker (bytes) of each strategy for workers[i] workers, and the budget line. */
   set(workers: number[], bytes: Record<StrategyKey, number[]>, budget: number, at: number): void {
-    const marker: uPlot.Series = { label: 'budget', stroke: '#b91c1c', width: 2, dash: [6, 4], points: { show: false }, value: (_u, v) => (v == null ? '–' : gb(v * GB)) };
+    const marker: uPlot.Series = { label: 'budget', stroke: '#b91c1c', width: 2, dash: [6, 4], points: { show: false }, value: (_u, v) => (v == null ? '–' : gb(v)) };
     this.build(
       {
         cursor: { drag: { x: false, y: false } },
         scales: { x: { time: false, distr: 3, log: 2 }, y: { distr: 3, log: 10 } },
         axes: [
           { ...AXIS, label: 'workers', labelSize: 26, values: (_u, t) => t.map((v) => String(Math.round(v))) },
-          { ...AXIS, label: 'memory per worker', labelSize: 26, size: 70, splits: decades, values: (_u, t) => t.map((v) => gb(v * GB)) },
+          { ...AXIS, label: 'memory per worker', labelSize: 26, size: 70, splits: decades, values: (_u, t) => t.map(gb) },
         ],
         series: [
           { label: 'workers', value: (_u, v) => (v == null ? '–' : String(v)) },
@@ -91,7 +94,7 @@ export class MemoryChart extends Chart {
             width: k === 'single' ? 2 : 2.5,
             dash: STRATEGY_STYLE[k].dash,
             points: { show: false },
-            value: (_u: uPlot, v: number | null) => (v == null ? '–' : gb(v * GB)),
+            value: (_u: uPlot, v: number | null) => (v == null ? '–' : gb(v)),
           })),
           marker,
         ],
@@ -111,22 +114,20 @@ export class MemoryChart extends Chart {
           }],
         },
       },
-      [workers, ...STRATEGY_KEYS.map((k) => bytes[k].map((b) => b / GB)), workers.map(() => budget / GB)],
+      [workers, ...STRATEGY_KEYS.map((k) => bytes[k]), workers.map(() => budget)],
     );
   }
 }
 
-/** Log-axis ticks at powers of ten only (uPlot's default also labels 2..9 of every decade). */
+/** Log-axis ticks at 1, 10 and 100 KB, MB, GB, TB only (uPlot's default labels 2..9 of every decade too). */
 function decades(_u: uPlot, _axis: number, min: number, max: number): number[] {
   const out: number[] = [];
-  for (let e = Math.floor(Math.log10(min)); e <= Math.ceil(Math.log10(max)); e++) {
-    const v = 10 ** e;
-    if (v >= min * 0.999 && v <= max * 1.001) out.push(v);
-  }
+  for (const unit of [2 ** 10, 2 ** 20, 2 ** 30, 2 ** 40]) for (const m of [1, 10, 100]) if (unit * m >= min && unit * m <= max) out.push(unit * m);
   return out;
 }
 
 function gb(b: number): string {
+  if (b >= 2 ** 40) return `${+(b / 2 ** 40).toPrecision(3)} TB`;
   if (b >= GB) return `${+(b / GB).toPrecision(3)} GB`;
   if (b >= 2 ** 20) return `${+(b / 2 ** 20).toPrecision(3)} MB`;
   return `${+(b / 2 ** 10).toPrecision(3)} KB`;

@@ -66,6 +66,7 @@ export class CostPanel {
   private setup: RunConfig | null = null;
   private transport: TransportKind = 'ring';
   private bucketMb = 25;
+  private setupKey = '';
 
   constructor(root: HTMLElement, hooks: CostPanelHooks) {
     this.calibrateButton.addEventListener('click', () => hooks.calibrate());
@@ -115,12 +116,13 @@ export class CostPanel {
 
   /** The page's setup (the what-if's "this setup"), the transport and bucket size compared. */
   setSetup(cfg: RunConfig | null, transport: TransportKind, bucketMb: number): void {
-    const changed = cfg?.preset !== this.setup?.preset || cfg?.n_layer !== this.setup?.n_layer || cfg?.n_embd !== this.setup?.n_embd ||
-      cfg?.batch_size !== this.setup?.batch_size || cfg?.block_size !== this.setup?.block_size || cfg?.vocab_size !== this.setup?.vocab_size;
+    const key = JSON.stringify([cfg, transport, bucketMb]);
+    if (key === this.setupKey) return; // main.ts calls this on every render
+    this.setupKey = key;
     this.setup = cfg;
     this.transport = transport;
     this.bucketMb = bucketMb;
-    if (changed) this.drawModels();
+    this.drawModels();
     this.drawWhatIf();
   }
 
@@ -140,9 +142,9 @@ export class CostPanel {
     const l = m.link;
     const samples = l.samples.map((s) => `${fmt.bytes(s.bytes)}: ${ms(s.seconds * 1000)}`).join(', ');
     this.status.replaceChildren(
-      h('strong', {}, `${(m.flops / 1e9).toFixed(2)} GFLOP/s`), ` per worker (${m.flopsFrom}) · `,
-      h('strong', {}, `α = ${l.alpha > 0 ? `${(l.alpha * 1e6).toFixed(0)} µs` : '≈ 0 (too small to see at these sizes)'}, β = ${(l.beta / 1e9).toFixed(2)} GB/s`),
-      ` for the ${l.transport} all-reduce on ${l.workers} workers (${samples}).`,
+      h('strong', {}, `${(m.flops / 1e9).toFixed(2)} GFLOP/s`), ` per worker with a core to itself (${m.flopsFrom}${m.cores ? `; ${m.cores} cores` : ''}) · `,
+      h('strong', {}, `${l.alpha > 0 ? `α = ${(l.alpha * 1e6).toFixed(0)} µs` : 'α ≈ 0 µs'}, β = ${(l.beta / 1e9).toFixed(2)} GB/s`),
+      ` for the ${l.transport} all-reduce on ${l.workers} workers (${samples})${l.alpha > 0 ? '' : '; the latency is too small to see next to the bandwidth at these sizes'}.`,
     );
     this.status.dataset.calibrated = 'true';
   }
@@ -176,7 +178,7 @@ export class CostPanel {
     });
     this.table.replaceChildren(h('table', { class: 'cmp-table cmp-pvm', id: 'compare-predicted' }, head, h('tbody', {}, ...rows)),
       h('p', { class: 'muted cmp-foot' }, m
-        ? 'Gaps are measured against predicted. Times are predicted with one worker’s FLOP/s: workers sharing fewer cores than there are of them run slower than that, and the model puts compute and communication one after the other (no overlap).'
+        ? `Gaps are measured against predicted. Times are predicted from one worker’s FLOP/s${m.cores ? `, shared when there are more workers than this computer’s ${m.cores} cores (which also run the page and everything else)` : ''}; the model adds compute and communication one after the other (no overlap).`
         : 'Bytes and memory need no calibration; times do (press Calibrate, or include single in a comparison).'));
     this.explained.replaceChildren(...(m
       ? this.runs.map((run) => {
@@ -188,7 +190,7 @@ export class CostPanel {
 
   private drawModels(): void {
     const current = this.inputs.model.value || 'setup';
-    const setupLabel = this.setup ? `this setup (${this.setup.preset}, ${fmt.compact(buildParamTable(this.setup).total)} parameters)` : 'this setup';
+    const setupLabel = this.setup ? `this setup (${fmt.compact(buildParamTable(this.setup).total)})` : 'this setup';
     this.inputs.model.replaceChildren(
       h('option', { value: 'setup' }, setupLabel),
       ...PRESET_NAMES.map((p) => h('option', { value: p }, presetLabel(p))),
@@ -233,7 +235,7 @@ export class CostPanel {
     this.whatTable.replaceChildren(
       h('p', { class: 'cmp-whatif-model' }, h('strong', {}, `${cfg.preset}: ${params} parameters`),
         ` · ${cfg.n_layer} layers × ${cfg.n_embd} channels · batch ${cfg.batch_size} × ${cfg.block_size} tokens per worker · ${w.transport}` +
-        (m ? '' : ' · press Calibrate for times')),
+        (!m ? ' · press Calibrate for times' : m.cores ? ` · times for this computer (${m.cores} cores shared by the workers)` : '')),
       h('table', { class: 'cmp-table', id: 'compare-whatif' }, head, h('tbody', {}, ...body)),
     );
     const b = fmt.bytes(w.budget);

@@ -60,7 +60,7 @@ function unionLength(iv: [number, number][]): number {
 
 /**
  * How much of a worker's communication ran while it computed: the time its collectives were in flight
- * during compute spans, over the time they were in flight at all (0 when it has none).
+ * (commMs), and the part of it during compute spans (hiddenMs).
  */
 export function overlapFraction(events: TraceEvent[]): { commMs: number; hiddenMs: number } {
   const comm = events.filter((e) => e.lane === 'comm').map((e) => [e.ts, e.ts + e.dur] as [number, number]);
@@ -86,7 +86,7 @@ function s<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, s
 }
 
 const GUTTER = 92; // worker labels
-const AXIS = 26;
+const AXIS = 40; // step labels, then tick labels, above the lanes
 const MAIN_H = 26;
 const COMM_H = 16;
 const GAP = 12;
@@ -108,9 +108,11 @@ export class Timeline {
       const t = (e.target as Element).closest('[data-what]');
       if (t) this.readout.textContent = t.getAttribute('data-what');
     });
-    new ResizeObserver(() => {
+    // Redraw when the width changes, in the next frame: drawing inside the observer's callback would
+    // resize what it observes (a "ResizeObserver loop" error).
+    new ResizeObserver(() => requestAnimationFrame(() => {
       if (this.canvas.clientWidth !== this.width) this.draw();
-    }).observe(this.canvas);
+    })).observe(this.canvas);
   }
 
   show(run: RunRecord | null): void {
@@ -174,12 +176,12 @@ export class Timeline {
       const X = x(v.t0 + t);
       svg.append(
         s('line', { x1: X, x2: X, y1: AXIS - 4, y2: H, class: 'cmp-grid' }),
-        s('text', { x: X, y: AXIS - 9, class: 'cmp-tick', 'text-anchor': 'middle' }, `${+t.toFixed(3)} ms`),
+        s('text', { x: X, y: AXIS - 8, class: 'cmp-tick', 'text-anchor': t === 0 ? 'start' : 'middle' }, `${+t.toFixed(3)} ms`),
       );
     }
     for (const st of v.starts) {
       const X = x(st.ts);
-      svg.append(s('line', { x1: X, x2: X, y1: 0, y2: H, class: 'cmp-step-line' }), s('text', { x: X + 4, y: 11, class: 'cmp-step-label' }, `step ${st.step}`));
+      svg.append(s('line', { x1: X, x2: X, y1: 2, y2: H, class: 'cmp-step-line' }), s('text', { x: X + 5, y: 12, class: 'cmp-step-label' }, `step ${st.step}`));
     }
 
     v.perWorker.forEach((events, rank) => {

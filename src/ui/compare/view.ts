@@ -22,7 +22,8 @@ import {
   MAX_COMPARE_WORKERS, MAX_STEPS, MIN_STEPS, MIN_WORKERS, STRATEGY_HELP, STRATEGY_KEYS, STRATEGY_LABELS, TRANSPORT_KINDS,
   fromHash, toHash, type CompareSettings, type StrategyKey,
 } from './settings';
-import { COINCIDE, MEMORY_KINDS, lossVerdict, reference, resultRow, summarize, toCsv, type RunSummary } from './summary';
+import { reference, resultRow, summarize, toCsv, type RunSummary } from './summary';
+import { legends, renderVerdict, resultsTable } from './results';
 import { Timeline } from './timeline';
 import { flopsFromRun, predictRun, type Measured } from './whatif';
 
@@ -37,13 +38,6 @@ export interface PageContext {
 
 type State = 'idle' | 'running' | 'calibrating' | 'done' | 'stopped' | 'error';
 
-const MEMORY_COLORS: Record<(typeof MEMORY_KINDS)[number], string> = {
-  params: '#1d4ed8', grads: '#60a5fa', optimizer: '#a5b4fc', gathered_peak: '#f97316', activations_peak: '#10b981', comm_buffers: '#a855f7',
-};
-const MEMORY_LABELS: Record<(typeof MEMORY_KINDS)[number], string> = {
-  params: 'parameters', grads: 'gradients', optimizer: 'AdamW state', gathered_peak: 'gathered units (peak)', activations_peak: 'activations (peak)', comm_buffers: 'comm buffers (peak)',
-};
-
 export function mountCompare(root: HTMLElement, ctx: PageContext): CompareView {
   return new CompareView(root, ctx);
 }
@@ -54,9 +48,10 @@ export class CompareView {
   private summaries: RunSummary[] = [];
   private selected: StrategyKey | null = null; // the run in the timeline
   private link: LinkCalibration | null = null;
-  private flops: { flops: number; from: string } | null = null;
+  private flops: { flops: number; from: string; backend: string } | null = null;
   private signal: StopSignal | null = null;
   private settings: CompareSettings;
+  private config: RunConfig | null = null; // the setup the results were run with
 
   private readonly el = {
     strategies: new Map<StrategyKey, HTMLInputElement>(),
@@ -127,7 +122,7 @@ export class CompareView {
           h('div', { class: 'bar', role: 'progressbar', 'aria-label': 'Comparison progress' }, this.el.fill)),
         this.el.error),
       card('compare-results-title', 'Results', h('div', { class: 'cmp-head-right' }, this.el.exports),
-        this.el.verdict, this.el.results, this.memoryLegend()),
+        this.el.verdict, this.el.results, legends()),
       card('compare-loss-title', 'Loss curves', 'Same samples, same math: the curves should lie on top of each other.', this.el.lossBox),
       card('compare-timeline-title', 'Timeline', h('div', { class: 'cmp-head-right' }, this.el.runPills, this.el.traceButton), this.el.timelineTitle, timelineBox),
       costBox,
@@ -218,6 +213,7 @@ export class CompareView {
     const req = this.request();
     if (!req || this.state === 'running' || this.state === 'calibrating') return;
     this.showError(null);
+    this.config = req.config;
     this.runs = [];
     this.summaries = [];
     this.selected = null;
@@ -233,7 +229,7 @@ export class CompareView {
           this.runs.push(run);
           if (run.key === 'single') {
             const f = flopsFromRun(run);
-            this.flops = { flops: f.flops, from: `${run.label}’s median compute, ${f.computeMs.toFixed(1)} ms for ${fmt.count(run.cfg.batch_size * run.cfg.block_size)} tokens` };
+            this.flops = { flops: f.flops, from: `${run.label}’s median compute, ${f.computeMs.toFixed(1)} ms for ${fmt.count(run.cfg.batch_size * run.cfg.block_size)} tokens`, backend: run.info.backend.name };
           }
           this.selected = run.key;
           this.renderResults();
@@ -272,7 +268,7 @@ export class CompareView {
       const { probe, link } = await calibrate(req, spawnWebWorker, (what) => this.cost.setBusy(true, `Calibrating: ${what}…`), !!single);
       const from = single ?? probe!;
       const f = flopsFromRun(from);
-      this.flops = { flops: f.flops, from: `${single ? `${single.label}’s` : 'a 5-step probe’s'} median compute, ${f.computeMs.toFixed(1)} ms for ${fmt.count(from.cfg.batch_size * from.cfg.block_size)} tokens` };
+      this.flops = { flops: f.flops, from: `${single ? `${single.label}’s` : 'a 5-step probe’s'} median compute, ${f.computeMs.toFixed(1)} ms for ${fmt.count(from.cfg.batch_size * from.cfg.block_size)} tokens`, backend: from.info.backend.name };
       this.link = link;
       this.setState(before);
     } catch (e) {
@@ -304,7 +300,10 @@ export class CompareView {
   }
 
   private measured(): Measured | null {
-    return this.flops && this.link ? { flops: this.flops.flops, flopsFrom: this.flops.from, link: this.link } : null;
+    if (!this.flops || !this.link) return null;
+    // On a CPU backend, more workers than cores take turns (the cost model shares the FLOP/s among them).
+    const cpu = ['wasm', 'cpu'].includes(this.flops.backend);
+    return { flops: this.flops.flops, flopsFrom: this.flops.from, link: this.link, cores: cpu ? navigator.hardwareConcurrency : undefined };
   }
 
   private renderCalibration(): void {
@@ -316,7 +315,7 @@ export class CompareView {
   private renderResults(): void {
     const ref = reference(this.runs);
     this.summaries = this.runs.map((r) => summarize(r, ref));
-    this.renderVerdict(ref);
+    renderVerdict(this.el.verdict, this.summaries, ref);
     this.renderTable();
     this.loss.set(this.runs.map((r, i) => ({ key: r.key, losses: this.summaries[i].losses })));
     this.renderTimeline();
@@ -325,82 +324,14 @@ export class CompareView {
     for (const b of this.el.exports.querySelectorAll('button')) b.disabled = !this.runs.length;
   }
 
-  private renderVerdict(ref: RunRecord | undefined): void {
-    const v = lossVerdict(this.summaries);
-    const el = this.el.verdict;
-    el.hidden = !v;
-    if (!v || !ref) return;
-    el.dataset.coincide = String(v.coincide);
-    el.dataset.maxDiff = String(v.max);
-    const diff = v.max === 0 ? '0' : v.max.toExponential(0).replace('e-', 'e-');
-    if (v.coincide) {
-      el.replaceChildren(h('strong', {}, `✓ The loss curves coincide (max difference ${diff})`),
-        `: every strategy saw the same samples and did the same math as ${ref.label}; only the order of float sums differs.`);
-    } else {
-      const dropout = ref.cfg.dropout > 0 ? ` This setup has dropout ${ref.cfg.dropout}: each worker draws its own dropout masks, so the runs do differ; set dropout to 0 to compare the math exactly.` : ' Same samples and the same math should agree within float rounding: this is a bug worth reporting.';
-      el.replaceChildren(h('strong', {}, `⚠ The loss curves do not coincide: ${v.worst!.label} differs from ${ref.label} by ${Number.isNaN(v.max) ? 'NaN' : v.max.toPrecision(2)} at step ${v.worst!.lossDiff!.step}`),
-        ` (more than ${COINCIDE}).${dropout}`);
-    }
-  }
-
   private renderTable(): void {
-    if (!this.summaries.length) {
-      this.el.results.replaceChildren(h('p', { class: 'muted cmp-empty' }, this.state === 'running' ? 'The first strategy is running; its row appears when it finishes.' : 'Choose strategies and press Run comparison. Each one trains for the chosen number of steps on fresh workers.'));
-      return;
-    }
-    const S = this.summaries;
-    const maxMs = Math.max(...S.map((s) => s.computeMs + s.commMs + s.waitMs));
-    const maxMem = Math.max(...S.map((s) => s.memoryTotal));
-    const ref = S.find((s) => s.key === 'single');
-    const head = h('thead', {}, h('tr', {}, ...[
-      'strategy', 'tokens / s', 'step time: compute · communication · waiting', 'sent / step / worker', 'memory / worker', 'loss: first → last', `max |Δ loss| vs ${reference(this.runs)?.label}`,
-    ].map((t, i) => h('th', { class: i === 2 || i === 4 ? 'wide' : '' }, t))));
-    const rows = S.map((s, i) => {
-      const run = this.runs[i];
-      const split = (['computeMs', 'commMs', 'waitMs'] as const).map((k, j) => h('span', { class: `seg ${['compute', 'comm', 'wait'][j]}`, style: `flex-grow:${s[k]}` }));
-      const timeBar = h('div', { class: 'cmp-bar-cell' },
-        h('div', { class: 'split-track', role: 'img', 'aria-label': `compute ${s.computeMs.toFixed(1)} ms, communication ${s.commMs.toFixed(1)} ms, waiting ${s.waitMs.toFixed(1)} ms` },
-          h('div', { class: 'split-fill', style: `width:${((100 * (s.computeMs + s.commMs + s.waitMs)) / maxMs).toFixed(1)}%` }, ...split)),
-        h('span', { class: 'cmp-bar-value', title: `median of ${s.timedSteps} steps; the worker’s own time is compute ${s.computeMs.toFixed(1)} + communication ${s.commMs.toFixed(1)} + waiting ${s.waitMs.toFixed(1)} ms, the rest is messages to and from this page` }, ms(s.stepMs)),
-        h('span', { class: 'cmp-bar-detail' }, `${ms(s.computeMs)} · ${ms(s.commMs)} · ${ms(s.waitMs)}`));
-      const memSegs = MEMORY_KINDS.map((k) => h('span', { class: 'seg', style: `--c:${MEMORY_COLORS[k]};flex-grow:${s.memory[k]}`, title: `${MEMORY_LABELS[k]}: ${fmt.bytes(s.memory[k])}` }));
-      const memBar = h('div', { class: 'cmp-bar-cell' },
-        h('div', { class: 'split-track', role: 'img', 'aria-label': MEMORY_KINDS.map((k) => `${MEMORY_LABELS[k]} ${fmt.bytes(s.memory[k])}`).join(', ') },
-          h('div', { class: 'split-fill', style: `width:${((100 * s.memoryTotal) / maxMem).toFixed(1)}%` }, ...memSegs)),
-        h('span', { class: 'cmp-bar-value' }, fmt.bytes(s.memoryTotal)));
-      const speedup = ref && ref !== s ? h('span', { class: 'cmp-sub-value' }, `×${(s.tokensPerSec / ref.tokensPerSec).toFixed(2)} vs single`) : '';
-      const diff = s.lossDiff ? (s.lossDiff.max === 0 ? '0' : s.lossDiff.max.toExponential(1)) : 'reference';
-      const row = h('tr', {
-        'data-strategy': s.key, 'data-tokens-per-s': String(s.tokensPerSec), 'data-step-ms': String(s.stepMs), 'data-bytes': String(s.bytesPerWorker),
-        'data-memory': String(s.memoryTotal), 'data-loss-diff': String(s.lossDiff?.max ?? ''), class: s.key === this.selected ? 'selected' : '',
-        title: 'Show this run in the timeline',
-      },
-      h('th', { scope: 'row' }, h('i', { class: 'swatch', style: `--c:${STRATEGY_SWATCH[run.key]}` }), ' ', h('strong', {}, s.label),
-        h('span', { class: 'cmp-sub-value' }, `${s.workers} worker${s.workers > 1 ? 's' : ''} × ${s.batchPerWorker} seqs${s.workers > 1 ? ` · ${s.transport}` : ''}`)),
-      h('td', { class: 'num big' }, fmt.count(s.tokensPerSec), speedup),
-      h('td', {}, timeBar),
-      h('td', { class: 'num' }, s.workers > 1 ? fmt.bytes(Math.round(s.bytesPerWorker)) : '0 B', h('span', { class: 'cmp-sub-value' }, s.workers > 1 ? `${fmt.bytes(Math.round(s.bytesPerWorker * s.workers))} all workers` : 'nothing to send')),
-      h('td', {}, memBar),
-      h('td', { class: 'num' }, `${fmt.loss(s.losses[0])} → ${fmt.loss(s.losses.at(-1))}`),
-      h('td', { class: `num ${s.lossDiff && !(s.lossDiff.max < COINCIDE) ? 'bad' : ''}` }, diff));
-      row.addEventListener('click', () => {
-        this.selected = s.key as StrategyKey;
-        this.renderTable();
-        this.renderTimeline();
-      });
-      return row;
-    });
-    this.el.results.replaceChildren(h('table', { class: 'cmp-table cmp-results', id: 'compare-results' }, head, h('tbody', {}, ...rows)));
-  }
-
-  private memoryLegend(): HTMLElement {
-    return h('div', { class: 'cmp-legends' },
-      h('div', { class: 'split-legend' }, h('span', { class: 'cmp-legend-title' }, 'step time'),
-        ...(['compute', 'comm', 'wait'] as const).map((k) => h('span', { class: `split-value ${k}` }, h('i', { class: 'swatch' }), { compute: 'compute', comm: 'communication (CPU)', wait: 'waiting for others' }[k]))),
-      h('div', { class: 'split-legend' }, h('span', { class: 'cmp-legend-title' }, 'memory'),
-        ...MEMORY_KINDS.map((k) => h('span', { class: 'split-value' }, h('i', { class: 'swatch', style: `--c:${MEMORY_COLORS[k]}` }), MEMORY_LABELS[k]))),
-      h('p', { class: 'muted cmp-foot' }, 'Tokens/s and times: median of the steps after the warm-up, not counting the traced ones. Memory: the worker that needs the most, by kind, from the last step.'),
-    );
+    const empty = this.state === 'running' ? 'The first strategy is running; its row appears when it finishes.'
+      : 'Choose strategies and press Run comparison. Each one trains for the chosen number of steps on fresh workers.';
+    this.el.results.replaceChildren(resultsTable(this.runs, this.summaries, this.selected, empty, (key) => {
+      this.selected = key;
+      this.renderTable();
+      this.renderTimeline();
+    }));
   }
 
   // ---- timeline ---------------------------------------------------------------------------------------
@@ -441,13 +372,12 @@ export class CompareView {
   }
 
   private json(): string {
-    const cfg = this.runs[0]?.cfg;
     const m = this.measured();
     return JSON.stringify({
       settings: this.settings,
-      setup: cfg ? { ...cfg, batch_size: this.runs.find((r) => r.key !== 'single')?.cfg.batch_size ?? cfg.batch_size } : null,
+      setup: this.config, // as in the setup form (single ran it with batch_size × workers)
       backend: this.runs[0]?.info.backend.name,
-      calibration: m ? { flops: m.flops, flops_from: m.flopsFrom, transport: m.link.transport, workers: m.link.workers, alpha_s: m.link.alpha, beta_bytes_per_s: m.link.beta, samples: m.link.samples } : null,
+      calibration: m ? { flops: m.flops, flops_from: m.flopsFrom, cores: m.cores ?? null, transport: m.link.transport, workers: m.link.workers, alpha_s: m.link.alpha, beta_bytes_per_s: m.link.beta, samples: m.link.samples } : null,
       results: this.rows(),
       losses: Object.fromEntries(this.summaries.map((s) => [s.label, s.losses])),
     }, null, 2);
@@ -466,8 +396,4 @@ export class CompareView {
       button('compare-json-copy', 'Copy JSON', (b) => void copy(this.json(), b)),
     );
   }
-}
-
-function ms(x: number): string {
-  return !Number.isFinite(x) ? '–' : `${x < 10 ? x.toFixed(1) : fmt.count(x)} ms`;
 }

@@ -12,11 +12,13 @@ import { assignBuckets, shardLayout } from '../../dist/layout';
 import type { LinkCalibration, RunRecord } from './runner';
 import { STRATEGY_KEYS, STRATEGY_LABELS, configFor, distFor, planOf, type StrategyKey } from './settings';
 import { median, timedSteps } from './summary';
+import * as fmt from '../format';
 
 /** What calibration measured on this machine. */
 export interface Measured {
   flops: number; // training FLOP/s of one worker
   flopsFrom: string; // how it was measured, in words
+  cores?: number; // CPU backends: the cores workers share (navigator.hardwareConcurrency); none on a GPU
   link: LinkCalibration;
 }
 
@@ -29,7 +31,7 @@ export function flopsFromRun(run: RunRecord): { flops: number; computeMs: number
 /** The cost model's Calibration; linkScale < 1 is a slower link (beta times linkScale). */
 export function toCalibration(m: Measured, linkScale = 1): Calibration {
   const per = (v: number) => ({ ring: v, star: v, shared: v, [m.link.transport]: v }) as Record<TransportKind, number>;
-  return { flops: m.flops, alpha: per(m.link.alpha), beta: per(m.link.beta * linkScale) };
+  return { flops: m.flops, cores: m.cores, alpha: per(m.link.alpha), beta: per(m.link.beta * linkScale) };
 }
 
 /** For memory and bytes only (they do not depend on the calibration). */
@@ -63,11 +65,7 @@ export function whatIfConfig(model: WhatIfModel, setup: RunConfig | null): RunCo
 
 export function presetLabel(p: PresetName): string {
   const c = PRESETS[p];
-  return `${p} (${compactParams(buildParamTable(c).total)} parameters)`;
-}
-
-function compactParams(n: number): string {
-  return n >= 1e6 ? `${(n / 1e6).toFixed(n >= 1e8 ? 0 : 1)} M` : `${(n / 1e3).toFixed(0)} K`;
+  return `${p} (${fmt.compact(buildParamTable(c).total)})`;
 }
 
 export interface WhatIfRow {
@@ -156,8 +154,10 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
   const K = cfg.grad_accum;
   const T = cfg.block_size;
   const fpt = flopsPerToken(cfg);
+  const share = cal.cores ? Math.min(1, cal.cores / n) : 1; // predict's share of a core per CPU worker
+  const flops = share < 1 ? `(${(m.flops / 1e9).toFixed(2)} GFLOP/s × ${cal.cores} cores / ${n} workers)` : `${(m.flops / 1e9).toFixed(2)} GFLOP/s`;
   const lines = [
-    `compute = B·K·T × FLOPs/token ÷ FLOP/s = ${B}·${K}·${T} × ${big(fpt)} ÷ ${(m.flops / 1e9).toFixed(2)} GFLOP/s = ${ms(p.compute_ms)}` +
+    `compute = B·K·T × FLOPs/token ÷ FLOP/s = ${B}·${K}·${T} × ${big(fpt)} ÷ ${flops} = ${ms(p.compute_ms)}` +
       `   (FLOPs/token = 6N + 12·L·H·Q·T = 6·${big(P - T * cfg.n_embd)} + 12·${cfg.n_layer}·${cfg.n_head}·${cfg.n_embd / cfg.n_head}·${T})`,
   ];
   const star = dist.transport === 'star';

@@ -1,0 +1,95 @@
+// The results of a comparison as DOM: the loss verdict, the table (tokens/s, the step time split as a
+// stacked bar, bytes per worker, memory per worker by kind, the losses), and its legends. Numbers are
+// also data attributes of each row (data-tokens-per-s, data-step-ms, data-bytes, data-memory,
+// data-loss-diff) for tests.
+
+import { h } from '../dom';
+import * as fmt from '../format';
+import { STRATEGY_SWATCH } from './charts';
+import type { RunRecord } from './runner';
+import type { StrategyKey } from './settings';
+import { COINCIDE, MEMORY_KINDS, lossVerdict, reference, type RunSummary } from './summary';
+
+const MEMORY_COLORS: Record<(typeof MEMORY_KINDS)[number], string> = {
+  params: '#1d4ed8', grads: '#60a5fa', optimizer: '#a5b4fc', gathered_peak: '#f97316', activations_peak: '#10b981', comm_buffers: '#a855f7',
+};
+const MEMORY_LABELS: Record<(typeof MEMORY_KINDS)[number], string> = {
+  params: 'parameters', grads: 'gradients', optimizer: 'AdamW state', gathered_peak: 'gathered units (peak)', activations_peak: 'activations (peak)', comm_buffers: 'comm buffers (peak)',
+};
+
+/** The verdict on the loss curves, into `el` (hidden until two runs can be compared). */
+export function renderVerdict(el: HTMLElement, summaries: RunSummary[], ref: RunRecord | undefined): void {
+  const v = lossVerdict(summaries);
+  el.hidden = !v;
+  if (!v || !ref) return;
+  el.dataset.coincide = String(v.coincide);
+  el.dataset.maxDiff = String(v.max);
+  const diff = v.max === 0 ? '0' : v.max.toExponential(0);
+  if (v.coincide) {
+    el.replaceChildren(h('strong', {}, `✓ The loss curves coincide (max difference ${diff})`),
+      `: every strategy saw the same samples and did the same math as ${ref.label}; only the order of float sums differs.`);
+  } else {
+    const dropout = ref.cfg.dropout > 0 ? ` This setup has dropout ${ref.cfg.dropout}: each worker draws its own dropout masks, so the runs do differ; set dropout to 0 to compare the math exactly.` : ' Same samples and the same math should agree within float rounding: this is a bug worth reporting.';
+    el.replaceChildren(h('strong', {}, `⚠ The loss curves do not coincide: ${v.worst!.label} differs from ${ref.label} by ${Number.isNaN(v.max) ? 'NaN' : v.max.toPrecision(2)} at step ${v.worst!.lossDiff!.step}`),
+      ` (more than ${COINCIDE}).${dropout}`);
+  }
+}
+
+/** The results table: one row per run; clicking a row selects it (for the timeline). */
+export function resultsTable(runs: RunRecord[], S: RunSummary[], selected: StrategyKey | null, empty: string, onSelect: (key: StrategyKey) => void): HTMLElement {
+  if (!S.length) return h('p', { class: 'muted cmp-empty' }, empty);
+  const maxMs = Math.max(...S.map((s) => s.computeMs + s.commMs + s.waitMs));
+  const maxMem = Math.max(...S.map((s) => s.memoryTotal));
+  const ref = S.find((s) => s.key === 'single');
+  const head = h('thead', {}, h('tr', {}, ...[
+    'strategy', 'tokens / s', 'step time: compute · communication · waiting', 'sent / step / worker', 'memory / worker', 'loss: first → last', `max |Δ loss| vs ${reference(runs)?.label}`,
+  ].map((t, i) => h('th', { class: i === 2 || i === 4 ? 'wide' : '' }, t))));
+  const rows = S.map((s, i) => {
+    const run = runs[i];
+    const split = (['computeMs', 'commMs', 'waitMs'] as const).map((k, j) => h('span', { class: `seg ${['compute', 'comm', 'wait'][j]}`, style: `flex-grow:${s[k]}` }));
+    const timeBar = h('div', { class: 'cmp-bar-cell' },
+      h('div', { class: 'split-track', role: 'img', 'aria-label': `compute ${s.computeMs.toFixed(1)} ms, communication ${s.commMs.toFixed(1)} ms, waiting ${s.waitMs.toFixed(1)} ms` },
+        h('div', { class: 'split-fill', style: `width:${((100 * (s.computeMs + s.commMs + s.waitMs)) / maxMs).toFixed(1)}%` }, ...split)),
+      h('span', { class: 'cmp-bar-value', title: `median of ${s.timedSteps} steps; the worker’s own time is compute ${s.computeMs.toFixed(1)} + communication ${s.commMs.toFixed(1)} + waiting ${s.waitMs.toFixed(1)} ms, the rest is messages to and from this page` }, ms(s.stepMs)),
+      h('span', { class: 'cmp-bar-detail' }, `${ms(s.computeMs)} · ${ms(s.commMs)} · ${ms(s.waitMs)}`));
+    const memSegs = MEMORY_KINDS.map((k) => h('span', { class: 'seg', style: `--c:${MEMORY_COLORS[k]};flex-grow:${s.memory[k]}`, title: `${MEMORY_LABELS[k]}: ${fmt.bytes(s.memory[k])}` }));
+    const memBar = h('div', { class: 'cmp-bar-cell' },
+      h('div', { class: 'split-track', role: 'img', 'aria-label': MEMORY_KINDS.map((k) => `${MEMORY_LABELS[k]} ${fmt.bytes(s.memory[k])}`).join(', ') },
+        h('div', { class: 'split-fill', style: `width:${((100 * s.memoryTotal) / maxMem).toFixed(1)}%` }, ...memSegs)),
+      h('span', { class: 'cmp-bar-value' }, fmt.bytes(s.memoryTotal)));
+    const speedup = ref && ref !== s ? h('span', { class: 'cmp-sub-value' }, `×${(s.tokensPerSec / ref.tokensPerSec).toFixed(2)} vs single`) : '';
+    const diff = s.lossDiff ? (s.lossDiff.max === 0 ? '0' : s.lossDiff.max.toExponential(1)) : 'reference';
+    const row = h('tr', {
+      'data-strategy': s.key, 'data-tokens-per-s': String(s.tokensPerSec), 'data-step-ms': String(s.stepMs), 'data-bytes': String(s.bytesPerWorker),
+      'data-memory': String(s.memoryTotal), 'data-loss-diff': String(s.lossDiff?.max ?? ''), class: s.key === selected ? 'selected' : '',
+      title: 'Show this run in the timeline',
+    },
+    h('th', { scope: 'row' }, h('i', { class: 'swatch', style: `--c:${STRATEGY_SWATCH[run.key]}` }), ' ', h('strong', {}, s.label),
+      h('span', { class: 'cmp-sub-value' }, `${s.workers} worker${s.workers > 1 ? 's' : ''} × ${s.batchPerWorker} seqs${s.workers > 1 ? ` · ${s.transport}` : ''}`)),
+    h('td', { class: 'num big' }, fmt.count(s.tokensPerSec), speedup),
+    h('td', {}, timeBar),
+    h('td', { class: 'num' }, s.workers > 1 ? fmt.bytes(Math.round(s.bytesPerWorker)) : '0 B', h('span', { class: 'cmp-sub-value' }, s.workers > 1 ? `${fmt.bytes(Math.round(s.bytesPerWorker * s.workers))} all workers` : 'nothing to send')),
+    h('td', {}, memBar),
+    h('td', { class: 'num' }, `${fmt.loss(s.losses[0])} → ${fmt.loss(s.losses.at(-1))}`),
+    h('td', { class: `num ${s.lossDiff && !(s.lossDiff.max < COINCIDE) ? 'bad' : ''}` }, diff));
+    row.addEventListener('click', () => onSelect(run.key));
+    return row;
+  });
+  return h('table', { class: 'cmp-table cmp-results', id: 'compare-results' }, head, h('tbody', {}, ...rows));
+}
+
+
+/** The colours of the table's bars, and how its figures are made. */
+export function legends(): HTMLElement {
+  return h('div', { class: 'cmp-legends' },
+    h('div', { class: 'split-legend' }, h('span', { class: 'cmp-legend-title' }, 'step time'),
+      ...(['compute', 'comm', 'wait'] as const).map((k) => h('span', { class: `split-value ${k}` }, h('i', { class: 'swatch' }), { compute: 'compute', comm: 'communication (CPU)', wait: 'waiting for others' }[k]))),
+    h('div', { class: 'split-legend' }, h('span', { class: 'cmp-legend-title' }, 'memory'),
+      ...MEMORY_KINDS.map((k) => h('span', { class: 'split-value' }, h('i', { class: 'swatch', style: `--c:${MEMORY_COLORS[k]}` }), MEMORY_LABELS[k]))),
+    h('p', { class: 'muted cmp-foot' }, 'Tokens/s and times: median of the steps after the warm-up, not counting the traced ones. Memory: the worker that needs the most, by kind, from the last step.'),
+  );
+}
+
+function ms(x: number): string {
+  return !Number.isFinite(x) ? '–' : `${x < 10 ? x.toFixed(1) : fmt.count(x)} ms`;
+}
