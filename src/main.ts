@@ -174,7 +174,7 @@ const failed = () => phase === 'error'; // a function: events change `phase` whi
 function render(): void {
   const ready = config !== null && dist !== null && corpus !== null;
   compare.refresh();
-  el.start.disabled = !ready || busy();
+  el.start.disabled = !ready || busy() || compare.active; // one thing at a time on the workers
   el.start.textContent = info && !busy() ? 'Start new run' : 'Start training';
   el.pause.disabled = phase !== 'running';
   el.resume.disabled = phase !== 'paused';
@@ -598,6 +598,7 @@ const compare = mountCompare(byId('compare'), {
   corpus: () => corpus,
   bucketMb: () => dist?.bucketMb,
   busy,
+  onActiveChange: () => render(),
 });
 
 // ---- start-up ------------------------------------------------------------------------------------------

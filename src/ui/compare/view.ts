@@ -34,6 +34,8 @@ export interface PageContext {
   corpus(): { name: string; text: string; vocab: number } | null;
   bucketMb(): number | undefined; // the setup's DDP bucket size (the default when it has none)
   busy(): boolean; // the page's own training run is going
+  /** The comparison started or finished (the page disables its own Start meanwhile). */
+  onActiveChange(): void;
 }
 
 type State = 'idle' | 'running' | 'calibrating' | 'done' | 'stopped' | 'error';
@@ -279,9 +281,16 @@ export class CompareView {
     this.renderCalibration();
   }
 
+  /** A comparison (or a calibration) is using the workers. */
+  get active(): boolean {
+    return this.state === 'running' || this.state === 'calibrating';
+  }
+
   private setState(s: State): void {
+    const was = this.active;
     this.state = s;
     this.refresh();
+    if (was !== this.active) this.ctx.onActiveChange();
   }
 
   private progress(p: Progress): void {
