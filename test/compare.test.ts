@@ -6,10 +6,8 @@
 // Run: npx vitest run --project node test/compare.test.ts
 
 import { mkdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type ViteDevServer } from 'vite';
-import { chromium, type Browser } from 'playwright-core';
+import { root, startHarness, type Harness } from './harness';
 import { makeConfig } from '../src/model/config';
 import type { TraceEvent } from '../src/util/trace';
 import { DEFAULT_COMPARE, configFor, fromHash, toHash } from '../src/ui/compare/settings';
@@ -62,40 +60,24 @@ describe('compare: pure parts', () => {
 
 // ---- the page -----------------------------------------------------------------------------------------
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const args = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
-
-let server: ViteDevServer;
-let browser: Browser;
-let base = '';
+let h: Harness;
 
 describe('the Compare view', () => {
   beforeAll(async () => {
-    server = await createServer({
-      root,
-      configFile: root + 'vite.config.ts',
-      logLevel: 'error',
-      clearScreen: false,
-      server: { port: 0, strictPort: false, hmr: false, watch: null }, // other edits must not reload the page mid-test
-      cacheDir: 'node_modules/.vite-compare-test', // its own: does not disturb other dev servers and tests
-    });
-    await server.listen();
-    base = server.resolvedUrls!.local[0].replace(/\/$/, '');
-    browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true, args });
+    h = await startHarness('compare-test');
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await server?.close();
+    await h?.close();
   });
 
   it('runs single and DDP side by side: same losses, a timeline, exports, predictions beside measurements', async () => {
-    const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
+    const context = await h.browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
     const page = await context.newPage();
     const errors: string[] = [];
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${base}/?preset=tiny&backend=wasm#compare?strategies=single,ddp&workers=2&transport=ring&steps=6`);
+    await page.goto(`${h.base}/?preset=tiny&backend=wasm#compare?strategies=single,ddp&workers=2&transport=ring&steps=6`);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
 
     // The link filled the compare form.

@@ -7,47 +7,28 @@
 // (screenshots: test-results/page.png, test-results/page-ddp.png, test-results/page-fsdp.png)
 
 import { mkdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type ViteDevServer } from 'vite';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { root, startHarness, type Harness } from './harness';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const args = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic', '--enable-unsafe-webgpu'];
-
-let server: ViteDevServer;
-let browser: Browser;
-let base = '';
+let h: Harness;
 
 beforeAll(async () => {
-  server = await createServer({
-    root,
-    configFile: root + 'vite.config.ts',
-    logLevel: 'error',
-    clearScreen: false,
-    // No file watching or HMR: other edits in the repository must not reload the page mid-test.
-    server: { port: 0, strictPort: false, hmr: false, watch: null },
-    // Its own cache directory keeps this from disturbing a dev server someone else has running.
-    cacheDir: 'node_modules/.vite-page-test',
-  });
-  await server.listen();
-  base = server.resolvedUrls!.local[0].replace(/\/$/, '');
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true, args });
+  h = await startHarness('page-test');
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.close();
+  await h?.close();
 });
 
 /** A fresh page (and profile: its own IndexedDB) that records console errors and uncaught exceptions. */
 async function open(query: string): Promise<{ page: Page; errors: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+  const context = await h.browser.newContext({ viewport: { width: 1440, height: 1000 } });
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(base + '/' + query);
+  await page.goto(h.base + '/' + query);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   return { page, errors };
 }
@@ -183,21 +164,21 @@ describe('the trainer page', () => {
     // Fixing the field enables Start and updates the link.
     await page.fill('#f-n_head', '4');
     await expect.poll(() => page.isEnabled('#start')).toBe(true);
-    expect(page.url()).toBe(`${base}/?preset=tiny`);
+    expect(page.url()).toBe(`${h.base}/?preset=tiny`);
 
     // Unknown settings and presets are named and dropped; the page falls back instead of crashing.
-    await page.goto(base + '/?preset=huge&lr=0.1');
+    await page.goto(h.base + '/?preset=huge&lr=0.1');
     await page.waitForSelector('body[data-ready="true"]');
     expect(await page.textContent('#banner')).toContain('preset "huge", which does not exist');
     expect(await page.inputValue('#preset')).toBe('shakespeare-cpu');
-    await page.goto(base + '/?preset=tiny&foo=1&lr=abc');
+    await page.goto(h.base + '/?preset=tiny&foo=1&lr=abc');
     await page.waitForSelector('body[data-ready="true"]');
     expect(await page.textContent('#banner')).toContain('unknown setting "foo"');
     expect(await page.textContent('#config-error-text')).toContain('lr must be a number, got "abc"');
     expect(await page.isDisabled('#start')).toBe(true);
 
     // Dist settings a link gets wrong fall back to working ones, each with checkDist's reason.
-    await page.goto(base + '/?preset=tiny&strategy=zero3&workers=20&transport=pigeon&bucket_mb=0');
+    await page.goto(h.base + '/?preset=tiny&strategy=zero3&workers=20&transport=pigeon&bucket_mb=0');
     await page.waitForSelector('body[data-ready="true"]');
     const banner = await page.textContent('#banner');
     expect(banner).toContain('strategy must be single, ddp or fsdp, got "zero3"');
@@ -207,7 +188,7 @@ describe('the trainer page', () => {
     expect(await page.inputValue('#f-strategy')).toBe('single');
     expect(await page.inputValue('#f-transport')).toBe('ring');
     expect(await page.isEnabled('#start')).toBe(true);
-    expect(page.url()).toBe(`${base}/?preset=tiny`);
+    expect(page.url()).toBe(`${h.base}/?preset=tiny`);
     // In the form: ddp offers a worker per core (at least 2); a bad worker count is named and blocks Start.
     await page.selectOption('#f-strategy', 'ddp');
     expect(num(await page.inputValue('#f-workers'))).toBeGreaterThanOrEqual(2);
@@ -217,13 +198,13 @@ describe('the trainer page', () => {
     await expect.poll(() => page.textContent('#dist-error')).toContain('workers must be a whole number from 1 to 8, got 9');
     expect(await page.getAttribute('#f-workers', 'aria-invalid')).toBe('true');
     expect(await page.isDisabled('#start')).toBe(true);
-    expect(page.url()).toBe(`${base}/?preset=tiny&strategy=ddp&workers=9`);
+    expect(page.url()).toBe(`${h.base}/?preset=tiny&strategy=ddp&workers=9`);
     await page.fill('#f-workers', '3');
     await page.selectOption('#f-transport', 'star');
     await expect.poll(() => page.isEnabled('#start')).toBe(true);
     expect(await page.textContent('#dist-help')).toContain('every worker sends everything to this page');
     expect(await page.textContent('#global-batch')).toContain('3 workers × 4 batch_size × 1 grad_accum = 12 sequences');
-    expect(page.url()).toBe(`${base}/?preset=tiny&strategy=ddp&workers=3&transport=star`);
+    expect(page.url()).toBe(`${h.base}/?preset=tiny&strategy=ddp&workers=3&transport=star`);
     expect(await page.isVisible('#f-shard')).toBe(false); // FSDP's settings appear with fsdp only
 
     // fsdp: shard and prefetch appear, with help, in the link; a sharded model has no buckets.
@@ -231,27 +212,27 @@ describe('the trainer page', () => {
     expect(await page.isVisible('#f-shard')).toBe(true);
     expect(await page.isVisible('#f-prefetch')).toBe(true);
     expect(await page.isDisabled('#f-bucket_mb')).toBe(true);
-    expect(page.url()).toBe(`${base}/?preset=tiny&strategy=fsdp&workers=3&transport=star`);
+    expect(page.url()).toBe(`${h.base}/?preset=tiny&strategy=fsdp&workers=3&transport=star`);
     const help = await page.textContent('#dist-help');
     expect(help).toContain('FULL_SHARD');
     expect(help).toContain('BACKWARD_PRE');
     await page.selectOption('#f-shard', 'grad_op');
     await page.selectOption('#f-prefetch', 'off');
     expect(await page.textContent('#dist-help')).toContain('SHARD_GRAD_OP, ZeRO-2');
-    expect(page.url()).toBe(`${base}/?preset=tiny&strategy=fsdp&workers=3&transport=star&shard=grad_op&prefetch=off`);
+    expect(page.url()).toBe(`${h.base}/?preset=tiny&strategy=fsdp&workers=3&transport=star&shard=grad_op&prefetch=off`);
     await page.selectOption('#f-shard', 'none'); // NO_SHARD is DDP: buckets again, nothing to prefetch
     expect(await page.isDisabled('#f-prefetch')).toBe(true);
     expect(await page.isEnabled('#f-bucket_mb')).toBe(true);
     expect(await page.textContent('#dist-help')).toContain('exactly DDP');
     expect(await page.isEnabled('#start')).toBe(true);
     // A link's bad shard or prefetch falls back with the reason.
-    await page.goto(base + '/?preset=tiny&strategy=fsdp&workers=2&shard=half&prefetch=maybe');
+    await page.goto(h.base + '/?preset=tiny&strategy=fsdp&workers=2&shard=half&prefetch=maybe');
     await page.waitForSelector('body[data-ready="true"]');
     const fsdpBanner = await page.textContent('#banner');
     expect(fsdpBanner).toContain('shard must be full, grad_op or none, got "half"); using full instead');
     expect(fsdpBanner).toContain('prefetch must be on or off, got "maybe"); using on instead');
     expect(await page.inputValue('#f-shard')).toBe('full');
-    expect(page.url()).toBe(`${base}/?preset=tiny&strategy=fsdp&workers=2`);
+    expect(page.url()).toBe(`${h.base}/?preset=tiny&strategy=fsdp&workers=2`);
     expect(errors).toEqual([]);
     await page.context().close();
   });
