@@ -2,7 +2,7 @@
 
 import * as Comlink from 'comlink';
 import type { RankAPI } from '../protocol';
-import type { RankHandle } from './coordinator';
+import { DistError, type RankHandle } from './coordinator';
 
 export function spawnWebWorker(rank: number): RankHandle {
   const worker = new Worker(new URL('../../workers/rank.worker.ts', import.meta.url), { type: 'module', name: `rank ${rank}` });
@@ -10,7 +10,7 @@ export function spawnWebWorker(rank: number): RankHandle {
   const failed = new Promise<never>((_, reject) => {
     worker.addEventListener('error', (e) => {
       e.preventDefault(); // reported through `failed`, not as an uncaught page error
-      reject(new Error(`training worker ${rank} crashed: ${e.message || 'unknown error (out of memory?)'}`));
+      reject(new DistError(`training worker ${rank} crashed: ${e.message || 'unknown error (out of memory?)'}`));
     });
   });
   failed.catch(() => {});

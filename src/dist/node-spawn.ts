@@ -4,14 +4,14 @@ import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { RankAPI } from '../protocol';
-import type { RankHandle } from './coordinator';
+import { DistError, type RankHandle } from './coordinator';
 
 export function spawnNodeWorker(): RankHandle {
   const worker = new Worker(new URL('./node-rank-entry.mjs', import.meta.url));
   const api = Comlink.wrap<RankAPI>(nodeEndpoint(worker));
   const failed = new Promise<never>((_, reject) => {
-    worker.on('error', (e) => reject(new Error(`a training worker crashed: ${e.message}`)));
-    worker.on('exit', (code) => code !== 0 && reject(new Error(`a training worker exited with code ${code}`)));
+    worker.on('error', (e) => reject(new DistError(`a training worker crashed: ${e.message}`)));
+    worker.on('exit', (code) => code !== 0 && reject(new DistError(`a training worker exited with code ${code}`)));
   });
   failed.catch(() => {});
   return {
