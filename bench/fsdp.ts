@@ -299,7 +299,7 @@ export async function runFsdp(text: string, o: FsdpOptions) {
   // ---- d) cost model: predicted against measured ms per step ----------------------------------------
   const fit = fitAlphaBeta('ring', 2, samples);
   const flops = achievedFlops(single.cfg, single.per_rank[0].compute_ms);
-  const calibration: Calibration = { flops, alpha: { ring: fit.alpha, star: NaN, shared: NaN }, beta: { ring: fit.beta, star: NaN, shared: NaN } };
+  const calibration: Calibration = { flops, cores: availableParallelism(), alpha: { ring: fit.alpha, star: NaN, shared: NaN }, beta: { ring: fit.beta, star: NaN, shared: NaN } };
   // The same, with the FLOP/s one worker gets while two compute at once (no communication).
   const contended = contendedRun.compute_ms;
   const flops2 = achievedFlops(single.cfg, contended);

@@ -23,6 +23,7 @@
 //                    [--fsdp-baby-steps 4] [--fsdp-baby-warmup 1] [--json bench.json]
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { startBackend, CLI_BACKENDS, type CliBackend } from '../src/cli/backend';
@@ -254,7 +255,7 @@ if (sections.has('fsdp')) {
     memoryWorkers: 4, calibrationKb: [64, 512, 2048], // the sizes a shakespeare-cpu step moves (units ~0.8 MB, buckets 1-2 MB)
   });
   const c = f.calibration;
-  calibration = { flops: c.flops, alpha: { ring: c.alpha, star: NaN, shared: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN }, preset: c.preset };
+  calibration = { flops: c.flops, cores: availableParallelism(), alpha: { ring: c.alpha, star: NaN, shared: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN }, preset: c.preset };
   out.fsdp = { memory: f.memory, throughput: f.throughput, bytes: f.bytes, costmodel: f.costmodel, calibration: f.calibration, load_average: f.load_average };
   runs.push(...f.runs);
 }
@@ -262,7 +263,7 @@ if (sections.has('fsdp')) {
 if (!calibration && !sections.has('fsdp') && existsSync(opts.json)) {
   try {
     const c = (JSON.parse(readFileSync(opts.json, 'utf8')) as { fsdp?: { calibration?: { alpha: number; beta: number; flops: number; preset: string } } }).fsdp?.calibration;
-    if (c) calibration = { flops: c.flops, alpha: { ring: c.alpha, star: NaN, shared: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN }, preset: c.preset };
+    if (c) calibration = { flops: c.flops, cores: availableParallelism(), alpha: { ring: c.alpha, star: NaN, shared: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN }, preset: c.preset };
   } catch {
     // no usable file: no prediction
   }
