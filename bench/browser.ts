@@ -51,7 +51,12 @@ export function printBrowserBench(r: BrowserBenchResult, o: BrowserBenchOptions)
   }
   const single = r.runs.find((x) => x.strategy === 'single');
   console.log(`\nstrategies: preset ${o.preset}, the same global batch and samples, ${o.steps} steps (medians after ${o.warmup}); transport ${o.transport}`);
-  console.log(`cost model: FLOP/s ${f(r.calibration.flops / 1e9, 1)} G (from single's compute), alpha ${f(r.calibration.alpha[o.transport] * 1e6, 0)} us, beta ${f(r.calibration.beta[o.transport] / 1e9, 2)} GB/s (fitted)\n`);
+  const probe = r.calibration.concurrent;
+  console.log(
+    `cost model: FLOP/s ${f(r.calibration.flops / 1e9, 1)} G (from single's compute)` +
+      (probe ? `, ${f(probe.flops / 1e9, 1)} G each with ${probe.workers} computing at once, the slowest ${f(probe.stragglerMs)} ms behind (probe)` : '') +
+      `, alpha ${f(r.calibration.alpha[o.transport] * 1e6, 0)} us, beta ${f(r.calibration.beta[o.transport] / 1e9, 2)} GB/s (fitted)\n`,
+  );
   console.log('| strategy | workers | tokens/s | ms/step | compute | comm | wait | MB/step/rank (predicted) | predicted ms | error | max loss diff vs single |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const x of r.runs) {

@@ -55,6 +55,17 @@ describe('formulas', () => {
     expect(two.tokens_per_s).toBeGreaterThan(one.tokens_per_s);
   });
 
+  it('uses a probe of N workers computing at once: its FLOP/s and its straggler gap', () => {
+    const cfg = makeConfig('shakespeare-cpu', { vocab_size: 65 });
+    const ddp = { strategy: 'ddp' as const, workers: 2, transport: 'ring' as const, bucketMb: 25 };
+    const plain = predict(cfg, ddp, cal);
+    const probed = predict(cfg, ddp, { ...cal, concurrent: { workers: 2, flops: 10e9, stragglerMs: 7 } });
+    expect(probed.compute_ms).toBeCloseTo(plain.compute_ms * 2, 9); // half the FLOP/s
+    expect(probed.step_ms).toBeCloseTo(probed.compute_ms + probed.comm_ms + 7, 9);
+    const four = predict(cfg, { ...ddp, workers: 4 }, { ...cal, concurrent: { workers: 2, flops: 10e9, stragglerMs: 7 } });
+    expect(four.compute_ms).toBe(plain.compute_ms); // a probe of 2 says nothing about 4
+  });
+
   it('fits alpha and beta back from timings made with them', () => {
     for (const kind of ['ring', 'star', 'shared'] as const) {
       const samples = [1e5, 1e6, 4e6].map((bytes) => ({ bytes, seconds: collectiveCost(kind, 'all-reduce', bytes, 4, 2e-4, 3e9).seconds }));

@@ -96,6 +96,23 @@ async function bench(o: BrowserBenchOptions) {
     if (samples.length >= 2) Object.assign(cal, { alpha: { ...cal.alpha, [t]: fitAlphaBeta(t, o.workers, samples).alpha }, beta: { ...cal.beta, [t]: fitAlphaBeta(t, o.workers, samples).beta } });
   }
 
+  // The probe: `workers` independent single workers stepping at once, no communication: the FLOP/s
+  // each then gets, and how far the slowest lags the mean (what a synchronous step waits for).
+  if (o.workers > 1) {
+    const solo: DistOptions = { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB };
+    const cs = await Promise.all(Array.from({ length: o.workers }, () => Coordinator.create(cfgFor(base.batch_size), text, solo, spawnWebWorker)));
+    const perStep: number[][] = [];
+    for (let i = 0; i < o.warmup + 5; i++) perStep.push((await Promise.all(cs.map((c) => c.trainStep()))).map((s) => s.perRank[0].computeMs));
+    for (const c of cs) c.dispose();
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const measured = perStep.slice(o.warmup);
+    cal.concurrent = {
+      workers: o.workers,
+      flops: achievedFlops(cfgFor(base.batch_size), median(measured.map(mean))),
+      stragglerMs: median(measured.map((xs) => Math.max(...xs) - mean(xs))),
+    };
+  }
+
   // Strategies: the same model, data, seed and global batch (single gets workers x batch).
   const runs: RunRow[] = [];
   for (const name of o.strategies) {

@@ -9,6 +9,8 @@
 //               (n-1)*alpha + (n-1)/n * S/beta each (alpha: latency per message, beta: bytes/s per link).
 //   star        every rank sends S to the coordinator and gets S back; the coordinator's link carries
 //               n*S each way: 2*alpha + 2n * S/beta.
+//   waiting     a synchronous step waits for the slowest worker: measured by a probe of N workers
+//               computing at once without communicating, which also gives the FLOP/s each then gets.
 //   memory      16 bytes per parameter for DDP (fp32 weights, gradients, AdamW m and v); FULL_SHARD
 //               16/n per parameter plus the gathered units (about two blocks and the root at the peak).
 
@@ -22,6 +24,8 @@ import type { Strategy } from '../protocol';
 export interface Calibration {
   flops: number; // training FLOP/s of one worker on this backend, with a core to itself
   cores?: number; // CPU cores (navigator.hardwareConcurrency): more CPU workers than cores share them
+  /** FLOP/s of one worker while `workers` workers compute at once with no communication (a probe). */
+  concurrent?: { workers: number; flops: number; stragglerMs: number };
   alpha: Record<TransportKind, number>; // seconds per message
   beta: Record<TransportKind, number>; // bytes per second
 }
@@ -37,7 +41,7 @@ export interface Plan {
 export interface Prediction {
   compute_ms: number;
   comm_ms: number;
-  step_ms: number; // compute + comm: nothing overlaps on one thread per worker (see the README)
+  step_ms: number; // compute + comm + waiting for the slowest worker (nothing overlaps on one thread per worker)
   tokens_per_s: number;
   bytes_per_rank: number; // sent per step
   memory: { params: number; grads: number; optimizer: number; gathered_peak: number; activations_peak: number; total: number };
@@ -79,8 +83,11 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
   const n = plan.workers;
   const { alpha: a, beta: b } = { alpha: cal.alpha[plan.transport], beta: cal.beta[plan.transport] };
   const tokens = cfg.batch_size * cfg.grad_accum * cfg.block_size; // per worker
+  // Workers computing at once slow each other down (shared cores, caches, memory bandwidth): with a
+  // probe of exactly this many workers, use its FLOP/s; otherwise share the cores.
+  const probe = n > 1 && cal.concurrent?.workers === n ? cal.concurrent : null;
   const shareOfCore = cal.cores ? Math.min(1, cal.cores / n) : 1;
-  const compute = (tokens * flopsPerToken(cfg)) / (cal.flops * shareOfCore);
+  const compute = (tokens * flopsPerToken(cfg)) / (probe ? probe.flops : cal.flops * shareOfCore);
   const P = table.total;
   const shard = plan.strategy === 'fsdp' ? plan.shard ?? 'full' : 'none';
   let comm = 0;
@@ -112,7 +119,10 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
   // as one more float of its last bucket.
   if (n > 1 && plan.strategy === 'fsdp' && shard !== 'none') add('all-reduce', 4, 2);
   memory.total = memory.params + memory.grads + memory.optimizer + memory.gathered_peak + memory.activations_peak;
-  const step = compute + comm;
+  // A synchronous step waits for the slowest worker: the probe's mean gap between the slowest worker's
+  // compute and the average, once per step.
+  const straggler = probe ? probe.stragglerMs / 1000 : 0;
+  const step = compute + comm + straggler;
   return {
     compute_ms: compute * 1000,
     comm_ms: comm * 1000,
