@@ -353,7 +353,7 @@ export async function runFsdp(text: string, o: FsdpOptions) {
     `"other processes' CPU": the share of the machine's CPU that other processes used during a run's steps (above ~10%: contaminated)`);
 
   const runs = measured.map((m) => toRunEntry('fsdp', m, calibration));
-  return { memory, throughput, bytes, costmodel, calibration: { ring_all_reduce: samples, alpha: fit.alpha, beta: fit.beta, flops, flops_2_workers_at_once: flops2, preset: single.cfg.preset }, load_average: [load0[0], load1[0]], runs };
+  return { memory, throughput, bytes, costmodel, calibration: { ring_all_reduce: samples, alpha: fit.alpha, beta: fit.beta, flops, concurrent: calibration.concurrent!, preset: single.cfg.preset }, load_average: [load0[0], load1[0]], runs };
 }
 
 /** A measured run as a `runs` entry; the cost model's prediction only where its calibration applies. */

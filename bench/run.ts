@@ -1,5 +1,9 @@
-// `npm run bench`: how fast this trainer runs, measured side by side in one run. Three sections:
+// `npm run bench`: how fast this trainer runs, measured side by side in one run. Five sections:
 //
+//   browser      the page's own runtime in headless Chromium with real Web Workers (bench/browser.ts):
+//                memcpy and the collectives' bus bandwidth, then single, DDP and FSDP on the same global
+//                batch: tokens/s, compute / comm / wait, bytes per rank, memory by kind, losses, and
+//                the cost model's predicted step time beside the measured one (the page's figures).
 //   speed        per backend, one worker in this thread: ms per training step of `shakespeare-cpu` at
 //                batch 12 (median after warm-up), tokens/s, achieved GFLOP/s (FLOPs per token
 //                6N + 12*L*H*Q*T, nanoGPT's estimate_mfu) and that as a share of the same backend's
@@ -17,10 +21,13 @@
 // (scaling and fsdp) in one shape. A run of some sections (--only) keeps the other sections' results
 // already in the file.
 //
-//   npm run bench -- [--only speed,collectives,scaling,fsdp] [--backends wasm,cpu,webgpu] [--preset shakespeare-cpu]
-//                    [--steps 12] [--sizes 1,4,16,64] [--coll-workers 2,4] [--transports ring,star,shared]
-//                    [--scaling-steps 15] [--scaling-warmup 3] [--fsdp-steps 12] [--fsdp-warmup 3]
-//                    [--fsdp-baby-steps 4] [--fsdp-baby-warmup 1] [--json bench.json]
+//   npm run bench -- [--only browser,speed,collectives,scaling,fsdp] [--preset shakespeare-cpu] [--json bench.json]
+//     browser:      [--backend wasm] [--strategies single,ddp,fsdp-full,fsdp-grad_op] [--workers 2]
+//                   [--transport ring] [--browser-steps 12] [--browser-warmup 3]
+//     speed:        [--backends wasm,cpu,webgpu] [--steps 12]
+//     collectives:  [--sizes 1,4,16,64] [--coll-workers 2,4] [--transports ring,star,shared] (browser too)
+//     scaling/fsdp: [--scaling-steps 15] [--scaling-warmup 3] [--fsdp-steps 12] [--fsdp-warmup 3]
+//                   [--fsdp-baby-steps 4] [--fsdp-baby-warmup 1]
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -28,7 +35,6 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { startBackend, CLI_BACKENDS, type CliBackend } from '../src/cli/backend';
 import { makeConfig, type RunConfig } from '../src/model/config';
-import { buildParamTable } from '../src/model/params';
 import { charTokenizer } from '../src/data/tokenizer';
 import { makeDataset } from '../src/data/dataset';
 import { Trainer } from '../src/train/trainer';
@@ -37,10 +43,12 @@ import { TRANSPORTS, type TransportKind } from '../src/dist/collectives';
 import { memcpyGbps, primitivesGbps, runTransport, type CollectiveRow } from './collectives';
 import { LLMC_2_THREADS, runScaling, type ScalingRow } from './scaling';
 import { runFsdp, type RunEntry } from './fsdp';
-import { predict, type Calibration } from '../src/dist/costmodel';
+import { flopsPerToken, predict, type Calibration } from '../src/dist/costmodel';
 import { DEFAULT_BUCKET_MB } from '../src/dist/layout';
+import { runBrowserBench, printBrowserBench } from './browser';
+import type { BackendName } from '../src/model/config';
 
-const SECTIONS = ['speed', 'collectives', 'scaling', 'fsdp'] as const;
+const SECTIONS = ['browser', 'speed', 'collectives', 'scaling', 'fsdp'] as const;
 
 const { values: opts } = parseArgs({
   options: {
@@ -60,6 +68,13 @@ const { values: opts } = parseArgs({
     'fsdp-warmup': { type: 'string', default: '3' },
     'fsdp-baby-steps': { type: 'string', default: '4' },
     'fsdp-baby-warmup': { type: 'string', default: '1' },
+    // the browser section (the page's runtime in headless Chromium)
+    backend: { type: 'string', default: 'wasm' },
+    strategies: { type: 'string', default: 'single,ddp,fsdp-full,fsdp-grad_op' },
+    workers: { type: 'string', default: '2' },
+    transport: { type: 'string', default: 'ring' },
+    'browser-steps': { type: 'string', default: '12' },
+    'browser-warmup': { type: 'string', default: '3' },
   },
 });
 
@@ -77,13 +92,6 @@ const numbers = (flag: string, value: string) =>
 
 const sections = new Set(list('only', opts.only, SECTIONS));
 const transports = list('transports', opts.transports, TRANSPORTS);
-
-/** nanoGPT's estimate_mfu: 6N + 12*L*H*Q*T per token, N without the position embeddings. */
-export function flopsPerToken(cfg: RunConfig): number {
-  const N = buildParamTable(cfg).total - cfg.block_size * cfg.n_embd;
-  const { n_layer: L, n_head: H, block_size: T } = cfg;
-  return 6 * N + 12 * L * H * (cfg.n_embd / H) * T;
-}
 
 async function matmulGflops(): Promise<number> {
   const n = 1024;
@@ -246,6 +254,19 @@ if (sections.has('scaling')) {
   }
 }
 
+// ---- browser: the page's runtime in headless Chromium with real Web Workers (bench/browser.ts) ------
+if (sections.has('browser')) {
+  const b = {
+    preset: opts.preset, backend: opts.backend as BackendName, strategies: opts.strategies.split(','),
+    workers: Number(opts.workers), transport: opts.transport as TransportKind, steps: Number(opts['browser-steps']),
+    warmup: Number(opts['browser-warmup']), sizesMb: numbers('sizes', opts.sizes), collWorkers: numbers('coll-workers', opts['coll-workers']),
+    transports,
+  };
+  const r = await runBrowserBench(b);
+  printBrowserBench(r, b);
+  out.browser = r;
+}
+
 // ---- fsdp: memory, throughput, bytes and the cost model, real worker_threads -----------------------
 let calibration: (Calibration & { preset: string }) | null = null;
 if (sections.has('fsdp')) {
@@ -255,15 +276,15 @@ if (sections.has('fsdp')) {
     memoryWorkers: 4, calibrationKb: [64, 512, 2048], // the sizes a shakespeare-cpu step moves (units ~0.8 MB, buckets 1-2 MB)
   });
   const c = f.calibration;
-  calibration = { flops: c.flops, cores: availableParallelism(), alpha: { ring: c.alpha, star: NaN, shared: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN }, preset: c.preset };
+  calibration = { flops: c.flops, cores: availableParallelism(), concurrent: c.concurrent, alpha: { ring: c.alpha, star: NaN, shared: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN }, preset: c.preset };
   out.fsdp = { memory: f.memory, throughput: f.throughput, bytes: f.bytes, costmodel: f.costmodel, calibration: f.calibration, load_average: f.load_average };
   runs.push(...f.runs);
 }
 // The scaling runs get the fsdp section's calibration (ring, same preset): this run's, or the file's.
 if (!calibration && !sections.has('fsdp') && existsSync(opts.json)) {
   try {
-    const c = (JSON.parse(readFileSync(opts.json, 'utf8')) as { fsdp?: { calibration?: { alpha: number; beta: number; flops: number; preset: string } } }).fsdp?.calibration;
-    if (c) calibration = { flops: c.flops, cores: availableParallelism(), alpha: { ring: c.alpha, star: NaN, shared: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN }, preset: c.preset };
+    const c = (JSON.parse(readFileSync(opts.json, 'utf8')) as { fsdp?: { calibration?: { alpha: number; beta: number; flops: number; concurrent?: Calibration['concurrent']; preset: string } } }).fsdp?.calibration;
+    if (c) calibration = { flops: c.flops, cores: availableParallelism(), concurrent: c.concurrent, alpha: { ring: c.alpha, star: NaN, shared: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN }, preset: c.preset };
   } catch {
     // no usable file: no prediction
   }
