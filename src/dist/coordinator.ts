@@ -174,7 +174,12 @@ export class Coordinator {
     return this.onRank0((api) => api.exportParams());
   }
 
+  private disposed = false;
+
+  /** Stops every rank and closes the links. Safe to call more than once. */
   dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
     for (const h of this.ranks) {
       void h.api.dispose().catch(() => {});
       h.terminate();

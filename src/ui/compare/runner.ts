@@ -10,8 +10,9 @@ import type { MemoryReport } from '../../train/trainer';
 import type { TraceEvent } from '../../util/trace';
 import type { TransportKind } from '../../dist/collectives';
 import { Coordinator, type DistOptions, type RankHandle } from '../../dist/coordinator';
-import { fitAlphaBeta } from '../../dist/costmodel';
+import { achievedFlops, fitAlphaBeta } from '../../dist/costmodel';
 import { STRATEGY_LABELS, configFor, distFor, tracedSteps, type CompareSettings, type StrategyKey } from './settings';
+import { median } from './summary';
 
 export type Spawn = (rank: number) => RankHandle;
 
@@ -58,6 +59,8 @@ export interface LinkCalibration {
   samples: { bytes: number; seconds: number }[];
   alpha: number; // seconds per message
   beta: number; // bytes per second
+  /** `workers` single workers stepping at once, no communication: FLOP/s each and the straggler gap. */
+  concurrent?: { workers: number; flops: number; stragglerMs: number };
 }
 
 export const LINK_SIZES = [64 * 2 ** 10, 2 ** 20, 4 * 2 ** 20];
@@ -114,7 +117,9 @@ export async function runCompare(
       hooks.onRun(run);
       if (!linkDone && run.dist.workers > 1) {
         hooks.onProgress({ phase: 'link', ...at });
-        hooks.onLink?.(await measureLink(coordinator));
+        const measured = await measureLink(coordinator);
+        coordinator.dispose();
+        hooks.onLink?.({ ...measured, concurrent: await measureConcurrent(cfg, req.text, run.dist.workers, spawn) });
         linkDone = true;
       }
     } finally {
@@ -122,6 +127,28 @@ export async function runCompare(
     }
   }
   return runs;
+}
+
+/**
+ * The cost model's probe: n independent single workers stepping at once with no communication. How
+ * fast each then computes (they share the cores), and how far the slowest lags the mean per step.
+ */
+export async function measureConcurrent(cfg: RunConfig, text: string, n: number, spawn: Spawn, steps = 5, warmup = 2): Promise<LinkCalibration['concurrent']> {
+  const solo = { strategy: 'single' as const, workers: 1, transport: 'ring' as const, bucketMb: 25 };
+  const cs = await Promise.all(Array.from({ length: n }, () => Coordinator.create(cfg, text, solo, spawn)));
+  try {
+    const perStep: number[][] = [];
+    for (let i = 0; i < warmup + steps; i++) perStep.push((await Promise.all(cs.map((c) => c.trainStep()))).map((s) => s.perRank[0].computeMs));
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const timed = perStep.slice(warmup);
+    return {
+      workers: n,
+      flops: achievedFlops(cfg, median(timed.map(mean))),
+      stragglerMs: median(timed.map((xs) => Math.max(...xs) - mean(xs))),
+    };
+  } finally {
+    for (const c of cs) c.dispose();
+  }
 }
 
 async function trainSteps(c: Coordinator, key: StrategyKey, cfg: RunConfig, steps: number, signal: StopSignal, onStep: (step: number) => void): Promise<RunRecord> {
@@ -188,9 +215,13 @@ export async function calibrate(
   }
   onProgress(`timing the ${req.settings.transport} all-reduce on ${req.settings.workers} workers`);
   const c = await Coordinator.create(req.config, req.text, distFor('ddp', req.settings, req.bucketMb), spawn);
+  let link: LinkCalibration;
   try {
-    return { probe, link: await measureLink(c) };
+    link = await measureLink(c);
   } finally {
     c.dispose();
   }
+  onProgress(`timing ${req.settings.workers} workers computing at once`);
+  const cfg = configFor('ddp', req.config, req.settings.workers);
+  return { probe, link: { ...link, concurrent: await measureConcurrent(cfg, req.text, req.settings.workers, spawn) } };
 }

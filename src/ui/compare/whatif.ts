@@ -31,7 +31,7 @@ export function flopsFromRun(run: RunRecord): { flops: number; computeMs: number
 /** The cost model's Calibration; linkScale < 1 is a slower link (beta times linkScale). */
 export function toCalibration(m: Measured, linkScale = 1): Calibration {
   const per = (v: number) => ({ ring: v, star: v, shared: v, [m.link.transport]: v }) as Record<TransportKind, number>;
-  return { flops: m.flops, cores: m.cores, alpha: per(m.link.alpha), beta: per(m.link.beta * linkScale) };
+  return { flops: m.flops, cores: m.cores, concurrent: m.link.concurrent, alpha: per(m.link.alpha), beta: per(m.link.beta * linkScale) };
 }
 
 /** For memory and bytes only (they do not depend on the calibration). */
@@ -155,7 +155,10 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
   const T = cfg.block_size;
   const fpt = flopsPerToken(cfg);
   const share = cal.cores ? Math.min(1, cal.cores / n) : 1; // predict's share of a core per CPU worker
-  const flops = share < 1 ? `(${(m.flops / 1e9).toFixed(2)} GFLOP/s × ${cal.cores} cores / ${n} workers)` : `${(m.flops / 1e9).toFixed(2)} GFLOP/s`;
+  const probe = n > 1 && cal.concurrent?.workers === n ? cal.concurrent : null; // what predict uses when it fits
+  const flops = probe
+    ? `${(probe.flops / 1e9).toFixed(2)} GFLOP/s (each of ${n} workers computing at once, measured)`
+    : share < 1 ? `(${(m.flops / 1e9).toFixed(2)} GFLOP/s × ${cal.cores} cores / ${n} workers)` : `${(m.flops / 1e9).toFixed(2)} GFLOP/s`;
   const lines = [
     `compute = B·K·T × FLOPs/token ÷ FLOP/s = ${B}·${K}·${T} × ${big(fpt)} ÷ ${flops} = ${ms(p.compute_ms)}` +
       `   (FLOPs/token = 6N + 12·L·H·Q·T = 6·${big(P - T * cfg.n_embd)} + 12·${cfg.n_layer}·${cfg.n_head}·${cfg.n_embd / cfg.n_head}·${T})`,
@@ -177,7 +180,8 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
         `each ${halfTerm}, and 2 scalar all-reduces; ${link} → ${ms(p.comm_ms)}`,
     );
   }
-  lines.push(`step = compute + comm = ${ms(p.step_ms)};  tokens/s = n·B·K·T ÷ step = ${n}·${B * K * T} ÷ ${ms(p.step_ms)} = ${Math.round(p.tokens_per_s).toLocaleString('en-US')}`);
+  const wait = probe ? ` + waiting for the slowest worker (${ms(probe.stragglerMs)}, measured with the ${n} workers computing at once)` : '';
+  lines.push(`step = compute + comm${wait} = ${ms(p.step_ms)};  tokens/s = n·B·K·T ÷ step = ${n}·${B * K * T} ÷ ${ms(p.step_ms)} = ${Math.round(p.tokens_per_s).toLocaleString('en-US')}`);
   lines.push(`bytes sent per worker per step = ${mb(p.bytes_per_rank)}${n > 1 ? (star ? ' (S to the page per collective)' : ' (ring: 2(n−1)/n · S per all-reduce, (n−1)/n · S per all-gather or reduce-scatter)') : ''}`);
   const mem = p.memory;
   const sharded = dist.strategy === 'fsdp' && dist.shard !== 'none' && n > 1;
