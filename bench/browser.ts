@@ -13,6 +13,7 @@ export interface BrowserBenchResult {
   collectives: { transport: TransportKind; workers: number; mbytes: number; busbw_gbps: number; seconds: number }[];
   runs: RunRow[];
   calibration: Calibration;
+  tracing: { off_ms: number; on_ms: number; overhead_pct: number } | null; // DDP steps with trace recording off and on
   crossOriginIsolated: boolean;
 }
 
@@ -66,6 +67,9 @@ export function printBrowserBench(r: BrowserBenchResult, o: BrowserBenchOptions)
       `| ${x.strategy} | ${x.workers} | ${f(x.tokens_per_s, 0)} | ${f(x.ms_per_step)} | ${f(x.compute_ms)} | ${f(x.comm_ms)} | ${f(x.wait_ms)} | ` +
         `${f(x.bytes_per_rank / 2 ** 20, 2)} (${f(x.predicted_bytes_per_rank / 2 ** 20, 2)}) | ${f(x.predicted_ms_per_step)} | ${f(err, 0)}% | ${diff.toExponential(1)} |`,
     );
+  }
+  if (r.tracing) {
+    console.log(`\ntimeline recording: DDP steps ${f(r.tracing.off_ms)} ms with it off, ${f(r.tracing.on_ms)} ms on (medians, interleaved): overhead ${f(r.tracing.overhead_pct)}% (target < 2%)`);
   }
   console.log('\nmemory per worker (MB): params, grads, optimizer at rest; gathered, activations, comm buffers at the peak\n');
   console.log('| strategy | params | grads | optimizer | at rest | gathered | activations | comm |');

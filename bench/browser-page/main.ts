@@ -139,7 +139,22 @@ async function bench(o: BrowserBenchOptions) {
     const cfg = cfgFor(r.strategy === 'single' ? base.batch_size * o.workers : base.batch_size);
     if (cal.flops > 0) r.predicted_ms_per_step = predict(cfg, plan(r.strategy, o.workers, o.transport), cal).step_ms;
   }
-  return { memcpy_gbps: memcpyGbps(), collectives, runs, calibration: cal, crossOriginIsolated };
+  // Tracing overhead: the same DDP group, steps with trace recording off and on, interleaved.
+  let tracing: { off_ms: number; on_ms: number; overhead_pct: number } | null = null;
+  if (o.workers > 1) {
+    const c = await Coordinator.create(cfgFor(base.batch_size), text, plan('ddp', o.workers, o.transport), spawnWebWorker);
+    const off: number[] = [];
+    const on: number[] = [];
+    for (let i = 0; i < o.warmup; i++) await c.trainStep();
+    for (let i = 0; i < 2 * o.steps; i++) {
+      const record = i % 2 === 1;
+      await c.setTracing(record);
+      (record ? on : off).push((await c.trainStep()).ms);
+    }
+    c.dispose();
+    tracing = { off_ms: median(off), on_ms: median(on), overhead_pct: (100 * (median(on) - median(off))) / median(off) };
+  }
+  return { memcpy_gbps: memcpyGbps(), collectives, runs, calibration: cal, tracing, crossOriginIsolated };
 }
 
 (window as unknown as { bench: typeof bench }).bench = bench;
