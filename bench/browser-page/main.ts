@@ -90,7 +90,7 @@ async function bench(o: BrowserBenchOptions) {
 
   // Calibration of the cost model: alpha and beta per transport at the run's worker count.
   const cores = o.backend === 'webgpu' ? undefined : navigator.hardwareConcurrency; // CPU backends share the cores
-  const cal: Calibration = { flops: 0, cores, alpha: { ring: 0, star: 0, shared: 0 }, beta: { ring: 1, star: 1, shared: 1 } };
+  const cal: Calibration = { flops: 0, cores, alpha: { ring: NaN, star: NaN, shared: NaN }, beta: { ring: NaN, star: NaN, shared: NaN } }; // NaN until measured
   for (const t of o.transports) {
     const samples = collectives.filter((r) => r.transport === t && r.workers === o.workers).map((r) => ({ bytes: r.mbytes * 2 ** 20, seconds: r.seconds }));
     if (samples.length >= 2) Object.assign(cal, { alpha: { ...cal.alpha, [t]: fitAlphaBeta(t, o.workers, samples).alpha }, beta: { ...cal.beta, [t]: fitAlphaBeta(t, o.workers, samples).beta } });
