@@ -4,6 +4,7 @@
 import type { BackendInfo } from './backend';
 import type { RunConfig } from './model/config';
 import type { MemoryReport, StepStats } from './train/trainer';
+import type { History } from './train/checkpoint';
 import type { CommEndpoint } from './dist/collectives';
 import type { ShardStrategy } from './dist/layout';
 import type { TraceEvent } from './util/trace';
@@ -68,7 +69,7 @@ export interface RankAPI {
   setTracing(on: boolean): void;
   evalLoss(split: 'train' | 'val', iters: number): Promise<number>;
   sample(req: SampleRequest): Promise<string>;
-  exportCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] }): Promise<ArrayBuffer>;
+  exportCheckpoint(history: History): Promise<ArrayBuffer>;
   exportParams(): Promise<Float32Array>;
   memory(): { numTensors: number; numBytes: number };
   /** The llm.c check (src/verify.ts) on this worker's backend. */

@@ -6,6 +6,7 @@ import * as Comlink from 'comlink';
 import type { RunConfig } from '../model/config';
 import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest, Strategy } from '../protocol';
 import type { StepStats } from '../train/trainer';
+import type { History } from '../train/checkpoint';
 import { endpointTransfers, wire, type TransportKind, type Wiring } from './collectives';
 import { DEFAULT_BUCKET_MB, SHARD_STRATEGIES, type ShardStrategy } from './layout';
 import { buildParamTable } from '../model/params';
@@ -165,7 +166,7 @@ export class Coordinator {
   }
 
   /** The run's checkpoint: rank 0's replica, or the shards gathered into one full state (FSDP). */
-  exportCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] } = {}): Promise<ArrayBuffer> {
+  exportCheckpoint(history: History = {}): Promise<ArrayBuffer> {
     return this.onRank0((api) => api.exportCheckpoint(history));
   }
 

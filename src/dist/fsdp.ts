@@ -24,7 +24,7 @@ import { buildParamTable, mixSeed, type ParamTable, type UnitSpec } from '../mod
 import type { Dataset } from '../data/dataset';
 import { AdamW, learningRate } from '../train/optim';
 import { Trainer, activationProbe, checkFinite, rankMicroBatches, type MemoryReport, type StepStats } from '../train/trainer';
-import type { Checkpoint } from '../train/checkpoint';
+import { checkpointHeader, type Checkpoint, type History } from '../train/checkpoint';
 import type { Collectives } from './collectives';
 import { WaitClock, yieldToEventLoop } from './ddp';
 import { shardLayout, type ShardStrategy } from './layout';
@@ -309,18 +309,13 @@ export class FSDPTrainer {
   }
 
   /** Collective. The full checkpoint (parameters, m, v gathered from the shards), like DDP's. */
-  toCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] } = {}): Promise<Checkpoint> {
+  toCheckpoint(history: History = {}): Promise<Checkpoint> {
     return this.exclusive(async () => {
       const st = await this.opt.state();
       const byUnit = (m: Map<string, Float32Array>) =>
         new Map(this.table.units.map((u) => [u.index, m.get(unitKey(u)) ?? new Float32Array(shardLayout(u, this.world).shard)]));
       return {
-        header: {
-          version: 1, config: this.cfg, tokenizer: this.data.tokenizer.spec(), step: this.step, adam_t: st.t,
-          num_params: this.table.total,
-          losses: history.losses?.slice(0, this.step),
-          val_losses: history.val_losses?.filter(([s]) => s <= this.step),
-        },
+        header: checkpointHeader(this.cfg, this.data.tokenizer.spec(), this.step, st.t, this.table.total, history),
         params: await this.gatherFlat(this.shardData),
         m: await this.gatherFlat(byUnit(st.m)),
         v: await this.gatherFlat(byUnit(st.v)),

@@ -12,7 +12,7 @@ import { makeDataset } from '../data/dataset';
 import { makeTokenizer } from '../data/tokenizer';
 import { Trainer, type StepStats } from '../train/trainer';
 import { FSDPTrainer } from './fsdp';
-import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint';
+import { decodeCheckpoint, encodeCheckpoint, type History } from '../train/checkpoint';
 import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from '../protocol';
 import { makeCollectives, type Collectives } from './collectives';
 import { DDPSync } from './ddp';
@@ -147,7 +147,7 @@ export class RankService implements RankAPI {
     return this.need().sample(req.prompt, req.tokens, { temperature: req.temperature, topK: req.topK, seed: req.seed });
   }
 
-  async exportCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] }): Promise<ArrayBuffer> {
+  async exportCheckpoint(history: History): Promise<ArrayBuffer> {
     const buf = encodeCheckpoint(await this.need().toCheckpoint(history));
     return Comlink.transfer(buf, [buf]);
   }

@@ -23,6 +23,20 @@ export interface CheckpointHeader {
   val_losses?: [number, number][];
 }
 
+export type History = { losses?: number[]; val_losses?: [number, number][] };
+
+/**
+ * The header of a checkpoint taken after `step` steps. The loss history may have been read a step
+ * early or late relative to the weights (the page asks while training runs): keep what matches them.
+ */
+export function checkpointHeader(config: RunConfig, tokenizer: TokenizerSpec, step: number, adamT: number, numParams: number, history: History): CheckpointHeader {
+  return {
+    version: VERSION, config, tokenizer, step, adam_t: adamT, num_params: numParams,
+    losses: history.losses?.slice(0, step),
+    val_losses: history.val_losses?.filter(([s]) => s <= step),
+  };
+}
+
 export interface Checkpoint {
   header: CheckpointHeader;
   params: Float32Array;

@@ -7,7 +7,7 @@ import { GPT, type AttentionKernel, type Batch, type Grads, type UnitHooks } fro
 import { buildParamTable, initParams, mixSeed, mulberry32, paramViews, type ParamTable } from '../model/params';
 import { batchOffsets, makeBatch, type Dataset } from '../data/dataset';
 import { AdamW, clipFactor, learningRate, sumOfSquares } from './optim';
-import { flatten, type Checkpoint } from './checkpoint';
+import { checkpointHeader, flatten, type Checkpoint, type History } from './checkpoint';
 import { serializer } from '../util/serial';
 import { clock, noTrace, type Tracer } from '../util/trace';
 
@@ -223,24 +223,16 @@ export class Trainer {
   }
 
   /** Parameters, AdamW state and step, for src/train/checkpoint.ts. */
-  toCheckpoint(history: { losses?: number[]; val_losses?: [number, number][] } = {}): Promise<Checkpoint> {
-    return this.exclusive(() => this.checkpoint_(history));
-  }
-
-  private async checkpoint_(history: { losses?: number[]; val_losses?: [number, number][] }): Promise<Checkpoint> {
-    const st = await this.opt.state();
-    return {
-      header: {
-        version: 1, config: this.cfg, tokenizer: this.data.tokenizer.spec(), step: this.step, adam_t: st.t,
-        num_params: this.table.total,
-        // The history may be read a step early or late relative to the weights: keep what matches them.
-        losses: history.losses?.slice(0, this.step),
-        val_losses: history.val_losses?.filter(([step]) => step <= this.step),
-      },
-      params: await this.exportParams(),
-      m: flatten(this.table, st.m),
-      v: flatten(this.table, st.v),
-    };
+  toCheckpoint(history: History = {}): Promise<Checkpoint> {
+    return this.exclusive(async () => {
+      const st = await this.opt.state();
+      return {
+        header: checkpointHeader(this.cfg, this.data.tokenizer.spec(), this.step, st.t, this.table.total, history),
+        params: await this.exportParams(),
+        m: flatten(this.table, st.m),
+        v: flatten(this.table, st.v),
+      };
+    });
   }
 
   /** Continues from a checkpoint of the same model shape. */
