@@ -126,8 +126,17 @@ export class RingCollectives extends Base implements Collectives {
     });
   }
 
+  /**
+   * Received buffers a collective did not pass on, kept for the next collective's first send: copying
+   * into memory already in use is several times faster than allocating a fresh buffer (page faults).
+   * At most one per chunk length (DDP's buckets repeat every step), so at most 1/N of the model.
+   */
+  private spare = new Map<number, Float32Array>();
+
   private send(buf: Float32Array, lo: number, hi: number): void {
-    this.forward(this.timed(() => buf.slice(lo, hi))); // a fresh buffer to transfer
+    const reuse = this.spare.get(hi - lo);
+    this.spare.delete(hi - lo);
+    this.forward(this.timed(() => (reuse ? (reuse.set(buf.subarray(lo, hi)), reuse) : buf.slice(lo, hi))));
   }
 
   /**
@@ -163,6 +172,7 @@ export class RingCollectives extends Base implements Collectives {
       const incoming = await this.inbox!.next(); // chunk (r - s - 1)
       this.timed(() => buf.set(incoming, chunkBounds(buf.length, N, mod(r - s - 1, N))[0]));
       if (s < N - 2) this.forward(incoming);
+      else this.spare.set(incoming.length, incoming);
     }
   }
 
