@@ -92,6 +92,25 @@ describe('FSDP equals a single worker with the global batch', () => {
   });
 });
 
+describe('FSDP checkpoints', () => {
+  it('resume from a checkpoint (gathered from the shards) continues exactly like an uninterrupted run', async () => {
+    const cfg = config({ batch_size: 2 });
+    const dist: DistOptions = { strategy: 'fsdp', workers: 3, transport: 'ring', bucketMb: 25, shard: 'full' };
+    const whole = await distributed(cfg, dist); // 5 steps
+    whole.coordinator.dispose();
+    const spawn = spawnInProcess(initNodeBackend);
+    const first = await Coordinator.create(cfg, text, dist, spawn);
+    for (let i = 0; i < 3; i++) await first.trainStep();
+    const ckpt = await first.exportCheckpoint();
+    first.dispose();
+    const second = await Coordinator.create(cfg, text, dist, spawn, ckpt);
+    expect(second.step).toBe(3);
+    const losses = [(await second.trainStep()).loss, (await second.trainStep()).loss];
+    second.dispose();
+    expect(losses).toEqual(whole.losses.slice(3));
+  });
+});
+
 describe('FSDP memory, with one tfjs engine per rank (worker_threads)', () => {
   const N = 4;
   const cfg = config({ batch_size: 2, n_layer: 3 });

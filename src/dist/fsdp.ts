@@ -32,14 +32,24 @@ import { serializer } from '../util/serial';
 import { clock } from '../util/trace';
 
 
-/** Rank r's slice of a unit of the flat vector (zeros past the unit's end: the padding). */
-function sliceShard(flat: Float32Array, unit: UnitSpec, world: number, rank: number): Float32Array {
+/** Rank r's slice of one unit's parameters (unit.size floats), zero-padded past the unit's end. */
+export function shardOfUnit(unitData: Float32Array, unit: UnitSpec, world: number, rank: number): Float32Array {
   const { shard } = shardLayout(unit, world);
   const out = new Float32Array(shard);
-  const lo = unit.offset + rank * shard;
-  const hi = Math.min(unit.offset + unit.size, lo + shard);
-  if (hi > lo) out.set(flat.subarray(lo, hi));
+  const lo = rank * shard;
+  const hi = Math.min(unit.size, lo + shard);
+  if (hi > lo) out.set(unitData.subarray(lo, hi));
   return out;
+}
+
+/** Rank r's slice of a unit of the full flat vector. */
+function sliceShard(flat: Float32Array, unit: UnitSpec, world: number, rank: number): Float32Array {
+  return shardOfUnit(flat.subarray(unit.offset, unit.offset + unit.size), unit, world, rank);
+}
+
+/** Rank r's slices of every unit of a full flat vector (a checkpoint's, say). */
+export function shardsOf(flat: Float32Array, table: ParamTable, world: number, rank: number): Map<number, Float32Array> {
+  return new Map(table.units.map((u) => [u.index, sliceShard(flat, u, world, rank)]));
 }
 
 /** The unit's AdamW state key. */
@@ -63,7 +73,7 @@ export class FSDPTrainer {
   constructor(
     readonly cfg: RunConfig,
     readonly data: Dataset,
-    init: Float32Array, // full parameters (only this rank's slices are kept)
+    shards: Map<number, Float32Array>, // this rank's slice of each unit's parameters (shardOfUnit)
     readonly coll: Collectives,
     readonly strategy: Exclude<ShardStrategy, 'none'>,
     readonly prefetch: boolean,
@@ -71,10 +81,10 @@ export class FSDPTrainer {
     this.table = buildParamTable(cfg);
     this.model = new GPT(cfg, this.table);
     this.clock = new WaitClock(coll);
-    const { rank, world } = coll;
+    const { rank } = coll;
     let shardFloats = 0;
     for (const u of this.table.units) {
-      const data = sliceShard(init, u, world, rank);
+      const data = shards.get(u.index)!;
       this.shardData.set(u.index, data);
       this.shards.set(u.index, tf.tensor1d(data));
       shardFloats += data.length;

@@ -11,7 +11,7 @@ import { buildParamTable, initParams } from '../model/params';
 import { makeDataset } from '../data/dataset';
 import { makeTokenizer } from '../data/tokenizer';
 import { Trainer, type StepStats } from '../train/trainer';
-import { FSDPTrainer } from './fsdp';
+import { FSDPTrainer, shardOfUnit, shardsOf } from './fsdp';
 import { decodeCheckpoint, encodeCheckpoint, type History } from '../train/checkpoint';
 import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from '../protocol';
 import { makeCollectives, type Collectives } from './collectives';
@@ -51,16 +51,27 @@ export class RankService implements RankAPI {
       : checkVocab(spec.config, tokenizer.vocabSize, false);
     const data = makeDataset(spec.text, tokenizer, cfg.block_size);
     const table = buildParamTable(cfg);
-    // Rank 0 initialises; the others receive its parameters, so every replica starts identical.
-    let init: Float32Array;
-    if (ckpt) init = ckpt.params;
-    else init = spec.rank === 0 ? initParams(table, cfg, cfg.seed) : new Float32Array(table.total);
-    if (!ckpt) await coll.broadcast(init, 0);
+    // Rank 0 initialises and broadcasts, so every rank starts from the same parameters. A sharded
+    // model is broadcast one unit at a time, each rank keeping its slice: no rank but 0 ever holds
+    // the whole model (PyTorch's sync_module_states does the same).
     let trainer: Replica;
+    const init = ckpt ? ckpt.params : spec.rank === 0 ? initParams(table, cfg, cfg.seed) : null;
     if (spec.strategy === 'fsdp' && spec.shard !== 'none') {
-      trainer = new FSDPTrainer(cfg, data, init, coll, spec.shard, spec.prefetch);
+      let shards: Map<number, Float32Array>;
+      if (ckpt) shards = shardsOf(ckpt.params, table, spec.world, spec.rank);
+      else {
+        shards = new Map();
+        for (const u of table.units) {
+          const unit = init ? init.slice(u.offset, u.offset + u.size) : new Float32Array(u.size);
+          await coll.broadcast(unit, 0);
+          shards.set(u.index, shardOfUnit(unit, u, spec.world, spec.rank));
+        }
+      }
+      trainer = new FSDPTrainer(cfg, data, shards, coll, spec.shard, spec.prefetch);
     } else {
-      trainer = new Trainer(cfg, data, init);
+      const full = init ?? new Float32Array(table.total);
+      if (!ckpt) await coll.broadcast(full, 0);
+      trainer = new Trainer(cfg, data, full);
       trainer.rank = spec.rank;
       trainer.world = spec.world;
       trainer.tracer = this.tracer;
