@@ -56,7 +56,9 @@ export function printBrowserBench(r: BrowserBenchResult, o: BrowserBenchOptions)
   console.log(
     `cost model: FLOP/s ${f(r.calibration.flops / 1e9, 1)} G (from single's compute)` +
       (probe ? `, ${f(probe.flops / 1e9, 1)} G each with ${probe.workers} computing at once, the slowest ${f(probe.stragglerMs)} ms behind (probe)` : '') +
-      `, alpha ${f(r.calibration.alpha[o.transport] * 1e6, 0)} us, beta ${f(r.calibration.beta[o.transport] / 1e9, 2)} GB/s (fitted)\n`,
+      `, alpha ${f(r.calibration.alpha[o.transport] * 1e6, 0)} us, beta ${f(r.calibration.beta[o.transport] / 1e9, 2)} GB/s (fitted)` +
+      (r.calibration.hostCopy ? `, tensor upload ${f(r.calibration.hostCopy.upload / 1e9, 2)} GB/s, readback ${f(r.calibration.hostCopy.readback / 1e9, 2)} GB/s` : '') +
+      '\n',
   );
   console.log('| strategy | workers | tokens/s | ms/step | compute | comm | wait | MB/step/rank (predicted) | predicted ms | error | max loss diff vs single |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');

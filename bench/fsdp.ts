@@ -214,12 +214,15 @@ export async function runFsdp(text: string, o: FsdpOptions) {
   // ---- b) throughput at N = 2 -----------------------------------------------------------------------
   const single = await run('single', shakespeare(12), text, { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB }, o.steps, o.warmup);
   const samples: { bytes: number; seconds: number }[] = [];
+  let hostCopy: Calibration['hostCopy'];
   const ddp = await run('ddp', shakespeare(12), text, ddpOpts(2), o.steps, o.warmup, async (c) => {
     // d) calibration of the ring at N = 2, on the live ranks, after the timed steps
     for (const kb of o.calibrationKb) {
       const bytes = kb * 1024;
       samples.push({ bytes, seconds: await c.timeCollective('all-reduce', bytes, 20) });
     }
+    const t = await c.timeHostCopy(4 * 2 ** 20, 9);
+    hostCopy = { upload: (4 * 2 ** 20) / Math.max(t.upload, 1e-6), readback: (4 * 2 ** 20) / Math.max(t.readback, 1e-6) };
   });
   const full = await run('fsdp full', shakespeare(12), text, fsdpOpts(2, 'full'), o.steps, o.warmup);
   const fullNoPf = await run('fsdp full, no prefetch', shakespeare(12), text, fsdpOpts(2, 'full', false), o.steps, o.warmup);
@@ -314,7 +317,7 @@ export async function runFsdp(text: string, o: FsdpOptions) {
   const contended = contendedRun.compute_ms;
   const flops2 = achievedFlops(single.cfg, contended);
   const calibration: Calibration = {
-    flops, cores: availableParallelism(), concurrent: { workers: 2, flops: flops2, stragglerMs: contendedRun.straggler_ms },
+    flops, cores: availableParallelism(), hostCopy, concurrent: { workers: 2, flops: flops2, stragglerMs: contendedRun.straggler_ms },
     alpha: { ring: fit.alpha, star: NaN, shared: NaN }, beta: { ring: fit.beta, star: NaN, shared: NaN },
   };
   const { concurrent: _, ...withoutProbe } = calibration;
@@ -353,7 +356,7 @@ export async function runFsdp(text: string, o: FsdpOptions) {
     `"other processes' CPU": the share of the machine's CPU that other processes used during a run's steps (above ~10%: contaminated)`);
 
   const runs = measured.map((m) => toRunEntry('fsdp', m, calibration));
-  return { memory, throughput, bytes, costmodel, calibration: { ring_all_reduce: samples, alpha: fit.alpha, beta: fit.beta, flops, concurrent: calibration.concurrent!, preset: single.cfg.preset }, load_average: [load0[0], load1[0]], runs };
+  return { memory, throughput, bytes, costmodel, calibration: { ring_all_reduce: samples, alpha: fit.alpha, beta: fit.beta, flops, concurrent: calibration.concurrent!, hostCopy, preset: single.cfg.preset }, load_average: [load0[0], load1[0]], runs };
 }
 
 /** A measured run as a `runs` entry; the cost model's prediction only where its calibration applies. */

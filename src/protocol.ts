@@ -65,6 +65,12 @@ export interface RankAPI {
    * median seconds of `iters` runs after one warm-up. For calibration and benchmarks.
    */
   timeCollective(op: 'all-reduce' | 'all-gather' | 'reduce-scatter', bytes: number, iters: number): Promise<number>;
+  /**
+   * Times moving `bytes` between JavaScript and the backend (tensor upload, and readback with
+   * await data()): what a GPU backend pays to hand gradients to the collectives and take results back.
+   * Median seconds of `iters` runs after a warm-up.
+   */
+  timeHostCopy(bytes: number, iters: number): Promise<{ upload: number; readback: number }>;
   /** Records trace events (returned with each step) or stops recording. */
   setTracing(on: boolean): void;
   evalLoss(split: 'train' | 'val', iters: number): Promise<number>;

@@ -66,6 +66,18 @@ describe('formulas', () => {
     expect(four.compute_ms).toBe(plain.compute_ms); // a probe of 2 says nothing about 4
   });
 
+  it('adds host copies: DDP reads every gradient back and uploads the averaged ones', () => {
+    const cfg = makeConfig('shakespeare-cpu', { vocab_size: 65 });
+    const P = buildParamTable(cfg).total;
+    const ddp = { strategy: 'ddp' as const, workers: 2, transport: 'ring' as const, bucketMb: 25 };
+    const p = predict(cfg, ddp, { ...cal, hostCopy: { upload: 2e9, readback: 1e9 } });
+    expect(p.copy_ms).toBeCloseTo((4 * P / 1e9 + 4 * P / 2e9) * 1000, 9);
+    expect(p.step_ms).toBeCloseTo(p.compute_ms + p.comm_ms + p.copy_ms, 9);
+    expect(predict(cfg, ddp, cal).copy_ms).toBe(0); // not calibrated: not counted
+    const single = predict(cfg, { ...ddp, strategy: 'single', workers: 1 }, { ...cal, hostCopy: { upload: 2e9, readback: 1e9 } });
+    expect(single.copy_ms).toBe(0); // one worker keeps everything in the backend
+  });
+
   it('fits alpha and beta back from timings made with them', () => {
     for (const kind of ['ring', 'star', 'shared'] as const) {
       const samples = [1e5, 1e6, 4e6].map((bytes) => ({ bytes, seconds: collectiveCost(kind, 'all-reduce', bytes, 4, 2e-4, 3e9).seconds }));

@@ -76,9 +76,15 @@ async function bench(o: BrowserBenchOptions) {
 
   // Collectives: all-reduce bus bandwidth over real Workers (a tiny model just to start the ranks).
   const collectives: { transport: TransportKind; workers: number; mbytes: number; busbw_gbps: number; seconds: number }[] = [];
+  let hostCopy: Calibration['hostCopy'];
   for (const transport of o.transports) {
     for (const workers of o.collWorkers) {
       const c = await Coordinator.create(tiny, text, { strategy: 'ddp', workers, transport, bucketMb: Math.max(...o.sizesMb) }, spawnWebWorker);
+      if (!hostCopy) {
+        const bytes = 4 * 2 ** 20;
+        const t = await c.timeHostCopy(bytes, 5);
+        hostCopy = { upload: bytes / Math.max(t.upload, 1e-6), readback: bytes / Math.max(t.readback, 1e-6) };
+      }
       for (const mb of o.sizesMb) {
         const bytes = mb * 2 ** 20;
         const seconds = await c.timeCollective('all-reduce', bytes, mb >= 16 ? 5 : 9);
@@ -90,7 +96,7 @@ async function bench(o: BrowserBenchOptions) {
 
   // Calibration of the cost model: alpha and beta per transport at the run's worker count.
   const cores = o.backend === 'webgpu' ? undefined : navigator.hardwareConcurrency; // CPU backends share the cores
-  const cal: Calibration = { flops: 0, cores, alpha: { ring: NaN, star: NaN, shared: NaN }, beta: { ring: NaN, star: NaN, shared: NaN } }; // NaN until measured
+  const cal: Calibration = { flops: 0, cores, hostCopy, alpha: { ring: NaN, star: NaN, shared: NaN }, beta: { ring: NaN, star: NaN, shared: NaN } }; // NaN until measured
   for (const t of o.transports) {
     const samples = collectives.filter((r) => r.transport === t && r.workers === o.workers).map((r) => ({ bytes: r.mbytes * 2 ** 20, seconds: r.seconds }));
     if (samples.length >= 2) Object.assign(cal, { alpha: { ...cal.alpha, [t]: fitAlphaBeta(t, o.workers, samples).alpha }, beta: { ...cal.beta, [t]: fitAlphaBeta(t, o.workers, samples).beta } });

@@ -151,6 +151,11 @@ export class Coordinator {
     return Math.max(...(await this.guard(Promise.all(this.ranks.map((h) => h.api.timeCollective(op, bytes, iters))))));
   }
 
+  /** Host <-> backend copy times of rank 0 (every rank has the same backend). */
+  timeHostCopy(bytes: number, iters: number): Promise<{ upload: number; readback: number }> {
+    return this.guard(this.ranks[0].api.timeHostCopy(bytes, iters));
+  }
+
   /** Turns trace recording on or off on every rank (events then come with each step's perRank stats). */
   setTracing(on: boolean): Promise<void[]> {
     return this.guard(Promise.all(this.ranks.map((h) => h.api.setTracing(on))));

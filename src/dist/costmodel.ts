@@ -9,6 +9,7 @@
 //               (n-1)*alpha + (n-1)/n * S/beta each (alpha: latency per message, beta: bytes/s per link).
 //   star        every rank sends S to the coordinator and gets S back; the coordinator's link carries
 //               n*S each way: 2*alpha + 2n * S/beta.
+//   copies      gradients read back from the backend and results uploaded (hostCopy): a GPU's cost.
 //   waiting     a synchronous step waits for the slowest worker: measured by a probe of N workers
 //               computing at once without communicating, which also gives the FLOP/s each then gets.
 //   memory      16 bytes per parameter for DDP (fp32 weights, gradients, AdamW m and v); FULL_SHARD
@@ -26,6 +27,8 @@ export interface Calibration {
   cores?: number; // CPU cores (navigator.hardwareConcurrency): more CPU workers than cores share them
   /** FLOP/s of one worker while `workers` workers compute at once with no communication (a probe). */
   concurrent?: { workers: number; flops: number; stragglerMs: number };
+  /** Bytes per second between JavaScript and the backend (tensor upload, readback): large on a GPU. */
+  hostCopy?: { upload: number; readback: number };
   alpha: Record<TransportKind, number>; // seconds per message
   beta: Record<TransportKind, number>; // bytes per second
 }
@@ -41,7 +44,8 @@ export interface Plan {
 export interface Prediction {
   compute_ms: number;
   comm_ms: number;
-  step_ms: number; // compute + comm + waiting for the slowest worker (nothing overlaps on one thread per worker)
+  copy_ms: number; // moving gradients and gathered parameters between the backend and JavaScript
+  step_ms: number; // compute + comm + copies + waiting for the slowest worker (nothing overlaps on one thread per worker)
   tokens_per_s: number;
   bytes_per_rank: number; // sent per step
   memory: { params: number; grads: number; optimizer: number; gathered_peak: number; activations_peak: number; total: number };
@@ -122,10 +126,23 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
   // A synchronous step waits for the slowest worker: the probe's mean gap between the slowest worker's
   // compute and the average, once per step.
   const straggler = probe ? probe.stragglerMs / 1000 : 0;
-  const step = compute + comm + straggler;
+  // Host copies: DDP reads every gradient back and uploads the averaged ones; FSDP reads each unit's
+  // gradients back and uploads every gathered unit, its gradient shard, and reads its updated shard.
+  let readback = 0;
+  let upload = 0;
+  if (n > 1 && (plan.strategy === 'ddp' || shard === 'none')) [readback, upload] = [4 * P, 4 * P];
+  else if (plan.strategy === 'fsdp') {
+    const [root, ...blocks] = table.units.map((u) => 4 * shardLayout(u, n).padded);
+    const all = root + blocks.reduce((x, y) => x + y, 0);
+    readback = cfg.grad_accum * all + all / n;
+    upload = cfg.grad_accum * (root + (shard === 'full' ? 2 : 1) * (all - root)) + all / n;
+  }
+  const copy = cal.hostCopy ? readback / cal.hostCopy.readback + upload / cal.hostCopy.upload : 0;
+  const step = compute + comm + copy + straggler;
   return {
     compute_ms: compute * 1000,
     comm_ms: comm * 1000,
+    copy_ms: copy * 1000,
     step_ms: step * 1000,
     tokens_per_s: (n * tokens) / step,
     bytes_per_rank: bytes,

@@ -107,6 +107,30 @@ export class RankService implements RankAPI {
     return times.sort((a, b) => a - b)[times.length >> 1];
   }
 
+  async timeHostCopy(bytes: number, iters: number): Promise<{ upload: number; readback: number }> {
+    const host = new Float32Array(Math.max(1, Math.round(bytes / 4))).fill(1);
+    const upload: number[] = [];
+    const readback: number[] = [];
+    for (let i = 0; i <= iters; i++) {
+      let t0 = performance.now();
+      const t = tf.tensor1d(host);
+      const one = tf.add(t, 0); // forces the upload to happen (GPU backends upload lazily)
+      await one.data();
+      const up = (performance.now() - t0) / 1000;
+      t0 = performance.now();
+      await t.data();
+      const down = (performance.now() - t0) / 1000;
+      tf.dispose([t, one]);
+      if (i > 0) {
+        upload.push(up);
+        readback.push(down);
+      }
+    }
+    const med = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
+    // The upload timing also read the result back: take that share out.
+    return { upload: Math.max(0, med(upload) - med(readback)), readback: med(readback) };
+  }
+
   setTracing(on: boolean): void {
     this.tracer.enabled = on;
     this.tracer.take();

@@ -61,6 +61,8 @@ export interface LinkCalibration {
   beta: number; // bytes per second
   /** `workers` single workers stepping at once, no communication: FLOP/s each and the straggler gap. */
   concurrent?: { workers: number; flops: number; stragglerMs: number };
+  /** Bytes per second of tensor upload and readback on the backend. */
+  hostCopy?: { upload: number; readback: number };
 }
 
 export const LINK_SIZES = [64 * 2 ** 10, 2 ** 20, 4 * 2 ** 20];
@@ -189,8 +191,13 @@ export async function measureLink(c: Coordinator, sizes = LINK_SIZES, iters = 3)
   const samples: { bytes: number; seconds: number }[] = [];
   for (const bytes of sizes) samples.push({ bytes, seconds: await c.timeCollective('all-reduce', bytes, iters) });
   const { transport, workers } = c.dist;
-  return { transport, workers, samples, ...fitAlphaBeta(transport, workers, samples) };
+  const copy = await c.timeHostCopy(HOST_COPY_BYTES, iters);
+  const hostCopy = { upload: HOST_COPY_BYTES / Math.max(copy.upload, 1e-6), readback: HOST_COPY_BYTES / Math.max(copy.readback, 1e-6) };
+  return { transport, workers, samples, hostCopy, ...fitAlphaBeta(transport, workers, samples) };
 }
+
+/** Bytes moved to time the backend's upload and readback (bytes per second). */
+const HOST_COPY_BYTES = 4 * 2 ** 20;
 
 /**
  * The cost model's calibration without a comparison to take it from: a few steps of one worker (its

@@ -31,7 +31,7 @@ export function flopsFromRun(run: RunRecord): { flops: number; computeMs: number
 /** The cost model's Calibration; linkScale < 1 is a slower link (beta times linkScale). */
 export function toCalibration(m: Measured, linkScale = 1): Calibration {
   const per = (v: number) => ({ ring: v, star: v, shared: v, [m.link.transport]: v }) as Record<TransportKind, number>;
-  return { flops: m.flops, cores: m.cores, concurrent: m.link.concurrent, alpha: per(m.link.alpha), beta: per(m.link.beta * linkScale) };
+  return { flops: m.flops, cores: m.cores, concurrent: m.link.concurrent, hostCopy: m.link.hostCopy, alpha: per(m.link.alpha), beta: per(m.link.beta * linkScale) };
 }
 
 /** For memory and bytes only (they do not depend on the calibration). */
@@ -181,7 +181,8 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
     );
   }
   const wait = probe ? ` + waiting for the slowest worker (${ms(probe.stragglerMs)}, measured with the ${n} workers computing at once)` : '';
-  lines.push(`step = compute + comm${wait} = ${ms(p.step_ms)};  tokens/s = n·B·K·T ÷ step = ${n}·${B * K * T} ÷ ${ms(p.step_ms)} = ${Math.round(p.tokens_per_s).toLocaleString('en-US')}`);
+  const copies = p.copy_ms > 0 ? ` + copies between the backend and JavaScript (${ms(p.copy_ms)}: gradients read back, results uploaded)` : '';
+  lines.push(`step = compute + comm${copies}${wait} = ${ms(p.step_ms)};  tokens/s = n·B·K·T ÷ step = ${n}·${B * K * T} ÷ ${ms(p.step_ms)} = ${Math.round(p.tokens_per_s).toLocaleString('en-US')}`);
   lines.push(`bytes sent per worker per step = ${mb(p.bytes_per_rank)}${n > 1 ? (star ? ' (S to the page per collective)' : ' (ring: 2(n−1)/n · S per all-reduce, (n−1)/n · S per all-gather or reduce-scatter)') : ''}`);
   const mem = p.memory;
   const sharded = dist.strategy === 'fsdp' && dist.shard !== 'none' && n > 1;
