@@ -94,10 +94,12 @@ abstract class Base {
     });
   }
 
+  /** Synchronous collective work (copies, sums, posting): counted as comm time, and traced on the
+   * main lane (it runs on the worker's thread, between or inside its other spans). */
   protected timed<R>(fn: () => R): R {
     const t0 = performance.now();
     try {
-      return fn();
+      return this.tracer.span('collective work', 'comm', fn);
     } finally {
       this.stats.commMs += performance.now() - t0;
     }
