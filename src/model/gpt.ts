@@ -369,9 +369,9 @@ export class GPT {
         add('ln_f.weight', out.dw);
         add('ln_f.bias', out.db);
         add('wte', out.dwteHead); // the embedding's share is added at the end
+        hooks.lossReady?.(out.loss);
         return out;
       });
-      hooks.lossReady?.(headOut.loss);
       await ready(['ln_f.bias', 'ln_f.weight']);
       let dx = headOut.dx;
       for (let l = L - 1; l >= 0; l--) {
