@@ -178,7 +178,10 @@ export class CostPanel {
     });
     this.table.replaceChildren(h('table', { class: 'cmp-table cmp-pvm', id: 'compare-predicted' }, head, h('tbody', {}, ...rows)),
       h('p', { class: 'muted cmp-foot' }, m
-        ? `Gaps are measured against predicted. Times are predicted from one worker’s FLOP/s${m.cores ? `, shared when there are more workers than this computer’s ${m.cores} cores (which also run the page and everything else)` : ''}; the model adds compute and communication one after the other (no overlap).`
+        ? `Gaps are measured against predicted. Times are predicted from one worker’s FLOP/s` +
+          (m.link.concurrent ? ` (and, for ${m.link.concurrent.workers} workers, the FLOP/s each gets and the wait for the slowest, measured with them computing at once)` : '') +
+          (m.cores ? `, shared when there are more workers than this computer’s ${m.cores} cores (which also run the page and everything else)` : '') +
+          `; the model adds compute, communication and copies between the backend and JavaScript one after the other (no overlap).`
         : 'Bytes and memory need no calibration; times do (press Calibrate, or include single in a comparison).'));
     this.explained.replaceChildren(...(m
       ? this.runs.map((run) => {
