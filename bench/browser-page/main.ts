@@ -9,6 +9,7 @@ import { achievedFlops, fitAlphaBeta, predict, type Calibration } from '../../sr
 import { DEFAULT_BUCKET_MB } from '../../src/dist/layout';
 import type { TransportKind } from '../../src/dist/collectives';
 import type { MemoryReport } from '../../src/train/trainer';
+import { median } from '../../src/train/session';
 
 export interface BrowserBenchOptions {
   preset: string;
@@ -39,10 +40,6 @@ export interface RunRow {
   memory: MemoryReport;
 }
 
-const median = (xs: number[]) => {
-  const v = [...xs].sort((a, b) => a - b);
-  return v.length % 2 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-};
 
 function memcpyGbps(): number {
   const n = 16 * 2 ** 20; // 64 MB of floats

@@ -5,6 +5,7 @@
 import type { MemoryReport } from '../../train/trainer';
 import type { RunRecord, StepRecord } from './runner';
 import { warmupSteps } from './settings';
+import { median } from '../../train/session';
 
 /** Loss curves closer than this coincide (float32 sums in another order differ by ~1e-6). */
 export const COINCIDE = 1e-4;
@@ -30,12 +31,7 @@ export interface RunSummary {
   lossDiff: { max: number; step: number } | null; // vs the reference; null for the reference itself
 }
 
-export function median(xs: number[]): number {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+export { median };
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
