@@ -386,7 +386,8 @@ describe('the trainer page', () => {
     expect(banner).toContain('Training stopped.');
     expect(banner).toContain('Training worker 1 crashed: Uncaught Error: boom');
     expect(banner).toMatch(/Your last checkpoint \(step \d+\) is kept/);
-    expect((await cards(page)).map((c) => c.state)).toEqual(['idle', 'error']);
+    // The workers panel redraws on the next animation frame: wait for it.
+    await expect.poll(async () => (await cards(page)).map((c) => c.state), { timeout: 5_000 }).toEqual(['idle', 'error']);
     expect(await page.isVisible('#resume-checkpoint')).toBe(true);
     expect(errors.filter((e) => !e.includes('boom (a test crash)'))).toEqual([]);
     await page.context().close();
