@@ -1,6 +1,7 @@
 // One rank of the collectives benchmark (bench/collectives.ts), in its own worker_thread: builds the
-// rank's Collectives from the endpoint in workerData (MessagePorts transferred, or the shared
-// SharedArrayBuffer), then runs allReduceMean in a loop at each size and reports every iteration's time.
+// rank's Collectives from the endpoint in workerData (MessagePorts transferred, or the shared memory),
+// then runs allReduceMean in a loop at each size and reports every iteration's time. Buffers are
+// registered (alloc(), as DDP's buckets) or ordinary Float32Arrays.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { makeCollectives, type CommEndpoint } from '../src/dist/collectives';
@@ -10,6 +11,7 @@ export interface BenchWorkerData {
   world: number;
   endpoint: CommEndpoint;
   sizes: number[]; // bytes
+  registered: boolean; // buffers from alloc() (registered; room for all sizes), or ordinary ones
   warmup: number; // untimed iterations per size; timed ones: itersFor(bytes)
 }
 
@@ -20,6 +22,11 @@ export interface BenchResult {
   commMs: number; // the collectives' own CPU-time counter over the timed iterations
 }
 
+/** Floats of registered buffers a rank needs to allocate one buffer of each size. */
+export function registeredFloats(sizes: number[]): number {
+  return sizes.reduce((n, bytes) => n + bytes / 4 + 16, 0);
+}
+
 /** Timed iterations per size: more for small sizes, at least 7. */
 export function itersFor(bytes: number): number {
   return Math.max(7, Math.min(25, Math.round((512 * 2 ** 20) / bytes)));
@@ -27,13 +34,13 @@ export function itersFor(bytes: number): number {
 
 if (parentPort) {
   const port = parentPort;
-  const { rank, world, endpoint, sizes, warmup } = workerData as BenchWorkerData;
+  const { rank, world, endpoint, sizes, registered, warmup } = workerData as BenchWorkerData;
   // Keeps this thread alive while the shared transport waits in Atomics.waitAsync (its promise alone does
   // not hold Node's event loop open: the worker would exit with code 13, "unsettled top-level await").
   port.on('message', () => {});
-  const coll = makeCollectives(rank, world, endpoint);
+  const coll = makeCollectives(rank, world, endpoint, registered ? registeredFloats(sizes) : 0);
   for (const bytes of sizes) {
-    const buf = new Float32Array(bytes / 4).fill(rank + 1); // the mean stays constant across iterations
+    const buf = (registered ? coll.alloc(bytes / 4) : new Float32Array(bytes / 4)).fill(rank + 1); // the mean stays constant
     for (let i = 0; i < warmup; i++) await coll.allReduceMean(buf);
     const ms: number[] = [];
     const c0 = coll.stats.commMs;

@@ -8,7 +8,8 @@
 import { Worker, MessageChannel } from 'node:worker_threads';
 import { wire, type PortLike, type TransportKind, type CommEndpoint } from '../src/dist/collectives';
 import { median } from '../src/train/session';
-import type { BenchResult } from './collectives-worker';
+import { CommMemory } from '../src/dist/reduce';
+import { registeredFloats, type BenchResult } from './collectives-worker';
 
 const ENTRY = new URL('./collectives-entry.mjs', import.meta.url);
 const MB = 2 ** 20;
@@ -28,6 +29,7 @@ export function memcpyGbps(bytes = 64 * MB, iters = 15): number {
 
 export interface CollectiveRow {
   transport: TransportKind;
+  registered: boolean; // buffers from alloc(), reduced where they lie (what DDP's buckets are), or ordinary
   workers: number;
   mbytes: number;
   ms: number; // slowest rank's median time of one all-reduce
@@ -44,10 +46,10 @@ function transfers(ep: CommEndpoint): unknown[] {
 }
 
 /** One transport at N ranks: all sizes, each rank in its own worker_thread. */
-export async function runTransport(transport: TransportKind, world: number, sizesMb: number[], memcpy: number, warmup = 3): Promise<CollectiveRow[]> {
+export async function runTransport(transport: TransportKind, world: number, sizesMb: number[], memcpy: number, registered: boolean, warmup = 3): Promise<CollectiveRow[]> {
   const sizes = sizesMb.map((m) => m * MB);
   const newChannel = () => new MessageChannel() as unknown as { port1: PortLike; port2: PortLike };
-  const wiring = wire(transport, world, { capacity: Math.max(...sizes) / 4, newChannel });
+  const wiring = wire(transport, world, { capacity: Math.max(...sizes) / 4, registered: registered ? registeredFloats(sizes) : 0, newChannel });
   const results: BenchResult[] = [];
   const workers: Worker[] = [];
   try {
@@ -56,7 +58,7 @@ export async function runTransport(transport: TransportKind, world: number, size
         (endpoint, rank) =>
           new Promise<void>((resolve, reject) => {
             const w = new Worker(ENTRY, {
-              workerData: { rank, world, endpoint, sizes, warmup },
+              workerData: { rank, world, endpoint, sizes, registered, warmup },
               transferList: transfers(endpoint) as never[],
             });
             workers.push(w);
@@ -78,7 +80,7 @@ export async function runTransport(transport: TransportKind, world: number, size
     const busbw = world > 1 ? (algbw * 2 * (world - 1)) / world : NaN;
     const total = slowest.ms.reduce((s, x) => s + x, 0);
     return {
-      transport, workers: world, mbytes: bytes / MB, ms, algbw_gbps: algbw, busbw_gbps: busbw,
+      transport, registered, workers: world, mbytes: bytes / MB, ms, algbw_gbps: algbw, busbw_gbps: busbw,
       pct_of_memcpy: (100 * busbw) / memcpy, comm_share: slowest.commMs / total,
     };
   });
@@ -89,7 +91,8 @@ export function primitivesGbps(bytes = 16 * MB) {
   const n = bytes / 4;
   const a = new Float32Array(n).fill(1);
   const b = new Float32Array(n).fill(2);
-  const sab = new Float32Array(new SharedArrayBuffer(bytes));
+  const mem = CommMemory.local(2 * n + 64);
+  const [x, y] = [mem.alloc(n).fill(1), mem.alloc(n).fill(2)];
   const rate = (f: () => void) => {
     const ms: number[] = [];
     for (let i = 0; i < 10; i++) {
@@ -105,8 +108,6 @@ export function primitivesGbps(bytes = 16 * MB) {
     add: rate(() => {
       for (let i = 0; i < n; i++) a[i] += b[i];
     }),
-    meanShared: rate(() => {
-      for (let i = 0; i < n; i++) sab[i] = (a[i] + b[i]) / 2;
-    }),
+    simdAdd: rate(() => mem.addScaled(x, x, y, 1)),
   };
 }

@@ -1,14 +1,15 @@
 // Collectives with no workers at all: N ranks in one thread, linked by MessageChannels (ring, star)
-// or one SharedArrayBuffer (shared), checked against a plain sum for N = 1..8 and lengths that do not
-// divide by N.
+// or one shared memory (shared), checked against a plain sum for N = 1..8 and lengths that do not
+// divide by N, for ordinary buffers (staged through scratch) and registered ones (alloc()).
 
 import { describe, expect, it } from 'vitest';
 import { TRANSPORTS, chunkBounds, makeCollectives, wire, type Collectives, type TransportKind } from '../src/dist/collectives';
 import { mulberry32 } from '../src/model/params';
+import { PIECE } from '../src/dist/reduce';
 
-function group(kind: TransportKind, N: number, capacity = 7): { ranks: Collectives[]; close(): void } {
-  const w = wire(kind, N, { capacity });
-  const ranks = w.endpoints.map((ep, r) => makeCollectives(r, N, ep));
+function group(kind: TransportKind, N: number, capacity = 7, registered = 0): { ranks: Collectives[]; close(): void } {
+  const w = wire(kind, N, { capacity, registered });
+  const ranks = w.endpoints.map((ep, r) => makeCollectives(r, N, ep, registered));
   return { ranks, close: () => { ranks.forEach((c) => c.close()); w.close(); } };
 }
 
@@ -79,15 +80,82 @@ describe.each(TRANSPORTS)('%s collectives', (kind) => {
     g.close();
   });
 
+  // Registered buffers, as DDP's buckets: a first one of another size, so the second does not start the
+  // region; lengths that span several scratch pieces.
+  it.each([...cases, [2, 2 * PIECE + 37], [3, 3 * PIECE + 5]] as [number, number][])('all-reduce and reduce-scatter of registered buffers: N=%i, S=%i', async (N, S) => {
+    const g = group(kind, N, 7, 2 * S + 100);
+    const first = g.ranks.map((c) => c.alloc(50));
+    const bufs = g.ranks.map((c) => c.alloc(S));
+    if (kind !== 'star') bufs.forEach((b, r) => expect(b.buffer).toBe(first[r].buffer)); // one memory: registered
+    const data = randomArrays(N, S, N + 3 * S);
+    const expected = mean(data);
+    bufs.forEach((b, r) => b.set(data[r]));
+    first.forEach((b, r) => b.fill(r));
+    const out = await Promise.all(g.ranks.map((c, r) => c.allReduceMean(bufs[r])));
+    out.forEach((o, r) => {
+      expect(o).toBe(bufs[r]);
+      expectClose(o, expected);
+    });
+    first.forEach((b, r) => expect(b.every((x) => x === r)).toBe(true)); // neighbours untouched
+    bufs.forEach((b, r) => b.set(data[r]));
+    const shards = await Promise.all(g.ranks.map((c, r) => c.reduceScatterMean(bufs[r])));
+    shards.forEach((sh, r) => expectClose(sh, expected.slice(...chunkBounds(S, N, r))));
+    g.close();
+  });
+
+  it('alloc() hands out registered buffers while room lasts, then ordinary ones, and both reduce alike', async () => {
+    const N = 2;
+    const g = group(kind, N, 7, 100);
+    const reg = g.ranks.map((c) => c.alloc(80));
+    const plain = g.ranks.map((c) => c.alloc(80)); // no room left
+    const more = g.ranks.map((c) => c.alloc(80));
+    expect(plain[0].buffer).not.toBe(more[0].buffer); // each its own ArrayBuffer
+    expect(plain[0].byteLength).toBe(plain[0].buffer.byteLength);
+    if (kind !== 'star') expect(reg[0].buffer.byteLength).toBeGreaterThan(reg[0].byteLength); // inside the memory
+    for (const bufs of [reg, plain]) {
+      const data = randomArrays(N, 80, 5);
+      bufs.forEach((b, r) => b.set(data[r]));
+      for (const o of await Promise.all(g.ranks.map((c, r) => c.allReduceMean(bufs[r])))) expectClose(o, mean(data));
+    }
+    g.close();
+  });
+
   it('counts the bytes each rank sends', async () => {
     const N = 4;
     const S = 1000;
-    const g = group(kind, N, 4096);
+    const g = group(kind, N, 4096, S);
     await Promise.all(g.ranks.map((c, r) => c.allReduceMean(randomArrays(N, S, 3)[r])));
+    const bufs = g.ranks.map((c) => c.alloc(S)); // registered: the same count
+    await Promise.all(g.ranks.map((c, r) => c.allReduceMean(bufs[r])));
     const sent = g.ranks.map((c) => c.stats.bytesSent);
-    if (kind === 'ring') for (const b of sent) expect(b).toBe(2 * ((N - 1) / N) * S * 4); // 2(N-1)/N x S
-    if (kind === 'star') for (const b of sent) expect(b).toBe(S * 4); // the whole buffer to the hub
-    if (kind === 'shared') for (const b of sent) expect(b).toBe(S * 4); // written once into shared memory
+    if (kind === 'ring') for (const b of sent) expect(b).toBe(2 * 2 * ((N - 1) / N) * S * 4); // 2(N-1)/N x S
+    if (kind === 'star') for (const b of sent) expect(b).toBe(2 * S * 4); // the whole buffer to the hub
+    if (kind === 'shared') for (const b of sent) expect(b).toBe(2 * S * 4); // written once into shared memory
+    g.close();
+  });
+});
+
+describe('shared transport', () => {
+  it('refuses ranks that reduce different buffers at once, instead of mixing their data', async () => {
+    const g = group('shared', 2, 7, 100);
+    const a = g.ranks[0].alloc(10);
+    g.ranks[1].alloc(5); // rank 1 allocated in another order
+    const b = g.ranks[1].alloc(10);
+    const out = await Promise.allSettled([g.ranks[0].allReduceMean(a), g.ranks[1].allReduceMean(b)]);
+    for (const o of out) {
+      expect(o.status).toBe('rejected');
+      expect(String((o as PromiseRejectedResult).reason)).toMatch(/ranks reduced different buffers.*same order/);
+    }
+    g.close();
+  });
+
+  it('a registered region too large for one WebAssembly memory falls back to staging', async () => {
+    const g = group('shared', 2, 7, 2 ** 30); // 2 x 4 GiB of registered buffers cannot be
+    const bufs = g.ranks.map((c) => c.alloc(10));
+    expect(bufs[0].byteLength).toBe(bufs[0].buffer.byteLength); // an ordinary buffer
+    const data = randomArrays(2, 10, 9);
+    bufs.forEach((b, r) => b.set(data[r]));
+    for (const o of await Promise.all(g.ranks.map((c, r) => c.allReduceMean(bufs[r])))) expectClose(o, mean(data));
     g.close();
   });
 });

@@ -5,15 +5,18 @@
 //            ArrayBuffers are transferred (zero-copy), never cloned.
 //   star   - every rank sends its whole buffer to the coordinator, which sums and sends back: simple,
 //            and the coordinator's link carries N x S each way (the naive design a class should see lose).
-//   shared - a SharedArrayBuffer all ranks can read (needs cross-origin isolation in a browser):
-//            write, barrier, each rank reduces its own chunk, barrier, read.
+//   shared - one shared memory all ranks can read (needs cross-origin isolation in a browser): each
+//            rank reduces its own chunk of every rank's buffer, between two barriers.
 // Every collective is issued in the same order on every rank; a rank runs them one at a time.
+// The sums run in WebAssembly SIMD over each rank's communication memory (src/dist/reduce.ts); buffers
+// from alloc() live in that memory and are reduced where they lie (ring, shared), without staging copies.
 //
 // Vocabulary: S is a buffer's length in floats; the chunk (shard) of rank r is [lo, hi) of
 // chunkBounds(S, N, r); "mean" ops divide the sum by N.
 
 import { serializer } from '../util/serial';
 import { clock, noTrace, type Tracer } from '../util/trace';
+import { CommMemory, PIECE, alignUp, pages } from './reduce';
 
 /** A MessagePort, a Worker, or Node's worker_threads MessagePort: what the transports need of one. */
 export interface PortLike {
@@ -34,6 +37,14 @@ export interface Collectives {
   readonly kind: TransportKind;
   readonly stats: CommStats;
   tracer: Tracer;
+  /**
+   * A zeroed buffer of n floats that this transport reduces where it lies (DDP's buckets), while its
+   * registered room lasts; an ordinary Float32Array after that. Every rank must allocate the same sizes
+   * in the same order.
+   */
+  alloc(n: number): Float32Array;
+  /** Whether the sums run in WebAssembly SIMD (false: a JavaScript loop, or no sums: star's ranks). */
+  readonly simd: boolean;
   /** In place: buf becomes the element-wise mean over ranks. */
   allReduceMean(buf: Float32Array): Promise<Float32Array>;
   /** Returns this rank's chunk of the element-wise mean (buf is used as scratch). */
@@ -78,7 +89,15 @@ abstract class Base {
   readonly stats: CommStats = { bytesSent: 0, commMs: 0, ops: 0 };
   tracer: Tracer = noTrace; // records each collective, with its bytes, on the "comm" lane
   private readonly queue = serializer();
-  constructor(readonly rank: number, readonly world: number) {}
+  constructor(readonly rank: number, readonly world: number, protected readonly mem: CommMemory | null) {}
+
+  alloc(n: number): Float32Array {
+    return this.mem ? this.mem.alloc(n) : new Float32Array(n);
+  }
+
+  get simd(): boolean {
+    return this.mem?.simd ?? false;
+  }
 
   /** Runs one collective after the ones issued before it. */
   protected serial<R>(name: string, fn: () => Promise<R>): Promise<R> {
@@ -112,10 +131,14 @@ abstract class Base {
 export class RingCollectives extends Base implements Collectives {
   readonly kind = 'ring';
   private inbox: Inbox<Float32Array> | null;
+  declare protected readonly mem: CommMemory;
 
-  /** next: the port to rank (r+1) mod N; prev: the port from rank (r-1) mod N. Both null when N = 1. */
-  constructor(rank: number, world: number, private next: PortLike | null, private prev: PortLike | null) {
-    super(rank, world);
+  /**
+   * next: the port to rank (r+1) mod N; prev: the port from rank (r-1) mod N. Both null when N = 1.
+   * registered: floats of this rank's memory that alloc() hands out.
+   */
+  constructor(rank: number, world: number, private next: PortLike | null, private prev: PortLike | null, registered = 0) {
+    super(rank, world, CommMemory.local(registered));
     if (world > 1 && (!next || !prev)) throw new Error(`ring rank ${rank} of ${world} needs both neighbour ports`);
     this.inbox = prev ? new Inbox(prev, (d) => d as Float32Array) : null;
   }
@@ -144,30 +167,38 @@ export class RingCollectives extends Base implements Collectives {
   /**
    * Ring reduce-scatter. Step s: the chunk received from the previous rank gets this rank's share added
    * and is passed on as it is (the received buffer itself, so only the first send copies). After N-1
-   * steps the buffer in hand holds chunk `rank` summed over all ranks; returned divided by N.
+   * steps the buffer in hand holds chunk `rank` summed over all ranks; returned divided by N. With
+   * inPlace, the mean is also written into buf's chunk `rank` (what an all-reduce keeps).
    */
-  private async reduceScatter(buf: Float32Array): Promise<Float32Array> {
+  private async reduceScatter(buf: Float32Array, inPlace: boolean): Promise<Float32Array> {
     const { rank: r, world: N } = this;
     if (N === 1) return buf.slice();
     this.send(buf, ...chunkBounds(buf.length, N, mod(r - 1, N)));
     for (let s = 0; s < N - 1; s++) {
       const incoming = await this.inbox!.next(); // chunk (r - s - 2), summed over the s + 1 ranks before this one
-      const [lo] = chunkBounds(buf.length, N, mod(r - s - 2, N));
-      const last = s === N - 2;
+      const mine = buf.subarray(...chunkBounds(buf.length, N, mod(r - s - 2, N)));
+      if (s < N - 2) {
+        this.timed(() => this.mem.addScaled(incoming, incoming, mine, 1));
+        this.forward(incoming);
+        continue;
+      }
       this.timed(() => {
-        if (last) for (let i = 0; i < incoming.length; i++) incoming[i] = (incoming[i] + buf[lo + i]) / N;
-        else for (let i = 0; i < incoming.length; i++) incoming[i] += buf[lo + i];
+        if (!inPlace) return this.mem.addScaled(incoming, incoming, mine, 1 / N);
+        this.mem.addScaled(mine, incoming, mine, 1 / N);
+        incoming.set(mine);
       });
-      if (last) return incoming;
-      this.forward(incoming);
+      return incoming;
     }
     throw new Error('unreachable');
   }
 
-  /** Ring all-gather: `mine` (chunk `rank`, given away) travels round the ring; every chunk lands in buf. */
-  private async allGatherInto(buf: Float32Array, mine: Float32Array): Promise<void> {
+  /**
+   * Ring all-gather: `mine` (chunk `rank`, given away) travels round the ring; every chunk lands in buf
+   * (chunk `rank` too, unless `placed`: already there).
+   */
+  private async allGatherInto(buf: Float32Array, mine: Float32Array, placed = false): Promise<void> {
     const { rank: r, world: N } = this;
-    this.timed(() => buf.set(mine, chunkBounds(buf.length, N, r)[0]));
+    if (!placed) this.timed(() => buf.set(mine, chunkBounds(buf.length, N, r)[0]));
     if (N === 1) return;
     this.forward(mine);
     for (let s = 0; s < N - 1; s++) {
@@ -181,13 +212,13 @@ export class RingCollectives extends Base implements Collectives {
   allReduceMean(buf: Float32Array): Promise<Float32Array> {
     return this.serial('all-reduce', async () => {
       if (this.world === 1) return buf;
-      await this.allGatherInto(buf, await this.reduceScatter(buf));
+      await this.allGatherInto(buf, await this.reduceScatter(buf, true), true);
       return buf;
     });
   }
 
   reduceScatterMean(buf: Float32Array): Promise<Float32Array> {
-    return this.serial('reduce-scatter', () => this.reduceScatter(buf));
+    return this.serial('reduce-scatter', () => this.reduceScatter(buf, false));
   }
 
   allGather(chunk: Float32Array, total: number): Promise<Float32Array> {
@@ -224,7 +255,7 @@ export class StarCollectives extends Base implements Collectives {
   private inbox: Inbox<Float32Array>;
 
   constructor(rank: number, world: number, private hub: PortLike) {
-    super(rank, world);
+    super(rank, world, null); // the hub does the sums
     this.inbox = new Inbox(hub, (d) => d as Float32Array);
   }
 
@@ -328,31 +359,53 @@ export class StarHub {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// shared: one SharedArrayBuffer, N slots of `capacity` floats plus a result area, and a barrier
+// shared: one shared WebAssembly.Memory holding a barrier, N slots and a result area for staging pieces
+// of ordinary buffers, and each rank's registered region (alloc()) and scratch
 
-const CONTROL_BYTES = 16; // Int32 [arrived, generation]
+/** The largest WebAssembly memory (4 GiB less one page: 65536 pages do not fit a 32-bit length). */
+const MAX_MEMORY_BYTES = 65535 * 65536;
 
-/** Bytes of the SharedArrayBuffer for N ranks and pieces of `capacity` floats. */
-export function sharedBytes(world: number, capacity: number): number {
-  return CONTROL_BYTES + (world + 1) * capacity * 4;
+/**
+ * Byte offsets of everything in the shared transport's memory, for N ranks, staging pieces of `capacity`
+ * floats, and `registered` floats of registered buffers per rank. Control words (Int32): [arrived,
+ * generation], then per rank the (float offset in its region or -1, length) of the buffer it reduces.
+ */
+export function sharedLayout(world: number, capacity: number, registered: number) {
+  const slot = alignUp(capacity * 4);
+  const region = alignUp(registered * 4);
+  const slots = alignUp(4 * (2 + 2 * world));
+  const result = slots + world * slot;
+  const regions = result + slot;
+  const scratch = regions + world * region;
+  return {
+    slots: Array.from({ length: world }, (_, j) => slots + j * slot),
+    result,
+    regions: Array.from({ length: world }, (_, j): [number, number] => [regions + j * region, regions + (j + 1) * region]),
+    scratch: Array.from({ length: world }, (_, j) => scratch + j * 2 * PIECE * 4),
+    bytes: scratch + world * 2 * PIECE * 4,
+  };
 }
 
 type WaitAsync = (a: Int32Array, i: number, v: number) => { async: boolean; value: Promise<string> | string };
 
 export class SharedCollectives extends Base implements Collectives {
   readonly kind = 'shared';
+  declare protected readonly mem: CommMemory;
   private ctrl: Int32Array;
   private slots: Float32Array[];
   private result: Float32Array;
+  private regions: number[]; // byte offset of each rank's registered region
   readonly capacity: number;
 
-  constructor(rank: number, world: number, sab: SharedArrayBuffer) {
-    super(rank, world);
-    this.capacity = (sab.byteLength - CONTROL_BYTES) / 4 / (world + 1);
-    if (!Number.isInteger(this.capacity) || this.capacity < 1) throw new Error(`shared buffer of ${sab.byteLength} bytes does not fit ${world} ranks`);
-    this.ctrl = new Int32Array(sab, 0, 2);
-    this.slots = Array.from({ length: world }, (_, j) => new Float32Array(sab, CONTROL_BYTES + j * this.capacity * 4, this.capacity));
-    this.result = new Float32Array(sab, CONTROL_BYTES + world * this.capacity * 4, this.capacity);
+  constructor(rank: number, world: number, ep: SharedEndpoint) {
+    const l = sharedLayout(world, ep.capacity, ep.registered);
+    if (ep.memory.buffer.byteLength < l.bytes) throw new Error(`shared memory of ${ep.memory.buffer.byteLength} bytes does not fit ${world} ranks`);
+    super(rank, world, new CommMemory(ep.memory, { region: l.regions[rank], scratch: l.scratch[rank] }));
+    this.capacity = ep.capacity;
+    this.ctrl = new Int32Array(ep.memory.buffer, 0, 2 + 2 * world);
+    this.slots = l.slots.map((o) => this.mem.view(o, ep.capacity));
+    this.result = this.mem.view(l.result, ep.capacity);
+    this.regions = l.regions.map(([lo]) => lo);
   }
 
   /** A reusable barrier: the last rank to arrive bumps the generation and wakes the others. */
@@ -372,6 +425,39 @@ export class SharedCollectives extends Base implements Collectives {
     }
   }
 
+  /**
+   * Says where buf lies and waits for every rank to do the same. True if every rank's buffer is
+   * registered at the same place in its region (reduce them where they lie), false if none is (stage).
+   */
+  private async registeredEverywhere(buf: Float32Array): Promise<boolean> {
+    const off = this.mem.regionOffset(buf);
+    Atomics.store(this.ctrl, 2 + 2 * this.rank, off < 0 ? -1 : off / 4);
+    Atomics.store(this.ctrl, 3 + 2 * this.rank, buf.length);
+    await this.barrier();
+    const at = (j: number) => `${Atomics.load(this.ctrl, 2 + 2 * j)}:${Atomics.load(this.ctrl, 3 + 2 * j)}`;
+    const places = Array.from({ length: this.world }, (_, j) => at(j));
+    if (places.some((p) => p !== places[0])) {
+      throw new Error(`shared transport: ranks reduced different buffers at once (float offset:length per rank ${places.join(', ')}); every rank must allocate and reduce its buffers in the same order`);
+    }
+    return off >= 0;
+  }
+
+  /** buf registered on every rank at offset `off` of each region: each rank reduces its own chunk of all. */
+  private async reduceRegistered(buf: Float32Array, keepAll: boolean): Promise<Float32Array> {
+    const { rank: r, world: N } = this;
+    const [lo, hi] = chunkBounds(buf.length, N, r);
+    const mine = buf.subarray(lo, hi);
+    const at = (j: number) => this.mem.view(this.regions[j] + this.mem.regionOffset(mine), hi - lo);
+    const others = Array.from({ length: N - 1 }, (_, k) => at((r + 1 + k) % N));
+    this.timed(() => {
+      this.mem.mean(mine, [mine, ...others]);
+      if (keepAll) for (const o of others) o.set(mine);
+      this.stats.bytesSent += (keepAll ? N : 1) * mine.byteLength;
+    });
+    await this.barrier();
+    return keepAll ? buf : this.timed(() => mine.slice());
+  }
+
   /** Runs body(o, len) for each piece [o, o+len) of an S-long buffer, between barriers. */
   private async pieces(S: number, body: (o: number, len: number) => Promise<void>): Promise<void> {
     for (let o = 0; o < S || (S === 0 && o === 0); o += this.capacity) {
@@ -381,6 +467,7 @@ export class SharedCollectives extends Base implements Collectives {
   }
 
   private async reduce(buf: Float32Array, keepAll: boolean): Promise<Float32Array> {
+    if (await this.registeredEverywhere(buf)) return this.reduceRegistered(buf, keepAll);
     const { rank: r, world: N } = this;
     const [myLo, myHi] = chunkBounds(buf.length, N, r);
     const mine = new Float32Array(myHi - myLo);
@@ -394,14 +481,8 @@ export class SharedCollectives extends Base implements Collectives {
       const [lo, hi] = keepAll ? chunkBounds(len, N, r) : [Math.max(myLo, o) - o, Math.min(myHi, o + len) - o];
       this.timed(() => {
         if (hi <= lo) return;
-        // One pass per slot over contiguous memory (fast), the mean taken in the last pass.
         const out = keepAll ? this.result.subarray(lo, hi) : mine.subarray(o + lo - myLo, o + hi - myLo);
-        out.set(this.slots[0].subarray(lo, hi));
-        for (let j = 1; j < N; j++) {
-          const src = this.slots[j].subarray(lo, hi);
-          if (j < N - 1) for (let i = 0; i < out.length; i++) out[i] += src[i];
-          else for (let i = 0; i < out.length; i++) out[i] = (out[i] + src[i]) / N;
-        }
+        this.mem.mean(out, this.slots.map((slot) => slot.subarray(lo, hi)));
       });
       await this.barrier();
       if (keepAll) {
@@ -463,16 +544,23 @@ export class SharedCollectives extends Base implements Collectives {
 // ---------------------------------------------------------------------------------------------------
 // wiring: what the coordinator creates and hands to each rank
 
+/** The shared transport's memory and its layout's sizes (see sharedLayout). */
+export interface SharedEndpoint { kind: 'shared'; memory: WebAssembly.Memory; capacity: number; registered: number }
+
 /** What a rank needs to build its Collectives (sent to it inside a Worker message). */
 export type CommEndpoint =
   | { kind: 'ring'; next: PortLike | null; prev: PortLike | null }
   | { kind: 'star'; hub: PortLike }
-  | { kind: 'shared'; sab: SharedArrayBuffer };
+  | SharedEndpoint;
 
-export function makeCollectives(rank: number, world: number, ep: CommEndpoint): Collectives {
-  if (ep.kind === 'ring') return new RingCollectives(rank, world, ep.next, ep.prev);
+/**
+ * A rank's Collectives. registered: floats of registered buffers (alloc()) this rank wants, for the
+ * ring; the shared transport's were fixed by wire().
+ */
+export function makeCollectives(rank: number, world: number, ep: CommEndpoint, registered = 0): Collectives {
+  if (ep.kind === 'ring') return new RingCollectives(rank, world, ep.next, ep.prev, registered);
   if (ep.kind === 'star') return new StarCollectives(rank, world, ep.hub);
-  return new SharedCollectives(rank, world, ep.sab);
+  return new SharedCollectives(rank, world, ep);
 }
 
 /** Transferables inside an endpoint (MessagePorts must be listed to be sent to a Worker). */
@@ -490,12 +578,13 @@ export interface Wiring {
 
 /**
  * Creates the links for N ranks: ring (N channels, rank r -> r+1), star (N channels to a hub run by the
- * caller), or shared (one SharedArrayBuffer with pieces of `capacity` floats).
+ * caller), or shared (one shared memory: staging pieces of `capacity` floats, and `registered` floats of
+ * registered buffers per rank, or none if that would not fit a WebAssembly memory).
  */
 export function wire(
   kind: TransportKind,
   world: number,
-  opts: { capacity?: number; newChannel?: () => { port1: PortLike; port2: PortLike }; onHubError?: (m: string) => void } = {},
+  opts: { capacity?: number; registered?: number; newChannel?: () => { port1: PortLike; port2: PortLike }; onHubError?: (m: string) => void } = {},
 ): Wiring {
   const channel = opts.newChannel ?? (() => new MessageChannel() as unknown as { port1: PortLike; port2: PortLike });
   if (kind === 'ring') {
@@ -515,6 +604,11 @@ export function wire(
   if (typeof SharedArrayBuffer === 'undefined') {
     throw new Error('the shared transport needs SharedArrayBuffer, which this page does not have (it is not cross-origin isolated)');
   }
-  const sab = new SharedArrayBuffer(sharedBytes(world, opts.capacity ?? 1 << 20));
-  return { endpoints: Array.from({ length: world }, () => ({ kind: 'shared', sab })), hub: null, close() {} };
+  const capacity = opts.capacity ?? 1 << 20;
+  let registered = opts.registered ?? 0;
+  if (sharedLayout(world, capacity, registered).bytes > MAX_MEMORY_BYTES) registered = 0; // staged, then
+  const bytes = sharedLayout(world, capacity, registered).bytes;
+  if (bytes > MAX_MEMORY_BYTES) throw new Error(`the shared transport's staging pieces (${world + 1} x ${capacity} floats) do not fit a WebAssembly memory; use smaller buckets`);
+  const memory = new WebAssembly.Memory({ initial: pages(bytes), maximum: pages(bytes), shared: true });
+  return { endpoints: Array.from({ length: world }, () => ({ kind: 'shared', memory, capacity, registered })), hub: null, close() {} };
 }
