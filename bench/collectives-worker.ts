@@ -38,7 +38,7 @@ if (parentPort) {
   // Keeps this thread alive while the shared transport waits in Atomics.waitAsync (its promise alone does
   // not hold Node's event loop open: the worker would exit with code 13, "unsettled top-level await").
   port.on('message', () => {});
-  const coll = makeCollectives(rank, world, endpoint, registered ? registeredFloats(sizes) : 0);
+  const coll = makeCollectives(rank, world, endpoint, { registered: registered ? registeredFloats(sizes) : 0 });
   for (const bytes of sizes) {
     const buf = (registered ? coll.alloc(bytes / 4) : new Float32Array(bytes / 4)).fill(rank + 1); // the mean stays constant
     for (let i = 0; i < warmup; i++) await coll.allReduceMean(buf);

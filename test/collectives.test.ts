@@ -7,9 +7,11 @@ import { TRANSPORTS, chunkBounds, makeCollectives, wire, type Collectives, type 
 import { mulberry32 } from '../src/model/params';
 import { PIECE } from '../src/dist/reduce';
 
-function group(kind: TransportKind, N: number, capacity = 7, registered = 0): { ranks: Collectives[]; close(): void } {
+// capacity: the shared transport's staging pieces; piece: the ring's message size (small, so chunks
+// travel in several pieces)
+function group(kind: TransportKind, N: number, capacity = 7, registered = 0, piece = 4): { ranks: Collectives[]; close(): void } {
   const w = wire(kind, N, { capacity, registered });
-  const ranks = w.endpoints.map((ep, r) => makeCollectives(r, N, ep, registered));
+  const ranks = w.endpoints.map((ep, r) => makeCollectives(r, N, ep, { registered, piece }));
   return { ranks, close: () => { ranks.forEach((c) => c.close()); w.close(); } };
 }
 
@@ -83,7 +85,7 @@ describe.each(TRANSPORTS)('%s collectives', (kind) => {
   // Registered buffers, as DDP's buckets: a first one of another size, so the second does not start the
   // region; lengths that span several scratch pieces.
   it.each([...cases, [2, 2 * PIECE + 37], [3, 3 * PIECE + 5]] as [number, number][])('all-reduce and reduce-scatter of registered buffers: N=%i, S=%i', async (N, S) => {
-    const g = group(kind, N, 7, 2 * S + 100);
+    const g = group(kind, N, 7, 2 * S + 100, S > 1000 ? 5000 : 4);
     const first = g.ranks.map((c) => c.alloc(50));
     const bufs = g.ranks.map((c) => c.alloc(S));
     if (kind !== 'star') bufs.forEach((b, r) => expect(b.buffer).toBe(first[r].buffer)); // one memory: registered

@@ -66,6 +66,15 @@ export function chunkBounds(S: number, N: number, i: number): [number, number] {
 
 const mod = (a: number, n: number) => ((a % n) + n) % n;
 
+/** Floats per ring message (2 MB), unless a test asks for less. */
+export const RING_PIECE = 1 << 19;
+const MAX_SPARES = 64; // kept received pieces per length
+
+export interface RingOptions {
+  registered?: number; // floats of registered buffers (alloc())
+  piece?: number; // floats per message
+}
+
 /** Messages arriving on a port, handed out in order to whoever awaits them. */
 class Inbox<T> {
   private items: T[] = [];
@@ -132,15 +141,24 @@ export class RingCollectives extends Base implements Collectives {
   readonly kind = 'ring';
   private inbox: Inbox<Float32Array> | null;
   declare protected readonly mem: CommMemory;
+  /** Floats per message: a chunk travels in pieces, so a rank sums or stores one piece while the next
+   *  is on its way, and rarely sits idle waiting for a message (as NCCL's slices). */
+  readonly piece: number;
 
   /**
    * next: the port to rank (r+1) mod N; prev: the port from rank (r-1) mod N. Both null when N = 1.
    * registered: floats of this rank's memory that alloc() hands out.
    */
-  constructor(rank: number, world: number, private next: PortLike | null, private prev: PortLike | null, registered = 0) {
-    super(rank, world, CommMemory.local(registered));
+  constructor(rank: number, world: number, private next: PortLike | null, private prev: PortLike | null, opts: RingOptions = {}) {
+    super(rank, world, CommMemory.local(opts.registered ?? 0));
     if (world > 1 && (!next || !prev)) throw new Error(`ring rank ${rank} of ${world} needs both neighbour ports`);
     this.inbox = prev ? new Inbox(prev, (d) => d as Float32Array) : null;
+    this.piece = opts.piece ?? RING_PIECE;
+  }
+
+  /** [lo, hi) in message pieces. */
+  private *split(lo: number, hi: number): Generator<[number, number]> {
+    for (let o = lo; o < hi; o += this.piece) yield [o, Math.min(hi, o + this.piece)];
   }
 
   /** Hands a buffer to the next rank: transferred, so it is gone from here (zero-copy). */
@@ -152,79 +170,94 @@ export class RingCollectives extends Base implements Collectives {
   }
 
   /**
-   * Received buffers a collective did not pass on, kept for the next collective's first send: copying
-   * into memory already in use is several times faster than allocating a fresh buffer (page faults).
-   * At most one per chunk length (DDP's buckets repeat every step), so at most 1/N of the model.
+   * Received pieces a collective did not pass on, kept for later sends: copying into memory already in
+   * use is several times faster than allocating a fresh buffer (page faults). Bounded per length.
    */
-  private spare = new Map<number, Float32Array>();
+  private spares = new Map<number, Float32Array[]>();
 
-  private send(buf: Float32Array, lo: number, hi: number): void {
-    const reuse = this.spare.get(hi - lo);
-    this.spare.delete(hi - lo);
-    this.forward(this.timed(() => (reuse ? (reuse.set(buf.subarray(lo, hi)), reuse) : buf.slice(lo, hi))));
+  private keepSpare(x: Float32Array): void {
+    const list = this.spares.get(x.length) ?? [];
+    if (list.length < MAX_SPARES) list.push(x);
+    this.spares.set(x.length, list);
+  }
+
+  /** Sends a copy of buf[lo, hi) (the only copies a ring makes: every later send forwards what arrived). */
+  private sendCopy(buf: Float32Array, lo: number, hi: number): void {
+    for (const [a, b] of this.split(lo, hi)) {
+      const reuse = this.spares.get(b - a)?.pop();
+      this.forward(this.timed(() => (reuse ? (reuse.set(buf.subarray(a, b)), reuse) : buf.slice(a, b))));
+    }
   }
 
   /**
-   * Ring reduce-scatter. Step s: the chunk received from the previous rank gets this rank's share added
-   * and is passed on as it is (the received buffer itself, so only the first send copies). After N-1
-   * steps the buffer in hand holds chunk `rank` summed over all ranks; returned divided by N. With
-   * inPlace, the mean is also written into buf's chunk `rank` (what an all-reduce keeps).
+   * Ring reduce-scatter. Step s: each piece received from the previous rank gets this rank's share added
+   * and is passed on as it is. At the last step the piece in hand holds part of chunk `rank` summed over
+   * all ranks but this one: `last` finishes it (adds this rank's share, divides by N, keeps it).
    */
-  private async reduceScatter(buf: Float32Array, inPlace: boolean): Promise<Float32Array> {
+  private async reduceScatterSteps(buf: Float32Array, last: (incoming: Float32Array, mine: Float32Array, at: number) => void): Promise<void> {
     const { rank: r, world: N } = this;
-    if (N === 1) return buf.slice();
-    this.send(buf, ...chunkBounds(buf.length, N, mod(r - 1, N)));
+    this.sendCopy(buf, ...chunkBounds(buf.length, N, mod(r - 1, N)));
     for (let s = 0; s < N - 1; s++) {
-      const incoming = await this.inbox!.next(); // chunk (r - s - 2), summed over the s + 1 ranks before this one
-      const mine = buf.subarray(...chunkBounds(buf.length, N, mod(r - s - 2, N)));
-      if (s < N - 2) {
+      const [lo, hi] = chunkBounds(buf.length, N, mod(r - s - 2, N)); // summed over the s + 1 ranks before this one
+      for (const [a, b] of this.split(lo, hi)) {
+        const incoming = await this.inbox!.next();
+        const mine = buf.subarray(a, b);
+        if (s === N - 2) {
+          last(incoming, mine, a - lo);
+          continue;
+        }
         this.timed(() => this.mem.addScaled(incoming, incoming, mine, 1));
         this.forward(incoming);
-        continue;
       }
-      this.timed(() => {
-        if (!inPlace) return this.mem.addScaled(incoming, incoming, mine, 1 / N);
-        this.mem.addScaled(mine, incoming, mine, 1 / N);
-        incoming.set(mine);
-      });
-      return incoming;
     }
-    throw new Error('unreachable');
   }
 
-  /**
-   * Ring all-gather: `mine` (chunk `rank`, given away) travels round the ring; every chunk lands in buf
-   * (chunk `rank` too, unless `placed`: already there).
-   */
-  private async allGatherInto(buf: Float32Array, mine: Float32Array, placed = false): Promise<void> {
+  /** Ring all-gather: N-1 steps, each storing the pieces of one chunk into buf and passing them on. */
+  private async gatherSteps(buf: Float32Array): Promise<void> {
     const { rank: r, world: N } = this;
-    if (!placed) this.timed(() => buf.set(mine, chunkBounds(buf.length, N, r)[0]));
-    if (N === 1) return;
-    this.forward(mine);
     for (let s = 0; s < N - 1; s++) {
-      const incoming = await this.inbox!.next(); // chunk (r - s - 1)
-      this.timed(() => buf.set(incoming, chunkBounds(buf.length, N, mod(r - s - 1, N))[0]));
-      if (s < N - 2) this.forward(incoming);
-      else this.spare.set(incoming.length, incoming);
+      for (const [a] of this.split(...chunkBounds(buf.length, N, mod(r - s - 1, N)))) {
+        const incoming = await this.inbox!.next();
+        this.timed(() => buf.set(incoming, a));
+        if (s < N - 2) this.forward(incoming);
+        else this.keepSpare(incoming);
+      }
     }
   }
 
   allReduceMean(buf: Float32Array): Promise<Float32Array> {
     return this.serial('all-reduce', async () => {
       if (this.world === 1) return buf;
-      await this.allGatherInto(buf, await this.reduceScatter(buf, true), true);
+      // Each finished piece of chunk `rank` is written into buf and sent on at once: the all-gather's start.
+      await this.reduceScatterSteps(buf, (incoming, mine) => {
+        this.timed(() => this.mem.addScaled(mine, incoming, mine, 1 / this.world, [incoming]));
+        this.forward(incoming);
+      });
+      await this.gatherSteps(buf);
       return buf;
     });
   }
 
   reduceScatterMean(buf: Float32Array): Promise<Float32Array> {
-    return this.serial('reduce-scatter', () => this.reduceScatter(buf, false));
+    return this.serial('reduce-scatter', async () => {
+      const out = buf.slice(...chunkBounds(buf.length, this.world, this.rank));
+      if (this.world === 1) return out;
+      await this.reduceScatterSteps(buf, (incoming, mine, at) => {
+        this.timed(() => this.mem.addScaled(out.subarray(at, at + mine.length), incoming, mine, 1 / this.world));
+        this.keepSpare(incoming);
+      });
+      return out;
+    });
   }
 
   allGather(chunk: Float32Array, total: number): Promise<Float32Array> {
     return this.serial('all-gather', async () => {
       const buf = new Float32Array(total);
-      await this.allGatherInto(buf, this.timed(() => chunk.slice())); // the caller keeps its chunk
+      const [lo, hi] = chunkBounds(total, this.world, this.rank);
+      this.timed(() => buf.set(chunk, lo));
+      if (this.world === 1) return buf;
+      this.sendCopy(buf, lo, hi);
+      await this.gatherSteps(buf);
       return buf;
     });
   }
@@ -232,8 +265,14 @@ export class RingCollectives extends Base implements Collectives {
   broadcast(buf: Float32Array, root: number): Promise<Float32Array> {
     return this.serial('broadcast', async () => {
       if (this.world === 1) return buf;
-      if (this.rank !== root) buf.set(await this.inbox!.next());
-      if (mod(this.rank + 1, this.world) !== root) this.send(buf, 0, buf.length); // pass it along the ring
+      const lastHop = mod(this.rank + 1, this.world) === root;
+      if (this.rank === root) return this.sendCopy(buf, 0, buf.length), buf;
+      for (const [a] of this.split(0, buf.length)) {
+        const incoming = await this.inbox!.next();
+        this.timed(() => buf.set(incoming, a));
+        if (lastHop) this.keepSpare(incoming);
+        else this.forward(incoming); // pass it along the ring
+      }
       return buf;
     });
   }
@@ -450,8 +489,7 @@ export class SharedCollectives extends Base implements Collectives {
     const at = (j: number) => this.mem.view(this.regions[j] + this.mem.regionOffset(mine), hi - lo);
     const others = Array.from({ length: N - 1 }, (_, k) => at((r + 1 + k) % N));
     this.timed(() => {
-      this.mem.mean(mine, [mine, ...others]);
-      if (keepAll) for (const o of others) o.set(mine);
+      this.mem.mean(mine, [mine, ...others], keepAll ? others : []);
       this.stats.bytesSent += (keepAll ? N : 1) * mine.byteLength;
     });
     await this.barrier();
@@ -554,11 +592,11 @@ export type CommEndpoint =
   | SharedEndpoint;
 
 /**
- * A rank's Collectives. registered: floats of registered buffers (alloc()) this rank wants, for the
- * ring; the shared transport's were fixed by wire().
+ * A rank's Collectives. For the ring, opts.registered: floats of registered buffers (alloc()) this rank
+ * wants; the shared transport's were fixed by wire().
  */
-export function makeCollectives(rank: number, world: number, ep: CommEndpoint, registered = 0): Collectives {
-  if (ep.kind === 'ring') return new RingCollectives(rank, world, ep.next, ep.prev, registered);
+export function makeCollectives(rank: number, world: number, ep: CommEndpoint, opts: RingOptions = {}): Collectives {
+  if (ep.kind === 'ring') return new RingCollectives(rank, world, ep.next, ep.prev, opts);
   if (ep.kind === 'star') return new StarCollectives(rank, world, ep.hub);
   return new SharedCollectives(rank, world, ep);
 }

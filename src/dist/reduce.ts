@@ -119,27 +119,26 @@ export class CommMemory {
     return new Float32Array(this.memory.buffer, byteOffset, n);
   }
 
-  /** out = the element-wise mean of the sources; out may be sources[0] or sources[1]. */
-  mean(out: Float32Array, sources: Float32Array[]): void {
+  /** out = the element-wise mean of the sources, copied into each of `also`; out may be sources[0] or [1]. */
+  mean(out: Float32Array, sources: Float32Array[], also: Float32Array[] = []): void {
     const N = sources.length;
     if (N === 1) {
       if (out !== sources[0]) out.set(sources[0]);
+      for (const x of also) x.set(out);
       return;
     }
-    this.addScaled(out, sources[0], sources[1], N === 2 ? 1 / N : 1);
-    for (let j = 2; j < N; j++) this.addScaled(out, out, sources[j], j === N - 1 ? 1 / N : 1);
+    for (let j = 1; j < N; j++) this.addScaled(out, j === 1 ? sources[0] : out, sources[j], j === N - 1 ? 1 / N : 1, j === N - 1 ? also : []);
   }
 
   /**
    * dst = (a + b) * s, element-wise, for Float32Arrays of one length anywhere; dst may be a or b. Operands
-   * in this memory are used where they lie; others are copied through the scratch pieces.
+   * in this memory are used where they lie; others are copied through the scratch pieces. The result is
+   * also copied into each of `also`, piece by piece while it is still in cache.
    */
-  addScaled(dst: Float32Array, a: Float32Array, b: Float32Array, s: number): void {
+  addScaled(dst: Float32Array, a: Float32Array, b: Float32Array, s: number, also: Float32Array[] = []): void {
     const n = dst.length;
-    if (a.length !== n || b.length !== n) throw new Error(`addScaled: lengths differ (${n}, ${a.length}, ${b.length})`);
-    if (this.holds(dst) && this.holds(a) && this.holds(b)) {
-      this.kernel(dst.byteOffset, a.byteOffset, b.byteOffset, n, s);
-      return;
+    if ([a, b, ...also].some((x) => x.length !== n)) {
+      throw new Error(`addScaled: lengths differ (${[dst, a, b, ...also].map((x) => x.length).join(', ')})`);
     }
     const s0 = this.layout.scratch;
     const s1 = s0 + PIECE * 4;
@@ -154,7 +153,9 @@ export class CommMemory {
       const pb = b === a ? pa : place(b, s1);
       const pd = this.holds(dst) ? dst.byteOffset + o * 4 : s0;
       this.kernel(pd, pa, pb, len, s);
-      if (!this.holds(dst)) dst.set(this.view(s0, len), o);
+      const result = this.view(pd, len);
+      if (!this.holds(dst)) dst.set(result, o);
+      for (const x of also) x.set(result, o);
     }
   }
 }
