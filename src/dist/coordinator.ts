@@ -8,7 +8,7 @@ import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest, Strateg
 import type { StepStats } from '../train/trainer';
 import type { History } from '../train/checkpoint';
 import { endpointTransfers, wire, type TransportKind, type Wiring } from './collectives';
-import { DEFAULT_BUCKET_MB, SHARD_STRATEGIES, type ShardStrategy } from './layout';
+import { DEFAULT_BUCKET_MB, SHARD_STRATEGIES, assignBuckets, bucketBufferSizes, registeredFloats, type ShardStrategy } from './layout';
 import { buildParamTable } from '../model/params';
 
 /** Calls into one rank, wherever it runs (a comlink proxy of a Worker, or the service itself). */
@@ -97,11 +97,15 @@ export class Coordinator {
       transport = 'ring';
     }
     const N = dist.workers;
-    const capacity = Math.max(1024, Math.ceil((Math.min(dist.bucketMb * 2 ** 20, buildParamTable(config).total * 4)) / 4));
+    const table = buildParamTable(config);
+    const capacity = Math.max(1024, Math.ceil((Math.min(dist.bucketMb * 2 ** 20, table.total * 4)) / 4));
+    // The shared transport's memory also holds each rank's bucket buffers (registered: reduced in place).
+    const ddp = N > 1 && (dist.strategy === 'ddp' || (dist.strategy === 'fsdp' && dist.shard === 'none'));
+    const registered = ddp ? registeredFloats(bucketBufferSizes(assignBuckets(table, dist.bucketMb * 2 ** 20))) : 0;
     let onHubError: (m: string) => void = () => {};
     const hubError = new Promise<never>((_, reject) => (onHubError = (m) => reject(new DistError(m))));
     hubError.catch(() => {}); // observed through guard()
-    const wiring = wire(transport, N, { capacity, onHubError });
+    const wiring = wire(transport, N, { capacity, registered, onHubError });
     const ranks = Array.from({ length: N }, (_, r) => spawn(r));
     const failures = ranks.flatMap((h) => (h.failed ? [h.failed] : []));
     try {

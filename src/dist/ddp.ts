@@ -6,6 +6,8 @@
 //   a bucket whose gradients are all ready starts its all-reduce at once, while the remaining blocks'
 //   backward runs. The step then waits only for what is still in flight.
 // - Mean: each bucket is averaged over ranks, so every replica applies the same update.
+// - Buffers: each bucket packs into its own buffer, allocated once from the collectives (registered:
+//   reduced where it lies, as NCCL's registered buffers) and reused every step.
 
 import * as tf from '@tensorflow/tfjs';
 import type { Grads, UnitHooks } from '../model/gpt';
@@ -55,7 +57,8 @@ export class DDPSync implements GradSync {
   commBytesPeak = 0; // bucket buffers alive (all of them, until finish)
   private localLoss: Promise<number> | null = null;
 
-  constructor(private buckets: Bucket[], private coll: Collectives) {
+  /** buffers: one per bucket, bucketBufferSizes(buckets) long, from coll.alloc(); reused every step. */
+  constructor(private buckets: Bucket[], private coll: Collectives, private buffers: Float32Array[]) {
     this.clock = new WaitClock(coll);
   }
 
@@ -83,7 +86,7 @@ export class DDPSync implements GradSync {
     const arrays = await Promise.all(b.params.map((p) => this.reads.get(p.name)!));
     const loss = last ? await this.localLoss : null;
     const flat = this.coll.tracer.span(`pack bucket ${b.index}`, 'comm', () => {
-      const out = new Float32Array(b.size + (last ? 1 : 0));
+      const out = this.buffers[b.index];
       let o = 0;
       for (const a of arrays) {
         out.set(a, o);

@@ -3,6 +3,7 @@
 // FSDP's shards.
 
 import type { ParamSpec, ParamTable, UnitSpec } from '../model/params';
+import { alignUp } from './reduce';
 
 export type ShardStrategy = 'full' | 'grad_op' | 'none';
 export const SHARD_STRATEGIES: readonly ShardStrategy[] = ['full', 'grad_op', 'none'];
@@ -45,6 +46,16 @@ export function assignBuckets(table: ParamTable, capBytes = DEFAULT_BUCKET_MB * 
   }
   flush();
   return buckets;
+}
+
+/** Floats of each bucket's buffer: its gradients, and the step's loss riding in the last one. */
+export function bucketBufferSizes(buckets: Bucket[]): number[] {
+  return buckets.map((b) => b.size + (b.index === buckets.length - 1 ? 1 : 0));
+}
+
+/** Floats of registered memory that buffers of these sizes take (alloc() aligns each one). */
+export function registeredFloats(sizes: number[]): number {
+  return sizes.reduce((n, s) => n + alignUp(s * 4) / 4, 0);
 }
 
 /** A unit's flat length padded to a multiple of N, and the length of one shard. */

@@ -16,7 +16,7 @@ import { decodeCheckpoint, encodeCheckpoint, type History } from '../train/check
 import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from '../protocol';
 import { makeCollectives, type Collectives } from './collectives';
 import { DDPSync } from './ddp';
-import { assignBuckets, type Bucket } from './layout';
+import { assignBuckets, bucketBufferSizes, registeredFloats, type Bucket } from './layout';
 import { verifyLlmc, type AdamWExpectation, type VerifyResult } from '../verify';
 import { Tracer } from '../util/trace';
 
@@ -27,6 +27,7 @@ export class RankService implements RankAPI {
   private trainer: Replica | null = null;
   private coll: Collectives | null = null;
   private buckets: Bucket[] = [];
+  private bucketBuffers: Float32Array[] = []; // DDP's, registered with the collectives, reused every step
   private sync: 'none' | 'ddp' = 'none'; // how a replicated model synchronises gradients
   private failure: string | null = null;
   private readonly tracer = new Tracer();
@@ -41,9 +42,6 @@ export class RankService implements RankAPI {
   async init(spec: RankInit): Promise<InitInfo> {
     this.dispose();
     const backend = await this.startBackend(spec.config.backend);
-    const coll = makeCollectives(spec.rank, spec.world, spec.comm);
-    coll.tracer = this.tracer;
-    this.coll = coll;
     const ckpt = spec.checkpoint ? decodeCheckpoint(spec.checkpoint) : null;
     const tokenizer = await makeTokenizer(ckpt ? ckpt.header.tokenizer : spec.config.tokenizer === 'bpe' ? { kind: 'bpe' } : { kind: 'char', text: spec.text });
     const cfg = ckpt
@@ -51,6 +49,14 @@ export class RankService implements RankAPI {
       : checkVocab(spec.config, tokenizer.vocabSize, false);
     const data = makeDataset(spec.text, tokenizer, cfg.block_size);
     const table = buildParamTable(cfg);
+    // DDP, and FSDP's NO_SHARD (which is DDP by definition), all-reduce gradient buckets.
+    this.sync = spec.strategy === 'ddp' || (spec.strategy === 'fsdp' && spec.shard === 'none') ? 'ddp' : 'none';
+    this.buckets = assignBuckets(table, spec.bucketMb * 2 ** 20);
+    const sizes = this.sync === 'ddp' ? bucketBufferSizes(this.buckets) : [];
+    const coll = makeCollectives(spec.rank, spec.world, spec.comm, { registered: registeredFloats(sizes) });
+    coll.tracer = this.tracer;
+    this.coll = coll;
+    this.bucketBuffers = sizes.map((n) => coll.alloc(n));
     // Rank 0 initialises and broadcasts, so every rank starts from the same parameters. A sharded
     // model is broadcast one unit at a time, each rank keeping its slice: no rank but 0 ever holds
     // the whole model (PyTorch's sync_module_states does the same).
@@ -78,9 +84,6 @@ export class RankService implements RankAPI {
     }
     if (ckpt) trainer.restore(ckpt);
     this.trainer = trainer;
-    // DDP, and FSDP's NO_SHARD (which is DDP by definition), all-reduce gradient buckets.
-    this.sync = spec.strategy === 'ddp' || spec.strategy === 'fsdp' ? 'ddp' : 'none';
-    this.buckets = assignBuckets(table, spec.bucketMb * 2 ** 20);
     return {
       backend, numParams: table.total, vocabSize: tokenizer.vocabSize,
       trainTokens: data.train.length, valTokens: data.val.length, step: trainer.step,
@@ -91,8 +94,10 @@ export class RankService implements RankAPI {
     const coll = this.coll;
     if (!coll) throw new Error('this rank has no links yet: init() first');
     const n = Math.max(coll.world, Math.round(bytes / 4 / coll.world) * coll.world);
+    // What DDP all-reduces: its bucket buffers (registered), free between steps; else an ordinary buffer.
+    const bucket = op === 'all-reduce' ? this.bucketBuffers.find((b) => b.length >= n) : undefined;
     const run = () => {
-      const buf = new Float32Array(n).fill(coll.rank + 1);
+      const buf = (bucket ? bucket.subarray(0, n) : new Float32Array(n)).fill(coll.rank + 1);
       if (op === 'all-reduce') return coll.allReduceMean(buf);
       if (op === 'reduce-scatter') return coll.reduceScatterMean(buf);
       return coll.allGather(buf.subarray(0, n / coll.world), n);
@@ -154,7 +159,7 @@ export class RankService implements RankAPI {
       stats = await trainer.trainStep();
       waitMs = trainer.clock.waitMs - w0;
     } else {
-      const sync = this.sync === 'ddp' ? new DDPSync(this.buckets, coll) : undefined;
+      const sync = this.sync === 'ddp' ? new DDPSync(this.buckets, coll, this.bucketBuffers) : undefined;
       stats = await trainer.trainStep(sync);
       waitMs = sync?.clock.waitMs ?? 0;
       buckets = sync?.issued ?? [];
