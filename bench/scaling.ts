@@ -31,8 +31,20 @@ export interface ScalingRow {
   tokens_per_s: number;
   speedup: number | null; // tokens/s over the 1-worker run's
   exposed_pct: number; // the worst rank's median share of its step spent in comm + wait
+  /**
+   * Of that, what communication itself costs: the collectives' CPU time plus the wait that even the
+   * last rank to finish its backward had (data still in flight when every rank was ready): per step,
+   * comm + min over ranks of wait. The worst rank's median share of its step.
+   */
+  exposed_comm_pct: number;
+  /**
+   * The rest: waiting for the slowest rank (its backward ends later: contention, GC pauses). Per step,
+   * wait - min over ranks of wait; the worst rank's median share. For independent workers, the same
+   * lockstep cost computed as if they synchronised: (slowest step - own step) / slowest step.
+   */
+  straggler_pct: number;
   vs_llmc_2_threads: number; // tokens/s / llm.c's with 2 threads
-  per_rank: { rank: number; compute_ms: number; comm_ms: number; wait_ms: number; bytes_sent: number; exposed_pct: number }[];
+  per_rank: { rank: number; compute_ms: number; comm_ms: number; wait_ms: number; bytes_sent: number; exposed_pct: number; exposed_comm_pct: number; straggler_pct: number }[];
   hub_bytes_per_step?: number;
   memory: MemoryReport; // the last step's, the largest over ranks per kind
 }
@@ -78,7 +90,9 @@ export async function runScaling(
     const tokensPerSec = (m.tokens / msPerStep) * 1000;
     if (run === 'single') base = tokensPerSec;
     const perRank = Array.from({ length: world }, (_, r) => {
-      const of = (f: (s: RankStepStats) => number) => median(m.ranks.map((rs) => f(rs[r])), warmup);
+      const of = (f: (s: RankStepStats, step: RankStepStats[]) => number) => median(m.ranks.map((rs) => f(rs[r], rs)), warmup);
+      const minWait = (step: RankStepStats[]) => Math.min(...step.map((x) => x.waitMs));
+      const slowest = (step: RankStepStats[]) => Math.max(...step.map((x) => x.ms));
       return {
         rank: r,
         compute_ms: of((s) => s.computeMs),
@@ -86,6 +100,10 @@ export async function runScaling(
         wait_ms: of((s) => s.waitMs),
         bytes_sent: of((s) => s.bytesSent),
         exposed_pct: of((s) => (100 * (s.commMs + s.waitMs)) / s.ms),
+        exposed_comm_pct: of((s, step) => (100 * (s.commMs + minWait(step))) / s.ms),
+        straggler_pct: run === 'independent'
+          ? of((s, step) => (100 * (slowest(step) - s.ms)) / slowest(step))
+          : of((s, step) => (100 * (s.waitMs - minWait(step))) / s.ms),
       };
     });
     const row: ScalingRow = {
@@ -100,6 +118,8 @@ export async function runScaling(
       tokens_per_s: tokensPerSec,
       speedup: base === null ? null : tokensPerSec / base,
       exposed_pct: Math.max(...perRank.map((r) => r.exposed_pct)),
+      exposed_comm_pct: Math.max(...perRank.map((r) => r.exposed_comm_pct)),
+      straggler_pct: Math.max(...perRank.map((r) => r.straggler_pct)),
       vs_llmc_2_threads: tokensPerSec / LLMC_2_THREADS.tokens_per_s,
       per_rank: perRank,
       ...(m.hub.length ? { hub_bytes_per_step: median(m.hub, warmup) } : {}),
