@@ -39,6 +39,7 @@ export interface RankInit {
   world: number;
   strategy: Strategy;
   bucketMb: number; // DDP bucket cap
+  probeMb: number; // DDP: registered room for timing all-reduces (timeCollective)
   shard: ShardStrategy; // FSDP: full | grad_op | none (none = DDP's all-reduce)
   prefetch: boolean; // FSDP backward prefetch
   comm: CommEndpoint;

@@ -16,6 +16,9 @@ describe('npm run bench', () => {
     ], { stdio: 'pipe', timeout: 240_000 });
     const b = JSON.parse(readFileSync(json, 'utf8'));
     expect(b.memcpy_gbps).toBeGreaterThan(0);
+    // ring and shared with registered buffers (as DDP's buckets) and ordinary ones, at each size
+    expect(b.collectives.map((c: { transport: string; registered: boolean; mbytes: number }) => `${c.transport} ${c.registered} ${c.mbytes}`))
+      .toEqual(['ring true 1', 'ring true 2', 'ring false 1', 'ring false 2', 'shared true 1', 'shared true 2', 'shared false 1', 'shared false 2']);
     for (const c of b.collectives) {
       expect(c).toMatchObject({ transport: expect.any(String), workers: 2 });
       expect(c.busbw_gbps).toBeGreaterThan(0);

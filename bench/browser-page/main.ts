@@ -76,7 +76,8 @@ async function bench(o: BrowserBenchOptions) {
   let hostCopy: Calibration['hostCopy'];
   for (const transport of o.transports) {
     for (const workers of o.collWorkers) {
-      const c = await Coordinator.create(tiny, text, { strategy: 'ddp', workers, transport, bucketMb: Math.max(...o.sizesMb) }, spawnWebWorker);
+      // probeMb: registered room for the largest size, so every size is timed on a registered buffer, as DDP's buckets are
+      const c = await Coordinator.create(tiny, text, { strategy: 'ddp', workers, transport, bucketMb: Math.max(...o.sizesMb), probeMb: Math.max(...o.sizesMb) }, spawnWebWorker);
       if (!hostCopy) {
         const bytes = 4 * 2 ** 20;
         const t = await c.timeHostCopy(bytes, 5);

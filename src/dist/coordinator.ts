@@ -8,7 +8,7 @@ import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest, Strateg
 import type { StepStats } from '../train/trainer';
 import type { History } from '../train/checkpoint';
 import { endpointTransfers, wire, type TransportKind, type Wiring } from './collectives';
-import { DEFAULT_BUCKET_MB, SHARD_STRATEGIES, assignBuckets, bucketBufferSizes, registeredFloats, type ShardStrategy } from './layout';
+import { DEFAULT_BUCKET_MB, DEFAULT_PROBE_MB, SHARD_STRATEGIES, assignBuckets, ddpRegisteredSizes, registeredFloats, type ShardStrategy } from './layout';
 import { buildParamTable } from '../model/params';
 
 /** Calls into one rank, wherever it runs (a comlink proxy of a Worker, or the service itself). */
@@ -26,6 +26,7 @@ export interface DistOptions {
   bucketMb: number; // DDP bucket cap
   shard?: ShardStrategy; // FSDP: full (default) | grad_op | none
   prefetch?: boolean; // FSDP backward prefetch (default on)
+  probeMb?: number; // DDP: registered room for timing all-reduces of up to this size (default 4 MB)
 }
 
 export const DIST_DEFAULTS: DistOptions = { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB, shard: 'full', prefetch: true };
@@ -101,7 +102,8 @@ export class Coordinator {
     const capacity = Math.max(1024, Math.ceil((Math.min(dist.bucketMb * 2 ** 20, table.total * 4)) / 4));
     // The shared transport's memory also holds each rank's bucket buffers (registered: reduced in place).
     const ddp = N > 1 && (dist.strategy === 'ddp' || (dist.strategy === 'fsdp' && dist.shard === 'none'));
-    const registered = ddp ? registeredFloats(bucketBufferSizes(assignBuckets(table, dist.bucketMb * 2 ** 20))) : 0;
+    const probeMb = dist.probeMb ?? DEFAULT_PROBE_MB;
+    const registered = ddp ? registeredFloats(ddpRegisteredSizes(assignBuckets(table, dist.bucketMb * 2 ** 20), probeMb)) : 0;
     let onHubError: (m: string) => void = () => {};
     const hubError = new Promise<never>((_, reject) => (onHubError = (m) => reject(new DistError(m))));
     hubError.catch(() => {}); // observed through guard()
@@ -113,7 +115,7 @@ export class Coordinator {
         Promise.all(
           ranks.map((h, r) => {
             const spec: RankInit = {
-              config, text, rank: r, world: N, strategy: dist.strategy, bucketMb: dist.bucketMb,
+              config, text, rank: r, world: N, strategy: dist.strategy, bucketMb: dist.bucketMb, probeMb,
               shard: dist.shard ?? 'full', prefetch: dist.prefetch ?? true, comm: wiring.endpoints[r], checkpoint,
             };
             return h.api.init(Comlink.transfer(spec, endpointTransfers(spec.comm)));

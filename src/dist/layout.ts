@@ -53,6 +53,14 @@ export function bucketBufferSizes(buckets: Bucket[]): number[] {
   return buckets.map((b) => b.size + (b.index === buckets.length - 1 ? 1 : 0));
 }
 
+/** Registered room a DDP rank keeps for timing all-reduces (the cost model's calibration), by default. */
+export const DEFAULT_PROBE_MB = 4;
+
+/** What a DDP rank registers with its collectives: its bucket buffers, then a probe buffer for timing. */
+export function ddpRegisteredSizes(buckets: Bucket[], probeMb = DEFAULT_PROBE_MB): number[] {
+  return [...bucketBufferSizes(buckets), Math.ceil((probeMb * 2 ** 20) / 4)];
+}
+
 /** Floats of registered memory that buffers of these sizes take (alloc() aligns each one). */
 export function registeredFloats(sizes: number[]): number {
   return sizes.reduce((n, s) => n + alignUp(s * 4) / 4, 0);

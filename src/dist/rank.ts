@@ -16,7 +16,7 @@ import { decodeCheckpoint, encodeCheckpoint, type History } from '../train/check
 import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from '../protocol';
 import { makeCollectives, type Collectives } from './collectives';
 import { DDPSync } from './ddp';
-import { assignBuckets, bucketBufferSizes, registeredFloats, type Bucket } from './layout';
+import { assignBuckets, ddpRegisteredSizes, registeredFloats, type Bucket } from './layout';
 import { verifyLlmc, type AdamWExpectation, type VerifyResult } from '../verify';
 import { Tracer } from '../util/trace';
 
@@ -28,6 +28,7 @@ export class RankService implements RankAPI {
   private coll: Collectives | null = null;
   private buckets: Bucket[] = [];
   private bucketBuffers: Float32Array[] = []; // DDP's, registered with the collectives, reused every step
+  private probe: Float32Array | null = null; // DDP: registered, for timing all-reduces
   private sync: 'none' | 'ddp' = 'none'; // how a replicated model synchronises gradients
   private failure: string | null = null;
   private readonly tracer = new Tracer();
@@ -52,11 +53,13 @@ export class RankService implements RankAPI {
     // DDP, and FSDP's NO_SHARD (which is DDP by definition), all-reduce gradient buckets.
     this.sync = spec.strategy === 'ddp' || (spec.strategy === 'fsdp' && spec.shard === 'none') ? 'ddp' : 'none';
     this.buckets = assignBuckets(table, spec.bucketMb * 2 ** 20);
-    const sizes = this.sync === 'ddp' ? bucketBufferSizes(this.buckets) : [];
+    const sizes = this.sync === 'ddp' ? ddpRegisteredSizes(this.buckets, spec.probeMb) : [];
     const coll = makeCollectives(spec.rank, spec.world, spec.comm, { registered: registeredFloats(sizes) });
     coll.tracer = this.tracer;
     this.coll = coll;
-    this.bucketBuffers = sizes.map((n) => coll.alloc(n));
+    const buffers = sizes.map((n) => coll.alloc(n));
+    this.probe = buffers.pop() ?? null;
+    this.bucketBuffers = buffers;
     // Rank 0 initialises and broadcasts, so every rank starts from the same parameters. A sharded
     // model is broadcast one unit at a time, each rank keeping its slice: no rank but 0 ever holds
     // the whole model (PyTorch's sync_module_states does the same).
@@ -94,10 +97,10 @@ export class RankService implements RankAPI {
     const coll = this.coll;
     if (!coll) throw new Error('this rank has no links yet: init() first');
     const n = Math.max(coll.world, Math.round(bytes / 4 / coll.world) * coll.world);
-    // What DDP all-reduces: its bucket buffers (registered), free between steps; else an ordinary buffer.
-    const bucket = op === 'all-reduce' ? this.bucketBuffers.find((b) => b.length >= n) : undefined;
+    // What DDP all-reduces: registered buffers (its probe, or a bucket's, free between steps).
+    const registered = op === 'all-reduce' ? [this.probe, ...this.bucketBuffers].find((b) => b && b.length >= n) : undefined;
     const run = () => {
-      const buf = (bucket ? bucket.subarray(0, n) : new Float32Array(n)).fill(coll.rank + 1);
+      const buf = (registered ? registered.subarray(0, n) : new Float32Array(n)).fill(coll.rank + 1);
       if (op === 'all-reduce') return coll.allReduceMean(buf);
       if (op === 'reduce-scatter') return coll.reduceScatterMean(buf);
       return coll.allGather(buf.subarray(0, n / coll.world), n);

@@ -11,6 +11,7 @@ import type { TraceEvent } from '../../util/trace';
 import type { TransportKind } from '../../dist/collectives';
 import { Coordinator, type DistOptions, type RankHandle } from '../../dist/coordinator';
 import { achievedFlops, fitAlphaBeta } from '../../dist/costmodel';
+import { DEFAULT_PROBE_MB } from '../../dist/layout';
 import { STRATEGY_LABELS, configFor, distFor, tracedSteps, type CompareSettings, type StrategyKey } from './settings';
 import { median } from './summary';
 
@@ -65,7 +66,8 @@ export interface LinkCalibration {
   hostCopy?: { upload: number; readback: number };
 }
 
-export const LINK_SIZES = [64 * 2 ** 10, 2 ** 20, 4 * 2 ** 20];
+/** All-reduce sizes timed to fit alpha and beta: up to the registered probe a DDP rank keeps. */
+export const LINK_SIZES = [64 * 2 ** 10, 2 ** 20, DEFAULT_PROBE_MB * 2 ** 20];
 
 export type Progress =
   | { phase: 'starting'; key: StrategyKey; index: number; count: number }
