@@ -99,8 +99,9 @@ export class RankService implements RankAPI {
     const n = Math.max(coll.world, Math.round(bytes / 4 / coll.world) * coll.world);
     // What DDP all-reduces: registered buffers (its probe, or a bucket's, free between steps).
     const registered = op === 'all-reduce' ? [this.probe, ...this.bucketBuffers].find((b) => b && b.length >= n) : undefined;
+    // Filled once, outside the timing: the mean of these stays the same however often it is taken.
+    const buf = (registered ? registered.subarray(0, n) : new Float32Array(n)).fill(coll.rank + 1);
     const run = () => {
-      const buf = (registered ? registered.subarray(0, n) : new Float32Array(n)).fill(coll.rank + 1);
       if (op === 'all-reduce') return coll.allReduceMean(buf);
       if (op === 'reduce-scatter') return coll.reduceScatterMean(buf);
       return coll.allGather(buf.subarray(0, n / coll.world), n);
