@@ -69,27 +69,53 @@ const mod = (a: number, n: number) => ((a % n) + n) % n;
 /** Floats per ring message (2 MB), unless a test asks for less. */
 export const RING_PIECE = 1 << 19;
 const MAX_SPARES = 64; // kept received pieces per length
+const COPIES_AHEAD = 1; // pieces of the first step sent before the first one arrives
 
 export interface RingOptions {
   registered?: number; // floats of registered buffers (alloc())
   piece?: number; // floats per message
 }
 
-/** Messages arriving on a port, handed out in order to whoever awaits them. */
+/** Values handed out in arrival order to whoever awaits them. */
 class Inbox<T> {
   private items: T[] = [];
   private waiters: ((v: T) => void)[] = [];
-  constructor(port: PortLike, unwrap: (data: unknown) => T) {
-    port.onmessage = (ev) => {
-      const v = unwrap(ev.data);
-      const w = this.waiters.shift();
-      if (w) w(v);
-      else this.items.push(v);
-    };
+  /** An inbox of a port's messages (unwrapped). */
+  static of<T>(port: PortLike, unwrap: (data: unknown) => T): Inbox<T> {
+    const inbox = new Inbox<T>();
+    port.onmessage = (ev) => inbox.deliver(unwrap(ev.data));
+    return inbox;
+  }
+  deliver(v: T): void {
+    const w = this.waiters.shift();
+    if (w) w(v);
+    else this.items.push(v);
   }
   next(): Promise<T> {
     const v = this.items.shift();
     return v !== undefined ? Promise.resolve(v) : new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+/** A ring message: one piece of one stream (a collective's phase and step: "rs0", "ag1", "bc"). */
+interface Piece { stream: string; data: Float32Array }
+
+/**
+ * A ring link's messages, one inbox per stream. A rank may interleave sends of different streams (the
+ * first step's copies with the pieces it passes on); its neighbour still reads each stream in order.
+ */
+class Streams {
+  private inboxes = new Map<string, Inbox<Float32Array>>();
+  constructor(port: PortLike) {
+    port.onmessage = (ev) => this.inbox((ev.data as Piece).stream).deliver((ev.data as Piece).data);
+  }
+  private inbox(stream: string): Inbox<Float32Array> {
+    let q = this.inboxes.get(stream);
+    if (!q) this.inboxes.set(stream, (q = new Inbox<Float32Array>()));
+    return q;
+  }
+  next(stream: string): Promise<Float32Array> {
+    return this.inbox(stream).next();
   }
 }
 
@@ -139,7 +165,7 @@ abstract class Base {
 
 export class RingCollectives extends Base implements Collectives {
   readonly kind = 'ring';
-  private inbox: Inbox<Float32Array> | null;
+  private inbox: Streams | null;
   declare protected readonly mem: CommMemory;
   /** Floats per message: a chunk travels in pieces, so a rank sums or stores one piece while the next
    *  is on its way, and rarely sits idle waiting for a message (as NCCL's slices). */
@@ -152,7 +178,7 @@ export class RingCollectives extends Base implements Collectives {
   constructor(rank: number, world: number, private next: PortLike | null, private prev: PortLike | null, opts: RingOptions = {}) {
     super(rank, world, CommMemory.local(opts.registered ?? 0));
     if (world > 1 && (!next || !prev)) throw new Error(`ring rank ${rank} of ${world} needs both neighbour ports`);
-    this.inbox = prev ? new Inbox(prev, (d) => d as Float32Array) : null;
+    this.inbox = prev ? new Streams(prev) : null;
     this.piece = opts.piece ?? RING_PIECE;
   }
 
@@ -161,11 +187,11 @@ export class RingCollectives extends Base implements Collectives {
     for (let o = lo; o < hi; o += this.piece) yield [o, Math.min(hi, o + this.piece)];
   }
 
-  /** Hands a buffer to the next rank: transferred, so it is gone from here (zero-copy). */
-  private forward(data: Float32Array): void {
+  /** Hands a piece of a stream to the next rank: transferred, so it is gone from here (zero-copy). */
+  private forward(stream: string, data: Float32Array): void {
     this.timed(() => {
       this.stats.bytesSent += data.byteLength;
-      this.next!.postMessage(data, [data.buffer]);
+      this.next!.postMessage({ stream, data } satisfies Piece, [data.buffer]);
     });
   }
 
@@ -181,34 +207,39 @@ export class RingCollectives extends Base implements Collectives {
     this.spares.set(x.length, list);
   }
 
-  /** Sends a copy of buf[lo, hi) (the only copies a ring makes: every later send forwards what arrived). */
-  private sendCopy(buf: Float32Array, lo: number, hi: number): void {
-    for (const [a, b] of this.split(lo, hi)) {
-      const reuse = this.spares.get(b - a)?.pop();
-      this.forward(this.timed(() => (reuse ? (reuse.set(buf.subarray(a, b)), reuse) : buf.slice(a, b))));
-    }
+  /** Sends a copy of buf[lo, hi) (a ring's only copies: every later send passes on what arrived). */
+  private sendCopy(stream: string, buf: Float32Array, [lo, hi]: [number, number]): void {
+    const reuse = this.spares.get(hi - lo)?.pop();
+    this.forward(stream, this.timed(() => (reuse ? (reuse.set(buf.subarray(lo, hi)), reuse) : buf.slice(lo, hi))));
   }
 
   /**
    * Ring reduce-scatter. Step s: each piece received from the previous rank gets this rank's share added
    * and is passed on as it is. At the last step the piece in hand holds part of chunk `rank` summed over
    * all ranks but this one: `last` finishes it (adds this rank's share, divides by N, keeps it).
+   * The first step's copies go out one piece ahead of the pieces coming in, so the data in flight stays
+   * small enough for the caches.
    */
   private async reduceScatterSteps(buf: Float32Array, last: (incoming: Float32Array, mine: Float32Array, at: number) => void): Promise<void> {
     const { rank: r, world: N } = this;
-    this.sendCopy(buf, ...chunkBounds(buf.length, N, mod(r - 1, N)));
+    const copies = [...this.split(...chunkBounds(buf.length, N, mod(r - 1, N)))];
+    const sendCopies = (upTo: number) => {
+      while (copies.length && upTo-- > 0) this.sendCopy('rs0', buf, copies.shift()!);
+    };
+    sendCopies(COPIES_AHEAD);
     for (let s = 0; s < N - 1; s++) {
       const [lo, hi] = chunkBounds(buf.length, N, mod(r - s - 2, N)); // summed over the s + 1 ranks before this one
       for (const [a, b] of this.split(lo, hi)) {
-        const incoming = await this.inbox!.next();
+        const incoming = await this.inbox!.next(`rs${s}`);
         const mine = buf.subarray(a, b);
-        if (s === N - 2) {
-          last(incoming, mine, a - lo);
-          continue;
+        if (s === N - 2) last(incoming, mine, a - lo);
+        else {
+          this.timed(() => this.mem.addScaled(incoming, incoming, mine, 1));
+          this.forward(`rs${s + 1}`, incoming);
         }
-        this.timed(() => this.mem.addScaled(incoming, incoming, mine, 1));
-        this.forward(incoming);
+        sendCopies(1);
       }
+      sendCopies(Infinity); // before waiting on the next step, which the neighbour may need these for
     }
   }
 
@@ -217,9 +248,9 @@ export class RingCollectives extends Base implements Collectives {
     const { rank: r, world: N } = this;
     for (let s = 0; s < N - 1; s++) {
       for (const [a] of this.split(...chunkBounds(buf.length, N, mod(r - s - 1, N)))) {
-        const incoming = await this.inbox!.next();
+        const incoming = await this.inbox!.next(`ag${s}`);
         this.timed(() => buf.set(incoming, a));
-        if (s < N - 2) this.forward(incoming);
+        if (s < N - 2) this.forward(`ag${s + 1}`, incoming);
         else this.keepSpare(incoming);
       }
     }
@@ -231,7 +262,7 @@ export class RingCollectives extends Base implements Collectives {
       // Each finished piece of chunk `rank` is written into buf and sent on at once: the all-gather's start.
       await this.reduceScatterSteps(buf, (incoming, mine) => {
         this.timed(() => this.mem.addScaled(mine, incoming, mine, 1 / this.world, [incoming]));
-        this.forward(incoming);
+        this.forward('ag0', incoming);
       });
       await this.gatherSteps(buf);
       return buf;
@@ -256,7 +287,7 @@ export class RingCollectives extends Base implements Collectives {
       const [lo, hi] = chunkBounds(total, this.world, this.rank);
       this.timed(() => buf.set(chunk, lo));
       if (this.world === 1) return buf;
-      this.sendCopy(buf, lo, hi);
+      for (const piece of this.split(lo, hi)) this.sendCopy('ag0', buf, piece);
       await this.gatherSteps(buf);
       return buf;
     });
@@ -266,12 +297,15 @@ export class RingCollectives extends Base implements Collectives {
     return this.serial('broadcast', async () => {
       if (this.world === 1) return buf;
       const lastHop = mod(this.rank + 1, this.world) === root;
-      if (this.rank === root) return this.sendCopy(buf, 0, buf.length), buf;
-      for (const [a] of this.split(0, buf.length)) {
-        const incoming = await this.inbox!.next();
-        this.timed(() => buf.set(incoming, a));
+      for (const piece of this.split(0, buf.length)) {
+        if (this.rank === root) {
+          this.sendCopy('bc', buf, piece);
+          continue;
+        }
+        const incoming = await this.inbox!.next('bc');
+        this.timed(() => buf.set(incoming, piece[0]));
         if (lastHop) this.keepSpare(incoming);
-        else this.forward(incoming); // pass it along the ring
+        else this.forward('bc', incoming); // pass it along the ring
       }
       return buf;
     });
@@ -295,7 +329,7 @@ export class StarCollectives extends Base implements Collectives {
 
   constructor(rank: number, world: number, private hub: PortLike) {
     super(rank, world, null); // the hub does the sums
-    this.inbox = new Inbox(hub, (d) => d as Float32Array);
+    this.inbox = Inbox.of(hub, (d) => d as Float32Array);
   }
 
   private request(req: StarRequest): Promise<Float32Array> {
@@ -346,7 +380,7 @@ export class StarHub {
   private closed = false;
 
   constructor(private ports: PortLike[], private onError: (message: string) => void = () => {}) {
-    this.inboxes = ports.map((p) => new Inbox(p, (d) => d as StarRequest));
+    this.inboxes = ports.map((p) => Inbox.of(p, (d) => d as StarRequest));
     void this.loop();
   }
 
