@@ -216,7 +216,8 @@ if (sections.has('scaling')) {
   const warmup = Number(opts['scaling-warmup']);
   const scfg: RunConfig = { ...cfg, backend: 'wasm' };
   console.log(`\n## scaling\n\nDDP, ${scfg.preset} on wasm, batch ${scfg.batch_size} x ${scfg.block_size} per worker, one worker_thread per rank ` +
-    `(Coordinator + spawnNodeWorker); medians of ${steps} steps after ${warmup} warm-up steps\n`);
+    `(Coordinator + spawnNodeWorker); medians of ${steps} steps after ${warmup} warm-up steps; node flags: ${process.execArgv.filter((f) => f.startsWith('--') && f !== '--import').join(' ') || 'none'}` +
+    ` (npm run bench passes --single-threaded-gc: with a worker on every core, V8's GC helper threads would take turns on the workers' cores)\n`);
   console.log('| run | workers | global batch | ms/step | tokens/s | speedup | comm + wait | of which communication | of which waiting for the slowest | vs llm.c 2 threads |');
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   const name = (r: ScalingRow) => (r.run === 'ddp' ? `ddp ${r.transport}` : r.run === 'single' ? 'single' : `${r.workers} independent singles (no comm)`);
