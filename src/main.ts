@@ -157,7 +157,7 @@ function renderEstimate(): void {
   const n = dist?.workers ?? 1;
   const tokensPerStep = globalBatch(config, n).tokens;
   const shards = dist !== null && sharded(dist) && n > 1;
-  const rest = dist ? expectedAtRest(table, dist).bytes : params * 16;
+  const rest = expectedAtRest(table, dist ?? { strategy: 'single', workers: 1 }, config.backend).bytes;
   el.estimate.replaceChildren(
     h('strong', {}, `≈ ${fmt.compact(params)} parameters`),
     ` · ${fmt.bytes(rest)} for ${shards ? 'a 1/' + n + ' shard of ' : ''}weights, gradients and AdamW state${n > 1 ? ` in each of ${n} workers` : ''} · ${fmt.count(tokensPerStep)} tokens per step`,

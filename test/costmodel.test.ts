@@ -33,11 +33,13 @@ describe('formulas', () => {
     expect(collectiveCost('ring', 'all-reduce', S, 1, 1e-4, 1e9)).toEqual({ seconds: 0, bytes: 0 });
   });
 
-  it('memory: 16 bytes per parameter for DDP, 16/n plus gathered units for FULL_SHARD', () => {
-    const cfg = makeConfig('gpt2');
+  it('memory: 16 bytes per parameter for DDP (20 on CPU backends, with the master copy), 16/n plus gathered units for FULL_SHARD', () => {
+    const cfg = makeConfig('gpt2', { backend: 'webgpu' });
     const P = buildParamTable(cfg).total;
     const ddp = predict(cfg, { strategy: 'ddp', workers: 4, transport: 'ring', bucketMb: 25 }, cal).memory;
     expect(ddp.params + ddp.grads + ddp.optimizer).toBe(16 * P);
+    const onWasm = predict({ ...cfg, backend: 'wasm' }, { strategy: 'ddp', workers: 4, transport: 'ring', bucketMb: 25 }, cal).memory;
+    expect(onWasm.params + onWasm.grads + onWasm.optimizer).toBe(20 * P);
     const fsdp = predict(cfg, { strategy: 'fsdp', workers: 4, transport: 'ring', bucketMb: 25, shard: 'full' }, cal).memory;
     expect((fsdp.params + fsdp.grads + fsdp.optimizer) / (16 * P)).toBeCloseTo(0.25, 3);
     const block = buildParamTable(cfg).units[1].size * 4;

@@ -137,7 +137,7 @@ describe('FSDP memory, with one tfjs engine per rank (worker_threads)', () => {
       expect(m.numBytes).toBeLessThan(4 * table.total);
     }
     const dm = await ddp.coordinator.ranks[0].api.memory();
-    expect(dm.numBytes).toBeGreaterThanOrEqual(3 * 4 * table.total); // a DDP replica: params, m, v in full
+    expect(dm.numBytes).toBeGreaterThanOrEqual(4 * table.total); // a DDP replica: every parameter (m and v: on the host, on wasm)
   });
 
   it('reports memory by kind: shards at rest, at most two gathered blocks plus the root at the peak', () => {

@@ -12,10 +12,11 @@
 //   copies      gradients read back from the backend and results uploaded (hostCopy): a GPU's cost.
 //   waiting     a synchronous step waits for the slowest worker: measured by a probe of N workers
 //               computing at once without communicating, which also gives the FLOP/s each then gets.
-//   memory      16 bytes per parameter for DDP (fp32 weights, gradients, AdamW m and v); FULL_SHARD
-//               16/n per parameter plus the gathered units (about two blocks and the root at the peak).
+//   memory      16 bytes per parameter for DDP (fp32 weights, gradients, AdamW m and v), 20 on the CPU
+//               backends (their AdamW also keeps a master copy of the weights); FULL_SHARD 16/n per
+//               parameter plus the gathered units (about two blocks and the root at the peak).
 
-import type { ModelConfig, RunConfig } from '../model/config';
+import { HOST_OPTIMIZER_BACKENDS, type ModelConfig, type RunConfig } from '../model/config';
 import { buildParamTable, type ParamTable } from '../model/params';
 import type { TransportKind } from './collectives';
 import { assignBuckets, shardLayout, type ShardStrategy } from './layout';
@@ -96,7 +97,8 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
   const shard = plan.strategy === 'fsdp' ? plan.shard ?? 'full' : 'none';
   let comm = 0;
   let bytes = 0;
-  const memory = { params: 4 * P, grads: 4 * P, optimizer: 8 * P, gathered_peak: 0, activations_peak: activationBytes(cfg, cfg.batch_size), total: 0 };
+  const masterCopy = HOST_OPTIMIZER_BACKENDS.includes(cfg.backend) ? 4 * P : 0;
+  const memory = { params: 4 * P, grads: 4 * P, optimizer: 8 * P + masterCopy, gathered_peak: 0, activations_peak: activationBytes(cfg, cfg.batch_size), total: 0 };
   const add = (op: CollectiveOp, S: number, times = 1) => {
     const c = collectiveCost(plan.transport, op, S, n, a, b);
     comm += times * c.seconds;

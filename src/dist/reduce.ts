@@ -8,6 +8,7 @@
 // same contract takes its place.
 
 import { REDUCE_WASM_BASE64, REDUCE_WASM_SHARED_BASE64 } from './reduce-wasm';
+import { instantiate } from '../util/wasm';
 
 /** Floats in one scratch piece (256 KB). */
 export const PIECE = 1 << 16;
@@ -20,25 +21,12 @@ export type Kernel = (dst: number, a: number, b: number, n: number, s: number) =
 export const pages = (bytes: number) => Math.ceil(bytes / PAGE);
 export const alignUp = (bytes: number) => Math.ceil(bytes / ALIGN) * ALIGN;
 
-const decode = (b64: string) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-const compiled = new Map<boolean, WebAssembly.Module | null>();
-
-/** reduce.wat compiled for a plain or a shared memory; null where this engine lacks WebAssembly SIMD. */
-function reduceModule(shared: boolean): WebAssembly.Module | null {
-  if (!compiled.has(shared)) {
-    const bytes = decode(shared ? REDUCE_WASM_SHARED_BASE64 : REDUCE_WASM_BASE64);
-    compiled.set(shared, WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null);
-  }
-  return compiled.get(shared)!;
-}
-
 const isShared = (m: WebAssembly.Memory) => typeof SharedArrayBuffer !== 'undefined' && m.buffer instanceof SharedArrayBuffer;
 
-/** The SIMD kernel over `memory`. */
+/** The SIMD kernel over `memory`, or null where this engine lacks WebAssembly SIMD. */
 export function wasmKernel(memory: WebAssembly.Memory): Kernel | null {
-  const module = reduceModule(isShared(memory));
-  if (!module) return null;
-  return new WebAssembly.Instance(module, { env: { memory } }).exports.add_scaled as Kernel;
+  const exports = instantiate(isShared(memory) ? REDUCE_WASM_SHARED_BASE64 : REDUCE_WASM_BASE64, memory);
+  return exports ? (exports.add_scaled as Kernel) : null;
 }
 
 /**

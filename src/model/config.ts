@@ -5,6 +5,9 @@
 
 export type TokenizerKind = 'char' | 'bpe';
 export type BackendName = 'auto' | 'webgpu' | 'wasm' | 'webgl' | 'cpu';
+
+/** Backends whose replicated training runs AdamW on the host (src/train/host-adamw.ts). */
+export const HOST_OPTIMIZER_BACKENDS: readonly string[] = ['wasm', 'cpu'];
 export const BACKENDS: readonly BackendName[] = ['auto', 'webgpu', 'wasm', 'webgl', 'cpu'];
 
 export interface ModelConfig {

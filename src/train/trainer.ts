@@ -2,11 +2,12 @@
 // loss and sampling. The same class runs in a Web Worker (the page), in Node (the CLI) and in tests.
 
 import * as tf from '@tensorflow/tfjs';
-import type { RunConfig } from '../model/config';
+import { HOST_OPTIMIZER_BACKENDS, type RunConfig } from '../model/config';
 import { GPT, type AttentionKernel, type Batch, type Grads, type UnitHooks } from '../model/gpt';
 import { buildParamTable, initParams, mixSeed, mulberry32, paramViews, type ParamTable } from '../model/params';
 import { batchOffsets, makeBatch, type Dataset } from '../data/dataset';
 import { AdamW, clipFactor, learningRate, sumOfSquares } from './optim';
+import { HostAdamW } from './host-adamw';
 import { checkpointHeader, flatten, type Checkpoint, type History } from './checkpoint';
 import { serializer } from '../util/serial';
 import { clock, noTrace, type Tracer } from '../util/trace';
@@ -84,7 +85,10 @@ export class Trainer {
   readonly table: ParamTable;
   readonly model: GPT;
   params: Map<string, tf.Tensor>;
-  readonly opt: AdamW;
+  /** AdamW: on the CPU backends (wasm, cpu) on the host, in one SIMD kernel (host-adamw.ts); on GPU
+   *  backends in tfjs kernels, so the parameters stay on the device. Exactly one is set. */
+  private readonly host: HostAdamW | null;
+  private readonly opt: AdamW | null;
   step = 0;
   rank = 0; // this replica's index and the number of replicas (DDP); 0 and 1 for one worker
   world = 1;
@@ -100,9 +104,13 @@ export class Trainer {
     }
     this.params = new Map(this.table.params.map((p) => [p.name, tf.tensor(flat.subarray(p.offset, p.offset + p.size), p.shape)]));
     const decay = new Set(this.table.params.filter((p) => p.decay).map((p) => p.name));
-    this.opt = new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay }, (n) => decay.has(n));
+    const opts = { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay };
+    const onHost = HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend());
+    this.host = onHost ? new HostAdamW(this.table, opts, flat) : null;
+    this.opt = onHost ? null : new AdamW(opts, (n) => decay.has(n));
     const bytes = this.table.total * 4;
-    this.memory = { params: bytes, grads: bytes, optimizer: 2 * bytes, gathered_peak: 0, activations_peak: 0, comm_buffers: 0 };
+    // On the host, the optimizer's state is m, v and the master copy of the weights it updates.
+    this.memory = { params: bytes, grads: bytes, optimizer: (onHost ? 3 : 2) * bytes, gathered_peak: 0, activations_peak: 0, comm_buffers: 0 };
   }
 
   private get p() {
@@ -161,16 +169,28 @@ export class Trainer {
       let syncedLoss: number | undefined;
       if (sync) ({ grads, loss: syncedLoss } = await sync.finish(grads));
       const ts = clock();
-      sumSq = sumOfSquares(grads.values());
-      const [lossV, sumSqV] = await Promise.all([lossSum.data(), sumSq.data()]);
+      let sumSqV: number;
+      if (this.host) {
+        await this.host.readGrads(grads);
+        sumSqV = this.host.sumOfSquares();
+      } else {
+        sumSq = sumOfSquares(grads.values());
+        sumSqV = (await sumSq.data())[0];
+      }
+      const lossV = (await lossSum.data())[0];
       this.tracer.record('gradient norm', 'compute', 'main', ts);
-      const loss = syncedLoss ?? lossV[0] / K;
-      const gradNorm = Math.sqrt(sumSqV[0]);
+      const loss = syncedLoss ?? lossV / K;
+      const gradNorm = Math.sqrt(sumSqV);
       checkFinite(loss, gradNorm, this.step, this.cfg.lr);
       const lr = learningRate(this.step, this.cfg);
       const next = this.tracer.span('optimizer', 'compute', () => {
+        if (this.host) {
+          const clip = this.cfg.grad_clip > 0 ? Math.min(1, this.cfg.grad_clip / (gradNorm + 1e-6)) : 1;
+          this.host.step(lr, clip);
+          return this.host.tensors();
+        }
         const scale = clipFactor(sumSq!, this.cfg.grad_clip);
-        const updated = this.opt.step(this.params, grads, lr, scale);
+        const updated = this.opt!.step(this.params, grads, lr, scale);
         scale.dispose();
         return updated;
       });
@@ -217,6 +237,7 @@ export class Trainer {
 
   /** All parameters in the flat layout (for checkpoints and export). */
   async exportParams(): Promise<Float32Array> {
+    if (this.host) return this.host.params.slice();
     const flat = new Float32Array(this.table.total);
     for (const p of this.table.params) flat.set((await this.params.get(p.name)!.data()) as Float32Array, p.offset);
     return flat;
@@ -225,13 +246,10 @@ export class Trainer {
   /** Parameters, AdamW state and step, for src/train/checkpoint.ts. */
   toCheckpoint(history: History = {}): Promise<Checkpoint> {
     return this.exclusive(async () => {
-      const st = await this.opt.state();
-      return {
-        header: checkpointHeader(this.cfg, this.data.tokenizer.spec(), this.step, st.t, this.table.total, history),
-        params: await this.exportParams(),
-        m: flatten(this.table, st.m),
-        v: flatten(this.table, st.v),
-      };
+      const params = await this.exportParams();
+      const st = this.host ? { t: this.host.t, m: this.host.m.slice(), v: this.host.v.slice() }
+        : await this.opt!.state().then((s) => ({ t: s.t, m: flatten(this.table, s.m), v: flatten(this.table, s.v) }));
+      return { header: checkpointHeader(this.cfg, this.data.tokenizer.spec(), this.step, st.t, this.table.total, history), params, m: st.m, v: st.v };
     });
   }
 
@@ -241,10 +259,14 @@ export class Trainer {
       throw new TrainingError(`checkpoint has ${c.params.length} parameters, this model ${this.table.total}: different model shape`);
     }
     for (const t of this.params.values()) t.dispose();
-    this.params = new Map(this.table.params.map((p) => [p.name, tf.tensor(c.params.subarray(p.offset, p.offset + p.size), p.shape)]));
-    const shapes = new Map(this.table.params.map((p) => [p.name, p.shape]));
-    if (c.header.adam_t > 0) {
-      this.opt.loadState({ t: c.header.adam_t, m: paramViews(this.table, c.m), v: paramViews(this.table, c.v) }, shapes);
+    const resumed = c.header.adam_t > 0;
+    if (this.host) {
+      this.host.load(c.params, c.header.adam_t, resumed ? c.m : undefined, resumed ? c.v : undefined);
+      this.params = this.host.tensors();
+    } else {
+      this.params = new Map(this.table.params.map((p) => [p.name, tf.tensor(c.params.subarray(p.offset, p.offset + p.size), p.shape)]));
+      const shapes = new Map(this.table.params.map((p) => [p.name, p.shape]));
+      if (resumed) this.opt!.loadState({ t: c.header.adam_t, m: paramViews(this.table, c.m), v: paramViews(this.table, c.v) }, shapes);
     }
     this.step = c.header.step;
   }
@@ -252,7 +274,7 @@ export class Trainer {
   dispose(): void {
     for (const t of this.params.values()) t.dispose();
     this.params.clear();
-    this.opt.dispose();
+    this.opt?.dispose();
     this.model.dispose();
   }
 }

@@ -13,6 +13,7 @@ import type { MemoryReport } from '../train/trainer';
 import type { DistOptions } from '../dist/coordinator';
 import type { ParamTable } from '../model/params';
 import { shardLayout } from '../dist/layout';
+import { HOST_OPTIMIZER_BACKENDS } from '../model/config';
 import { h } from './dom';
 import * as fmt from './format';
 
@@ -47,6 +48,12 @@ export function atRest(m: MemoryReport): number {
 /** 16 bytes per parameter: fp32 weights (4) + gradients (4) + AdamW m and v (8). */
 export const BYTES_PER_PARAM = 16;
 
+/** What a full replica keeps per parameter on a backend: 16, and 4 more on the CPU backends, whose
+ *  AdamW updates a master copy of the weights on the host (src/train/host-adamw.ts). */
+export function replicaBytesPerParam(backend: string): number {
+  return BYTES_PER_PARAM + (HOST_OPTIMIZER_BACKENDS.includes(backend) ? 4 : 0);
+}
+
 /** FSDP with its parameters sharded (full or grad_op); NO_SHARD replicates like DDP. */
 export function sharded(d: Pick<DistOptions, 'strategy' | 'shard'>): boolean {
   return d.strategy === 'fsdp' && (d.shard ?? 'full') !== 'none';
@@ -55,12 +62,14 @@ export function sharded(d: Pick<DistOptions, 'strategy' | 'shard'>): boolean {
 export const SHARD_NAMES: Record<NonNullable<DistOptions['shard']>, string> = { full: 'FULL_SHARD', grad_op: 'SHARD_GRAD_OP', none: 'NO_SHARD' };
 
 /**
- * The bytes one worker should hold at rest, and how they add up: 16 per parameter for a full replica,
- * 16 per parameter of its shards (each unit padded to a multiple of N) when FSDP shards.
+ * The bytes one worker should hold at rest, and how they add up: 16 per parameter for a full replica
+ * (20 on the CPU backends), 16 per parameter of its shards (each unit padded to a multiple of N) when
+ * FSDP shards.
  */
-export function expectedAtRest(table: ParamTable, d: Pick<DistOptions, 'strategy' | 'shard' | 'workers'>): { bytes: number; formula: string } {
+export function expectedAtRest(table: ParamTable, d: Pick<DistOptions, 'strategy' | 'shard' | 'workers'>, backend: string): { bytes: number; formula: string } {
   const P = table.total;
-  if (!sharded(d)) return { bytes: BYTES_PER_PARAM * P, formula: `${BYTES_PER_PARAM} B × ${fmt.count(P)} parameters` };
+  const replica = replicaBytesPerParam(backend);
+  if (!sharded(d)) return { bytes: replica * P, formula: `${replica} B × ${fmt.count(P)} parameters` };
   const floats = table.units.reduce((s, u) => s + shardLayout(u, d.workers).shard, 0);
   return { bytes: BYTES_PER_PARAM * floats, formula: `${BYTES_PER_PARAM} B × ${fmt.count(P)} parameters ÷ ${d.workers} workers` };
 }

@@ -20,7 +20,7 @@ import type { ParamTable } from '../model/params';
 import type { RankMemory } from './run';
 import { byId, h } from './dom';
 import * as fmt from './format';
-import { BYTES_PER_PARAM, MEMORY_KINDS, MemoryBar, SHARD_NAMES, atRest, expectedAtRest, memoryLegend, memoryTotal, sharded } from './memory';
+import { MEMORY_KINDS, MemoryBar, SHARD_NAMES, atRest, expectedAtRest, memoryLegend, memoryTotal, replicaBytesPerParam, sharded } from './memory';
 
 type StepEvent = Extract<TrainEvent, { type: 'step' }>;
 export type Phase = 'starting' | RunState;
@@ -189,7 +189,7 @@ export class WorkersPanel {
     const longest = Math.max(1, ...perRank.map((r) => r.computeMs + r.commMs + r.waitMs));
     // Memory: one scale for all cards, at least what a full replica (a DDP worker) with the same
     // activations and buffers would hold, so sharded workers' bars come out shorter.
-    const replica = this.table ? BYTES_PER_PARAM * this.table.total : 0;
+    const replica = this.table ? replicaBytesPerParam(this.backends[0] ?? '') * this.table.total : 0;
     const memScale = Math.max(1, ...perRank.map((r) => Math.max(memoryTotal(r.memory), replica + r.memory.activations_peak + r.memory.comm_buffers)));
     this.drawExpectation(perRank);
     this.cards.forEach((c, rank) => {
@@ -263,9 +263,11 @@ export class WorkersPanel {
       this.expect.hidden = true;
       return;
     }
-    const x = expectedAtRest(t, d);
+    const backend = this.backends[0] ?? '';
+    const x = expectedAtRest(t, d, backend);
     const measured = perRank.length ? Math.max(...perRank.map((r) => atRest(r.memory))) : null;
-    const what = sharded(d) ? `${SHARD_NAMES[d.shard ?? 'full']} keeps a 1/${d.workers} shard of weights, gradients and AdamW m and v` : 'weights 4 + gradients 4 + AdamW m and v 8 bytes per parameter';
+    const what = sharded(d) ? `${SHARD_NAMES[d.shard ?? 'full']} keeps a 1/${d.workers} shard of weights, gradients and AdamW m and v`
+      : `weights 4 + gradients 4 + AdamW m and v 8${replicaBytesPerParam(backend) > 16 ? ' + the master copy the CPU optimizer updates 4' : ''} bytes per parameter`;
     this.expect.hidden = false;
     this.expect.replaceChildren(
       'At rest, expected per worker: ', h('strong', {}, `${x.formula} ${sharded(d) && d.workers > 1 ? '≈' : '='} ${fmt.bytes(x.bytes)}`), ` (${what})`,

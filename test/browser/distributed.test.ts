@@ -43,7 +43,8 @@ describe('DDP in real Workers', () => {
     if (strategy === 'ddp') expect(ddp.memory[0].numTensors).toBe(ddp.memory[1].numTensors);
     const full = 3 * 4 * ddp.numParams; // parameters, m and v of a whole replica
     for (const m of ddp.memory) {
-      if (strategy === 'ddp') expect(m.numBytes).toBeGreaterThanOrEqual(full); // a replica each
+      // a replica each: every parameter as a tensor, and m and v too on GPU backends (on wasm, AdamW keeps them on the host)
+      if (strategy === 'ddp') expect(m.numBytes).toBeGreaterThanOrEqual(backend === 'wasm' ? full / 3 : full);
       else expect(m.numBytes).toBeLessThan(0.6 * full); // FSDP at rest: half of each, plus masks
     }
   });
