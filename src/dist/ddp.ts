@@ -98,27 +98,32 @@ export class DDPSync implements GradSync {
     return this.coll.allReduceMean(flat);
   }
 
-  async finish(grads: Grads): Promise<{ grads: Grads; loss: number }> {
+  async finish(grads: Grads, into?: Float32Array): Promise<{ grads: Grads; loss: number }> {
     if (this.launched.length < this.buckets.length) {
       const missing = this.buckets[this.launched.length].params.filter((p) => !this.reads.has(p.name)).map((p) => p.name);
       throw new Error(`DDP: the gradients of ${missing.join(', ')} never became ready, so their bucket was never all-reduced`);
     }
     const flats = await this.clock.wait(Promise.all(this.launched));
+    const loss = flats[flats.length - 1][this.buckets[this.buckets.length - 1].size];
     const reduced = new Map<string, tf.Tensor>();
+    // Into the host optimizer's flat gradients, or into new tensors.
     this.coll.tracer.span('unpack gradients', 'comm', () =>
       this.buckets.forEach((b, i) => {
         let o = 0;
         for (const p of b.params) {
-          reduced.set(p.name, tf.tensor(flats[i].subarray(o, o + p.size), p.shape));
+          const g = flats[i].subarray(o, o + p.size);
+          if (into) into.set(g, p.offset);
+          else reduced.set(p.name, tf.tensor(g, p.shape));
           o += p.size;
         }
       }),
     );
     for (const g of grads.values()) g.dispose();
+    if (into) return { grads: new Map(), loss };
     return {
       // In the local map's order, so everything downstream (the gradient norm) sums as one worker would.
       grads: new Map([...grads.keys()].map((name) => [name, reduced.get(name)!])),
-      loss: flats[flats.length - 1][this.buckets[this.buckets.length - 1].size],
+      loss,
     };
   }
 }

@@ -20,8 +20,11 @@ export interface GradSync {
   hooks: UnitHooks;
   /** This replica's mean loss for the step, once known (DDP sends it with the last gradient bucket). */
   setLocalLoss(loss: Promise<number>): void;
-  /** The synchronized gradients and the step's loss averaged over replicas. */
-  finish(grads: Grads): Promise<{ grads: Grads; loss: number }>;
+  /**
+   * The synchronized gradients and the step's loss averaged over replicas. With `into` (the flat
+   * layout, the host optimizer's), the gradients are written there instead and the map comes back empty.
+   */
+  finish(grads: Grads, into?: Float32Array): Promise<{ grads: Grads; loss: number }>;
 }
 
 /** Bytes per worker by kind: what the page draws as bars. "At rest" = between steps. */
@@ -167,11 +170,11 @@ export class Trainer {
         tf.dispose([prev, loss]);
       }
       let syncedLoss: number | undefined;
-      if (sync) ({ grads, loss: syncedLoss } = await sync.finish(grads));
+      if (sync) ({ grads, loss: syncedLoss } = await sync.finish(grads, this.host?.grads));
       const ts = clock();
       let sumSqV: number;
       if (this.host) {
-        await this.host.readGrads(grads);
+        if (!sync) await this.host.readGrads(grads); // (a sync wrote them there)
         sumSqV = this.host.sumOfSquares();
       } else {
         sumSq = sumOfSquares(grads.values());
