@@ -45,7 +45,7 @@ export interface RunRecord {
   key: StrategyKey;
   label: string;
   dist: DistOptions; // as run (a shared transport without SharedArrayBuffer became ring)
-  cfg: RunConfig; // as run (single: the global batch), vocab_size from the tokenizer
+  cfg: RunConfig; // as run (single: the global batch), vocab_size from the tokenizer, the backend the ranks chose
   info: InitInfo;
   notice: string | null;
   steps: StepRecord[];
@@ -183,7 +183,7 @@ async function trainSteps(c: Coordinator, key: StrategyKey, cfg: RunConfig, step
   }
   await c.setTracing(false);
   return {
-    key, label: STRATEGY_LABELS[key], dist: c.dist, cfg: { ...cfg, vocab_size: c.info.vocabSize }, info: c.info, notice: c.notice,
+    key, label: STRATEGY_LABELS[key], dist: c.dist, cfg: { ...cfg, vocab_size: c.info.vocabSize, backend: c.info.backend.name }, info: c.info, notice: c.notice,
     steps: records, memory, trace: trace.steps.length ? trace : null,
   };
 }

@@ -189,7 +189,9 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
   lines.push(
     (sharded
       ? `memory = 16 bytes × P/n (weights 4 + grads 4 + AdamW 8, sharded) = 16 × ${big(Math.round(mem.params / 4))} = ${mb(mem.params + mem.grads + mem.optimizer)}, + gathered units at the peak ${mb(mem.gathered_peak)}`
-      : `memory = 16 bytes × P (weights 4 + grads 4 + AdamW 8) = 16 × ${big(P)} = ${mb(mem.params + mem.grads + mem.optimizer)}`) +
+      : mem.optimizer > 2 * mem.params // the CPU backends' AdamW also keeps a master copy of the weights
+        ? `memory = 20 bytes × P (weights 4 + grads 4 + AdamW 8 + the host optimizer's master copy 4) = 20 × ${big(P)} = ${mb(mem.params + mem.grads + mem.optimizer)}`
+        : `memory = 16 bytes × P (weights 4 + grads 4 + AdamW 8) = 16 × ${big(P)} = ${mb(mem.params + mem.grads + mem.optimizer)}`) +
       `, + activations 4·L·(19·B·T·C + 2·B·H·T²) = ${mb(mem.activations_peak)} → ${mb(mem.total)} per worker`,
   );
   return { key: run.key, label: run.label, lines };
