@@ -66,6 +66,16 @@ export function chunkBounds(S: number, N: number, i: number): [number, number] {
 
 const mod = (a: number, n: number) => ((a % n) + n) % n;
 
+/** A rank's own communication memory with room for `registered` floats, or none (ordinary buffers) if that cannot be had. */
+function localMemory(registered: number): CommMemory {
+  try {
+    return CommMemory.local(registered);
+  } catch (e) {
+    if (!(e instanceof RangeError) || registered === 0) throw e;
+    return CommMemory.local(0);
+  }
+}
+
 /** Floats per ring message (2 MB), unless a test asks for less. */
 export const RING_PIECE = 1 << 19;
 const MAX_SPARES = 64; // kept received pieces per length
@@ -176,7 +186,7 @@ export class RingCollectives extends Base implements Collectives {
    * registered: floats of this rank's memory that alloc() hands out.
    */
   constructor(rank: number, world: number, private next: PortLike | null, private prev: PortLike | null, opts: RingOptions = {}) {
-    super(rank, world, CommMemory.local(opts.registered ?? 0));
+    super(rank, world, localMemory(opts.registered ?? 0));
     if (world > 1 && (!next || !prev)) throw new Error(`ring rank ${rank} of ${world} needs both neighbour ports`);
     this.inbox = prev ? new Streams(prev) : null;
     this.piece = opts.piece ?? RING_PIECE;
@@ -677,10 +687,24 @@ export function wire(
     throw new Error('the shared transport needs SharedArrayBuffer, which this page does not have (it is not cross-origin isolated)');
   }
   const capacity = opts.capacity ?? 1 << 20;
+  const memoryFor = (registered: number) => {
+    const bytes = sharedLayout(world, capacity, registered).bytes;
+    if (bytes > MAX_MEMORY_BYTES) throw new RangeError(`${bytes} bytes do not fit a WebAssembly memory`);
+    return new WebAssembly.Memory({ initial: pages(bytes), maximum: pages(bytes), shared: true });
+  };
+  // Room for every rank's registered buffers if it can be had; else ordinary buffers, staged.
   let registered = opts.registered ?? 0;
-  if (sharedLayout(world, capacity, registered).bytes > MAX_MEMORY_BYTES) registered = 0; // staged, then
-  const bytes = sharedLayout(world, capacity, registered).bytes;
-  if (bytes > MAX_MEMORY_BYTES) throw new Error(`the shared transport's staging pieces (${world + 1} x ${capacity} floats) do not fit a WebAssembly memory; use smaller buckets`);
-  const memory = new WebAssembly.Memory({ initial: pages(bytes), maximum: pages(bytes), shared: true });
+  let memory: WebAssembly.Memory;
+  try {
+    memory = memoryFor(registered);
+  } catch (e) {
+    if (!(e instanceof RangeError) || registered === 0) throw e;
+    registered = 0;
+    try {
+      memory = memoryFor(0);
+    } catch {
+      throw new Error(`the shared transport's memory (${world + 1} staging pieces of ${capacity} floats) cannot be allocated; use smaller buckets or another transport`);
+    }
+  }
   return { endpoints: Array.from({ length: world }, () => ({ kind: 'shared', memory, capacity, registered })), hub: null, close() {} };
 }

@@ -6,7 +6,7 @@ import { HOST_OPTIMIZER_BACKENDS, type RunConfig } from '../model/config';
 import { GPT, type AttentionKernel, type Batch, type Grads, type UnitHooks } from '../model/gpt';
 import { buildParamTable, initParams, mixSeed, mulberry32, paramViews, type ParamTable } from '../model/params';
 import { batchOffsets, makeBatch, type Dataset } from '../data/dataset';
-import { AdamW, clipFactor, learningRate, sumOfSquares } from './optim';
+import { AdamW, clipFactor, learningRate, sumOfSquares, type AdamWOptions } from './optim';
 import { HostAdamW } from './host-adamw';
 import { checkpointHeader, flatten, type Checkpoint, type History } from './checkpoint';
 import { serializer } from '../util/serial';
@@ -108,9 +108,9 @@ export class Trainer {
     this.params = new Map(this.table.params.map((p) => [p.name, tf.tensor(flat.subarray(p.offset, p.offset + p.size), p.shape)]));
     const decay = new Set(this.table.params.filter((p) => p.decay).map((p) => p.name));
     const opts = { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay };
-    const onHost = HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend());
-    this.host = onHost ? new HostAdamW(this.table, opts, flat) : null;
-    this.opt = onHost ? null : new AdamW(opts, (n) => decay.has(n));
+    this.host = HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend()) ? hostAdamWOrNull(this.table, opts, flat) : null;
+    this.opt = this.host ? null : new AdamW(opts, (n) => decay.has(n));
+    const onHost = this.host !== null;
     const bytes = this.table.total * 4;
     // On the host, the optimizer's state is m, v and the master copy of the weights it updates.
     this.memory = { params: bytes, grads: bytes, optimizer: (onHost ? 3 : 2) * bytes, gathered_peak: 0, activations_peak: 0, comm_buffers: 0 };
@@ -279,6 +279,16 @@ export class Trainer {
     this.params.clear();
     this.opt?.dispose();
     this.model.dispose();
+  }
+}
+
+/** The host AdamW, or null (the tfjs one then) when its memory cannot be had: 16 bytes per parameter. */
+function hostAdamWOrNull(table: ParamTable, opts: AdamWOptions, init: Float32Array): HostAdamW | null {
+  try {
+    return new HostAdamW(table, opts, init);
+  } catch (e) {
+    if (e instanceof RangeError) return null; // WebAssembly.Memory: out of memory
+    throw e;
   }
 }
 
