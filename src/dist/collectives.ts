@@ -43,8 +43,6 @@ export interface Collectives {
    * in the same order.
    */
   alloc(n: number): Float32Array;
-  /** Whether the sums run in WebAssembly SIMD (false: a JavaScript loop, or no sums: star's ranks). */
-  readonly simd: boolean;
   /** In place: buf becomes the element-wise mean over ranks. */
   allReduceMean(buf: Float32Array): Promise<Float32Array>;
   /** Returns this rank's chunk of the element-wise mean (buf is used as scratch). */
@@ -138,10 +136,6 @@ abstract class Base {
 
   alloc(n: number): Float32Array {
     return this.mem ? this.mem.alloc(n) : new Float32Array(n);
-  }
-
-  get simd(): boolean {
-    return this.mem?.simd ?? false;
   }
 
   /** Runs one collective after the ones issued before it. */
@@ -525,7 +519,7 @@ export class SharedCollectives extends Base implements Collectives {
     return off >= 0;
   }
 
-  /** buf registered on every rank at offset `off` of each region: each rank reduces its own chunk of all. */
+  /** buf registered on every rank, at the same place of each region: each rank reduces its own chunk of all. */
   private async reduceRegistered(buf: Float32Array, keepAll: boolean): Promise<Float32Array> {
     const { rank: r, world: N } = this;
     const [lo, hi] = chunkBounds(buf.length, N, r);
@@ -687,24 +681,19 @@ export function wire(
     throw new Error('the shared transport needs SharedArrayBuffer, which this page does not have (it is not cross-origin isolated)');
   }
   const capacity = opts.capacity ?? 1 << 20;
-  const memoryFor = (registered: number) => {
+  const memoryFor = (registered: number): WebAssembly.Memory | null => {
     const bytes = sharedLayout(world, capacity, registered).bytes;
-    if (bytes > MAX_MEMORY_BYTES) throw new RangeError(`${bytes} bytes do not fit a WebAssembly memory`);
-    return new WebAssembly.Memory({ initial: pages(bytes), maximum: pages(bytes), shared: true });
+    try {
+      return bytes > MAX_MEMORY_BYTES ? null : new WebAssembly.Memory({ initial: pages(bytes), maximum: pages(bytes), shared: true });
+    } catch (e) {
+      if (e instanceof RangeError) return null; // out of memory
+      throw e;
+    }
   };
   // Room for every rank's registered buffers if it can be had; else ordinary buffers, staged.
   let registered = opts.registered ?? 0;
-  let memory: WebAssembly.Memory;
-  try {
-    memory = memoryFor(registered);
-  } catch (e) {
-    if (!(e instanceof RangeError) || registered === 0) throw e;
-    registered = 0;
-    try {
-      memory = memoryFor(0);
-    } catch {
-      throw new Error(`the shared transport's memory (${world + 1} staging pieces of ${capacity} floats) cannot be allocated; use smaller buckets or another transport`);
-    }
-  }
+  let memory = memoryFor(registered);
+  if (!memory && registered > 0) memory = memoryFor((registered = 0));
+  if (!memory) throw new Error(`the shared transport's memory (${world + 1} staging pieces of ${capacity} floats) cannot be allocated; use smaller buckets or another transport`);
   return { endpoints: Array.from({ length: world }, () => ({ kind: 'shared', memory, capacity, registered })), hub: null, close() {} };
 }

@@ -47,7 +47,7 @@ export interface CommMemoryLayout {
 }
 
 /** Bytes of a rank's own memory with `registered` floats of registered buffers. */
-export function localLayout(registered: number): CommMemoryLayout & { bytes: number } {
+function localLayout(registered: number): CommMemoryLayout & { bytes: number } {
   const hi = alignUp(registered * 4);
   return { region: [0, hi], scratch: hi, bytes: hi + 2 * PIECE * 4 };
 }
@@ -71,11 +71,6 @@ export class CommMemory {
     const l = localLayout(registered);
     const memory = new WebAssembly.Memory({ initial: pages(l.bytes), maximum: pages(l.bytes) });
     return new CommMemory(memory, l, kernel === undefined ? wasmKernel(memory) : kernel);
-  }
-
-  /** Bytes of registered buffers still free. */
-  get free(): number {
-    return this.layout.region[1] - this.top;
   }
 
   /**
