@@ -297,7 +297,7 @@ export class FSDPTrainer {
   private async withFullModel<R>(fn: (t: Trainer) => Promise<R>, otherwise: R): Promise<R> {
     const full = await this.exclusive(() => this.fullParams());
     if (this.rank !== 0) return otherwise;
-    const t = new Trainer(this.cfg, this.data, full);
+    const t = new Trainer(this.cfg, this.data, full, undefined, { optimizer: false });
     t.step = this.step;
     try {
       return await fn(t);

@@ -98,7 +98,8 @@ export class Trainer {
   readonly memory: MemoryReport;
   tracer: Tracer = noTrace;
 
-  constructor(readonly cfg: RunConfig, readonly data: Dataset, init?: Float32Array, attention?: AttentionKernel) {
+  /** opts.optimizer false: for evaluation and samples only (FSDP's temporary full model), no AdamW memory. */
+  constructor(readonly cfg: RunConfig, readonly data: Dataset, init?: Float32Array, attention?: AttentionKernel, opts: { optimizer?: boolean } = {}) {
     this.table = buildParamTable(cfg);
     this.model = new GPT(cfg, this.table, attention);
     const flat = init ?? initParams(this.table, cfg, cfg.seed);
@@ -107,9 +108,10 @@ export class Trainer {
     }
     this.params = new Map(this.table.params.map((p) => [p.name, tf.tensor(flat.subarray(p.offset, p.offset + p.size), p.shape)]));
     const decay = new Set(this.table.params.filter((p) => p.decay).map((p) => p.name));
-    const opts = { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay };
-    this.host = HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend()) ? hostAdamWOrNull(this.table, opts, flat) : null;
-    this.opt = this.host ? null : new AdamW(opts, (n) => decay.has(n));
+    const adamw = { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay };
+    const train = opts.optimizer ?? true;
+    this.host = train && HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend()) ? hostAdamWOrNull(this.table, adamw, flat) : null;
+    this.opt = train && !this.host ? new AdamW(adamw, (n) => decay.has(n)) : null;
     const onHost = this.host !== null;
     const bytes = this.table.total * 4;
     // On the host, the optimizer's state is m, v and the master copy of the weights it updates.
@@ -192,8 +194,9 @@ export class Trainer {
           this.host.step(lr, clip);
           return this.host.tensors();
         }
+        if (!this.opt) throw new Error('this Trainer was made for evaluation only (no optimizer)');
         const scale = clipFactor(sumSq!, this.cfg.grad_clip);
-        const updated = this.opt!.step(this.params, grads, lr, scale);
+        const updated = this.opt.step(this.params, grads, lr, scale);
         scale.dispose();
         return updated;
       });
