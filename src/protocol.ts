@@ -52,6 +52,12 @@ export interface RankStepStats extends StepStats {
   computeMs: number; // forward, backward, optimizer (ms - commMs - waitMs)
   commMs: number; // CPU time inside collectives: copies, sums, posting messages
   waitMs: number; // blocked, waiting for other ranks' data
+  /**
+   * Of waitMs, the part spent waiting for a slower rank rather than for data in flight: waitMs less the
+   * smallest waitMs of any rank that step (the rank that waited least waited only for data). Set by the
+   * coordinator, which sees every rank.
+   */
+  stragglerMs?: number;
   bytesSent: number; // this step
   buckets: number[]; // DDP: bucket indices in the order their all-reduce was issued
   memory: MemoryReport; // bytes by kind

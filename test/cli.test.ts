@@ -19,6 +19,7 @@ interface PerWorker {
   compute_ms: number;
   comm_ms: number;
   wait_ms: number;
+  straggler_ms: number;
   bytes_sent: number;
   bytes_per_rank_predicted: number;
   memory: Record<string, number>;
@@ -130,6 +131,8 @@ describe('train', () => {
       expect(w.compute_ms).toBeGreaterThan(0);
       expect(w.comm_ms).toBeGreaterThanOrEqual(0);
       expect(w.wait_ms).toBeGreaterThanOrEqual(0);
+      expect(w.straggler_ms).toBeGreaterThanOrEqual(0);
+      expect(w.straggler_ms).toBeLessThanOrEqual(w.wait_ms); // part of the wait, step by step, so in the medians too
       expect(w.bytes_sent).toBeGreaterThan(0);
       expect(Math.abs(w.bytes_sent - w.bytes_per_rank_predicted)).toBeLessThan(64); // chunk rounding
       expect(Object.keys(w.memory).sort()).toEqual([...MEMORY_KEYS].sort());

@@ -41,6 +41,9 @@ async function ddp(cfg: RunConfig, dist: Partial<DistOptions>) {
   const bytes: number[][] = [];
   for (let i = 0; i < STEPS; i++) {
     const s = await c.trainStep();
+    // Waiting split: the rank that waited least waited only for data; the others' extra wait was for it.
+    expect(Math.min(...s.perRank.map((r) => r.stragglerMs!))).toBe(0);
+    for (const r of s.perRank) expect(r.stragglerMs!).toBeCloseTo(r.waitMs - Math.min(...s.perRank.map((x) => x.waitMs)), 9);
     losses.push(s.loss);
     orders.push(s.perRank.map((r) => r.buckets));
     bytes.push(s.perRank.map((r) => r.bytesSent));

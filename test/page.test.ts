@@ -255,7 +255,9 @@ describe('the trainer page', () => {
       expect(num(c.computeMs)).toBeGreaterThan(0);
       expect(num(c.bytesSent)).toBeGreaterThan(0);
       expect(num(c.commMs) + num(c.waitMs)).toBeGreaterThanOrEqual(0);
+      expect(num(c.stragglerMs)).toBeLessThanOrEqual(num(c.waitMs)); // the part of the wait spent on a slower worker
     }
+    expect(Math.min(...all.map((c) => num(c.stragglerMs)))).toBe(0); // the slowest worker waited only for data
     await expect.poll(async () => (await cards(page)).every((c) => num(c.numTensors) > 0)).toBe(true);
     expect(await page.textContent('#workers .worker')).toContain('wasm · rank 0');
     // Memory by kind, from the last step: every worker holds a full replica (16 bytes per parameter, and

@@ -106,7 +106,8 @@ ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
                       the first ${WARMUP_STEPS} steps), step_ms, backend, wall_time_s, sample; strategy,
                       transport, workers, global_batch (fsdp: shard, prefetch), and per_worker:
                       for each rank, medians per step (after the warm-up) of compute_ms, comm_ms
-                      (CPU time in collectives), wait_ms (blocked on other workers) and bytes_sent,
+                      (CPU time in collectives), wait_ms (blocked on other workers; straggler_ms of
+                      it waiting for a slower worker rather than for data) and bytes_sent,
                       bytes_per_rank_predicted (the cost model's bytes sent per step), and memory
                       in bytes from the last step: params, grads, optimizer (what the worker keeps
                       between steps), gathered_peak (fsdp: most fetched full weights at once),
@@ -290,6 +291,7 @@ function perWorker(steps: RankStepStats[][], skip: number, bytesPredicted: numbe
     const m = steps.at(-1)![r].memory;
     return {
       rank: r, compute_ms: of((s) => s.computeMs), comm_ms: of((s) => s.commMs), wait_ms: of((s) => s.waitMs),
+      straggler_ms: of((s) => s.stragglerMs ?? 0),
       bytes_sent: of((s) => s.bytesSent), bytes_per_rank_predicted: bytesPredicted,
       memory: {
         params: m.params, grads: m.grads, optimizer: m.optimizer,

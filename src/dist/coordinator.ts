@@ -135,7 +135,9 @@ export class Coordinator {
   async trainStep(): Promise<DistStepStats> {
     const t0 = performance.now();
     const hub0 = this.wiring.hub ? this.wiring.hub.stats.bytesIn + this.wiring.hub.stats.bytesOut : 0;
-    const perRank = await this.guard(Promise.all(this.ranks.map((h) => h.api.step())));
+    const reports = await this.guard(Promise.all(this.ranks.map((h) => h.api.step())));
+    const leastWait = Math.min(...reports.map((r) => r.waitMs));
+    const perRank = reports.map((r) => ({ ...r, stragglerMs: r.waitMs - leastWait }));
     this.step = perRank[0].step;
     const ms = performance.now() - t0;
     const hub = this.wiring.hub ? this.wiring.hub.stats.bytesIn + this.wiring.hub.stats.bytesOut - hub0 : undefined;

@@ -211,6 +211,11 @@ export class WorkersPanel {
           c.segs[k].style.flexGrow = String(v);
           c.values[k].textContent = ms(v);
         }
+        // Waiting, split: for a slower worker to finish its backward, or for data still in flight.
+        const slower = r.stragglerMs ?? 0;
+        c.values.wait.title = `${ms(slower)} waiting for a slower worker, ${ms(r.waitMs - slower)} for data in flight`;
+        c.values.wait.textContent = slower >= 0.05 ? `${ms(r.waitMs)} (${ms(slower)} for a slower worker)` : ms(r.waitMs);
+        setData(c.root, 'stragglerMs', String(slower));
         c.track.setAttribute('aria-label', `last step: compute ${ms(r.computeMs)}, communication ${ms(r.commMs)}, waiting ${ms(r.waitMs)}`);
         c.total.textContent = ms(total);
         c.sent.textContent = fmt.bytes(r.bytesSent);
@@ -219,6 +224,8 @@ export class WorkersPanel {
       } else {
         c.fill.style.width = '0';
         for (const k of ['compute', 'comm', 'wait'] as const) c.values[k].textContent = '–';
+        c.values.wait.title = '';
+        setData(c.root, 'stragglerMs', undefined);
         c.track.removeAttribute('aria-label');
         c.total.textContent = '–';
         c.sent.textContent = '–';
