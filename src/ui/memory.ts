@@ -1,7 +1,8 @@
 // A worker's memory by kind (RankStepStats.memory, a MemoryReport sent with every step) as one stacked
 // horizontal bar, and what the memory at rest should be. The kinds, in the bar's order:
 //   at rest (between steps): params, grads, optimizer (AdamW m and v): 16 bytes per parameter for a
-//     full replica (single, DDP, FSDP NO_SHARD); FULL_SHARD and SHARD_GRAD_OP keep 1/N of each unit.
+//     full replica (single, DDP, FSDP NO_SHARD; 20 on the CPU backends, whose AdamW keeps a master copy
+//     of the weights); FULL_SHARD and SHARD_GRAD_OP keep 1/N of each unit.
 //   peaks during a step: gathered (unsharded parameters alive at once, FSDP), activations (saved for
 //     backward), comm buffers (messages in flight).
 // Peaks need not coincide, so a bar's total is an upper bound of the worker's footprint.
@@ -29,7 +30,7 @@ export interface MemoryKindSpec {
 export const MEMORY_KINDS: readonly MemoryKindSpec[] = [
   { key: 'params', label: 'params', data: 'params', title: 'Parameters at rest, 4 bytes each: all of them, or only this worker\'s shard under FSDP' },
   { key: 'grads', label: 'grads', data: 'grads', title: 'Gradients a step keeps, 4 bytes per parameter (a shard under FSDP: reduce-scattered)' },
-  { key: 'optimizer', label: 'optimizer', data: 'optimizer', title: 'AdamW state at rest: m and v, 8 bytes per parameter (a shard under FSDP)' },
+  { key: 'optimizer', label: 'optimizer', data: 'optimizer', title: 'AdamW state at rest: m and v, 8 bytes per parameter (a shard under FSDP), and on the CPU backends the master copy of the weights it updates, 4 more' },
   { key: 'gathered_peak', label: 'gathered', data: 'gathered', title: 'FSDP: most unsharded (all-gathered) parameters alive at once during a step' },
   { key: 'activations_peak', label: 'activations', data: 'activations', title: 'Most activations alive at once: what forward saves for backward' },
   { key: 'comm_buffers', label: 'comm buffers', data: 'comm', title: 'Most bytes of communication buffers alive at once (gradient buckets, all-gathers in flight)' },

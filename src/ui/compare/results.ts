@@ -8,14 +8,11 @@ import * as fmt from '../format';
 import { STRATEGY_SWATCH } from './charts';
 import type { RunRecord } from './runner';
 import type { StrategyKey } from './settings';
-import { COINCIDE, MEMORY_KINDS, lossVerdict, reference, type RunSummary } from './summary';
+import { COINCIDE, lossVerdict, reference, type RunSummary } from './summary';
+import { MEMORY_KINDS } from '../memory';
 
-const MEMORY_COLORS: Record<(typeof MEMORY_KINDS)[number], string> = {
-  params: '#1d4ed8', grads: '#60a5fa', optimizer: '#a5b4fc', gathered_peak: '#f97316', activations_peak: '#10b981', comm_buffers: '#a855f7',
-};
-const MEMORY_LABELS: Record<(typeof MEMORY_KINDS)[number], string> = {
-  params: 'parameters', grads: 'gradients', optimizer: 'AdamW state', gathered_peak: 'gathered units (peak)', activations_peak: 'activations (peak)', comm_buffers: 'comm buffers (peak)',
-};
+/** The Workers panel's colours for each kind (style.css --mem-*), so both views agree. */
+const memColor = (k: (typeof MEMORY_KINDS)[number]) => `var(--mem-${k.data})`;
 
 /** The verdict on the loss curves, into `el` (hidden until two runs can be compared). */
 export function renderVerdict(el: HTMLElement, summaries: RunSummary[], ref: RunRecord | undefined): void {
@@ -52,9 +49,9 @@ export function resultsTable(runs: RunRecord[], S: RunSummary[], selected: Strat
         h('div', { class: 'split-fill', style: `width:${((100 * (s.computeMs + s.commMs + s.waitMs)) / maxMs).toFixed(1)}%` }, ...split)),
       h('span', { class: 'cmp-bar-value', title: `median of ${s.timedSteps} steps; the worker’s own time is compute ${s.computeMs.toFixed(1)} + communication ${s.commMs.toFixed(1)} + waiting ${s.waitMs.toFixed(1)} ms, the rest is messages to and from this page` }, ms(s.stepMs)),
       h('span', { class: 'cmp-bar-detail' }, `${ms(s.computeMs)} · ${ms(s.commMs)} · ${ms(s.waitMs)}`));
-    const memSegs = MEMORY_KINDS.map((k) => h('span', { class: 'seg', style: `--c:${MEMORY_COLORS[k]};flex-grow:${s.memory[k]}`, title: `${MEMORY_LABELS[k]}: ${fmt.bytes(s.memory[k])}` }));
+    const memSegs = MEMORY_KINDS.map((k) => h('span', { class: 'seg', style: `--c:${memColor(k)};flex-grow:${s.memory[k.key]}`, title: `${k.label}: ${fmt.bytes(s.memory[k.key])}` }));
     const memBar = h('div', { class: 'cmp-bar-cell' },
-      h('div', { class: 'split-track', role: 'img', 'aria-label': MEMORY_KINDS.map((k) => `${MEMORY_LABELS[k]} ${fmt.bytes(s.memory[k])}`).join(', ') },
+      h('div', { class: 'split-track', role: 'img', 'aria-label': MEMORY_KINDS.map((k) => `${k.label} ${fmt.bytes(s.memory[k.key])}`).join(', ') },
         h('div', { class: 'split-fill', style: `width:${((100 * s.memoryTotal) / maxMem).toFixed(1)}%` }, ...memSegs)),
       h('span', { class: 'cmp-bar-value' }, fmt.bytes(s.memoryTotal)));
     const speedup = ref && ref !== s ? h('span', { class: 'cmp-sub-value' }, `×${(s.tokensPerSec / ref.tokensPerSec).toFixed(2)} vs single`) : '';
@@ -85,7 +82,7 @@ export function legends(): HTMLElement {
     h('div', { class: 'split-legend' }, h('span', { class: 'cmp-legend-title' }, 'step time'),
       ...(['compute', 'comm', 'wait'] as const).map((k) => h('span', { class: `split-value ${k}` }, h('i', { class: 'swatch' }), { compute: 'compute', comm: 'communication (CPU)', wait: 'waiting for others' }[k]))),
     h('div', { class: 'split-legend' }, h('span', { class: 'cmp-legend-title' }, 'memory'),
-      ...MEMORY_KINDS.map((k) => h('span', { class: 'split-value' }, h('i', { class: 'swatch', style: `--c:${MEMORY_COLORS[k]}` }), MEMORY_LABELS[k]))),
+      ...MEMORY_KINDS.map((k) => h('span', { class: 'split-value', title: k.title }, h('i', { class: 'swatch', style: `--c:${memColor(k)}` }), k.label))),
     h('p', { class: 'muted cmp-foot' }, 'Tokens/s and times: median of the steps after the warm-up, not counting the traced ones. Memory: the worker that needs the most, by kind, from the last step.'),
   );
 }

@@ -6,11 +6,10 @@ import type { MemoryReport } from '../../train/trainer';
 import type { RunRecord, StepRecord } from './runner';
 import { warmupSteps } from './settings';
 import { median } from '../../train/session';
+import { memoryTotal } from '../memory';
 
 /** Loss curves closer than this coincide (float32 sums in another order differ by ~1e-6). */
 export const COINCIDE = 1e-4;
-
-export const MEMORY_KINDS = ['params', 'grads', 'optimizer', 'gathered_peak', 'activations_peak', 'comm_buffers'] as const;
 
 export interface RunSummary {
   key: string;
@@ -40,10 +39,6 @@ export function timedSteps(steps: StepRecord[]): StepRecord[] {
   const after = steps.slice(warmupSteps(steps.length));
   const untraced = after.filter((s) => !s.traced);
   return untraced.length ? untraced : after;
-}
-
-export function memoryTotal(m: MemoryReport): number {
-  return MEMORY_KINDS.reduce((t, k) => t + m[k], 0);
 }
 
 /** The largest |a[i] - b[i]| over the steps both have, and the (1-based) step where it is. */
