@@ -1,5 +1,6 @@
 // Collectives benchmark: all-reduce bus bandwidth of each transport, N real worker_threads, against
-// memcpy bandwidth measured in the same process.
+// memcpy bandwidth measured in the same process; on registered buffers (alloc(): what DDP's buckets are)
+// or ordinary Float32Arrays.
 //
 // busbw as nccl-tests defines it (doc/PERFORMANCE.md): algbw = S / t, busbw = algbw x 2(N-1)/N for
 // all-reduce, so it is comparable across N and to the hardware's link bandwidth; here the "link" is

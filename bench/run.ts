@@ -9,9 +9,11 @@
 //                6N + 12*L*H*Q*T, nanoGPT's estimate_mfu) and that as a share of the same backend's
 //                1024x1024 matmul GFLOP/s; then, for the first backend, where a step's time goes.
 //   collectives  all-reduce bus bandwidth (nccl-tests' busbw) of ring, star and shared at 1-64 MB with
-//                N = 2, 4 real worker_threads, against memcpy bandwidth measured in the same run.
+//                N = 2, 4 real worker_threads, on registered buffers (as DDP's buckets) and ordinary
+//                ones, against memcpy bandwidth measured in the same run.
 //   scaling      tokens/s of DDP on 2 wasm worker_threads against 1 at the same per-worker batch, per
-//                transport, through Coordinator + spawnNodeWorker; each rank's compute / comm / wait.
+//                transport, through Coordinator + spawnNodeWorker; each rank's compute / comm / wait,
+//                the wait split into communication and waiting for the slowest rank.
 //   fsdp         FSDP on real worker_threads (bench/fsdp.ts): memory per worker at rest and at the peak
 //                for baby at N = 4 against DDP; tokens/s against DDP at N = 2 with and without prefetch;
 //                bytes per step per rank against the analytic figures; the cost model's predicted step
