@@ -11,7 +11,8 @@ import { root, startHarness, type Harness } from './harness';
 import { makeConfig } from '../src/model/config';
 import type { TraceEvent } from '../src/util/trace';
 import { DEFAULT_COMPARE, configFor, fromHash, toHash } from '../src/ui/compare/settings';
-import { COINCIDE, maxLossDiff, median, toCsv } from '../src/ui/compare/summary';
+import { COINCIDE, maxLossDiff, median, resultRow, summarize, toCsv } from '../src/ui/compare/summary';
+import type { RunRecord } from '../src/ui/compare/runner';
 import { overlapFraction, tickStep } from '../src/ui/compare/timeline';
 import { crossover, whatIfRows } from '../src/ui/compare/whatif';
 
@@ -35,6 +36,20 @@ describe('compare: pure parts', () => {
     expect(COINCIDE).toBe(1e-4);
     expect(median([3, 1, 2, 10])).toBe(2.5);
     expect(toCsv([{ a: 1, b: 'x,y' }, { a: 2, c: null }])).toBe('a,b,c\n1,"x,y",\n2,,\n');
+  });
+
+  it('summarizes the timed steps: the wait, and the part of it spent on a slower worker', () => {
+    // 6 steps: 2 of warm-up, then ranks whose waits are (w, 1) with rank 1 slower each time
+    const steps = [10, 10, 2, 4, 6, 8].map((w, i) => ({
+      step: i + 1, loss: 4 - i / 10, ms: 100, tokens: 512, traced: false,
+      ranks: [{ ms: 100, computeMs: 90 - w, commMs: 1, waitMs: w, stragglerMs: w - 1, bytesSent: 10 }, { ms: 100, computeMs: 89, commMs: 1, waitMs: 1, stragglerMs: 0, bytesSent: 10 }],
+    }));
+    const run = { key: 'ddp', label: 'DDP', dist: { workers: 2, transport: 'ring' }, cfg: { batch_size: 4, grad_accum: 1 }, steps, memory: [] } as unknown as RunRecord;
+    const s = summarize(run, undefined);
+    expect(s.timedSteps).toBe(4);
+    expect(s.waitMs).toBe(median([1.5, 2.5, 3.5, 4.5])); // the mean over workers, the median over timed steps
+    expect(s.stragglerMs).toBe(median([0.5, 1.5, 2.5, 3.5]));
+    expect(resultRow(s)).toMatchObject({ wait_ms: 3, wait_for_slower_worker_ms: 2 });
   });
 
   it('counts communication hidden behind compute in a timeline', () => {

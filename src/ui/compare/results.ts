@@ -47,7 +47,7 @@ export function resultsTable(runs: RunRecord[], S: RunSummary[], selected: Strat
     const timeBar = h('div', { class: 'cmp-bar-cell' },
       h('div', { class: 'split-track', role: 'img', 'aria-label': `compute ${s.computeMs.toFixed(1)} ms, communication ${s.commMs.toFixed(1)} ms, waiting ${s.waitMs.toFixed(1)} ms` },
         h('div', { class: 'split-fill', style: `width:${((100 * (s.computeMs + s.commMs + s.waitMs)) / maxMs).toFixed(1)}%` }, ...split)),
-      h('span', { class: 'cmp-bar-value', title: `median of ${s.timedSteps} steps; the worker’s own time is compute ${s.computeMs.toFixed(1)} + communication ${s.commMs.toFixed(1)} + waiting ${s.waitMs.toFixed(1)} ms, the rest is messages to and from this page` }, ms(s.stepMs)),
+      h('span', { class: 'cmp-bar-value', title: `median of ${s.timedSteps} steps; the worker’s own time is compute ${s.computeMs.toFixed(1)} + communication ${s.commMs.toFixed(1)} + waiting ${s.waitMs.toFixed(1)} ms (${s.stragglerMs.toFixed(1)} of it for a slower worker, the rest for data in flight), the rest is messages to and from this page` }, ms(s.stepMs)),
       h('span', { class: 'cmp-bar-detail' }, `${ms(s.computeMs)} · ${ms(s.commMs)} · ${ms(s.waitMs)}`));
     const memSegs = MEMORY_KINDS.map((k) => h('span', { class: 'seg', style: `--c:${memColor(k)};flex-grow:${s.memory[k.key]}`, title: `${k.label}: ${fmt.bytes(s.memory[k.key])}` }));
     const memBar = h('div', { class: 'cmp-bar-cell' },

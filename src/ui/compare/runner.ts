@@ -22,6 +22,7 @@ export interface RankRecord {
   computeMs: number;
   commMs: number;
   waitMs: number;
+  stragglerMs: number; // of waitMs, waiting for a slower worker (RankStepStats.stragglerMs)
   bytesSent: number;
 }
 
@@ -169,7 +170,7 @@ async function trainSteps(c: Coordinator, key: StrategyKey, cfg: RunConfig, step
     const s = await c.trainStep();
     records.push({
       step: s.step, loss: s.loss, ms: s.ms, tokens: s.tokens, traced,
-      ranks: s.perRank.map((r) => ({ ms: r.ms, computeMs: r.computeMs, commMs: r.commMs, waitMs: r.waitMs, bytesSent: r.bytesSent })),
+      ranks: s.perRank.map((r) => ({ ms: r.ms, computeMs: r.computeMs, commMs: r.commMs, waitMs: r.waitMs, stragglerMs: r.stragglerMs ?? 0, bytesSent: r.bytesSent })),
     });
     memory = s.perRank.map((r) => r.memory);
     if (traced) {

@@ -23,6 +23,7 @@ export interface RunSummary {
   computeMs: number; // median over timed steps of the mean over workers
   commMs: number;
   waitMs: number;
+  stragglerMs: number; // of waitMs, waiting for a slower worker rather than for data
   bytesPerWorker: number; // sent per step, mean over workers
   memory: MemoryReport; // the worker that needs the most
   memoryTotal: number;
@@ -65,7 +66,7 @@ export function summarize(run: RunRecord, ref: RunRecord | undefined): RunSummar
   const timed = timedSteps(run.steps);
   const stepMs = median(timed.map((s) => s.ms));
   const tokens = run.steps[0]?.tokens ?? 0;
-  const part = (k: 'computeMs' | 'commMs' | 'waitMs') => median(timed.map((s) => mean(s.ranks.map((r) => r[k]))));
+  const part = (k: 'computeMs' | 'commMs' | 'waitMs' | 'stragglerMs') => median(timed.map((s) => mean(s.ranks.map((r) => r[k]))));
   const last = run.steps.at(-1);
   const memory = run.memory.reduce((a, b) => (memoryTotal(b) > memoryTotal(a) ? b : a), run.memory[0]);
   const losses = run.steps.map((s) => s.loss);
@@ -81,6 +82,7 @@ export function summarize(run: RunRecord, ref: RunRecord | undefined): RunSummar
     computeMs: part('computeMs'),
     commMs: part('commMs'),
     waitMs: part('waitMs'),
+    stragglerMs: part('stragglerMs'),
     bytesPerWorker: last ? mean(last.ranks.map((r) => r.bytesSent)) : 0,
     memory,
     memoryTotal: memory ? memoryTotal(memory) : 0,
@@ -112,6 +114,7 @@ export interface ResultRow {
   compute_ms: number;
   comm_ms: number;
   wait_ms: number;
+  wait_for_slower_worker_ms: number;
   bytes_per_step_per_worker: number;
   memory_per_worker_bytes: number;
   first_loss: number;
@@ -135,6 +138,7 @@ export function resultRow(s: RunSummary, predicted?: { step_ms: number; tokens_p
     compute_ms: round(s.computeMs, 2),
     comm_ms: round(s.commMs, 2),
     wait_ms: round(s.waitMs, 2),
+    wait_for_slower_worker_ms: round(s.stragglerMs, 2),
     bytes_per_step_per_worker: Math.round(s.bytesPerWorker),
     memory_per_worker_bytes: s.memoryTotal,
     first_loss: s.losses[0],
