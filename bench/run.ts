@@ -237,8 +237,8 @@ if (sections.has('scaling')) {
         `${f1(k.exposed_comm_pct)}% | ${f1(k.straggler_pct)}% |`);
     }
   }
-  console.log('\ncommunication: the collectives\' CPU time plus the wait even the last rank to finish backward had (per step: comm + min over ranks of wait); ' +
-    'waiting for the slowest: the rest of the wait (per step: wait - min over ranks of wait). For independent workers, what the same lockstep would cost them ' +
+  console.log('\ncommunication: the collectives\' CPU time plus the wait even the last rank to finish backward had (per step: comm + wait - straggler); ' +
+    'waiting for the slowest: the rest of the wait (the coordinator\'s stragglerMs: wait - the step\'s smallest wait). For independent workers, what the same lockstep would cost them ' +
     '((slowest step - own step) / slowest step). Each the worst rank\'s median share of its step.');
   console.log(`\nllm.c reference: ${LLMC_2_THREADS.note}: ~${thousands(LLMC_2_THREADS.tokens_per_s)} tokens/s.`);
   const ceiling = rows.find((x) => x.run === 'independent');

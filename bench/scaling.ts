@@ -34,13 +34,13 @@ export interface ScalingRow {
   /**
    * Of that, what communication itself costs: the collectives' CPU time plus the wait that even the
    * last rank to finish its backward had (data still in flight when every rank was ready): per step,
-   * comm + min over ranks of wait. The worst rank's median share of its step.
+   * comm + wait - stragglerMs. The worst rank's median share of its step.
    */
   exposed_comm_pct: number;
   /**
-   * The rest: waiting for the slowest rank (its backward ends later: contention, GC pauses). Per step,
-   * wait - min over ranks of wait; the worst rank's median share. For independent workers, the same
-   * lockstep cost computed as if they synchronised: (slowest step - own step) / slowest step.
+   * The rest: waiting for a slower rank (RankStepStats.stragglerMs: wait - the step's smallest wait);
+   * the worst rank's median share. For independent workers, what the same lockstep would cost them:
+   * (slowest step - own step) / slowest step.
    */
   straggler_pct: number;
   vs_llmc_2_threads: number; // tokens/s / llm.c's with 2 threads
@@ -91,8 +91,8 @@ export async function runScaling(
     if (run === 'single') base = tokensPerSec;
     const perRank = Array.from({ length: world }, (_, r) => {
       const of = (f: (s: RankStepStats, step: RankStepStats[]) => number) => median(m.ranks.map((rs) => f(rs[r], rs)), warmup);
-      const minWait = (step: RankStepStats[]) => Math.min(...step.map((x) => x.waitMs));
       const slowest = (step: RankStepStats[]) => Math.max(...step.map((x) => x.ms));
+      const straggler = (s: RankStepStats) => s.stragglerMs ?? 0;
       return {
         rank: r,
         compute_ms: of((s) => s.computeMs),
@@ -100,10 +100,10 @@ export async function runScaling(
         wait_ms: of((s) => s.waitMs),
         bytes_sent: of((s) => s.bytesSent),
         exposed_pct: of((s) => (100 * (s.commMs + s.waitMs)) / s.ms),
-        exposed_comm_pct: of((s, step) => (100 * (s.commMs + minWait(step))) / s.ms),
+        exposed_comm_pct: of((s) => (100 * (s.commMs + s.waitMs - straggler(s))) / s.ms),
         straggler_pct: run === 'independent'
           ? of((s, step) => (100 * (slowest(step) - s.ms)) / slowest(step))
-          : of((s, step) => (100 * (s.waitMs - minWait(step))) / s.ms),
+          : of((s) => (100 * straggler(s)) / s.ms),
       };
     });
     const row: ScalingRow = {
