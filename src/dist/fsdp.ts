@@ -22,7 +22,7 @@ import type { RunConfig } from '../model/config';
 import { GPT, type Grads, type Params, type UnitHooks } from '../model/gpt';
 import { buildParamTable, mixSeed, type ParamTable, type UnitSpec } from '../model/params';
 import type { Dataset } from '../data/dataset';
-import { AdamW, learningRate } from '../train/optim';
+import { AdamW, clipScale, learningRate } from '../train/optim';
 import { Trainer, activationProbe, checkFinite, rankMicroBatches, type MemoryReport, type StepStats } from '../train/trainer';
 import { checkpointHeader, type Checkpoint, type History } from '../train/checkpoint';
 import type { Collectives } from './collectives';
@@ -230,8 +230,7 @@ export class FSDPTrainer {
       const meanLoss = loss[0];
       checkFinite(meanLoss, gradNorm, this.step, this.cfg.lr);
       const lr = learningRate(this.step, this.cfg);
-      const clip = this.cfg.grad_clip > 0 ? Math.min(1, this.cfg.grad_clip / (gradNorm + 1e-6)) : 1;
-      await this.applyAdamW(gradShards, lr, clip);
+      await this.applyAdamW(gradShards, lr, clipScale(gradNorm, this.cfg.grad_clip));
       this.step += 1;
       const tokens = this.world * batches.reduce((n, b) => n + b.B * b.T, 0);
       return { step: this.step, loss: meanLoss, lr, gradNorm, ms: performance.now() - t0, tokens };

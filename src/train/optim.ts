@@ -23,6 +23,11 @@ export function sumOfSquares(grads: Iterable<tf.Tensor>): tf.Scalar {
 }
 
 /** The factor that brings the global norm down to maxNorm (torch's clip_grad_norm_), or 1. */
+export function clipScale(norm: number, maxNorm: number): number {
+  return maxNorm > 0 ? Math.min(1, maxNorm / (norm + 1e-6)) : 1;
+}
+
+/** clipScale as a scalar tensor, from the squared norm (for the tfjs AdamW, on the device). */
 export function clipFactor(sumSq: tf.Scalar, maxNorm: number): tf.Scalar {
   return tf.tidy(() => (maxNorm > 0 ? tf.minimum(1, tf.div(maxNorm, tf.add(tf.sqrt(sumSq), 1e-6))) : tf.scalar(1)) as tf.Scalar);
 }

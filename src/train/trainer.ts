@@ -6,7 +6,7 @@ import { HOST_OPTIMIZER_BACKENDS, type RunConfig } from '../model/config';
 import { GPT, type AttentionKernel, type Batch, type Grads, type UnitHooks } from '../model/gpt';
 import { buildParamTable, initParams, mixSeed, mulberry32, paramViews, type ParamTable } from '../model/params';
 import { batchOffsets, makeBatch, type Dataset } from '../data/dataset';
-import { AdamW, clipFactor, learningRate, sumOfSquares, type AdamWOptions } from './optim';
+import { AdamW, clipFactor, clipScale, learningRate, sumOfSquares, type AdamWOptions } from './optim';
 import { HostAdamW } from './host-adamw';
 import { checkpointHeader, flatten, type Checkpoint, type History } from './checkpoint';
 import { serializer } from '../util/serial';
@@ -190,8 +190,7 @@ export class Trainer {
       const lr = learningRate(this.step, this.cfg);
       const next = this.tracer.span('optimizer', 'compute', () => {
         if (this.host) {
-          const clip = this.cfg.grad_clip > 0 ? Math.min(1, this.cfg.grad_clip / (gradNorm + 1e-6)) : 1;
-          this.host.step(lr, clip);
+          this.host.step(lr, clipScale(gradNorm, this.cfg.grad_clip));
           return this.host.tensors();
         }
         if (!this.opt) throw new Error('this Trainer was made for evaluation only (no optimizer)');
