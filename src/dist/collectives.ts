@@ -17,6 +17,7 @@
 import { serializer } from '../util/serial';
 import { clock, noTrace, type Tracer } from '../util/trace';
 import { CommMemory, PIECE, alignUp, pages } from './reduce';
+import { unlessOutOfMemory } from '../util/wasm';
 
 /** A MessagePort, a Worker, or Node's worker_threads MessagePort: what the transports need of one. */
 export interface PortLike {
@@ -66,12 +67,7 @@ const mod = (a: number, n: number) => ((a % n) + n) % n;
 
 /** A rank's own communication memory with room for `registered` floats, or none (ordinary buffers) if that cannot be had. */
 function localMemory(registered: number): CommMemory {
-  try {
-    return CommMemory.local(registered);
-  } catch (e) {
-    if (!(e instanceof RangeError) || registered === 0) throw e;
-    return CommMemory.local(0);
-  }
+  return unlessOutOfMemory(() => CommMemory.local(registered)) ?? CommMemory.local(0);
 }
 
 /** Floats per ring message (2 MB), unless a test asks for less. */
@@ -683,12 +679,7 @@ export function wire(
   const capacity = opts.capacity ?? 1 << 20;
   const memoryFor = (registered: number): WebAssembly.Memory | null => {
     const bytes = sharedLayout(world, capacity, registered).bytes;
-    try {
-      return bytes > MAX_MEMORY_BYTES ? null : new WebAssembly.Memory({ initial: pages(bytes), maximum: pages(bytes), shared: true });
-    } catch (e) {
-      if (e instanceof RangeError) return null; // out of memory
-      throw e;
-    }
+    return bytes > MAX_MEMORY_BYTES ? null : unlessOutOfMemory(() => new WebAssembly.Memory({ initial: pages(bytes), maximum: pages(bytes), shared: true }));
   };
   // Room for every rank's registered buffers if it can be had; else ordinary buffers, staged.
   let registered = opts.registered ?? 0;

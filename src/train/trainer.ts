@@ -6,11 +6,12 @@ import { HOST_OPTIMIZER_BACKENDS, type RunConfig } from '../model/config';
 import { GPT, type AttentionKernel, type Batch, type Grads, type UnitHooks } from '../model/gpt';
 import { buildParamTable, initParams, mixSeed, mulberry32, paramViews, type ParamTable } from '../model/params';
 import { batchOffsets, makeBatch, type Dataset } from '../data/dataset';
-import { AdamW, clipFactor, clipScale, learningRate, sumOfSquares, type AdamWOptions } from './optim';
+import { AdamW, clipFactor, clipScale, learningRate, sumOfSquares } from './optim';
 import { HostAdamW } from './host-adamw';
 import { checkpointHeader, flatten, type Checkpoint, type History } from './checkpoint';
 import { serializer } from '../util/serial';
 import { clock, noTrace, type Tracer } from '../util/trace';
+import { unlessOutOfMemory } from '../util/wasm';
 
 /**
  * How replicas agree on gradients (DDP: src/dist/ddp.ts). hooks run during the last micro-batch's
@@ -110,7 +111,8 @@ export class Trainer {
     const decay = new Set(this.table.params.filter((p) => p.decay).map((p) => p.name));
     const adamw = { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay };
     const train = opts.optimizer ?? true;
-    this.host = train && HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend()) ? hostAdamWOrNull(this.table, adamw, flat) : null;
+    // the tfjs AdamW instead when the host's memory cannot be had
+    this.host = train && HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend()) ? unlessOutOfMemory(() => new HostAdamW(this.table, adamw, flat)) : null;
     this.opt = train && !this.host ? new AdamW(adamw, (n) => decay.has(n)) : null;
     const onHost = this.host !== null;
     const bytes = this.table.total * 4;
@@ -281,16 +283,6 @@ export class Trainer {
     this.params.clear();
     this.opt?.dispose();
     this.model.dispose();
-  }
-}
-
-/** The host AdamW, or null (the tfjs one then) when its memory cannot be had: 16 bytes per parameter. */
-function hostAdamWOrNull(table: ParamTable, opts: AdamWOptions, init: Float32Array): HostAdamW | null {
-  try {
-    return new HostAdamW(table, opts, init);
-  } catch (e) {
-    if (e instanceof RangeError) return null; // WebAssembly.Memory: out of memory
-    throw e;
   }
 }
 

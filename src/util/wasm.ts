@@ -1,6 +1,6 @@
 // Loading the project's small WebAssembly modules (src/dist/reduce.wat, src/train/adamw.wat), which
 // scripts/build-wasm.ts compiles into base64 strings: compiled once per thread, instantiated over a
-// memory the caller owns.
+// memory the caller owns; and memories that may not be had (unlessOutOfMemory).
 
 const modules = new Map<string, WebAssembly.Module | null>();
 
@@ -12,4 +12,14 @@ export function instantiate(base64: string, memory: WebAssembly.Memory): WebAsse
   }
   const module = modules.get(base64)!;
   return module ? new WebAssembly.Instance(module, { env: { memory } }).exports : null;
+}
+
+/** make(), or null when it throws RangeError: a WebAssembly.Memory the engine cannot allocate. */
+export function unlessOutOfMemory<T>(make: () => T): T | null {
+  try {
+    return make();
+  } catch (e) {
+    if (e instanceof RangeError) return null;
+    throw e;
+  }
 }
