@@ -5,6 +5,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { makeCollectives, type CommEndpoint } from '../src/dist/collectives';
+import { registeredFloats } from '../src/dist/layout';
 
 export interface BenchWorkerData {
   rank: number;
@@ -22,10 +23,8 @@ export interface BenchResult {
   commMs: number; // the collectives' own CPU-time counter over the timed iterations
 }
 
-/** Floats of registered buffers a rank needs to allocate one buffer of each size. */
-export function registeredFloats(sizes: number[]): number {
-  return sizes.reduce((n, bytes) => n + bytes / 4 + 16, 0);
-}
+/** Floats of registered memory a rank needs to allocate one buffer of each size (bytes). */
+export const registeredFor = (sizes: number[]) => registeredFloats(sizes.map((bytes) => bytes / 4));
 
 /** Timed iterations per size: more for small sizes, at least 7. */
 export function itersFor(bytes: number): number {
@@ -38,7 +37,7 @@ if (parentPort) {
   // Keeps this thread alive while the shared transport waits in Atomics.waitAsync (its promise alone does
   // not hold Node's event loop open: the worker would exit with code 13, "unsettled top-level await").
   port.on('message', () => {});
-  const coll = makeCollectives(rank, world, endpoint, { registered: registered ? registeredFloats(sizes) : 0 });
+  const coll = makeCollectives(rank, world, endpoint, { registered: registered ? registeredFor(sizes) : 0 });
   for (const bytes of sizes) {
     const buf = (registered ? coll.alloc(bytes / 4) : new Float32Array(bytes / 4)).fill(rank + 1); // the mean stays constant
     for (let i = 0; i < warmup; i++) await coll.allReduceMean(buf);

@@ -10,7 +10,7 @@ import { Worker, MessageChannel } from 'node:worker_threads';
 import { wire, type PortLike, type TransportKind, type CommEndpoint } from '../src/dist/collectives';
 import { median } from '../src/train/session';
 import { CommMemory } from '../src/dist/reduce';
-import { registeredFloats, type BenchResult } from './collectives-worker';
+import { registeredFor, type BenchResult } from './collectives-worker';
 
 const ENTRY = new URL('./collectives-entry.mjs', import.meta.url);
 const MB = 2 ** 20;
@@ -50,7 +50,7 @@ function transfers(ep: CommEndpoint): unknown[] {
 export async function runTransport(transport: TransportKind, world: number, sizesMb: number[], memcpy: number, registered: boolean, warmup = 3): Promise<CollectiveRow[]> {
   const sizes = sizesMb.map((m) => m * MB);
   const newChannel = () => new MessageChannel() as unknown as { port1: PortLike; port2: PortLike };
-  const wiring = wire(transport, world, { capacity: Math.max(...sizes) / 4, registered: registered ? registeredFloats(sizes) : 0, newChannel });
+  const wiring = wire(transport, world, { capacity: Math.max(...sizes) / 4, registered: registered ? registeredFor(sizes) : 0, newChannel });
   const results: BenchResult[] = [];
   const workers: Worker[] = [];
   try {
