@@ -2,7 +2,7 @@
 
 import * as Comlink from 'comlink';
 import type { RankAPI } from '../protocol';
-import { DistError, type RankHandle } from './coordinator';
+import { DistError, rankHandle, type RankHandle } from './coordinator';
 
 export function spawnWebWorker(rank: number): RankHandle {
   const worker = new Worker(new URL('../../workers/rank.worker.ts', import.meta.url), { type: 'module', name: `rank ${rank}` });
@@ -13,13 +13,5 @@ export function spawnWebWorker(rank: number): RankHandle {
       reject(new DistError(`training worker ${rank} crashed: ${e.message || 'unknown error (out of memory?)'}`));
     });
   });
-  failed.catch(() => {});
-  return {
-    api,
-    failed,
-    terminate() {
-      api[Comlink.releaseProxy]();
-      worker.terminate();
-    },
-  };
+  return rankHandle(api, () => worker.terminate(), failed);
 }

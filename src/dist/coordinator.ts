@@ -19,6 +19,22 @@ export interface RankHandle {
   failed?: Promise<never>;
 }
 
+/**
+ * A handle on a rank behind a comlink proxy: terminating releases the proxy, then stops the rank
+ * (`stop`). `failed` is observed by the coordinator's calls, so it never counts as unhandled.
+ */
+export function rankHandle(api: Comlink.Remote<RankAPI>, stop: () => void, failed?: Promise<never>): RankHandle {
+  failed?.catch(() => {});
+  return {
+    api,
+    ...(failed ? { failed } : {}),
+    terminate() {
+      api[Comlink.releaseProxy]();
+      stop();
+    },
+  };
+}
+
 export interface DistOptions {
   strategy: Strategy;
   workers: number; // ranks; 1 for single

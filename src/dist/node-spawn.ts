@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { RankAPI } from '../protocol';
-import { DistError, type RankHandle } from './coordinator';
+import { DistError, rankHandle, type RankHandle } from './coordinator';
 
 export function spawnNodeWorker(): RankHandle {
   const worker = new Worker(new URL('./node-rank-entry.mjs', import.meta.url));
@@ -13,13 +13,5 @@ export function spawnNodeWorker(): RankHandle {
     worker.on('error', (e) => reject(new DistError(`a training worker crashed: ${e.message}`)));
     worker.on('exit', (code) => code !== 0 && reject(new DistError(`a training worker exited with code ${code}`)));
   });
-  failed.catch(() => {});
-  return {
-    api,
-    failed,
-    terminate() {
-      api[Comlink.releaseProxy]();
-      void worker.terminate();
-    },
-  };
+  return rankHandle(api, () => void worker.terminate(), failed);
 }

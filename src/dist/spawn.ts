@@ -5,7 +5,7 @@ import * as Comlink from 'comlink';
 import type { BackendInfo } from '../backend';
 import type { BackendName } from '../model/config';
 import type { RankAPI } from '../protocol';
-import type { RankHandle } from './coordinator';
+import { rankHandle, type RankHandle } from './coordinator';
 import { RankService } from './rank';
 
 /**
@@ -16,14 +16,9 @@ export function spawnInProcess(startBackend: (name: BackendName) => Promise<Back
   return () => {
     const { port1, port2 } = new MessageChannel();
     Comlink.expose(new RankService(startBackend), port2);
-    const api = Comlink.wrap<RankAPI>(port1);
-    return {
-      api,
-      terminate() {
-        api[Comlink.releaseProxy]();
-        port1.close();
-        port2.close();
-      },
-    };
+    return rankHandle(Comlink.wrap<RankAPI>(port1), () => {
+      port1.close();
+      port2.close();
+    });
   };
 }
