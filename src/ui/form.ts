@@ -7,7 +7,7 @@
 import { PRESET_NAMES, type PresetName } from '../model/config';
 import {
   DEFAULT_DIST, DIST_FIELDS, DIST_HELP, FIELDS, FSDP_KEYS, PRESET_NOTES, defaultWorkers, distFieldsInMessage, fieldsInMessage, isParallel, isSharded,
-  overrides, presetValues, type DistFieldSpec, type DistKey, type DistValues, type FieldKey, type FieldSpec, type Setup,
+  overrides, presetValues, type DistKey, type DistValues, type FieldKey, type FieldSpec, type Setup,
 } from './setup';
 import { h } from './dom';
 import * as fmt from './format';
@@ -44,7 +44,7 @@ export class SetupForm {
     this.presetNote = h('p', { class: 'preset-note' });
     const top = h('div', { class: 'form-top' },
       h('label', { class: 'field' }, h('span', { class: 'field-name' }, 'preset'), this.preset),
-      this.field(FIELDS.find((f) => f.key === 'backend')!),
+      labelledInput(FIELDS.find((f) => f.key === 'backend')!, this.inputs),
     );
     this.errorText = h('span', { id: 'config-error-text' });
     const reset = h('button', { type: 'button', class: 'link-button' }, 'Reset to preset values');
@@ -54,14 +54,14 @@ export class SetupForm {
     this.distError = h('p', { id: 'dist-error', class: 'config-error', role: 'alert', hidden: true });
     this.distHelp = h('ul', { id: 'dist-help', class: 'dist-help' });
     const dist = h('fieldset', { class: 'group dist-group' }, h('legend', {}, 'Parallel training'),
-      h('div', { class: 'fields' }, ...DIST_FIELDS.map((f) => this.distField(f))), this.distError, this.distHelp);
+      h('div', { class: 'fields' }, ...DIST_FIELDS.map((f) => labelledInput(f, this.distInputs))), this.distError, this.distHelp);
 
     const groups = GROUPS.map((g) =>
       h('fieldset', { class: 'group' }, h('legend', {}, g.title),
-        h('div', { class: 'fields' }, ...FIELDS.filter((f) => f.group === g.id).map((f) => this.field(f)))),
+        h('div', { class: 'fields' }, ...FIELDS.filter((f) => f.group === g.id).map((f) => labelledInput(f, this.inputs)))),
     );
     const advanced = h('details', { class: 'group advanced' }, h('summary', {}, 'More settings'),
-      h('div', { class: 'fields' }, ...FIELDS.filter((f) => f.group === 'advanced').map((f) => this.field(f))));
+      h('div', { class: 'fields' }, ...FIELDS.filter((f) => f.group === 'advanced').map((f) => labelledInput(f, this.inputs))));
     this.fieldset = h('fieldset', { class: 'setup-fields' }, top, this.presetNote, this.errorBox, dist, ...groups, advanced);
     const form = h('form', { id: 'setup-form', novalidate: true, autocomplete: 'off' }, this.fieldset);
     form.addEventListener('submit', (e) => e.preventDefault());
@@ -78,24 +78,6 @@ export class SetupForm {
       this.set({ preset, values: { ...presetValues(preset), backend: this.setup.values.backend }, dist: this.setup.dist }, true);
     });
     root.replaceChildren(form);
-  }
-
-  private field(f: FieldSpec): HTMLElement {
-    const input = f.options
-      ? h('select', { name: f.key, id: `f-${f.key}` }, ...f.options.map((o) => h('option', { value: o }, o)))
-      : h('input', { name: f.key, id: `f-${f.key}`, type: 'text', inputmode: 'decimal', spellcheck: 'false', autocomplete: 'off' });
-    this.inputs.set(f.key, input);
-    return h('label', { class: 'field', 'data-field': f.key, title: f.hint },
-      h('span', { class: 'field-name' }, f.key), input, h('span', { class: 'field-hint' }, f.hint));
-  }
-
-  private distField(f: DistFieldSpec): HTMLElement {
-    const input = f.options
-      ? h('select', { name: f.key, id: `f-${f.key}` }, ...f.options.map((o) => h('option', { value: o }, o)))
-      : h('input', { name: f.key, id: `f-${f.key}`, type: 'text', inputmode: 'decimal', spellcheck: 'false', autocomplete: 'off' });
-    this.distInputs.set(f.key, input);
-    return h('label', { class: 'field', 'data-field': f.key, title: f.hint },
-      h('span', { class: 'field-name' }, f.key), input, h('span', { class: 'field-hint' }, f.hint));
   }
 
   /** single runs one worker; switching to ddp or fsdp offers one worker per core. */
@@ -219,4 +201,14 @@ export class SetupForm {
   setLocked(locked: boolean): void {
     this.fieldset.disabled = locked;
   }
+}
+
+/** A setting's input (a select when it has options), kept in `inputs`, inside its label with a hint. */
+function labelledInput<K extends string>(f: { key: K; hint: string; options?: readonly string[] }, inputs: Map<K, HTMLInputElement | HTMLSelectElement>): HTMLElement {
+  const input = f.options
+    ? h('select', { name: f.key, id: `f-${f.key}` }, ...f.options.map((o) => h('option', { value: o }, o)))
+    : h('input', { name: f.key, id: `f-${f.key}`, type: 'text', inputmode: 'decimal', spellcheck: 'false', autocomplete: 'off' });
+  inputs.set(f.key, input);
+  return h('label', { class: 'field', 'data-field': f.key, title: f.hint },
+    h('span', { class: 'field-name' }, f.key), input, h('span', { class: 'field-hint' }, f.hint));
 }
