@@ -147,11 +147,7 @@ export class SetupForm {
   showDistError(message: string | null): void {
     this.distError.hidden = message === null;
     this.distError.textContent = message ?? '';
-    const bad = new Set(message ? distFieldsInMessage(message) : []);
-    for (const [k, input] of this.distInputs) {
-      input.closest('.field')!.classList.toggle('invalid', bad.has(k));
-      input.setAttribute('aria-invalid', String(bad.has(k)));
-    }
+    markInvalid(this.distInputs, new Set(message ? distFieldsInMessage(message) : []));
   }
 
   /** One line of help per dist setting (for the chosen strategy and transport), and the global batch. */
@@ -187,10 +183,7 @@ export class SetupForm {
     this.errorBox.hidden = message === null;
     this.errorText.textContent = message ?? '';
     const bad = new Set(message ? fieldsInMessage(message) : []);
-    for (const [k, input] of this.inputs) {
-      input.closest('.field')!.classList.toggle('invalid', bad.has(k));
-      input.setAttribute('aria-invalid', String(bad.has(k)));
-    }
+    markInvalid(this.inputs, bad);
     // If the culprit is hidden under "More settings", open it.
     if ([...bad].some((k) => FIELDS.find((f) => f.key === k)?.group === 'advanced')) {
       (this.fieldset.querySelector('details.advanced') as HTMLDetailsElement).open = true;
@@ -211,4 +204,12 @@ function labelledInput<K extends string>(f: { key: K; hint: string; options?: re
   inputs.set(f.key, input);
   return h('label', { class: 'field', 'data-field': f.key, title: f.hint },
     h('span', { class: 'field-name' }, f.key), input, h('span', { class: 'field-hint' }, f.hint));
+}
+
+/** Marks the settings in `bad` invalid (their field and aria-invalid), and the others valid. */
+function markInvalid<K>(inputs: Map<K, HTMLInputElement | HTMLSelectElement>, bad: Set<K>): void {
+  for (const [k, input] of inputs) {
+    input.closest('.field')!.classList.toggle('invalid', bad.has(k));
+    input.setAttribute('aria-invalid', String(bad.has(k)));
+  }
 }
