@@ -5,8 +5,8 @@
 
 import { startHarness } from '../test/harness';
 import type { BrowserBenchOptions, RunRow } from './browser-page/main';
-import type { TransportKind } from '../src/dist/collectives';
-import type { Calibration } from '../src/dist/costmodel';
+import type { TransportKind } from '../src/parallel/collectives';
+import type { Calibration } from '../src/parallel/costmodel';
 
 export interface BrowserBenchResult {
   memcpy_gbps: number;

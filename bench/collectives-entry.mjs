@@ -1,5 +1,5 @@
 // Entry of a collectives-benchmark worker_thread: registers tsx's TypeScript loader in this thread
-// (a worker does not inherit it), then loads the worker (as src/dist/node-rank-entry.mjs does).
+// (a worker does not inherit it), then loads the worker (as src/parallel/node-rank-entry.mjs does).
 import { register } from 'tsx/esm/api';
 
 register();

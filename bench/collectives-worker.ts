@@ -4,8 +4,8 @@
 // registered (alloc(), as DDP's buckets) or ordinary Float32Arrays.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { makeCollectives, type CommEndpoint } from '../src/dist/collectives';
-import { registeredFloats } from '../src/dist/layout';
+import { makeCollectives, type CommEndpoint } from '../src/parallel/wiring';
+import { registeredFloats } from '../src/parallel/layout';
 
 export interface BenchWorkerData {
   rank: number;

@@ -7,9 +7,10 @@
 // memory, so the reference is memcpy: Float32Array.set of 64 MB, bytes copied per second.
 
 import { Worker, MessageChannel } from 'node:worker_threads';
-import { wire, type PortLike, type TransportKind, type CommEndpoint } from '../src/dist/collectives';
-import { median } from '../src/train/session';
-import { CommMemory } from '../src/dist/reduce';
+import type { PortLike, TransportKind } from '../src/parallel/collectives';
+import { wire, type CommEndpoint } from '../src/parallel/wiring';
+import { median } from '../src/util/stats';
+import { CommMemory } from '../src/parallel/reduce';
 import { registeredFor, type BenchResult } from './collectives-worker';
 
 const ENTRY = new URL('./collectives-entry.mjs', import.meta.url);

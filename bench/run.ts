@@ -35,18 +35,18 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import { startBackend, CLI_BACKENDS, type CliBackend } from '../src/cli/backend';
+import { initNodeBackend, NODE_BACKENDS, type NodeBackend } from '../src/backend/node';
 import { makeConfig, type RunConfig } from '../src/model/config';
 import { charTokenizer } from '../src/data/tokenizer';
 import { makeDataset } from '../src/data/dataset';
 import { Trainer } from '../src/train/trainer';
-import { median } from '../src/train/session';
-import { TRANSPORTS, type TransportKind } from '../src/dist/collectives';
+import { median } from '../src/util/stats';
+import { TRANSPORTS, type TransportKind } from '../src/parallel/collectives';
 import { memcpyGbps, primitivesGbps, runTransport, type CollectiveRow } from './collectives';
 import { LLMC_2_THREADS, runScaling, type ScalingRow } from './scaling';
 import { runFsdp, type RunEntry } from './fsdp';
-import { flopsPerToken, predict, type Calibration } from '../src/dist/costmodel';
-import { DEFAULT_BUCKET_MB } from '../src/dist/layout';
+import { flopsPerToken, predict, type Calibration } from '../src/parallel/costmodel';
+import { DEFAULT_BUCKET_MB } from '../src/parallel/layout';
 import { runBrowserBench, printBrowserBench } from './browser';
 import type { BackendName } from '../src/model/config';
 
@@ -152,8 +152,8 @@ if (sections.has('speed')) {
   console.log('| backend | ms/step | tokens/s | GFLOP/s | 1024² matmul GFLOP/s | % of matmul |');
   console.log('|---|---|---|---|---|---|');
   for (const name of opts.backends.split(',')) {
-    if (!(CLI_BACKENDS as readonly string[]).includes(name)) throw new Error(`unknown backend ${name}: choose from ${CLI_BACKENDS.join(', ')}`);
-    const info = await startBackend(name as CliBackend);
+    if (!(NODE_BACKENDS as readonly string[]).includes(name)) throw new Error(`unknown backend ${name}: choose from ${NODE_BACKENDS.join(', ')}`);
+    const info = await initNodeBackend(name as NodeBackend);
     const slow = info.name === 'cpu' || info.name === 'webgpu';
     const steps = slow ? Math.min(4, Number(opts.steps)) : Number(opts.steps);
     const mm = await matmulGflops();

@@ -2,14 +2,14 @@
 // the real runtime (Coordinator + spawnNodeWorker: one tfjs wasm engine per thread), per transport.
 
 import type { RunConfig } from '../src/model/config';
-import { Coordinator, type DistOptions } from '../src/dist/coordinator';
-import { spawnNodeWorker } from '../src/dist/node-spawn';
-import type { TransportKind } from '../src/dist/collectives';
-import { DEFAULT_BUCKET_MB } from '../src/dist/layout';
-import type { RankStepStats } from '../src/protocol';
+import { Coordinator, type DistOptions } from '../src/parallel/coordinator';
+import { spawnNodeWorker } from '../src/parallel/node-spawn';
+import type { TransportKind } from '../src/parallel/collectives';
+import { DEFAULT_BUCKET_MB } from '../src/parallel/layout';
+import type { RankStepStats } from '../src/parallel/protocol';
 import type { MemoryReport } from '../src/train/trainer';
 import { maxMemory } from './fsdp';
-import { median } from '../src/train/session';
+import { median } from '../src/util/stats';
 
 /**
  * llm.c's fp32 CPU trainer (train_gpt2.c, OpenMP) with 2 threads on this machine kind, same model and

@@ -1,6 +1,6 @@
 // `npm run build:wasm`: compiles the project's WebAssembly text with wabt into TypeScript modules that
 // hold the binaries (base64), committed so neither the page nor the workers need wabt:
-//   src/dist/reduce.wat -> src/dist/reduce-wasm.ts   the collectives' sums (for a plain and a shared
+//   src/parallel/reduce.wat -> src/parallel/reduce-wasm.ts   the collectives' sums (for a plain and a shared
 //                                                    memory: an imported memory's type must match)
 //   src/train/adamw.wat -> src/train/adamw-wasm.ts   AdamW of the CPU backends
 // test/wasm.test.ts fails if an output is out of date with its .wat.
@@ -15,7 +15,7 @@ interface Target {
 }
 
 export const TARGETS: Target[] = [
-  { wat: 'src/dist/reduce.wat', out: 'src/dist/reduce-wasm.ts', consts: { REDUCE_WASM_BASE64: false, REDUCE_WASM_SHARED_BASE64: true } },
+  { wat: 'src/parallel/reduce.wat', out: 'src/parallel/reduce-wasm.ts', consts: { REDUCE_WASM_BASE64: false, REDUCE_WASM_SHARED_BASE64: true } },
   { wat: 'src/train/adamw.wat', out: 'src/train/adamw-wasm.ts', consts: { ADAMW_WASM_BASE64: false } },
 ];
 

@@ -4,7 +4,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { initNodeBackend } from '../src/node-backend';
+import { initNodeBackend } from '../src/backend/node';
 import { GPT, type AttentionKernel } from '../src/model/gpt';
 import { buildParamTable, mulberry32 } from '../src/model/params';
 import type { ModelConfig } from '../src/model/config';

@@ -3,9 +3,10 @@
 // divide by N, for ordinary buffers (staged through scratch) and registered ones (alloc()).
 
 import { describe, expect, it } from 'vitest';
-import { TRANSPORTS, chunkBounds, makeCollectives, wire, type Collectives, type TransportKind } from '../src/dist/collectives';
+import { TRANSPORTS, chunkBounds, type Collectives, type TransportKind } from '../src/parallel/collectives';
+import { makeCollectives, wire } from '../src/parallel/wiring';
 import { mulberry32 } from '../src/model/params';
-import { PIECE } from '../src/dist/reduce';
+import { PIECE } from '../src/parallel/reduce';
 
 // capacity: the shared transport's staging pieces; piece: the ring's message size (small, so chunks
 // travel in several pieces)

@@ -2,12 +2,12 @@
 // workers really send (in-process ranks), for every transport and strategy.
 
 import { describe, expect, it } from 'vitest';
-import { collectiveCost, fitAlphaBeta, flopsPerToken, predict, type Calibration } from '../src/dist/costmodel';
+import { collectiveCost, fitAlphaBeta, flopsPerToken, predict, type Calibration } from '../src/parallel/costmodel';
 import { makeConfig } from '../src/model/config';
 import { buildParamTable } from '../src/model/params';
-import { Coordinator, type DistOptions } from '../src/dist/coordinator';
-import { spawnInProcess } from '../src/dist/spawn';
-import { initNodeBackend } from '../src/node-backend';
+import { Coordinator, type DistOptions } from '../src/parallel/coordinator';
+import { spawnInProcess } from '../src/parallel/spawn';
+import { initNodeBackend } from '../src/backend/node';
 import { charTokenizer } from '../src/data/tokenizer';
 import { shakespeare } from './helpers';
 

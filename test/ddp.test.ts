@@ -1,18 +1,18 @@
 // DDP against a single worker: N ranks x batch b must train exactly like one worker with batch N*b
 // (same samples, mean gradients), for every transport. Ranks run in this thread behind comlink over
-// MessageChannels (the same messages as real Workers; test/browser/ddp.test.ts runs real ones).
+// MessageChannels (the same messages as real Workers; test/browser/distributed.test.ts runs real ones).
 
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initNodeBackend } from '../src/node-backend';
+import { initNodeBackend } from '../src/backend/node';
 import { makeConfig, type RunConfig } from '../src/model/config';
 import { charTokenizer } from '../src/data/tokenizer';
 import { makeDataset } from '../src/data/dataset';
 import { Trainer } from '../src/train/trainer';
-import { Coordinator, DistError, type DistOptions } from '../src/dist/coordinator';
-import { spawnInProcess } from '../src/dist/spawn';
-import { assignBuckets, backwardOrder } from '../src/dist/layout';
+import { Coordinator, DistError, type DistOptions } from '../src/parallel/coordinator';
+import { spawnInProcess } from '../src/parallel/spawn';
+import { assignBuckets, backwardOrder } from '../src/parallel/layout';
 import { buildParamTable } from '../src/model/params';
-import { TRANSPORTS } from '../src/dist/collectives';
+import { TRANSPORTS } from '../src/parallel/collectives';
 import { maxAbsDiff, shakespeare } from './helpers';
 
 const text = shakespeare.slice(0, 100_000);

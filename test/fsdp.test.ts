@@ -3,16 +3,16 @@
 // worker holds at rest: only shards, with real worker_threads (each rank its own tfjs engine).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initNodeBackend } from '../src/node-backend';
+import { initNodeBackend } from '../src/backend/node';
 import { makeConfig, type RunConfig } from '../src/model/config';
 import { charTokenizer } from '../src/data/tokenizer';
 import { makeDataset } from '../src/data/dataset';
 import { Trainer } from '../src/train/trainer';
-import { Coordinator, type DistOptions } from '../src/dist/coordinator';
-import { spawnInProcess } from '../src/dist/spawn';
-import { spawnNodeWorker } from '../src/dist/node-spawn';
+import { Coordinator, type DistOptions } from '../src/parallel/coordinator';
+import { spawnInProcess } from '../src/parallel/spawn';
+import { spawnNodeWorker } from '../src/parallel/node-spawn';
 import { buildParamTable } from '../src/model/params';
-import { shardLayout, SHARD_STRATEGIES } from '../src/dist/layout';
+import { shardLayout, SHARD_STRATEGIES } from '../src/parallel/layout';
 import { maxAbsDiff, shakespeare } from './helpers';
 
 const text = shakespeare.slice(0, 100_000);

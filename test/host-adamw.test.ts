@@ -3,7 +3,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { initNodeBackend } from '../src/node-backend';
+import { initNodeBackend } from '../src/backend/node';
 import { makeConfig } from '../src/model/config';
 import { buildParamTable, initParams, paramViews } from '../src/model/params';
 import { AdamW } from '../src/train/optim';

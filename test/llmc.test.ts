@@ -2,7 +2,7 @@
 // gradient and the losses of 10 AdamW steps, on every backend claimed to work in Node.
 
 import { describe, expect, it } from 'vitest';
-import { initNodeBackend } from '../src/node-backend';
+import { initNodeBackend } from '../src/backend/node';
 import { TOLERANCE, verifyLlmc } from '../src/verify';
 import { readLlmcModel, CheckpointError } from '../src/model/llmc';
 import { loadFixture } from './helpers';

@@ -1,8 +1,8 @@
-// The collectives' arithmetic (src/dist/reduce.ts): the wasm kernel agrees with the JavaScript one, and
+// The collectives' arithmetic (src/parallel/reduce.ts): the wasm kernel agrees with the JavaScript one, and
 // CommMemory stages any mix of operands in and out of its memory correctly.
 
 import { describe, expect, it } from 'vitest';
-import { CommMemory, PIECE, jsKernel, wasmKernel } from '../src/dist/reduce';
+import { CommMemory, PIECE, jsKernel, wasmKernel } from '../src/parallel/reduce';
 import { mulberry32 } from '../src/model/params';
 
 const random = (n: number, seed: number) => {

@@ -4,8 +4,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeConfig } from '../src/model/config';
-import { Coordinator, type DistStepStats } from '../src/dist/coordinator';
-import { spawnNodeWorker } from '../src/dist/node-spawn';
+import { Coordinator, type DistStepStats } from '../src/parallel/coordinator';
+import { spawnNodeWorker } from '../src/parallel/node-spawn';
 import { toChromeTrace, type TraceEvent } from '../src/util/trace';
 import { shakespeare } from './helpers';
 

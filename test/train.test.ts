@@ -2,7 +2,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { initNodeBackend } from '../src/node-backend';
+import { initNodeBackend } from '../src/backend/node';
 import { makeConfig, type RunConfig } from '../src/model/config';
 import { charTokenizer } from '../src/data/tokenizer';
 import { makeDataset } from '../src/data/dataset';

@@ -1,15 +1,15 @@
 // The browser half of `npm run bench`: runs in headless Chromium with real Web Workers, the same
 // coordinator, ranks and cost model as the page. bench/browser.ts calls window.bench(options).
 
-import { Coordinator, type DistOptions } from '../../src/dist/coordinator';
-import { spawnWebWorker } from '../../src/dist/browser-spawn';
+import { Coordinator, type DistOptions } from '../../src/parallel/coordinator';
+import { spawnWebWorker } from '../../src/parallel/browser-spawn';
 import { makeConfig, type BackendName, type RunConfig } from '../../src/model/config';
 import { charTokenizer } from '../../src/data/tokenizer';
-import { achievedFlops, fitAlphaBeta, predict, type Calibration } from '../../src/dist/costmodel';
-import { DEFAULT_BUCKET_MB } from '../../src/dist/layout';
-import type { TransportKind } from '../../src/dist/collectives';
+import { achievedFlops, fitAlphaBeta, predict, type Calibration } from '../../src/parallel/costmodel';
+import { DEFAULT_BUCKET_MB } from '../../src/parallel/layout';
+import type { TransportKind } from '../../src/parallel/collectives';
 import type { MemoryReport } from '../../src/train/trainer';
-import { median } from '../../src/train/session';
+import { median } from '../../src/util/stats';
 
 export interface BrowserBenchOptions {
   preset: string;

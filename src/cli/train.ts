@@ -9,15 +9,17 @@ import { dirname, resolve } from 'node:path';
 import { checkVocab, makeConfig, PRESETS, PRESET_NAMES, type RunConfig } from '../model/config';
 import { bpeTokenizer, charTokenizer, type Tokenizer } from '../data/tokenizer';
 import { makeDataset } from '../data/dataset';
-import { median, Session, type TrainEvent } from '../train/session';
-import { checkDist, Coordinator, DIST_DEFAULTS, DistError, MAX_WORKERS, type DistOptions } from '../dist/coordinator';
-import { SHARD_STRATEGIES } from '../dist/layout';
-import { predict, type Calibration } from '../dist/costmodel';
-import type { RankStepStats, Strategy } from '../protocol';
-import type { TransportKind } from '../dist/collectives';
+import { Session, type TrainEvent } from '../train/session';
+import { median } from '../util/stats';
+import { checkDist, Coordinator, DIST_DEFAULTS, DistError, MAX_WORKERS, type DistOptions } from '../parallel/coordinator';
+import { SHARD_STRATEGIES } from '../parallel/layout';
+import { predict, type Calibration } from '../parallel/costmodel';
+import type { RankStepStats, Strategy } from '../parallel/protocol';
+import type { TransportKind } from '../parallel/collectives';
 import { choiceFlag, CliError, formatDuration, keyValues, numberFlag, parseFlags, readText, UsageError } from './args';
-import { CLI_BACKENDS, describeBackend, prepareWebGPUEnv } from './backend';
-import { spawnNodeWorker } from '../dist/node-spawn';
+import { describeBackend } from '../backend/backend';
+import { NODE_BACKENDS, prepareWebGPUEnv, type NodeBackend } from '../backend/node';
+import { spawnNodeWorker } from '../parallel/node-spawn';
 
 const DEFAULT_DATA = 'public/data/tinyshakespeare.txt';
 const WARMUP_STEPS = 2; // excluded from ms_per_step: kernel compilation and first allocations
@@ -173,7 +175,7 @@ interface TrainOptions {
   cfg: RunConfig;
   explicitVocab: boolean;
   dist: DistOptions;
-  backend: (typeof CLI_BACKENDS)[number];
+  backend: NodeBackend;
   data: string;
   json?: string;
   sample: number;
@@ -228,7 +230,7 @@ function parseOptions(argv: string[]): TrainOptions | null {
   if (!('lr_decay_iters' in overrides) && cfg.max_iters < cfg.lr_decay_iters) {
     cfg = makeConfig(preset, { ...overrides, lr_decay_iters: cfg.max_iters });
   }
-  const backend = choiceFlag('backend', values.backend, CLI_BACKENDS) ?? 'auto';
+  const backend = choiceFlag('backend', values.backend, NODE_BACKENDS) ?? 'auto';
   cfg.backend = backend;
   const sample = numberFlag('sample', values.sample, { integer: true, min: 0 }) ?? 0;
   if (values.prompt !== undefined && sample === 0) throw new UsageError('--prompt needs --sample N (how many tokens to generate)');

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { CheckpointError } from '../model/llmc';
 import { parseExpected, TOLERANCE, verifyLlmc, type VerifyResult } from '../verify';
 import { choiceFlag, CliError, parseFlags, readBytes, readText, requireDir, UsageError } from './args';
-import { CLI_BACKENDS, describeBackend, startBackend } from './backend';
+import { describeBackend } from '../backend/backend';
+import { NODE_BACKENDS, initNodeBackend } from '../backend/node';
 
 export const help = `Usage: npm run cli -- verify-llmc DIR [--backend auto|wasm|cpu|webgpu] [--json]
 
@@ -66,7 +67,7 @@ export async function run(argv: string[]): Promise<number> {
         : `verify-llmc takes one directory, got ${positionals.length}: ${positionals.join(' ')}`,
     );
   }
-  const backend = choiceFlag('backend', values.backend, CLI_BACKENDS) ?? 'auto';
+  const backend = choiceFlag('backend', values.backend, NODE_BACKENDS) ?? 'auto';
   const dir = positionals[0];
   requireDir(dir);
   for (const f of ['model.bin', 'state.bin']) {
@@ -77,7 +78,7 @@ export async function run(argv: string[]): Promise<number> {
   const expectedPath = join(dir, 'expected.json');
   const adamw = existsSync(expectedPath) ? parseExpected(readText(expectedPath)) : null;
 
-  const info = await startBackend(backend);
+  const info = await initNodeBackend(backend);
   const a = info.adapter;
   let r: VerifyResult;
   try {

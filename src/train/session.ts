@@ -3,9 +3,10 @@
 // so what the page shows and what the CLI prints come from the same code.
 
 import type { StepStats } from './trainer';
-import type { RankStepStats } from '../protocol';
+import type { RankStepStats } from '../parallel/protocol';
+import { median } from '../util/stats';
 
-/** What the loop drives: one Trainer, or the coordinator of N ranks (src/dist/coordinator.ts). */
+/** What the loop drives: one Trainer, or the coordinator of N ranks (src/parallel/coordinator.ts). */
 export interface Trainable {
   readonly step: number;
   trainStep(): Promise<StepStats & { perRank?: RankStepStats[]; hubBytes?: number }>;
@@ -29,14 +30,6 @@ export interface SessionOptions {
   sampleTokens: number;
   sampleOptions?: { temperature?: number; topK?: number; prompt?: string };
   warmupSteps?: number; // excluded from the throughput median
-}
-
-/** Median of the last `window` values after skipping the first `skip` (warm-up: kernel compilation, allocation). */
-export function median(values: number[], skip = 0): number {
-  const v = values.slice(skip).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
 export class Session {

@@ -14,7 +14,7 @@ import { clock, noTrace, type Tracer } from '../util/trace';
 import { unlessOutOfMemory } from '../util/wasm';
 
 /**
- * How replicas agree on gradients (DDP: src/dist/ddp.ts). hooks run during the last micro-batch's
+ * How replicas agree on gradients (DDP: src/parallel/ddp.ts). hooks run during the last micro-batch's
  * backward; finish returns the synchronized gradients (and disposes the local ones it replaces).
  */
 export interface GradSync {

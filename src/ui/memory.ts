@@ -8,12 +8,12 @@
 // Peaks need not coincide, so a bar's total is an upper bound of the worker's footprint.
 //
 // Bars that should be compared share a scale (bytes at 100% of the track): MemoryBar.update(m, scale).
-// No tfjs here (pure layout from src/dist/layout.ts, types from the trainer).
+// No tfjs here (pure layout from src/parallel/layout.ts, types from the trainer).
 
 import type { MemoryReport } from '../train/trainer';
-import type { DistOptions } from '../dist/coordinator';
+import type { DistOptions } from '../parallel/coordinator';
 import type { ParamTable } from '../model/params';
-import { shardLayout } from '../dist/layout';
+import { shardLayout } from '../parallel/layout';
 import { HOST_OPTIMIZER_BACKENDS } from '../model/config';
 import { h } from './dom';
 import * as fmt from './format';

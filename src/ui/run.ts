@@ -1,4 +1,4 @@
-// One training run on the page: a Coordinator whose ranks are Web Workers (src/dist/browser-spawn.ts),
+// One training run on the page: a Coordinator whose ranks are Web Workers (src/parallel/browser-spawn.ts),
 // and the training loop (Session) on this thread around it. The loop only awaits the ranks, so the page
 // stays responsive; all the math is in the workers.
 //
@@ -8,9 +8,9 @@
 // error events), so the page never waits forever on a dead worker.
 
 import type { RunConfig } from '../model/config';
-import type { InitInfo, SampleRequest } from '../protocol';
-import { Coordinator, type DistOptions } from '../dist/coordinator';
-import { spawnWebWorker } from '../dist/browser-spawn';
+import type { InitInfo, SampleRequest } from '../parallel/protocol';
+import { Coordinator, type DistOptions } from '../parallel/coordinator';
+import { spawnWebWorker } from '../parallel/browser-spawn';
 import { Session, type RunState, type TrainEvent, type Trainable } from '../train/session';
 
 export interface RankMemory {

@@ -6,13 +6,13 @@
 //   ?preset=tiny&backend=wasm&max_iters=60&strategy=ddp&workers=4&transport=star
 //   ?preset=tiny&strategy=fsdp&workers=2&shard=grad_op&prefetch=off
 // so a teacher can share a link that reproduces a setup. makeConfig() (src/model/config.ts) is the only
-// judge of a RunConfig, checkDist() (src/dist/coordinator.ts) of the dist part; this file never
+// judge of a RunConfig, checkDist() (src/parallel/coordinator.ts) of the dist part; this file never
 // second-guesses them. The dist settings are not RunConfig keys (makeConfig rejects unknown keys).
 
 import { BACKENDS, ConfigError, PRESETS, PRESET_NAMES, makeConfig, type PresetName, type RunConfig } from '../model/config';
-import { DIST_DEFAULTS, DistError, MAX_WORKERS, checkDist, type DistOptions } from '../dist/coordinator';
-import { TRANSPORTS } from '../dist/collectives';
-import { SHARD_STRATEGIES } from '../dist/layout';
+import { DIST_DEFAULTS, DistError, MAX_WORKERS, checkDist, type DistOptions } from '../parallel/coordinator';
+import { TRANSPORTS } from '../parallel/collectives';
+import { SHARD_STRATEGIES } from '../parallel/layout';
 
 export const DEFAULT_PRESET: PresetName = 'shakespeare-cpu';
 

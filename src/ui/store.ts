@@ -5,7 +5,7 @@ import { del, delMany, get, set, setMany } from 'idb-keyval';
 import type { RunConfig } from '../model/config';
 import type { CheckpointHeader } from '../train/checkpoint';
 import { CheckpointError } from '../model/llmc';
-import type { DistOptions } from '../dist/coordinator';
+import type { DistOptions } from '../parallel/coordinator';
 
 const CHECKPOINT = 'checkpoint:last';
 const META = 'checkpoint:last:meta';

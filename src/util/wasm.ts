@@ -1,4 +1,4 @@
-// Loading the project's small WebAssembly modules (src/dist/reduce.wat, src/train/adamw.wat), which
+// Loading the project's small WebAssembly modules (src/parallel/reduce.wat, src/train/adamw.wat), which
 // scripts/build-wasm.ts compiles into base64 strings: compiled once per thread, instantiated over a
 // memory the caller owns; and memories that may not be had (unlessOutOfMemory).
 

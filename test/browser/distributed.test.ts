@@ -2,10 +2,10 @@
 // x batch 4, on wasm (every transport) and once on WebGPU; FSDP workers hold only shards at rest.
 
 import { describe, expect, it } from 'vitest';
-import { Coordinator, type DistOptions } from '../../src/dist/coordinator';
-import { spawnWebWorker } from '../../src/dist/browser-spawn';
+import { Coordinator, type DistOptions } from '../../src/parallel/coordinator';
+import { spawnWebWorker } from '../../src/parallel/browser-spawn';
 import { makeConfig, type BackendName } from '../../src/model/config';
-import type { TransportKind } from '../../src/dist/collectives';
+import type { TransportKind } from '../../src/parallel/collectives';
 
 const text = (await (await fetch('/data/tinyshakespeare.txt')).text()).slice(0, 60_000);
 

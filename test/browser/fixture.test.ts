@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import * as Comlink from 'comlink';
-import type { RankAPI } from '../../src/protocol';
+import type { RankAPI } from '../../src/parallel/protocol';
 import { TOLERANCE } from '../../src/verify';
 import modelUrl from '../fixtures/llmc-tiny/model.bin?url';
 import stateUrl from '../fixtures/llmc-tiny/state.bin?url';

@@ -1,12 +1,12 @@
 // The cost model panel: Calibrate (this machine's FLOP/s and the transport's alpha and beta), the
-// predictions of src/dist/costmodel.ts beside the measured runs, the formulas with the numbers plugged
+// predictions of src/parallel/costmodel.ts beside the measured runs, the formulas with the numbers plugged
 // in, and "what if": more workers, a bigger model, a slower link, a memory budget per worker; which
 // strategies fit, and from where FSDP is the only one that does.
 
-import costmodelSource from '../../dist/costmodel.ts?raw';
+import costmodelSource from '../../parallel/costmodel.ts?raw';
 import { PRESET_NAMES, type RunConfig } from '../../model/config';
 import { buildParamTable } from '../../model/params';
-import type { TransportKind } from '../../dist/collectives';
+import type { TransportKind } from '../../parallel/collectives';
 import { h } from '../dom';
 import * as fmt from '../format';
 import { MemoryChart, STRATEGY_SWATCH } from './charts';

@@ -5,15 +5,15 @@
 // No DOM here: the view renders what this returns.
 
 import type { RunConfig } from '../../model/config';
-import type { InitInfo } from '../../protocol';
+import type { InitInfo } from '../../parallel/protocol';
 import type { MemoryReport } from '../../train/trainer';
 import type { TraceEvent } from '../../util/trace';
-import type { TransportKind } from '../../dist/collectives';
-import { Coordinator, type DistOptions, type RankHandle } from '../../dist/coordinator';
-import { achievedFlops, fitAlphaBeta } from '../../dist/costmodel';
-import { DEFAULT_PROBE_MB } from '../../dist/layout';
+import type { TransportKind } from '../../parallel/collectives';
+import { Coordinator, type DistOptions, type RankHandle } from '../../parallel/coordinator';
+import { achievedFlops, fitAlphaBeta } from '../../parallel/costmodel';
+import { DEFAULT_PROBE_MB } from '../../parallel/layout';
 import { STRATEGY_LABELS, configFor, distFor, tracedSteps, type CompareSettings, type StrategyKey } from './settings';
-import { median } from './summary';
+import { median } from '../../util/stats';
 
 export type Spawn = (rank: number) => RankHandle;
 

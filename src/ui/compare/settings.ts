@@ -6,9 +6,9 @@
 // does not know as a problem, and keeps the hash when it rewrites the query.
 
 import type { RunConfig } from '../../model/config';
-import type { DistOptions } from '../../dist/coordinator';
-import type { TransportKind } from '../../dist/collectives';
-import type { Plan } from '../../dist/costmodel';
+import type { DistOptions } from '../../parallel/coordinator';
+import type { TransportKind } from '../../parallel/collectives';
+import type { Plan } from '../../parallel/costmodel';
 
 export type StrategyKey = 'single' | 'ddp' | 'fsdp-full' | 'fsdp-grad_op';
 export const STRATEGY_KEYS: readonly StrategyKey[] = ['single', 'ddp', 'fsdp-full', 'fsdp-grad_op'];

@@ -5,7 +5,7 @@
 import type { MemoryReport } from '../../train/trainer';
 import type { RunRecord, StepRecord } from './runner';
 import { warmupSteps } from './settings';
-import { median } from '../../train/session';
+import { median } from '../../util/stats';
 import { memoryTotal } from '../memory';
 
 /** Loss curves closer than this coincide (float32 sums in another order differ by ~1e-6). */
@@ -31,7 +31,6 @@ export interface RunSummary {
   lossDiff: { max: number; step: number } | null; // vs the reference; null for the reference itself
 }
 
-export { median };
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 

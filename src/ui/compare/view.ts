@@ -9,9 +9,9 @@
 
 import './compare.css';
 import type { RunConfig } from '../../model/config';
-import type { TransportKind } from '../../dist/collectives';
-import { spawnWebWorker } from '../../dist/browser-spawn';
-import { DEFAULT_BUCKET_MB } from '../../dist/layout';
+import type { TransportKind } from '../../parallel/collectives';
+import { spawnWebWorker } from '../../parallel/browser-spawn';
+import { DEFAULT_BUCKET_MB } from '../../parallel/layout';
 import { h } from '../dom';
 import * as fmt from '../format';
 import { LossOverlay, STRATEGY_SWATCH } from './charts';

@@ -1,17 +1,18 @@
 // The cost model's side of the Compare view (pure: no DOM). Every number comes from
-// src/dist/costmodel.ts (predict, achievedFlops, flopsPerToken); this file only chooses what to ask it:
+// src/parallel/costmodel.ts (predict, achievedFlops, flopsPerToken); this file only chooses what to ask it:
 // the calibration from measurements, predictions for the runs that were measured, the "what if" table
 // (more workers, a bigger model, a slower link, a memory budget), where FSDP becomes the only strategy
 // that fits, and the formulas with this machine's numbers plugged in.
 
 import { PRESETS, makeConfig, type PresetName, type RunConfig } from '../../model/config';
 import { buildParamTable } from '../../model/params';
-import { achievedFlops, activationBytes, flopsPerToken, predict, type Calibration, type Prediction } from '../../dist/costmodel';
-import type { TransportKind } from '../../dist/collectives';
-import { assignBuckets, shardLayout } from '../../dist/layout';
+import { achievedFlops, activationBytes, flopsPerToken, predict, type Calibration, type Prediction } from '../../parallel/costmodel';
+import type { TransportKind } from '../../parallel/collectives';
+import { assignBuckets, shardLayout } from '../../parallel/layout';
 import type { LinkCalibration, RunRecord } from './runner';
 import { STRATEGY_KEYS, STRATEGY_LABELS, configFor, distFor, planOf, type StrategyKey } from './settings';
-import { median, timedSteps } from './summary';
+import { timedSteps } from './summary';
+import { median } from '../../util/stats';
 import * as fmt from '../format';
 
 /** What calibration measured on this machine. */

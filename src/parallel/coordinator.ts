@@ -4,10 +4,11 @@
 
 import * as Comlink from 'comlink';
 import type { RunConfig } from '../model/config';
-import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest, Strategy } from '../protocol';
+import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest, Strategy } from './protocol';
 import type { StepStats } from '../train/trainer';
 import type { History } from '../train/checkpoint';
-import { endpointTransfers, wire, type TransportKind, type Wiring } from './collectives';
+import type { TransportKind } from './collectives';
+import { endpointTransfers, wire, type Wiring } from './wiring';
 import { DEFAULT_BUCKET_MB, DEFAULT_PROBE_MB, SHARD_STRATEGIES, assignBuckets, ddpRegisteredSizes, registeredFloats, type ShardStrategy } from './layout';
 import { buildParamTable } from '../model/params';
 

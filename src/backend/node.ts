@@ -1,18 +1,19 @@
-// Starting a tfjs backend from the command line. Node has no navigator.gpu, so for "webgpu" the `webgpu`
-// package (Dawn) provides one, on Chromium's SwiftShader Vulkan driver unless the environment names
-// another: a software GPU that runs on the CPU, useful to check the WebGPU kernels, not for speed.
+// Backend start-up in Node (the CLI, its worker_threads, tests and benchmarks): the wasm binaries come
+// from node_modules. Node has no navigator.gpu, so for "webgpu" the `webgpu` package (Dawn) provides
+// one, on Chromium's SwiftShader Vulkan driver unless the environment names another: a software GPU
+// that runs on the CPU, useful to check the WebGPU kernels, not for speed.
 
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { constants } from 'node:os';
+import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { initNodeBackend } from '../node-backend';
-import type { BackendInfo } from '../backend';
+import { BackendError, initBackend, type BackendInfo } from './backend';
 import type { BackendName } from '../model/config';
-import { CliError } from './args';
 
-/** What the CLI accepts (webgl needs a browser). */
-export const CLI_BACKENDS = ['auto', 'wasm', 'cpu', 'webgpu'] as const satisfies readonly BackendName[];
-export type CliBackend = (typeof CLI_BACKENDS)[number];
+/** What Node can run (webgl needs a browser). */
+export const NODE_BACKENDS = ['auto', 'wasm', 'cpu', 'webgpu'] as const satisfies readonly BackendName[];
+export type NodeBackend = (typeof NODE_BACKENDS)[number];
 
 const CHROMIUM_DIR = process.env.CHROMIUM_LIB_DIR ?? '/usr/lib/chromium';
 
@@ -46,7 +47,7 @@ async function installNodeWebGPU(): Promise<void> {
       }
     }
     if (missing) {
-      throw new CliError(
+      throw new BackendError(
         `WebGPU in Node needs a Vulkan driver: found neither ${vulkan} (Chromium's, with SwiftShader) nor libvulkan.so.1 ` +
           'on the library path. Install chromium, set CHROMIUM_LIB_DIR to its library directory, or use --backend wasm',
       );
@@ -56,7 +57,7 @@ async function installNodeWebGPU(): Promise<void> {
   try {
     webgpu = await import('webgpu');
   } catch (e) {
-    throw new CliError(`cannot load the \`webgpu\` package for WebGPU in Node (${(e as Error).message}); use --backend wasm`);
+    throw new BackendError(`cannot load the \`webgpu\` package for WebGPU in Node (${(e as Error).message}); use --backend wasm`);
   }
   Object.assign(globalThis, webgpu.globals);
   Object.defineProperty(globalThis, 'navigator', {
@@ -66,21 +67,16 @@ async function installNodeWebGPU(): Promise<void> {
   });
 }
 
-/** Starts the backend; a BackendError from initBackend already reads as one line. */
-export async function startBackend(name: CliBackend): Promise<BackendInfo> {
+/** Starts a backend in Node; a BackendError already reads as one line. */
+export async function initNodeBackend(name: NodeBackend | BackendName): Promise<BackendInfo> {
   // Production mode silences tfjs's console notes (the cpu backend suggests tfjs-node on first use),
   // so stderr holds only this tool's progress and errors.
   tf.enableProdMode();
-  if (name === 'webgpu') await installNodeWebGPU();
-  const info = await initNodeBackend(name);
+  if (name === 'webgpu' && !(globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu) await installNodeWebGPU();
+  const require = createRequire(import.meta.url);
+  const wasmDir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm')) + '/';
+  const info = await initBackend(name, { wasmPaths: wasmDir });
   if (name !== 'auto') info.reason = 'chosen with --backend';
   else if (info.name === 'wasm') info.reason = 'auto in Node: wasm (SIMD), the fastest CPU backend; WebGPU only with --backend webgpu';
   return info;
-}
-
-/** "wasm (why)" or "webgpu on google swiftshader, a software fallback adapter (why)". */
-export function describeBackend(info: BackendInfo): string {
-  const a = info.adapter;
-  const device = a ? ` on ${[a.vendor, a.architecture].filter(Boolean).join(' ') || 'an unnamed adapter'}${a.fallback ? ', a software fallback adapter' : ''}` : '';
-  return `${info.name}${device} (${info.reason})`;
 }

@@ -1,10 +1,10 @@
 // Ways to start a rank: in this thread (tests), in a Node worker_thread (the CLI). The browser's
-// Web Worker spawner is in src/ui (it needs Vite's `new Worker(new URL(...))`).
+// Web Worker spawner is browser-spawn.ts (it needs Vite's `new Worker(new URL(...))`).
 
 import * as Comlink from 'comlink';
-import type { BackendInfo } from '../backend';
+import type { BackendInfo } from '../backend/backend';
 import type { BackendName } from '../model/config';
-import type { RankAPI } from '../protocol';
+import type { RankAPI } from './protocol';
 import { rankHandle, type RankHandle } from './coordinator';
 import { RankService } from './rank';
 

@@ -6,8 +6,8 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import type { BackendName } from './model/config';
-import { serializer } from './util/serial';
+import type { BackendName } from '../model/config';
+import { serializer } from '../util/serial';
 
 export interface BackendInfo {
   name: Exclude<BackendName, 'auto'>;
@@ -126,4 +126,11 @@ async function start(
     device?.lost?.then((info) => opts.onDeviceLost?.(`the GPU device was lost (${info.reason || 'unknown'}: ${info.message})`));
   }
   return result;
+}
+
+/** "wasm (why)" or "webgpu on google swiftshader, a software fallback adapter (why)". */
+export function describeBackend(info: BackendInfo): string {
+  const a = info.adapter;
+  const device = a ? ` on ${[a.vendor, a.architecture].filter(Boolean).join(' ') || 'an unnamed adapter'}${a.fallback ? ', a software fallback adapter' : ''}` : '';
+  return `${info.name}${device} (${info.reason})`;
 }

@@ -3,7 +3,7 @@
 import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import type { RankAPI } from '../protocol';
+import type { RankAPI } from './protocol';
 import { DistError, rankHandle, type RankHandle } from './coordinator';
 
 export function spawnNodeWorker(): RankHandle {

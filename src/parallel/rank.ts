@@ -1,10 +1,10 @@
 // One rank: a GPT-2 replica, its optimizer, its slice of every batch and its links to the other ranks.
 // The same class runs in a Web Worker (workers/rank.worker.ts), a Node worker_thread (the CLI,
-// src/dist/node-rank-worker.ts) and in-process in tests; only the way the backend starts differs.
+// src/parallel/node-rank-worker.ts) and in-process in tests; only the way the backend starts differs.
 
 import * as Comlink from 'comlink';
 import * as tf from '@tensorflow/tfjs';
-import type { BackendInfo } from '../backend';
+import type { BackendInfo } from '../backend/backend';
 import type { BackendName } from '../model/config';
 import { checkVocab } from '../model/config';
 import { buildParamTable, initParams } from '../model/params';
@@ -13,12 +13,14 @@ import { makeTokenizer } from '../data/tokenizer';
 import { Trainer, type StepStats } from '../train/trainer';
 import { FSDPTrainer, shardOfUnit, shardsOf } from './fsdp';
 import { decodeCheckpoint, encodeCheckpoint, type History } from '../train/checkpoint';
-import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from '../protocol';
-import { makeCollectives, type Collectives } from './collectives';
+import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from './protocol';
+import type { Collectives } from './collectives';
+import { makeCollectives } from './wiring';
 import { DDPSync } from './ddp';
 import { assignBuckets, ddpRegisteredSizes, registeredFloats, type Bucket } from './layout';
 import { verifyLlmc, type AdamWExpectation, type VerifyResult } from '../verify';
 import { Tracer } from '../util/trace';
+import { median } from '../util/stats';
 
 /** A rank's model: a full replica (single, DDP, FSDP NO_SHARD) or FSDP's shards. */
 type Replica = Trainer | FSDPTrainer;
@@ -113,7 +115,7 @@ export class RankService implements RankAPI {
       await run();
       times.push((performance.now() - t0) / 1000);
     }
-    return times.sort((a, b) => a - b)[times.length >> 1];
+    return median(times);
   }
 
   async timeHostCopy(bytes: number, iters: number): Promise<{ upload: number; readback: number }> {
@@ -135,9 +137,8 @@ export class RankService implements RankAPI {
         readback.push(down);
       }
     }
-    const med = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
     // The upload timing also read the result back: take that share out.
-    return { upload: Math.max(0, med(upload) - med(readback)), readback: med(readback) };
+    return { upload: Math.max(0, median(upload) - median(readback)), readback: median(readback) };
   }
 
   setTracing(on: boolean): void {

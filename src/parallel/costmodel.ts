@@ -20,7 +20,7 @@ import { HOST_OPTIMIZER_BACKENDS, type ModelConfig, type RunConfig } from '../mo
 import { buildParamTable, type ParamTable } from '../model/params';
 import type { TransportKind } from './collectives';
 import { assignBuckets, shardLayout, type ShardStrategy } from './layout';
-import type { Strategy } from '../protocol';
+import type { Strategy } from './protocol';
 
 /** What calibration measures on the user's machine. */
 export interface Calibration {

@@ -5,7 +5,7 @@ import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { initBackend, type BackendInfo } from './backend';
-import type { BackendName } from './model/config';
+import type { BackendName } from '../model/config';
 
 export function initBrowserBackend(name: BackendName, onDeviceLost?: (message: string) => void): Promise<BackendInfo> {
   return initBackend(name, {

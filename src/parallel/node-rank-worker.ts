@@ -3,8 +3,8 @@
 import { parentPort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { startBackend } from '../cli/backend';
+import { initNodeBackend } from '../backend/node';
 import { RankService } from './rank';
 
 if (!parentPort) throw new Error('node-rank-worker.ts runs inside a worker_thread');
-Comlink.expose(new RankService((name) => startBackend(name as Parameters<typeof startBackend>[0])), nodeEndpoint(parentPort));
+Comlink.expose(new RankService(initNodeBackend), nodeEndpoint(parentPort));

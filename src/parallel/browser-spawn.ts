@@ -1,7 +1,7 @@
 // A rank in a Web Worker (the page and the browser tests).
 
 import * as Comlink from 'comlink';
-import type { RankAPI } from '../protocol';
+import type { RankAPI } from './protocol';
 import { DistError, rankHandle, type RankHandle } from './coordinator';
 
 export function spawnWebWorker(rank: number): RankHandle {

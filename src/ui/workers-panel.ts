@@ -13,9 +13,9 @@
 // and data-mem-{params,grads,optimizer,gathered,activations,comm,total}; on #memory-expect
 // data-expected-bytes and data-measured-bytes (at rest, the largest worker's).
 
-import type { RankStepStats } from '../protocol';
+import type { RankStepStats } from '../parallel/protocol';
 import type { RunState, TrainEvent } from '../train/session';
-import type { DistOptions } from '../dist/coordinator';
+import type { DistOptions } from '../parallel/coordinator';
 import type { ParamTable } from '../model/params';
 import type { RankMemory } from './run';
 import { byId, h } from './dom';

@@ -11,7 +11,7 @@
 //   full    (FULL_SHARD)    gather before forward, free after; gather again before backward; free after
 //                           backward and reduce-scatter the gradients: ~3(N-1)/N x S moved per rank.
 //   grad_op (SHARD_GRAD_OP, ZeRO-2) keep the gathered unit from forward until its backward: ~2(N-1)/N x S.
-//   none    (NO_SHARD)      replicate and all-reduce, i.e. DDP (run by src/dist/ddp.ts, the control).
+//   none    (NO_SHARD)      replicate and all-reduce, i.e. DDP (run by src/parallel/ddp.ts, the control).
 // Backward prefetch (BACKWARD_PRE): before computing a unit's backward, issue the all-gather of the unit
 // backward needs next, so it travels while this one computes; at most two gathered blocks are alive
 // (limit_all_gathers). The root unit stays gathered from its forward through the embedding backward, as

@@ -1,6 +1,6 @@
 ;; The collectives' arithmetic, in WebAssembly SIMD (128-bit: four float32 lanes).
 ;; A JavaScript loop over Float32Arrays runs at ~1 ns per element here; these run at memory speed.
-;; Compiled by scripts/build-wasm.ts into src/dist/reduce-wasm.ts, once with a plain memory and once
+;; Compiled by scripts/build-wasm.ts into src/parallel/reduce-wasm.ts, once with a plain memory and once
 ;; with a shared one (the memory type below): a module's imported memory must match the memory it is given.
 ;; Every pointer is a byte offset into the imported memory; n counts float32 elements.
 (module

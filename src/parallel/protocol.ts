@@ -1,14 +1,14 @@
 // The messages between the coordinator (on the page, or the CLI) and its ranks: types only.
-// Each rank exposes RankAPI through comlink (workers/rank.worker.ts, src/dist/rank.ts).
+// Each rank exposes RankAPI through comlink (workers/rank.worker.ts, src/parallel/rank.ts).
 
-import type { BackendInfo } from './backend';
-import type { RunConfig } from './model/config';
-import type { MemoryReport, StepStats } from './train/trainer';
-import type { History } from './train/checkpoint';
-import type { CommEndpoint } from './dist/collectives';
-import type { ShardStrategy } from './dist/layout';
-import type { TraceEvent } from './util/trace';
-import type { VerifyResult, AdamWExpectation } from './verify';
+import type { BackendInfo } from '../backend/backend';
+import type { RunConfig } from '../model/config';
+import type { MemoryReport, StepStats } from '../train/trainer';
+import type { History } from '../train/checkpoint';
+import type { CommEndpoint } from './wiring';
+import type { ShardStrategy } from './layout';
+import type { TraceEvent } from '../util/trace';
+import type { VerifyResult, AdamWExpectation } from '../verify';
 
 export interface InitInfo {
   backend: BackendInfo;
@@ -31,7 +31,7 @@ export interface SampleRequest {
 
 export type Strategy = 'single' | 'ddp' | 'fsdp';
 
-/** Everything a rank needs to build its replica and its links (src/dist/rank.ts). */
+/** Everything a rank needs to build its replica and its links (src/parallel/rank.ts). */
 export interface RankInit {
   config: RunConfig;
   text: string;

@@ -1,0 +1,69 @@
+// What every transport shares: running collectives one at a time per rank (in the order they are
+// issued), counting their bytes and CPU time, tracing them, and a queue of incoming messages. The
+// transports themselves are ring.ts, star.ts and shared.ts; the interface is ../collectives.ts.
+
+import { serializer } from '../../util/serial';
+import { clock, noTrace, type Tracer } from '../../util/trace';
+import type { CommMemory } from '../reduce';
+import type { CommStats, PortLike } from '../collectives';
+
+/** a mod n, in [0, n) also for negative a (ring neighbours: rank - 1). */
+export const mod = (a: number, n: number) => ((a % n) + n) % n;
+
+/** Values handed out in arrival order to whoever awaits them. */
+export class Inbox<T> {
+  private items: T[] = [];
+  private waiters: ((v: T) => void)[] = [];
+  /** An inbox of a port's messages (unwrapped). */
+  static of<T>(port: PortLike, unwrap: (data: unknown) => T): Inbox<T> {
+    const inbox = new Inbox<T>();
+    port.onmessage = (ev) => inbox.deliver(unwrap(ev.data));
+    return inbox;
+  }
+  deliver(v: T): void {
+    const w = this.waiters.shift();
+    if (w) w(v);
+    else this.items.push(v);
+  }
+  next(): Promise<T> {
+    const v = this.items.shift();
+    return v !== undefined ? Promise.resolve(v) : new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+/** Base: one collective at a time per rank, and CPU time of the synchronous parts counted as comm. */
+export abstract class Base {
+  readonly stats: CommStats = { bytesSent: 0, commMs: 0, ops: 0 };
+  tracer: Tracer = noTrace; // records each collective, with its bytes, on the "comm" lane
+  private readonly queue = serializer();
+  constructor(readonly rank: number, readonly world: number, protected readonly mem: CommMemory | null) {}
+
+  alloc(n: number): Float32Array {
+    return this.mem ? this.mem.alloc(n) : new Float32Array(n);
+  }
+
+  /** Runs one collective after the ones issued before it. */
+  protected serial<R>(name: string, fn: () => Promise<R>): Promise<R> {
+    this.stats.ops += 1;
+    return this.queue(async () => {
+      const ts = clock();
+      const b0 = this.stats.bytesSent;
+      try {
+        return await fn();
+      } finally {
+        this.tracer.record(name, 'comm', 'comm', ts, this.stats.bytesSent - b0);
+      }
+    });
+  }
+
+  /** Synchronous collective work (copies, sums, posting): counted as comm time, and traced on the
+   * main lane (it runs on the worker's thread, between or inside its other spans). */
+  protected timed<R>(fn: () => R): R {
+    const t0 = performance.now();
+    try {
+      return this.tracer.span('collective work', 'comm', fn);
+    } finally {
+      this.stats.commMs += performance.now() - t0;
+    }
+  }
+}

@@ -1,0 +1,189 @@
+// The shared transport: one shared WebAssembly.Memory (needs cross-origin isolation in a browser)
+// holding a barrier, N slots and a result area for staging pieces of ordinary buffers, and each rank's
+// registered region (alloc()) and scratch. Each rank reduces its own chunk of every rank's buffer,
+// between two barriers; registered buffers are reduced where they lie, with no copies at all.
+
+import { CommMemory, PIECE, alignUp } from '../reduce';
+import { chunkBounds, type Collectives } from '../collectives';
+import { Base } from './base';
+
+/** The shared transport's memory and its layout's sizes (see sharedLayout). */
+export interface SharedEndpoint { kind: 'shared'; memory: WebAssembly.Memory; capacity: number; registered: number }
+
+/** The largest WebAssembly memory (4 GiB less one page: 65536 pages do not fit a 32-bit length). */
+export const MAX_MEMORY_BYTES = 65535 * 65536;
+
+/**
+ * Byte offsets of everything in the shared transport's memory, for N ranks, staging pieces of `capacity`
+ * floats, and `registered` floats of registered buffers per rank. Control words (Int32): [arrived,
+ * generation], then per rank the (float offset in its region or -1, length) of the buffer it reduces.
+ */
+export function sharedLayout(world: number, capacity: number, registered: number) {
+  const slot = alignUp(capacity * 4);
+  const region = alignUp(registered * 4);
+  const slots = alignUp(4 * (2 + 2 * world));
+  const result = slots + world * slot;
+  const regions = result + slot;
+  const scratch = regions + world * region;
+  return {
+    slots: Array.from({ length: world }, (_, j) => slots + j * slot),
+    result,
+    regions: Array.from({ length: world }, (_, j): [number, number] => [regions + j * region, regions + (j + 1) * region]),
+    scratch: Array.from({ length: world }, (_, j) => scratch + j * 2 * PIECE * 4),
+    bytes: scratch + world * 2 * PIECE * 4,
+  };
+}
+
+type WaitAsync = (a: Int32Array, i: number, v: number) => { async: boolean; value: Promise<string> | string };
+
+export class SharedCollectives extends Base implements Collectives {
+  readonly kind = 'shared';
+  declare protected readonly mem: CommMemory;
+  private ctrl: Int32Array;
+  private slots: Float32Array[];
+  private result: Float32Array;
+  private regions: number[]; // byte offset of each rank's registered region
+  readonly capacity: number;
+
+  constructor(rank: number, world: number, ep: SharedEndpoint) {
+    const l = sharedLayout(world, ep.capacity, ep.registered);
+    if (ep.memory.buffer.byteLength < l.bytes) throw new Error(`shared memory of ${ep.memory.buffer.byteLength} bytes does not fit ${world} ranks`);
+    super(rank, world, new CommMemory(ep.memory, { region: l.regions[rank], scratch: l.scratch[rank] }));
+    this.capacity = ep.capacity;
+    this.ctrl = new Int32Array(ep.memory.buffer, 0, 2 + 2 * world);
+    this.slots = l.slots.map((o) => this.mem.view(o, ep.capacity));
+    this.result = this.mem.view(l.result, ep.capacity);
+    this.regions = l.regions.map(([lo]) => lo);
+  }
+
+  /** A reusable barrier: the last rank to arrive bumps the generation and wakes the others. */
+  private async barrier(): Promise<void> {
+    if (this.world === 1) return;
+    const gen = Atomics.load(this.ctrl, 1);
+    if (Atomics.add(this.ctrl, 0, 1) === this.world - 1) {
+      Atomics.store(this.ctrl, 0, 0);
+      Atomics.add(this.ctrl, 1, 1);
+      Atomics.notify(this.ctrl, 1);
+      return;
+    }
+    const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+    while (Atomics.load(this.ctrl, 1) === gen) {
+      const r = waitAsync(this.ctrl, 1, gen);
+      if (r.async) await r.value;
+    }
+  }
+
+  /**
+   * Says where buf lies and waits for every rank to do the same. True if every rank's buffer is
+   * registered at the same place in its region (reduce them where they lie), false if none is (stage).
+   */
+  private async registeredEverywhere(buf: Float32Array): Promise<boolean> {
+    const off = this.mem.regionOffset(buf);
+    Atomics.store(this.ctrl, 2 + 2 * this.rank, off < 0 ? -1 : off / 4);
+    Atomics.store(this.ctrl, 3 + 2 * this.rank, buf.length);
+    await this.barrier();
+    const at = (j: number) => `${Atomics.load(this.ctrl, 2 + 2 * j)}:${Atomics.load(this.ctrl, 3 + 2 * j)}`;
+    const places = Array.from({ length: this.world }, (_, j) => at(j));
+    if (places.some((p) => p !== places[0])) {
+      throw new Error(`shared transport: ranks reduced different buffers at once (float offset:length per rank ${places.join(', ')}); every rank must allocate and reduce its buffers in the same order`);
+    }
+    return off >= 0;
+  }
+
+  /** buf registered on every rank, at the same place of each region: each rank reduces its own chunk of all. */
+  private async reduceRegistered(buf: Float32Array, keepAll: boolean): Promise<Float32Array> {
+    const { rank: r, world: N } = this;
+    const [lo, hi] = chunkBounds(buf.length, N, r);
+    const mine = buf.subarray(lo, hi);
+    const at = (j: number) => this.mem.view(this.regions[j] + this.mem.regionOffset(mine), hi - lo);
+    const others = Array.from({ length: N - 1 }, (_, k) => at((r + 1 + k) % N));
+    this.timed(() => {
+      this.mem.mean(mine, [mine, ...others], keepAll ? others : []);
+      this.stats.bytesSent += (keepAll ? N : 1) * mine.byteLength;
+    });
+    await this.barrier();
+    return keepAll ? buf : this.timed(() => mine.slice());
+  }
+
+  /** Runs body(o, len) for each piece [o, o+len) of an S-long buffer, between barriers. */
+  private async pieces(S: number, body: (o: number, len: number) => Promise<void>): Promise<void> {
+    for (let o = 0; o < S || (S === 0 && o === 0); o += this.capacity) {
+      await body(o, Math.min(this.capacity, S - o));
+      if (S === 0) break;
+    }
+  }
+
+  private async reduce(buf: Float32Array, keepAll: boolean): Promise<Float32Array> {
+    if (await this.registeredEverywhere(buf)) return this.reduceRegistered(buf, keepAll);
+    const { rank: r, world: N } = this;
+    const [myLo, myHi] = chunkBounds(buf.length, N, r);
+    const mine = new Float32Array(myHi - myLo);
+    await this.pieces(buf.length, async (o, len) => {
+      this.timed(() => {
+        this.slots[r].set(buf.subarray(o, o + len));
+        this.stats.bytesSent += len * 4;
+      });
+      await this.barrier();
+      // each rank reduces its own chunk of the piece: keepAll ? the piece split N ways : my shard
+      const [lo, hi] = keepAll ? chunkBounds(len, N, r) : [Math.max(myLo, o) - o, Math.min(myHi, o + len) - o];
+      this.timed(() => {
+        if (hi <= lo) return;
+        const out = keepAll ? this.result.subarray(lo, hi) : mine.subarray(o + lo - myLo, o + hi - myLo);
+        this.mem.mean(out, this.slots.map((slot) => slot.subarray(lo, hi)));
+      });
+      await this.barrier();
+      if (keepAll) {
+        this.timed(() => buf.set(this.result.subarray(0, len), o));
+        await this.barrier();
+      }
+    });
+    return keepAll ? buf : mine;
+  }
+
+  allReduceMean(buf: Float32Array): Promise<Float32Array> {
+    return this.serial('all-reduce', () => (this.world === 1 ? Promise.resolve(buf) : this.reduce(buf, true)));
+  }
+
+  reduceScatterMean(buf: Float32Array): Promise<Float32Array> {
+    return this.serial('reduce-scatter', () => this.reduce(buf, false));
+  }
+
+  allGather(chunk: Float32Array, total: number): Promise<Float32Array> {
+    return this.serial('all-gather', async () => {
+      const out = new Float32Array(total);
+      const [myLo, myHi] = chunkBounds(total, this.world, this.rank);
+      await this.pieces(total, async (o, len) => {
+        const lo = Math.max(myLo, o);
+        const hi = Math.min(myHi, o + len);
+        this.timed(() => {
+          if (hi > lo) this.result.set(chunk.subarray(lo - myLo, hi - myLo), lo - o);
+          this.stats.bytesSent += Math.max(0, hi - lo) * 4;
+        });
+        await this.barrier();
+        this.timed(() => out.set(this.result.subarray(0, len), o));
+        await this.barrier();
+      });
+      return out;
+    });
+  }
+
+  broadcast(buf: Float32Array, root: number): Promise<Float32Array> {
+    return this.serial('broadcast', async () => {
+      if (this.world === 1) return buf;
+      await this.pieces(buf.length, async (o, len) => {
+        if (this.rank === root) {
+          this.timed(() => {
+            this.result.set(buf.subarray(o, o + len));
+            this.stats.bytesSent += len * 4;
+          });
+        }
+        await this.barrier();
+        if (this.rank !== root) this.timed(() => buf.set(this.result.subarray(0, len), o));
+        await this.barrier();
+      });
+      return buf;
+    });
+  }
+
+  close(): void {}
+}

@@ -1,0 +1,116 @@
+// The star transport: ranks talk only to the coordinator's hub, which sums and answers. Simple, and the
+// coordinator's link carries N x S each way: the naive design a class should see lose.
+
+import { chunkBounds, type Collectives, type PortLike } from '../collectives';
+import { Base, Inbox } from './base';
+
+type StarOp = 'allreduce' | 'reducescatter' | 'allgather' | 'broadcast';
+interface StarRequest { op: StarOp; data: Float32Array; total?: number; root?: number }
+
+export class StarCollectives extends Base implements Collectives {
+  readonly kind = 'star';
+  private inbox: Inbox<Float32Array>;
+
+  constructor(rank: number, world: number, private hub: PortLike) {
+    super(rank, world, null); // the hub does the sums
+    this.inbox = Inbox.of(hub, (d) => d as Float32Array);
+  }
+
+  private request(req: StarRequest): Promise<Float32Array> {
+    this.timed(() => {
+      this.stats.bytesSent += req.data.byteLength;
+      this.hub.postMessage(req, [req.data.buffer]);
+    });
+    return this.inbox.next();
+  }
+
+  allReduceMean(buf: Float32Array): Promise<Float32Array> {
+    return this.serial('all-reduce', async () => {
+      const out = await this.request({ op: 'allreduce', data: buf.slice() });
+      this.timed(() => buf.set(out));
+      return buf;
+    });
+  }
+
+  reduceScatterMean(buf: Float32Array): Promise<Float32Array> {
+    return this.serial('reduce-scatter', () => this.request({ op: 'reducescatter', data: buf.slice() }));
+  }
+
+  allGather(chunk: Float32Array, total: number): Promise<Float32Array> {
+    return this.serial('all-gather', () => this.request({ op: 'allgather', data: chunk.slice(), total }));
+  }
+
+  broadcast(buf: Float32Array, root: number): Promise<Float32Array> {
+    return this.serial('broadcast', async () => {
+      const out = await this.request({ op: 'broadcast', data: this.rank === root ? buf.slice() : new Float32Array(0), root });
+      if (this.rank !== root) this.timed(() => buf.set(out));
+      return buf;
+    });
+  }
+
+  close(): void {
+    this.hub.close?.();
+  }
+}
+
+/**
+ * The coordinator's side of the star: waits for the same collective from every rank, computes it,
+ * and answers each. A rank that issues a different collective than the others is a bug (ranks must
+ * issue collectives in one order): the hub reports it instead of mixing data.
+ */
+export class StarHub {
+  readonly stats = { bytesIn: 0, bytesOut: 0, ops: 0, busyMs: 0 };
+  private inboxes: Inbox<StarRequest>[];
+  private closed = false;
+
+  constructor(private ports: PortLike[], private onError: (message: string) => void = () => {}) {
+    this.inboxes = ports.map((p) => Inbox.of(p, (d) => d as StarRequest));
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    const N = this.ports.length;
+    while (!this.closed) {
+      const reqs = await Promise.all(this.inboxes.map((b) => b.next()));
+      if (this.closed) return;
+      const t0 = performance.now();
+      this.stats.ops += 1;
+      for (const r of reqs) this.stats.bytesIn += r.data.byteLength;
+      const op = reqs[0].op;
+      if (reqs.some((r) => r.op !== op)) {
+        this.onError(`ranks issued different collectives at the same time (${reqs.map((r) => r.op).join(', ')}): every rank must issue collectives in the same order`);
+        return;
+      }
+      let replies: Float32Array[];
+      if (op === 'allreduce' || op === 'reducescatter') {
+        const sum = reqs[0].data;
+        for (let j = 1; j < N; j++) {
+          const d = reqs[j].data;
+          for (let i = 0; i < sum.length; i++) sum[i] += d[i];
+        }
+        for (let i = 0; i < sum.length; i++) sum[i] /= N;
+        replies = op === 'allreduce'
+          ? reqs.map((_, j) => (j === N - 1 ? sum : sum.slice()))
+          : reqs.map((_, j) => sum.slice(...chunkBounds(sum.length, N, j)));
+      } else if (op === 'allgather') {
+        const total = reqs[0].total!;
+        const full = new Float32Array(total);
+        reqs.forEach((r, j) => full.set(r.data, chunkBounds(total, N, j)[0]));
+        replies = reqs.map((_, j) => (j === N - 1 ? full : full.slice()));
+      } else {
+        const src = reqs[reqs[0].root!].data;
+        replies = reqs.map((_, j) => (j === N - 1 ? src : src.slice()));
+      }
+      replies.forEach((data, j) => {
+        this.stats.bytesOut += data.byteLength;
+        this.ports[j].postMessage(data, [data.buffer]);
+      });
+      this.stats.busyMs += performance.now() - t0;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const p of this.ports) p.close?.();
+  }
+}

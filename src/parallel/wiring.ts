@@ -1,0 +1,80 @@
+// Wiring: the links the coordinator creates for N ranks and hands to each (inside the Worker's init
+// message), and the factory a rank builds its Collectives with, for each transport.
+
+import { pages } from './reduce';
+import { unlessOutOfMemory } from '../util/wasm';
+import type { Collectives, PortLike, TransportKind } from './collectives';
+import { mod } from './transports/base';
+import { RingCollectives, type RingOptions } from './transports/ring';
+import { StarCollectives, StarHub } from './transports/star';
+import { MAX_MEMORY_BYTES, SharedCollectives, sharedLayout, type SharedEndpoint } from './transports/shared';
+
+/** What a rank needs to build its Collectives (sent to it inside a Worker message). */
+export type CommEndpoint =
+  | { kind: 'ring'; next: PortLike | null; prev: PortLike | null }
+  | { kind: 'star'; hub: PortLike }
+  | SharedEndpoint;
+
+/**
+ * A rank's Collectives. For the ring, opts.registered: floats of registered buffers (alloc()) this rank
+ * wants; the shared transport's were fixed by wire().
+ */
+export function makeCollectives(rank: number, world: number, ep: CommEndpoint, opts: RingOptions = {}): Collectives {
+  if (ep.kind === 'ring') return new RingCollectives(rank, world, ep.next, ep.prev, opts);
+  if (ep.kind === 'star') return new StarCollectives(rank, world, ep.hub);
+  return new SharedCollectives(rank, world, ep);
+}
+
+/** Transferables inside an endpoint (MessagePorts must be listed to be sent to a Worker). */
+export function endpointTransfers(ep: CommEndpoint): Transferable[] {
+  if (ep.kind === 'ring') return [ep.next, ep.prev].filter((p): p is PortLike => p !== null) as unknown as Transferable[];
+  if (ep.kind === 'star') return [ep.hub as unknown as Transferable];
+  return [];
+}
+
+export interface Wiring {
+  endpoints: CommEndpoint[];
+  hub: StarHub | null; // the coordinator's side of a star
+  close(): void;
+}
+
+/**
+ * Creates the links for N ranks: ring (N channels, rank r -> r+1), star (N channels to a hub run by the
+ * caller), or shared (one shared memory: staging pieces of `capacity` floats, and `registered` floats of
+ * registered buffers per rank, or none if that would not fit a WebAssembly memory).
+ */
+export function wire(
+  kind: TransportKind,
+  world: number,
+  opts: { capacity?: number; registered?: number; newChannel?: () => { port1: PortLike; port2: PortLike }; onHubError?: (m: string) => void } = {},
+): Wiring {
+  const channel = opts.newChannel ?? (() => new MessageChannel() as unknown as { port1: PortLike; port2: PortLike });
+  if (kind === 'ring') {
+    if (world === 1) return { endpoints: [{ kind: 'ring', next: null, prev: null }], hub: null, close() {} };
+    const links = Array.from({ length: world }, channel); // links[r]: r -> r+1
+    return {
+      endpoints: links.map((_, r) => ({ kind: 'ring', next: links[r].port1, prev: links[mod(r - 1, world)].port2 })),
+      hub: null,
+      close() {},
+    };
+  }
+  if (kind === 'star') {
+    const links = Array.from({ length: world }, channel);
+    const hub = new StarHub(links.map((l) => l.port2), opts.onHubError);
+    return { endpoints: links.map((l) => ({ kind: 'star', hub: l.port1 })), hub, close: () => hub.close() };
+  }
+  if (typeof SharedArrayBuffer === 'undefined') {
+    throw new Error('the shared transport needs SharedArrayBuffer, which this page does not have (it is not cross-origin isolated)');
+  }
+  const capacity = opts.capacity ?? 1 << 20;
+  const memoryFor = (registered: number): WebAssembly.Memory | null => {
+    const bytes = sharedLayout(world, capacity, registered).bytes;
+    return bytes > MAX_MEMORY_BYTES ? null : unlessOutOfMemory(() => new WebAssembly.Memory({ initial: pages(bytes), maximum: pages(bytes), shared: true }));
+  };
+  // Room for every rank's registered buffers if it can be had; else ordinary buffers, staged.
+  let registered = opts.registered ?? 0;
+  let memory = memoryFor(registered);
+  if (!memory && registered > 0) memory = memoryFor((registered = 0));
+  if (!memory) throw new Error(`the shared transport's memory (${world + 1} staging pieces of ${capacity} floats) cannot be allocated; use smaller buckets or another transport`);
+  return { endpoints: Array.from({ length: world }, () => ({ kind: 'shared', memory, capacity, registered })), hub: null, close() {} };
+}
