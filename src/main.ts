@@ -25,7 +25,8 @@ import { configValues, distValues, fromQuery, globalBatch, toConfig, toDist, toQ
 import { StatsPanel } from './ui/stats';
 import * as store from './ui/store';
 import { WorkersPanel } from './ui/workers-panel';
-import { expectedAtRest, sharded } from './ui/memory';
+import { expectedAtRest } from './ui/memory';
+import { gradientSync } from './parallel/layout';
 import { mountCompare } from './ui/compare/view';
 
 type Phase = 'starting' | RunState; // RunState: idle running paused stopped done error
@@ -156,7 +157,7 @@ function renderEstimate(): void {
   const params = table.total;
   const n = dist?.workers ?? 1;
   const tokensPerStep = globalBatch(config, n).tokens;
-  const shards = dist !== null && sharded(dist) && n > 1;
+  const shards = dist !== null && gradientSync(dist) === 'shard' && n > 1;
   const rest = expectedAtRest(table, dist ?? { strategy: 'single', workers: 1 }, config.backend).bytes;
   el.estimate.replaceChildren(
     h('strong', {}, `≈ ${fmt.compact(params)} parameters`),

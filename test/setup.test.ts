@@ -3,7 +3,8 @@
 // (src/ui/memory.ts). Pure functions, no browser.
 
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_DIST, defaultWorkers, distFieldsInMessage, distValues, fromQuery, globalBatch, toDist, toQuery } from '../src/ui/setup';
+import { defaultWorkers } from '../src/parallel/layout';
+import { DEFAULT_DIST, distFieldsInMessage, distValues, fromQuery, globalBatch, toDist, toQuery } from '../src/ui/setup';
 import { expectedAtRest } from '../src/ui/memory';
 import { buildParamTable } from '../src/model/params';
 import { PRESETS } from '../src/model/config';

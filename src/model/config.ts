@@ -132,8 +132,29 @@ export function makeConfig(
     }
     (cfg as unknown as Record<string, unknown>)[key] = parseValue(key, raw);
   }
+  deriveSchedule(cfg, (key) => overrides[key] !== undefined, base.warmup_iters);
   validateConfig(cfg, base.block_size);
   return cfg;
+}
+
+/** The schedule settings that follow others unless they are set (the page shows them as following). */
+export const DERIVED_KEYS = ['min_lr', 'lr_decay_iters', 'warmup_iters'] as const;
+export type DerivedKey = (typeof DERIVED_KEYS)[number];
+
+/**
+ * The schedule rules, one home for the page, the CLI and everything else, as nanoGPT's configs keep
+ * them: unless set, min_lr is lr/10, lr_decay_iters is max_iters (the cosine ends with the run), and
+ * warmup_iters is the preset's, at most lr_decay_iters (a short run still decays). Every preset obeys
+ * them, so a preset's own values come out unchanged. Fills `cfg` in place.
+ */
+export function deriveSchedule(
+  cfg: Pick<TrainConfig, 'lr' | 'max_iters' | DerivedKey>,
+  given: (key: DerivedKey) => boolean,
+  presetWarmup: number,
+): void {
+  if (!given('min_lr')) cfg.min_lr = Number((cfg.lr / 10).toPrecision(12)); // 6e-4 / 10 is 5.9999...e-5 in floats
+  if (!given('lr_decay_iters')) cfg.lr_decay_iters = cfg.max_iters;
+  if (!given('warmup_iters')) cfg.warmup_iters = Math.min(presetWarmup, cfg.lr_decay_iters);
 }
 
 function parseValue(key: string, raw: unknown): unknown {
@@ -174,6 +195,15 @@ export function validateConfig(cfg: RunConfig, maxBlockSize: number = PRESETS[cf
   if (!(cfg.lr > 0)) throw new ConfigError(`lr must be positive, got ${cfg.lr}`);
   if (!(cfg.min_lr >= 0 && cfg.min_lr <= cfg.lr)) {
     throw new ConfigError(`min_lr must be between 0 and lr (${cfg.lr}), got ${cfg.min_lr}`);
+  }
+  if (cfg.warmup_iters > cfg.lr_decay_iters) {
+    throw new ConfigError(`warmup_iters (${cfg.warmup_iters}) must be at most lr_decay_iters (${cfg.lr_decay_iters}): the warm-up ends before the cosine decay does`);
+  }
+  if (cfg.lr_decay_iters > cfg.max_iters) {
+    throw new ConfigError(
+      `lr_decay_iters (${cfg.lr_decay_iters}) must be at most max_iters (${cfg.max_iters}): the learning rate would never reach min_lr. ` +
+        'Leave lr_decay_iters unset to end the decay with the run',
+    );
   }
   for (const key of ['beta1', 'beta2'] as const) {
     if (!(cfg[key] >= 0 && cfg[key] < 1)) throw new ConfigError(`${key} must be in [0, 1), got ${cfg[key]}`);

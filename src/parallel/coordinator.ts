@@ -4,12 +4,12 @@
 
 import * as Comlink from 'comlink';
 import type { RunConfig } from '../model/config';
-import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest, Strategy } from './protocol';
-import type { StepStats } from '../train/trainer';
+import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from './protocol';
+import type { StepOptions, StepStats } from '../train/trainer';
 import type { History } from '../train/checkpoint';
 import type { TransportKind } from './collectives';
 import { endpointTransfers, wire, type Wiring } from './wiring';
-import { DEFAULT_BUCKET_MB, DEFAULT_PROBE_MB, SHARD_STRATEGIES, assignBuckets, ddpRegisteredSizes, registeredFloats, type ShardStrategy } from './layout';
+import { DEFAULT_BUCKET_MB, DEFAULT_PROBE_MB, MAX_WORKERS, SHARD_STRATEGIES, STRATEGIES, assignBuckets, ddpRegisteredSizes, gradientSync, registeredFloats, unshard, type ShardStrategy, type Strategy } from './layout';
 import { buildParamTable } from '../model/params';
 
 /** Calls into one rank, wherever it runs (a comlink proxy of a Worker, or the service itself). */
@@ -47,7 +47,6 @@ export interface DistOptions {
 }
 
 export const DIST_DEFAULTS: DistOptions = { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB, shard: 'full', prefetch: true };
-export const MAX_WORKERS = 8;
 
 export class DistError extends Error {
   constructor(message: string) {
@@ -62,7 +61,7 @@ export interface DistStepStats extends StepStats {
 }
 
 export function checkDist(d: DistOptions): DistOptions {
-  if (!['single', 'ddp', 'fsdp'].includes(d.strategy)) throw new DistError(`strategy must be single, ddp or fsdp, got "${d.strategy}"`);
+  if (!STRATEGIES.includes(d.strategy)) throw new DistError(`strategy must be single, ddp or fsdp, got "${d.strategy}"`);
   if (d.shard !== undefined && !SHARD_STRATEGIES.includes(d.shard)) throw new DistError(`shard must be full, grad_op or none, got "${d.shard}"`);
   if (!Number.isInteger(d.workers) || d.workers < 1 || d.workers > MAX_WORKERS) {
     throw new DistError(`workers must be a whole number from 1 to ${MAX_WORKERS}, got ${d.workers}`);
@@ -82,6 +81,7 @@ export class Coordinator {
     private wiring: Wiring,
     readonly notice: string | null, // e.g. why the shared transport fell back to ring
     private hubError: Promise<never>,
+    private readonly config: RunConfig,
   ) {
     this.step = infos[0].step;
   }
@@ -118,9 +118,8 @@ export class Coordinator {
     const table = buildParamTable(config);
     const capacity = Math.max(1024, Math.ceil((Math.min(dist.bucketMb * 2 ** 20, table.total * 4)) / 4));
     // The shared transport's memory also holds each rank's bucket buffers (registered: reduced in place).
-    const ddp = N > 1 && (dist.strategy === 'ddp' || (dist.strategy === 'fsdp' && dist.shard === 'none'));
     const probeMb = dist.probeMb ?? DEFAULT_PROBE_MB;
-    const registered = ddp ? registeredFloats(ddpRegisteredSizes(assignBuckets(table, dist.bucketMb * 2 ** 20), probeMb)) : 0;
+    const registered = gradientSync(dist) === 'all-reduce' ? registeredFloats(ddpRegisteredSizes(assignBuckets(table, dist.bucketMb * 2 ** 20), probeMb)) : 0;
     let onHubError: (m: string) => void = () => {};
     const hubError = new Promise<never>((_, reject) => (onHubError = (m) => reject(new DistError(m))));
     hubError.catch(() => {}); // observed through guard()
@@ -140,7 +139,7 @@ export class Coordinator {
         ),
         ...failures,
       ]);
-      return new Coordinator(ranks, infos, { ...dist, transport }, wiring, notice, hubError);
+      return new Coordinator(ranks, infos, { ...dist, transport }, wiring, notice, hubError, config);
     } catch (e) {
       for (const h of ranks) h.terminate();
       wiring.close();
@@ -148,17 +147,23 @@ export class Coordinator {
     }
   }
 
-  /** One optimizer step on every rank; the loss is the mean over ranks (every rank reports it). */
-  async trainStep(): Promise<DistStepStats> {
+  /**
+   * One optimizer step on every rank; the loss is the mean over ranks (every rank reports it). With
+   * opts.grads, `grads` is the full gradient the optimizers were given (FSDP's shards put together).
+   */
+  async trainStep(opts: StepOptions = {}): Promise<DistStepStats> {
     const t0 = performance.now();
     const hub0 = this.wiring.hub ? this.wiring.hub.stats.bytesIn + this.wiring.hub.stats.bytesOut : 0;
-    const reports = await this.guard(Promise.all(this.ranks.map((h) => h.api.step())));
+    const reports = await this.guard(Promise.all(this.ranks.map((h) => h.api.step(opts))));
     const leastWait = Math.min(...reports.map((r) => r.waitMs));
     const perRank = reports.map((r) => ({ ...r, stragglerMs: r.waitMs - leastWait }));
     this.step = perRank[0].step;
     const ms = performance.now() - t0;
     const hub = this.wiring.hub ? this.wiring.hub.stats.bytesIn + this.wiring.hub.stats.bytesOut - hub0 : undefined;
-    return { ...perRank[0], ms, perRank, hubBytes: hub };
+    const grads = opts.grads
+      ? gradientSync(this.dist) === 'shard' ? unshard(reports.map((r) => r.grads!), buildParamTable({ ...this.config, vocab_size: this.info.vocabSize })) : reports[0].grads
+      : undefined;
+    return { ...perRank[0], ms, perRank, hubBytes: hub, grads };
   }
 
   /**
@@ -166,8 +171,7 @@ export class Coordinator {
    * parameters is a collective, and rank 0 answers with the result.
    */
   private onRank0<R>(call: (api: Comlink.Remote<RankAPI>) => Promise<R>): Promise<R> {
-    const sharded = this.dist.strategy === 'fsdp' && (this.dist.shard ?? 'full') !== 'none';
-    if (!sharded) return this.guard(call(this.ranks[0].api));
+    if (gradientSync(this.dist) !== 'shard') return this.guard(call(this.ranks[0].api));
     return this.guard(Promise.all(this.ranks.map((h) => call(h.api)))).then((all) => all[0]);
   }
 

@@ -19,8 +19,7 @@
 import { HOST_OPTIMIZER_BACKENDS, type ModelConfig, type RunConfig } from '../model/config';
 import { buildParamTable, type ParamTable } from '../model/params';
 import type { TransportKind } from './collectives';
-import { assignBuckets, shardLayout, type ShardStrategy } from './layout';
-import type { Strategy } from './protocol';
+import { assignBuckets, gradientSync, shardLayout, type ShardStrategy, type Strategy } from './layout';
 
 /** What calibration measures on the user's machine. */
 export interface Calibration {
@@ -94,7 +93,8 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
   const shareOfCore = cal.cores ? Math.min(1, cal.cores / n) : 1;
   const compute = (tokens * flopsPerToken(cfg)) / (probe ? probe.flops : cal.flops * shareOfCore);
   const P = table.total;
-  const shard = plan.strategy === 'fsdp' ? plan.shard ?? 'full' : 'none';
+  const sync = gradientSync(plan);
+  const shard = plan.shard ?? 'full';
   let comm = 0;
   let bytes = 0;
   const masterCopy = HOST_OPTIMIZER_BACKENDS.includes(cfg.backend) ? 4 * P : 0;
@@ -104,10 +104,10 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
     comm += times * c.seconds;
     bytes += times * c.bytes;
   };
-  if (n > 1 && (plan.strategy === 'ddp' || shard === 'none')) {
+  if (n > 1 && sync === 'all-reduce') {
     const buckets = assignBuckets(table, plan.bucketMb * 2 ** 20);
     buckets.forEach((bucket, i) => add('all-reduce', 4 * bucket.size + (i === buckets.length - 1 ? 4 : 0)));
-  } else if (plan.strategy === 'fsdp') {
+  } else if (sync === 'shard') {
     const shardFloats = table.units.reduce((s, u) => s + shardLayout(u, n).shard, 0);
     memory.params = memory.grads = 4 * shardFloats;
     memory.optimizer = 8 * shardFloats;
@@ -123,7 +123,7 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
   }
   // Scalars: FSDP all-reduces the step's loss and the squared gradient norm; DDP sends the loss
   // as one more float of its last bucket.
-  if (n > 1 && plan.strategy === 'fsdp' && shard !== 'none') add('all-reduce', 4, 2);
+  if (n > 1 && sync === 'shard') add('all-reduce', 4, 2);
   memory.total = memory.params + memory.grads + memory.optimizer + memory.gathered_peak + memory.activations_peak;
   // A synchronous step waits for the slowest worker: the probe's mean gap between the slowest worker's
   // compute and the average, once per step.
@@ -132,8 +132,8 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
   // gradients back and uploads every gathered unit, its gradient shard, and reads its updated shard.
   let readback = 0;
   let upload = 0;
-  if (n > 1 && (plan.strategy === 'ddp' || shard === 'none')) [readback, upload] = [4 * P, 4 * P];
-  else if (plan.strategy === 'fsdp') {
+  if (n > 1 && sync === 'all-reduce') [readback, upload] = [4 * P, 4 * P];
+  else if (sync === 'shard') {
     const [root, ...blocks] = table.units.map((u) => 4 * shardLayout(u, n).padded);
     const all = root + blocks.reduce((x, y) => x + y, 0);
     readback = cfg.grad_accum * all + all / n;

@@ -23,7 +23,7 @@ import { GPT, type Grads, type Params, type UnitHooks } from '../model/gpt';
 import { buildParamTable, mixSeed, type ParamTable, type UnitSpec } from '../model/params';
 import type { Dataset } from '../data/dataset';
 import { AdamW, clipScale, learningRate } from '../train/optim';
-import { Trainer, activationProbe, checkFinite, rankMicroBatches, type MemoryReport, type StepStats } from '../train/trainer';
+import { Trainer, activationProbe, checkFinite, rankMicroBatches, type MemoryReport, type StepOptions, type StepStats } from '../train/trainer';
 import { checkpointHeader, type Checkpoint, type History } from '../train/checkpoint';
 import type { Collectives } from './collectives';
 import { WaitClock, yieldToEventLoop } from './ddp';
@@ -50,6 +50,16 @@ function sliceShard(flat: Float32Array, unit: UnitSpec, world: number, rank: num
 /** Rank r's slices of every unit of a full flat vector (a checkpoint's, say). */
 export function shardsOf(flat: Float32Array, table: ParamTable, world: number, rank: number): Map<number, Float32Array> {
   return new Map(table.units.map((u) => [u.index, sliceShard(flat, u, world, rank)]));
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 /** The unit's AdamW state key. */
@@ -173,11 +183,11 @@ export class FSDPTrainer {
   // ---- one step -------------------------------------------------------------------------------------
   private readonly exclusive = serializer(); // steps and full-state gathers, one at a time
 
-  trainStep(): Promise<StepStats> {
-    return this.exclusive(() => this.step_());
+  trainStep(opts: StepOptions = {}): Promise<StepStats> {
+    return this.exclusive(() => this.step_(opts));
   }
 
-  private async step_(): Promise<StepStats> {
+  private async step_(opts: StepOptions): Promise<StepStats> {
     const t0 = performance.now();
     const batches = rankMicroBatches(this.data, this.cfg, this.step, this.rank, this.world);
     const K = batches.length;
@@ -228,12 +238,14 @@ export class FSDPTrainer {
       );
       const gradNorm = Math.sqrt(sumSq[0] * this.world);
       const meanLoss = loss[0];
+      // This rank's shards of every unit's mean gradient, unit by unit (the coordinator reassembles them).
+      const captured = opts.grads ? concat(this.table.units.map((u) => gradShards.get(u.index)!)) : undefined;
       checkFinite(meanLoss, gradNorm, this.step, this.cfg.lr);
       const lr = learningRate(this.step, this.cfg);
       await this.applyAdamW(gradShards, lr, clipScale(gradNorm, this.cfg.grad_clip));
       this.step += 1;
       const tokens = this.world * batches.reduce((n, b) => n + b.B * b.T, 0);
-      return { step: this.step, loss: meanLoss, lr, gradNorm, ms: performance.now() - t0, tokens };
+      return { step: this.step, loss: meanLoss, lr, gradNorm, ms: performance.now() - t0, tokens, ...(captured ? { grads: captured } : {}) };
     } finally {
       for (const u of [...this.gathered.keys()]) this.free(u); // an error mid-step must not leave units gathered
     }

@@ -1,12 +1,40 @@
 // Pure layout decisions of the distributed strategies, shared by the workers, the coordinator, the cost
-// model and the page (no tfjs here, so the page's own bundle stays small): DDP's gradient buckets and
-// FSDP's shards.
+// model, the CLI and the page (no tfjs here, so the page's own bundle stays small): what a strategy
+// does with gradients, how many workers by default, DDP's gradient buckets and FSDP's shards.
 
 import type { ParamSpec, ParamTable, UnitSpec } from '../model/params';
 import { alignUp } from './reduce';
 
+export type Strategy = 'single' | 'ddp' | 'fsdp';
+export const STRATEGIES: readonly Strategy[] = ['single', 'ddp', 'fsdp'];
 export type ShardStrategy = 'full' | 'grad_op' | 'none';
 export const SHARD_STRATEGIES: readonly ShardStrategy[] = ['full', 'grad_op', 'none'];
+
+/**
+ * What a run's workers do with gradients, the one rule every part asks (ranks, coordinator, cost model,
+ * CLI, page):
+ *   'none'       one worker (single): nothing to agree on.
+ *   'all-reduce' every worker holds a full replica and averages gradients in buckets: DDP, and FSDP's
+ *                NO_SHARD, which is DDP by definition.
+ *   'shard'      FSDP FULL_SHARD or SHARD_GRAD_OP: every worker holds 1/N of each unit (parameters,
+ *                gradients, AdamW state), all-gathers units to use them and reduce-scatters gradients.
+ * With one worker, 'all-reduce' and 'shard' run the same code over a world of one and move no bytes.
+ */
+export type GradientSync = 'none' | 'all-reduce' | 'shard';
+
+export function gradientSync(d: { strategy: Strategy; shard?: ShardStrategy }): GradientSync {
+  if (d.strategy === 'single') return 'none';
+  if (d.strategy === 'fsdp' && (d.shard ?? 'full') !== 'none') return 'shard';
+  return 'all-reduce';
+}
+
+/** At most this many workers (Web Workers or worker_threads) in one run. */
+export const MAX_WORKERS = 8;
+
+/** DDP's and FSDP's default number of workers: one per core, at least 2 (one would not be parallel), at most MAX_WORKERS. */
+export function defaultWorkers(cores: number | undefined): number {
+  return Math.min(MAX_WORKERS, Math.max(2, Math.floor(cores ?? 2) || 2));
+}
 
 export const DEFAULT_BUCKET_MB = 25;
 export const FIRST_BUCKET_MB = 1;
@@ -72,3 +100,25 @@ export function shardLayout(unit: UnitSpec, world: number): { padded: number; sh
   return { padded: shard * world, shard };
 }
 
+/**
+ * The full flat vector from every rank's shards: perRank[r] holds rank r's shard of each unit, unit by
+ * unit (padded to shardLayout's length), as FSDP reports its gradients.
+ */
+export function unshard(perRank: Float32Array[], table: ParamTable): Float32Array {
+  const world = perRank.length;
+  const floats = table.units.reduce((n, u) => n + shardLayout(u, world).shard, 0);
+  const bad = perRank.findIndex((v) => v.length !== floats);
+  if (bad >= 0) throw new Error(`rank ${bad} sent ${perRank[bad].length} floats of shards, this model's are ${floats}`);
+  const flat = new Float32Array(table.total);
+  const at = new Array<number>(world).fill(0); // read position in each rank's vector
+  for (const u of table.units) {
+    const { shard } = shardLayout(u, world);
+    for (let r = 0; r < world; r++) {
+      const lo = r * shard;
+      const hi = Math.min(u.size, lo + shard);
+      if (hi > lo) flat.set(perRank[r].subarray(at[r], at[r] + hi - lo), u.offset + lo);
+      at[r] += shard;
+    }
+  }
+  return flat;
+}

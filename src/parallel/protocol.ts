@@ -3,10 +3,10 @@
 
 import type { BackendInfo } from '../backend/backend';
 import type { RunConfig } from '../model/config';
-import type { MemoryReport, StepStats } from '../train/trainer';
+import type { MemoryReport, StepOptions, StepStats } from '../train/trainer';
 import type { History } from '../train/checkpoint';
 import type { CommEndpoint } from './wiring';
-import type { ShardStrategy } from './layout';
+import type { ShardStrategy, Strategy } from './layout';
 import type { TraceEvent } from '../util/trace';
 import type { VerifyResult, AdamWExpectation } from '../verify';
 
@@ -28,8 +28,6 @@ export interface SampleRequest {
 }
 
 // ---- the distributed runtime: one rank per worker, driven step by step by the coordinator --------
-
-export type Strategy = 'single' | 'ddp' | 'fsdp';
 
 /** Everything a rank needs to build its replica and its links (src/parallel/rank.ts). */
 export interface RankInit {
@@ -66,7 +64,8 @@ export interface RankStepStats extends StepStats {
 
 export interface RankAPI {
   init(spec: RankInit): Promise<InitInfo>;
-  step(): Promise<RankStepStats>;
+  /** One optimizer step; with opts.grads the stats carry this rank's gradient (StepStats.grads). */
+  step(opts?: StepOptions): Promise<RankStepStats>;
   /**
    * Times a collective on this rank's links (every rank must call it with the same arguments): the
    * median seconds of `iters` runs after one warm-up. For calibration and benchmarks.

@@ -10,14 +10,14 @@ import { checkVocab } from '../model/config';
 import { buildParamTable, initParams } from '../model/params';
 import { makeDataset } from '../data/dataset';
 import { makeTokenizer } from '../data/tokenizer';
-import { Trainer, type StepStats } from '../train/trainer';
+import { Trainer, type StepOptions, type StepStats } from '../train/trainer';
 import { FSDPTrainer, shardOfUnit, shardsOf } from './fsdp';
 import { decodeCheckpoint, encodeCheckpoint, type History } from '../train/checkpoint';
 import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from './protocol';
 import type { Collectives } from './collectives';
 import { makeCollectives } from './wiring';
 import { DDPSync } from './ddp';
-import { assignBuckets, ddpRegisteredSizes, registeredFloats, type Bucket } from './layout';
+import { assignBuckets, ddpRegisteredSizes, gradientSync, registeredFloats, type Bucket, type GradientSync } from './layout';
 import { verifyLlmc, type AdamWExpectation, type VerifyResult } from '../verify';
 import { Tracer } from '../util/trace';
 import { median } from '../util/stats';
@@ -31,7 +31,7 @@ export class RankService implements RankAPI {
   private buckets: Bucket[] = [];
   private bucketBuffers: Float32Array[] = []; // DDP's, registered with the collectives, reused every step
   private probe: Float32Array | null = null; // DDP: registered, for timing all-reduces
-  private sync: 'none' | 'ddp' = 'none'; // how a replicated model synchronises gradients
+  private sync: GradientSync = 'none'; // what this run does with gradients (layout.ts gradientSync)
   private failure: string | null = null;
   private readonly tracer = new Tracer();
 
@@ -52,10 +52,9 @@ export class RankService implements RankAPI {
       : checkVocab(spec.config, tokenizer.vocabSize, false);
     const data = makeDataset(spec.text, tokenizer, cfg.block_size);
     const table = buildParamTable(cfg);
-    // DDP, and FSDP's NO_SHARD (which is DDP by definition), all-reduce gradient buckets.
-    this.sync = spec.strategy === 'ddp' || (spec.strategy === 'fsdp' && spec.shard === 'none') ? 'ddp' : 'none';
+    this.sync = gradientSync(spec);
     this.buckets = assignBuckets(table, spec.bucketMb * 2 ** 20);
-    const sizes = this.sync === 'ddp' ? ddpRegisteredSizes(this.buckets, spec.probeMb) : [];
+    const sizes = this.sync === 'all-reduce' ? ddpRegisteredSizes(this.buckets, spec.probeMb) : [];
     const coll = makeCollectives(spec.rank, spec.world, spec.comm, { registered: registeredFloats(sizes) });
     coll.tracer = this.tracer;
     this.coll = coll;
@@ -67,7 +66,7 @@ export class RankService implements RankAPI {
     // the whole model (PyTorch's sync_module_states does the same).
     let trainer: Replica;
     const init = ckpt ? ckpt.params : spec.rank === 0 ? initParams(table, cfg, cfg.seed) : null;
-    if (spec.strategy === 'fsdp' && spec.shard !== 'none') {
+    if (this.sync === 'shard') {
       let shards: Map<number, Float32Array>;
       if (ckpt) shards = shardsOf(ckpt.params, table, spec.world, spec.rank);
       else {
@@ -78,7 +77,7 @@ export class RankService implements RankAPI {
           shards.set(u.index, shardOfUnit(unit, u, spec.world, spec.rank));
         }
       }
-      trainer = new FSDPTrainer(cfg, data, shards, coll, spec.shard, spec.prefetch);
+      trainer = new FSDPTrainer(cfg, data, shards, coll, spec.shard as 'full' | 'grad_op', spec.prefetch); // sharded: not 'none'
     } else {
       const full = init ?? new Float32Array(table.total);
       if (!ckpt) await coll.broadcast(full, 0);
@@ -151,7 +150,7 @@ export class RankService implements RankAPI {
     this.failure = message;
   }
 
-  async step(): Promise<RankStepStats> {
+  async step(opts: StepOptions = {}): Promise<RankStepStats> {
     if (this.failure) throw new Error(this.failure);
     const trainer = this.need();
     const coll = this.coll!;
@@ -161,11 +160,11 @@ export class RankService implements RankAPI {
     let buckets: number[] = [];
     if (trainer instanceof FSDPTrainer) {
       const w0 = trainer.clock.waitMs;
-      stats = await trainer.trainStep();
+      stats = await trainer.trainStep(opts);
       waitMs = trainer.clock.waitMs - w0;
     } else {
-      const sync = this.sync === 'ddp' ? new DDPSync(this.buckets, coll, this.bucketBuffers) : undefined;
-      stats = await trainer.trainStep(sync);
+      const sync = this.sync === 'all-reduce' ? new DDPSync(this.buckets, coll, this.bucketBuffers) : undefined;
+      stats = await trainer.trainStep(sync, opts);
       waitMs = sync?.clock.waitMs ?? 0;
       buckets = sync?.issued ?? [];
       if (sync) trainer.memory.comm_buffers = Math.max(trainer.memory.comm_buffers, sync.commBytesPeak);

@@ -36,6 +36,7 @@ export class Session {
   state: RunState = 'idle';
   readonly stepMs: number[] = [];
   readonly losses: number[] = [];
+  readonly gradNorms: number[] = []; // global L2 norm of the (averaged) gradient before clipping, per step
   readonly valLosses: [number, number][] = [];
   private wake: (() => void) | null = null;
 
@@ -85,6 +86,7 @@ export class Session {
         const stats = await this.trainer.trainStep();
         this.stepMs.push(stats.ms);
         this.losses.push(stats.loss);
+        this.gradNorms.push(stats.gradNorm);
         const ms = this.msPerStep();
         const tokensPerSec = (stats.tokens / ms) * 1000;
         this.emit({ type: 'step', stats, tokensPerSec, msPerStep: ms, etaMs: ms * (this.opts.maxIters - stats.step) });

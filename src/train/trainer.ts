@@ -55,6 +55,16 @@ export interface StepStats {
   gradNorm: number; // before clipping
   ms: number; // wall time of the step
   tokens: number; // tokens processed in the step, by all replicas
+  /**
+   * With StepOptions.grads: the gradient the optimizer was given, before clipping (averaged over
+   * replicas and micro-batches), in the flat layout; FSDP's shards of each unit (padded), unit by unit.
+   */
+  grads?: Float32Array;
+}
+
+/** What a step should hand back beside its stats (tests compare gradients, not only losses). */
+export interface StepOptions {
+  grads?: boolean;
 }
 
 /** Training stopped before the update, so the parameters are still those of the last good step. */
@@ -140,11 +150,11 @@ export class Trainer {
    * with a GradSync only the last micro-batch communicates, as PyTorch's no_sync), then clipping and
    * AdamW. A non-finite loss or gradient stops before the update and leaves the parameters intact.
    */
-  trainStep(sync?: GradSync): Promise<StepStats> {
-    return this.exclusive(() => this.step_(sync));
+  trainStep(sync?: GradSync, opts: StepOptions = {}): Promise<StepStats> {
+    return this.exclusive(() => this.step_(sync, opts));
   }
 
-  private async step_(sync?: GradSync): Promise<StepStats> {
+  private async step_(sync: GradSync | undefined, opts: StepOptions): Promise<StepStats> {
     const t0 = performance.now();
     const batches = this.microBatches();
     const K = batches.length;
@@ -186,6 +196,7 @@ export class Trainer {
       }
       const lossV = (await lossSum.data())[0];
       this.tracer.record('gradient norm', 'compute', 'main', ts);
+      const captured = opts.grads ? (this.host ? this.host.grads.slice() : await this.flatten(grads)) : undefined;
       const loss = syncedLoss ?? lossV / K;
       const gradNorm = Math.sqrt(sumSqV);
       checkFinite(loss, gradNorm, this.step, this.cfg.lr);
@@ -205,7 +216,7 @@ export class Trainer {
       this.params = next;
       this.step += 1;
       const tokens = this.world * batches.reduce((n, b) => n + b.B * b.T, 0);
-      return { step: this.step, loss, lr, gradNorm, ms: performance.now() - t0, tokens };
+      return { step: this.step, loss, lr, gradNorm, ms: performance.now() - t0, tokens, ...(captured ? { grads: captured } : {}) };
     } finally {
       tf.dispose([lossSum, ...(sumSq ? [sumSq] : []), ...grads.values()]);
     }
@@ -240,6 +251,13 @@ export class Trainer {
       ids.push(sampleLogits(row, temperature, topK, rand));
     }
     return tok.decode(ids.slice(start));
+  }
+
+  /** Gradient tensors in the flat layout. */
+  private async flatten(grads: Grads): Promise<Float32Array> {
+    const flat = new Float32Array(this.table.total);
+    for (const p of this.table.params) flat.set((await grads.get(p.name)!.data()) as Float32Array, p.offset);
+    return flat;
   }
 
   /** All parameters in the flat layout (for checkpoints and export). */

@@ -4,11 +4,12 @@
 // the dist settings (strategy, workers, transport, bucket_mb, and with strategy fsdp shard and prefetch),
 // with a line of help for each and the global batch they add up to.
 
-import { PRESET_NAMES, type PresetName } from '../model/config';
+import { DERIVED_KEYS, PRESET_NAMES, type DerivedKey, type PresetName } from '../model/config';
 import {
-  DEFAULT_DIST, DIST_FIELDS, DIST_HELP, FIELDS, FSDP_KEYS, PRESET_NOTES, defaultWorkers, distFieldsInMessage, fieldsInMessage, isParallel, isSharded,
-  overrides, presetValues, type DistKey, type DistValues, type FieldKey, type FieldSpec, type Setup,
+  DEFAULT_DIST, DIST_FIELDS, DIST_HELP, FIELDS, FSDP_KEYS, PRESET_NOTES, distFieldsInMessage, fieldsInMessage, isParallel, isSharded,
+  derivedValues, overrides, presetValues, type DistKey, type DistValues, type FieldKey, type FieldSpec, type Setup,
 } from './setup';
+import { defaultWorkers } from '../parallel/layout';
 import { h } from './dom';
 import * as fmt from './format';
 
@@ -69,6 +70,7 @@ export class SetupForm {
       if (e.target === this.preset) return;
       if (e.target === this.distInputs.get('strategy')) this.strategyChanged();
       else this.syncDist();
+      this.follow();
       this.markChanged();
       this.onChange(this.setup);
     });
@@ -126,8 +128,23 @@ export class SetupForm {
       input.value = v;
     }
     this.syncDist();
+    this.following = derivedValues(setup.preset, overrides(this.setup));
     this.markChanged();
     if (notify) this.onChange(this.setup);
+  }
+
+  /** What min_lr, lr_decay_iters and warmup_iters follow to now (src/model/config.ts deriveSchedule). */
+  private following: Record<DerivedKey, string> | null = null;
+
+  /** A schedule field still showing what it followed to (the user has not typed in it) follows lr and max_iters on. */
+  private follow(): void {
+    const setup = this.setup;
+    const next = derivedValues(setup.preset, overrides(setup));
+    for (const k of DERIVED_KEYS) {
+      const input = this.inputs.get(k)!;
+      if (this.following && input.value.trim() !== '' && Number(input.value) === Number(this.following[k])) input.value = next[k];
+    }
+    this.following = next;
   }
 
   private markChanged(): void {

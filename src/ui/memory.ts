@@ -13,7 +13,7 @@
 import type { MemoryReport } from '../train/trainer';
 import type { DistOptions } from '../parallel/coordinator';
 import type { ParamTable } from '../model/params';
-import { shardLayout } from '../parallel/layout';
+import { gradientSync, shardLayout } from '../parallel/layout';
 import { HOST_OPTIMIZER_BACKENDS } from '../model/config';
 import { h } from './dom';
 import * as fmt from './format';
@@ -55,11 +55,6 @@ export function replicaBytesPerParam(backend: string): number {
   return BYTES_PER_PARAM + (HOST_OPTIMIZER_BACKENDS.includes(backend) ? 4 : 0);
 }
 
-/** FSDP with its parameters sharded (full or grad_op); NO_SHARD replicates like DDP. */
-export function sharded(d: Pick<DistOptions, 'strategy' | 'shard'>): boolean {
-  return d.strategy === 'fsdp' && (d.shard ?? 'full') !== 'none';
-}
-
 export const SHARD_NAMES: Record<NonNullable<DistOptions['shard']>, string> = { full: 'FULL_SHARD', grad_op: 'SHARD_GRAD_OP', none: 'NO_SHARD' };
 
 /**
@@ -70,7 +65,7 @@ export const SHARD_NAMES: Record<NonNullable<DistOptions['shard']>, string> = { 
 export function expectedAtRest(table: ParamTable, d: Pick<DistOptions, 'strategy' | 'shard' | 'workers'>, backend: string): { bytes: number; formula: string } {
   const P = table.total;
   const replica = replicaBytesPerParam(backend);
-  if (!sharded(d)) return { bytes: replica * P, formula: `${replica} B × ${fmt.count(P)} parameters` };
+  if (gradientSync(d) !== 'shard') return { bytes: replica * P, formula: `${replica} B × ${fmt.count(P)} parameters` };
   const floats = table.units.reduce((s, u) => s + shardLayout(u, d.workers).shard, 0);
   return { bytes: BYTES_PER_PARAM * floats, formula: `${BYTES_PER_PARAM} B × ${fmt.count(P)} parameters ÷ ${d.workers} workers` };
 }

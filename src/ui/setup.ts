@@ -9,10 +9,10 @@
 // judge of a RunConfig, checkDist() (src/parallel/coordinator.ts) of the dist part; this file never
 // second-guesses them. The dist settings are not RunConfig keys (makeConfig rejects unknown keys).
 
-import { BACKENDS, ConfigError, PRESETS, PRESET_NAMES, makeConfig, type PresetName, type RunConfig } from '../model/config';
-import { DIST_DEFAULTS, DistError, MAX_WORKERS, checkDist, type DistOptions } from '../parallel/coordinator';
+import { BACKENDS, ConfigError, DERIVED_KEYS, PRESETS, PRESET_NAMES, deriveSchedule, makeConfig, type DerivedKey, type PresetName, type RunConfig } from '../model/config';
+import { DIST_DEFAULTS, DistError, checkDist, type DistOptions } from '../parallel/coordinator';
 import { TRANSPORTS } from '../parallel/collectives';
-import { SHARD_STRATEGIES } from '../parallel/layout';
+import { MAX_WORKERS, SHARD_STRATEGIES, defaultWorkers, gradientSync, type ShardStrategy, type Strategy } from '../parallel/layout';
 
 export const DEFAULT_PRESET: PresetName = 'shakespeare-cpu';
 
@@ -42,11 +42,11 @@ export const FIELDS: readonly FieldSpec[] = [
   { key: 'eval_interval', hint: 'steps between evals', group: 'training' },
   { key: 'seed', hint: 'same seed, same run', group: 'training' },
   { key: 'lr', hint: 'peak learning rate', group: 'optimizer' },
-  { key: 'min_lr', hint: 'learning rate floor', group: 'optimizer' },
+  { key: 'min_lr', hint: 'floor; lr/10 unless set', group: 'optimizer' },
   { key: 'warmup_iters', hint: 'linear warmup steps', group: 'optimizer' },
   { key: 'weight_decay', hint: 'AdamW decay', group: 'optimizer' },
   { key: 'grad_clip', hint: 'max gradient norm', group: 'optimizer' },
-  { key: 'lr_decay_iters', hint: 'cosine reaches min_lr', group: 'advanced' },
+  { key: 'lr_decay_iters', hint: 'min_lr here; max_iters unless set', group: 'advanced' },
   { key: 'eval_iters', hint: 'batches per eval', group: 'advanced' },
   { key: 'beta1', hint: 'AdamW momentum', group: 'advanced' },
   { key: 'beta2', hint: 'AdamW second moment', group: 'advanced' },
@@ -95,7 +95,8 @@ export const FSDP_KEYS: readonly DistKey[] = ['shard', 'prefetch'];
 export const isParallel = (strategy: string): boolean => strategy.trim() !== 'single';
 
 /** FSDP with its parameters really sharded (full or grad_op): no all-reduce buckets, something to prefetch. */
-export const isSharded = (d: Pick<DistValues, 'strategy' | 'shard'>): boolean => d.strategy.trim() === 'fsdp' && d.shard.trim() !== 'none';
+export const isSharded = (d: Pick<DistValues, 'strategy' | 'shard'>): boolean =>
+  gradientSync({ strategy: d.strategy.trim() as Strategy, shard: d.shard.trim() as ShardStrategy }) === 'shard';
 
 /**
  * One line a student understands, per setting (and per choice where it has choices). The words before
@@ -125,11 +126,6 @@ export const DIST_HELP = {
     off: 'prefetch off: a unit\'s all-gather starts only when its backward needs it, so the worker waits for it.',
   } as Record<string, string>,
 };
-
-/** The default number of DDP workers: the machine's cores, at least 2, at most MAX_WORKERS. */
-export function defaultWorkers(cores: number | undefined): number {
-  return Math.min(MAX_WORKERS, Math.max(2, Math.floor(cores ?? 2) || 2));
-}
 
 /** The dist form values of options (e.g. those saved with a checkpoint, which may predate shard and prefetch). */
 export function distValues(d: DistOptions): DistValues {
@@ -203,16 +199,40 @@ export function presetValues(preset: PresetName): FieldValues {
   return Object.fromEntries(FIELDS.map((f) => [f.key, String(cfg[f.key])])) as FieldValues;
 }
 
-/** The fields whose text means something other than the preset's value. */
+/**
+ * The fields whose text means something other than the default: the preset's value, or for the
+ * schedule settings that follow others (min_lr, lr_decay_iters, warmup_iters: deriveSchedule in
+ * src/model/config.ts) the value they follow to. So a link holds only what the user chose, and the
+ * page builds the config the CLI builds from the same flags.
+ */
 export function overrides(setup: Setup): Partial<FieldValues> {
   const base = presetValues(setup.preset);
   const out: Partial<FieldValues> = {};
-  for (const f of FIELDS) {
+  const differs = (f: FieldSpec, ref: string) => {
     const raw = setup.values[f.key].trim();
-    const same = f.options ? raw === base[f.key] : raw !== '' && Number(raw) === Number(base[f.key]);
-    if (!same) out[f.key] = raw;
+    return f.options ? raw !== ref : raw === '' || Number(raw) !== Number(ref);
+  };
+  for (const f of FIELDS) if (!isDerived(f.key) && differs(f, base[f.key])) out[f.key] = setup.values[f.key].trim();
+  // In DERIVED_KEYS' order: warmup_iters follows lr_decay_iters, whether that was set or followed.
+  for (const k of DERIVED_KEYS) {
+    if (differs(FIELDS.find((f) => f.key === k)!, derivedValues(setup.preset, out)[k])) out[k] = setup.values[k].trim();
   }
   return out;
+}
+
+const isDerived = (key: FieldKey): boolean => (DERIVED_KEYS as readonly string[]).includes(key);
+
+/**
+ * What the schedule settings that follow others come to, given the other fields' overrides (the form
+ * shows these until the user types another value; values that are not numbers count as the preset's).
+ */
+export function derivedValues(preset: PresetName, other: Partial<FieldValues>): Record<DerivedKey, string> {
+  const p = PRESETS[preset];
+  const given = (key: FieldKey) => other[key] !== undefined && other[key] !== '' && Number.isFinite(Number(other[key]));
+  const num = (key: 'lr' | 'max_iters' | 'lr_decay_iters') => (given(key) ? Number(other[key]) : p[key]);
+  const cfg = { lr: num('lr'), max_iters: num('max_iters'), min_lr: 0, lr_decay_iters: num('lr_decay_iters'), warmup_iters: 0 };
+  deriveSchedule(cfg, (k) => k === 'lr_decay_iters' && given(k), p.warmup_iters);
+  return { min_lr: String(cfg.min_lr), lr_decay_iters: String(cfg.lr_decay_iters), warmup_iters: String(cfg.warmup_iters) };
 }
 
 /** Validates a setup: a config, or makeConfig's error message. */
@@ -324,6 +344,9 @@ export function fromQuery(search: string, cores?: number): { setup: Setup; probl
     else if (key === 'vocab_size') problems.push('The link sets vocab_size, which the tokenizer decides; it was ignored.');
     else problems.push(`The link has an unknown setting "${key}"; it was ignored.`);
   }
+  // The schedule settings the link leaves out follow the ones it sets (as in the CLI).
+  const following = derivedValues(preset, Object.fromEntries(q));
+  for (const k of DERIVED_KEYS) if (!q.has(k)) values[k] = following[k];
   return { setup: { preset, values, dist }, problems };
 }
 

@@ -20,7 +20,8 @@ import type { ParamTable } from '../model/params';
 import type { RankMemory } from './run';
 import { byId, h } from './dom';
 import * as fmt from './format';
-import { MEMORY_KINDS, MemoryBar, SHARD_NAMES, atRest, expectedAtRest, memoryLegend, memoryTotal, replicaBytesPerParam, sharded } from './memory';
+import { MEMORY_KINDS, MemoryBar, SHARD_NAMES, atRest, expectedAtRest, memoryLegend, memoryTotal, replicaBytesPerParam } from './memory';
+import { gradientSync } from '../parallel/layout';
 
 type StepEvent = Extract<TrainEvent, { type: 'step' }>;
 export type Phase = 'starting' | RunState;
@@ -273,11 +274,12 @@ export class WorkersPanel {
     const backend = this.backends[0] ?? '';
     const x = expectedAtRest(t, d, backend);
     const measured = perRank.length ? Math.max(...perRank.map((r) => atRest(r.memory))) : null;
-    const what = sharded(d) ? `${SHARD_NAMES[d.shard ?? 'full']} keeps a 1/${d.workers} shard of weights, gradients and AdamW m and v`
+    const sharded = gradientSync(d) === 'shard';
+    const what = sharded ? `${SHARD_NAMES[d.shard ?? 'full']} keeps a 1/${d.workers} shard of weights, gradients and AdamW m and v`
       : `weights 4 + gradients 4 + AdamW m and v 8${replicaBytesPerParam(backend) > 16 ? ' + the master copy the CPU optimizer updates 4' : ''} bytes per parameter`;
     this.expect.hidden = false;
     this.expect.replaceChildren(
-      'At rest, expected per worker: ', h('strong', {}, `${x.formula} ${sharded(d) && d.workers > 1 ? '≈' : '='} ${fmt.bytes(x.bytes)}`), ` (${what})`,
+      'At rest, expected per worker: ', h('strong', {}, `${x.formula} ${sharded && d.workers > 1 ? '≈' : '='} ${fmt.bytes(x.bytes)}`), ` (${what})`,
       ...(measured === null ? [] : [' · measured: ', h('strong', {}, fmt.bytes(measured))]),
     );
     this.expect.dataset.expectedBytes = String(x.bytes);
@@ -298,7 +300,7 @@ function subtitle(d: DistOptions): string {
   const over = TRANSPORT_NAMES[d.transport];
   if (d.strategy === 'single') return 'One worker trains the whole batch.';
   if (d.strategy === 'ddp') return `DDP: ${d.workers} copies of the model, gradients averaged over ${over} every step.`;
-  if (!sharded(d)) return `FSDP NO_SHARD: ${d.workers} full copies of the model, gradients all-reduced over ${over}: the same as DDP, the control.`;
+  if (gradientSync(d) !== 'shard') return `FSDP NO_SHARD: ${d.workers} full copies of the model, gradients all-reduced over ${over}: the same as DDP, the control.`;
   const prefetch = d.prefetch === false ? 'without backward prefetch' : 'with backward prefetch';
   return `FSDP ${SHARD_NAMES[d.shard ?? 'full']}: each of ${d.workers} workers keeps a 1/${d.workers} shard of the model; units are all-gathered over ${over} when needed, gradients reduce-scattered (${prefetch}).`;
 }

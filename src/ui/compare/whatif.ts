@@ -8,7 +8,7 @@ import { PRESETS, makeConfig, type PresetName, type RunConfig } from '../../mode
 import { buildParamTable } from '../../model/params';
 import { achievedFlops, activationBytes, flopsPerToken, predict, type Calibration, type Prediction } from '../../parallel/costmodel';
 import type { TransportKind } from '../../parallel/collectives';
-import { assignBuckets, shardLayout } from '../../parallel/layout';
+import { assignBuckets, gradientSync, shardLayout } from '../../parallel/layout';
 import type { LinkCalibration, RunRecord } from './runner';
 import { STRATEGY_KEYS, STRATEGY_LABELS, configFor, distFor, planOf, type StrategyKey } from './settings';
 import { timedSteps } from './summary';
@@ -170,7 +170,7 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
   const link = `n = ${n}, α = ${us(a)}, β = ${gbs(b)} (${dist.transport})`;
   if (n === 1) {
     lines.push('comm = 0: one worker has nobody to talk to');
-  } else if (dist.strategy === 'ddp' || dist.shard === 'none') {
+  } else if (gradientSync(dist) === 'all-reduce') {
     const buckets = assignBuckets(table, dist.bucketMb * 2 ** 20);
     lines.push(`comm = ${buckets.length} bucket all-reduce${buckets.length > 1 ? 's' : ''} of the gradients, S = 4·P = ${mb(4 * P)} in all, each ${arTerm}; ${link} → ${ms(p.comm_ms)}`);
   } else {
@@ -186,9 +186,8 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
   lines.push(`step = compute + comm${copies}${wait} = ${ms(p.step_ms)};  tokens/s = n·B·K·T ÷ step = ${n}·${B * K * T} ÷ ${ms(p.step_ms)} = ${Math.round(p.tokens_per_s).toLocaleString('en-US')}`);
   lines.push(`bytes sent per worker per step = ${mb(p.bytes_per_rank)}${n > 1 ? (star ? ' (S to the page per collective)' : ' (ring: 2(n−1)/n · S per all-reduce, (n−1)/n · S per all-gather or reduce-scatter)') : ''}`);
   const mem = p.memory;
-  const sharded = dist.strategy === 'fsdp' && dist.shard !== 'none' && n > 1;
   lines.push(
-    (sharded
+    (gradientSync(dist) === 'shard' && n > 1
       ? `memory = 16 bytes × P/n (weights 4 + grads 4 + AdamW 8, sharded) = 16 × ${big(Math.round(mem.params / 4))} = ${mb(mem.params + mem.grads + mem.optimizer)}, + gathered units at the peak ${mb(mem.gathered_peak)}`
       : mem.optimizer > 2 * mem.params // the CPU backends' AdamW also keeps a master copy of the weights
         ? `memory = 20 bytes × P (weights 4 + grads 4 + AdamW 8 + the host optimizer's master copy 4) = 20 × ${big(P)} = ${mb(mem.params + mem.grads + mem.optimizer)}`

@@ -1,0 +1,132 @@
+// What `train` reports when a run ends: the summary lines on stdout and, with --json, the run's record
+// (the keys `train --help` lists). Pure: it formats what src/cli/train.ts measured.
+
+import type { RunConfig } from '../model/config';
+import type { BackendInfo } from '../backend/backend';
+import type { DistOptions } from '../parallel/coordinator';
+import type { RankStepStats } from '../parallel/protocol';
+import { predict, type Calibration } from '../parallel/costmodel';
+import { median } from '../util/stats';
+import { formatDuration } from './args';
+import type { TrainOptions } from './train-options';
+
+/** The cost model's bytes do not depend on the calibration: any numbers will do for bytes_per_rank_predicted. */
+const BYTES_ONLY: Calibration = { flops: 1, alpha: { ring: 0, star: 0, shared: 0 }, beta: { ring: 1, star: 1, shared: 1 } };
+
+/** Everything a finished (or stopped) run measured. */
+export interface RunResult {
+  opts: TrainOptions;
+  cfg: RunConfig; // as it ran (backend: the one the workers chose)
+  backend: BackendInfo;
+  dist: DistOptions; // as it ran (transport: after any fallback)
+  numParams: number;
+  data: { tokenizer: string; vocabSize: number; trainTokens: number; valTokens: number };
+  steps: number; // optimizer steps completed
+  interrupted: boolean;
+  losses: number[];
+  gradNorms: number[]; // global L2 norm of the averaged gradient before clipping, per step
+  valLosses: [number, number][];
+  stepMs: number[];
+  rankSteps: RankStepStats[][]; // every step's per-rank stats
+  hubBytes: number[]; // star: bytes through the coordinator per step
+  skip: number; // warm-up steps left out of the medians
+  wallS: number;
+  setupS: number;
+  sample?: string;
+}
+
+const globalBatch = (r: RunResult) => r.dist.workers * r.cfg.batch_size * r.cfg.grad_accum;
+const tokensPerStep = (r: RunResult) => globalBatch(r) * r.cfg.block_size;
+const msPerStep = (r: RunResult) => median(r.stepMs, r.skip);
+const finite = (x: number) => (Number.isFinite(x) ? x : null);
+
+/**
+ * Medians over steps (after the warm-up) of each rank's time split and traffic, the predicted bytes
+ * beside the measured ones, and the rank's memory by kind as of the last step.
+ */
+export function perWorker(r: RunResult) {
+  const { rankSteps: steps, skip } = r;
+  const bytesPredicted = predict(r.cfg, r.dist, BYTES_ONLY).bytes_per_rank;
+  const world = steps[0]?.length ?? 0;
+  return Array.from({ length: world }, (_, rank) => {
+    const of = (f: (s: RankStepStats) => number) => finite(median(steps.map((ranks) => f(ranks[rank])), skip));
+    const m = steps.at(-1)![rank].memory;
+    return {
+      rank, compute_ms: of((s) => s.computeMs), comm_ms: of((s) => s.commMs), wait_ms: of((s) => s.waitMs),
+      straggler_ms: of((s) => s.stragglerMs ?? 0),
+      bytes_sent: of((s) => s.bytesSent), bytes_per_rank_predicted: bytesPredicted,
+      memory: {
+        params: m.params, grads: m.grads, optimizer: m.optimizer,
+        gathered_peak: m.gathered_peak, activations_peak: m.activations_peak, comm_buffers: m.comm_buffers,
+      },
+    };
+  });
+}
+
+/** "fsdp full x2 ring" and the like. */
+export function describeStrategy(d: DistOptions): string {
+  return `${d.strategy}${d.strategy === 'fsdp' ? ` ${d.shard}` : ''}${d.strategy === 'single' ? '' : ` x${d.workers} ${d.transport}`}`;
+}
+
+/** The lines printed on stdout at the end. */
+export function summaryLines(r: RunResult): string[] {
+  const ms = msPerStep(r);
+  const lines = [
+    `${r.interrupted ? 'stopped' : 'done'}: ${r.steps} steps, train loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}, ` +
+      `val loss ${r.valLosses.at(-1)?.[1].toFixed(4) ?? '-'}, ${ms.toFixed(1)} ms/step, ${Math.round((tokensPerStep(r) / ms) * 1000)} tok/s, ` +
+      `${formatDuration(r.wallS * 1000)} (${describeStrategy(r.dist)}, backend ${r.backend.name})`,
+  ];
+  const workers = perWorker(r);
+  if (r.dist.workers > 1 && workers.length) {
+    lines.push(
+      'per worker (median ms per step): ' +
+        workers.map((w) => `rank ${w.rank} compute ${w.compute_ms?.toFixed(1)}, comm ${w.comm_ms?.toFixed(1)}, wait ${w.wait_ms?.toFixed(1)}`).join('; '),
+    );
+    const mb = (b: number) => (b / 2 ** 20).toFixed(2);
+    const m = workers[0].memory;
+    lines.push(
+      `memory per worker (rank 0): ${mb(m.params + m.grads + m.optimizer)} MB at rest (params ${mb(m.params)}, grads ${mb(m.grads)}, ` +
+        `optimizer ${mb(m.optimizer)})${r.dist.strategy === 'fsdp' ? `, gathered peak ${mb(m.gathered_peak)} MB` : ''}, activations peak ${mb(m.activations_peak)} MB; ` +
+        `sent ${mb(workers[0].bytes_sent ?? 0)} MB/step (predicted ${mb(workers[0].bytes_per_rank_predicted)})`,
+    );
+  }
+  if (r.sample !== undefined) lines.push('', `sample after step ${r.steps}:`, `${r.opts.prompt}${r.sample}`);
+  return lines;
+}
+
+/** The --json record. */
+export function jsonRecord(r: RunResult) {
+  const ms = msPerStep(r);
+  const fsdp = r.dist.strategy === 'fsdp';
+  const hub = median(r.hubBytes, r.skip);
+  return {
+    backend: r.backend.name,
+    backend_reason: r.backend.reason,
+    config: r.cfg,
+    num_params: r.numParams,
+    data: { file: r.opts.data, tokenizer: r.data.tokenizer, vocab_size: r.data.vocabSize, train_tokens: r.data.trainTokens, val_tokens: r.data.valTokens },
+    strategy: r.dist.strategy,
+    transport: r.dist.transport,
+    workers: r.dist.workers,
+    bucket_mb: r.dist.bucketMb,
+    shard: fsdp ? r.dist.shard : null,
+    prefetch: fsdp ? r.dist.prefetch : null,
+    global_batch: globalBatch(r),
+    steps: r.steps,
+    completed: !r.interrupted && r.steps === r.cfg.max_iters,
+    losses: r.losses,
+    grad_norms: r.gradNorms,
+    val_losses: r.valLosses,
+    final_train_loss: r.losses.at(-1) ?? null,
+    final_val_loss: r.valLosses.at(-1)?.[1] ?? null,
+    tokens_per_step: tokensPerStep(r),
+    ms_per_step: finite(ms),
+    tokens_per_s: finite((tokensPerStep(r) / ms) * 1000),
+    step_ms: r.stepMs,
+    per_worker: perWorker(r),
+    ...(Number.isFinite(hub) ? { hub_bytes_per_step: hub } : {}), // star: through the coordinator, in + out
+    wall_time_s: r.wallS,
+    setup_s: r.setupS,
+    ...(r.sample !== undefined ? { sample: { prompt: r.opts.prompt, tokens: r.opts.sample, text: r.sample } } : {}),
+  };
+}

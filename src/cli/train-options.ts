@@ -1,0 +1,214 @@
+// `train`'s command line: the help text, and the flags turned into a checked config and distributed
+// options (ConfigError or UsageError on anything wrong, before anything starts).
+
+import { availableParallelism } from 'node:os';
+import { makeConfig, PRESETS, PRESET_NAMES, type RunConfig } from '../model/config';
+import { checkDist, DIST_DEFAULTS, DistError, type DistOptions } from '../parallel/coordinator';
+import { MAX_WORKERS, SHARD_STRATEGIES, defaultWorkers, type Strategy } from '../parallel/layout';
+import type { TransportKind } from '../parallel/collectives';
+import { NODE_BACKENDS, type NodeBackend } from '../backend/node';
+import { choiceFlag, keyValues, numberFlag, parseFlags, UsageError } from './args';
+
+export const DEFAULT_DATA = 'public/data/tinyshakespeare.txt';
+export const WARMUP_STEPS = 2; // excluded from ms_per_step: kernel compilation and first allocations
+
+/** Flags that are shorthands for config keys. */
+const FLAG_KEYS = {
+  steps: 'max_iters',
+  batch: 'batch_size',
+  lr: 'lr',
+  seed: 'seed',
+  accum: 'grad_accum',
+  'eval-interval': 'eval_interval',
+  'eval-iters': 'eval_iters',
+  'block-size': 'block_size',
+  dropout: 'dropout',
+} as const;
+const INTEGER_FLAGS = new Set(['steps', 'batch', 'seed', 'accum', 'eval-interval', 'eval-iters', 'block-size']);
+
+const presetLines = PRESET_NAMES.map((name) => {
+  const p = PRESETS[name];
+  return `  ${name.padEnd(16)} ${p.n_layer} layers, ${p.n_head} heads, n_embd ${p.n_embd}, block ${p.block_size}, ` +
+    `${p.tokenizer} tokens, batch ${p.batch_size}, ${p.max_iters} steps, lr ${p.lr}`;
+}).join('\n');
+
+function wrap(text: string, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, line].join('\n');
+}
+
+const SETTING_KEYS = Object.keys(makeConfig('tiny')).filter((k) => k !== 'preset' && k !== 'backend').sort();
+
+export const help = `Usage: npm run cli -- train [options]
+
+Trains a GPT-2 on a text file in Node, with the same training loop as the page.
+Progress goes to stderr; the summary (and sample) to stdout.
+
+  --preset NAME       model and training preset (default shakespeare-cpu):
+${presetLines.replace(/^/gm, '  ')}
+  --backend NAME      auto (default: wasm in Node), wasm, cpu, or webgpu (software GPU in Node: slow)
+  --data FILE         training text (default ${DEFAULT_DATA}); split 90% train / 10% val.
+                      The tokenizer is the preset's: characters of this text (char) or GPT-2 BPE
+  --steps K           optimizer steps (max_iters). Unless set, lr_decay_iters is K (the cosine
+                      schedule ends with the run, as nanoGPT keeps it) and warmup_iters is the
+                      preset's, at most lr_decay_iters; --set lr_decay_iters=N and
+                      --set warmup_iters=N override (warmup <= decay <= steps). The page follows
+                      the same rules
+  --batch B           sequences per micro-batch on each worker (batch_size), as in PyTorch DDP:
+                      the global batch of a step is workers x batch x accum sequences
+  --accum K           micro-batches per step on each worker (grad_accum); DDP communicates only
+                      after the last one
+  --lr X              peak learning rate; min_lr becomes X/10 (as in the presets) unless set
+  --seed S            seed of the initial weights, batches and dropout (same seed and settings:
+                      same losses)
+  --block-size T      context length (at most the preset's)
+  --dropout P         dropout probability
+  --eval-interval N   steps between validation estimates (0: only the final one)
+  --eval-iters N      batches per validation estimate
+  --set KEY=VALUE     any other setting, repeatable (e.g. --set warmup_iters=10). Settings:
+${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
+  --strategy NAME     single (default: one worker), ddp (data parallel: every worker holds the
+                      whole model, trains on its slice of the batch, gradients are averaged) or
+                      fsdp (fully sharded: as ddp, but each worker stores only 1/N of the model)
+  --shard NAME        fsdp: full (default; least memory), grad_op (less traffic) or none (= ddp)
+  --no-prefetch       fsdp: don't fetch the next block's weights while this block's backward runs
+  --workers N         ddp, fsdp: worker threads, 1 to ${MAX_WORKERS} (default: one per core, at least 2, here ${defaultWorkers(availableParallelism())}); each
+                      runs its own tfjs engine. single always runs 1
+  --transport NAME    how workers exchange gradients (and, for fsdp, weights): ring (default;
+                      neighbour to neighbour, as NCCL), star (through the coordinator), shared (one
+                      SharedArrayBuffer)
+  --bucket-mb X       ddp (and fsdp --shard none) gradient bucket cap in MB (default ${DIST_DEFAULTS.bucketMb}, as PyTorch;
+                      the first is 1 MB): a bucket's all-reduce starts as soon as backward has produced it
+  --sample N          after training, generate N tokens and print them
+  --prompt TEXT       start the sample with TEXT (default: the first token of the vocabulary)
+  --json FILE         write the run to FILE as JSON: config, losses (per step), val_losses
+                      ([step, loss]), final_val_loss, ms_per_step and tokens_per_s (median after
+                      the first ${WARMUP_STEPS} steps), step_ms, backend, wall_time_s, sample; strategy,
+                      transport, workers, global_batch (fsdp: shard, prefetch), and per_worker:
+                      for each rank, medians per step (after the warm-up) of compute_ms, comm_ms
+                      (CPU time in collectives), wait_ms (blocked on other workers; straggler_ms of
+                      it waiting for a slower worker rather than for data) and bytes_sent,
+                      bytes_per_rank_predicted (the cost model's bytes sent per step), and memory
+                      in bytes from the last step: params, grads, optimizer (what the worker keeps
+                      between steps), gathered_peak (fsdp: most fetched full weights at once),
+                      activations_peak, comm_buffers
+  -h, --help          show this help
+
+A validation loss is always estimated after the last step. Exit code: 0 done, 1 failure,
+2 bad arguments, 130 interrupted. Ctrl-C stops after the current step and still writes the JSON
+file.
+
+Examples:
+  npm run cli -- train --preset tiny --steps 50 --sample 200 --json /tmp/run.json
+  npm run cli -- train --strategy ddp --workers 2 --transport ring --batch 6 --steps 100
+  npm run cli -- train --strategy fsdp --shard full --workers 2 --batch 6 --steps 100`;
+
+export interface TrainOptions {
+  cfg: RunConfig;
+  explicitVocab: boolean;
+  dist: DistOptions;
+  backend: NodeBackend;
+  data: string;
+  json?: string;
+  sample: number;
+  prompt: string;
+}
+
+/** Flags -> a checked config (ConfigError or UsageError on anything wrong). */
+export function parseTrainOptions(argv: string[]): TrainOptions | null {
+  const { values } = parseFlags('train', argv, {
+    preset: { type: 'string' },
+    backend: { type: 'string' },
+    data: { type: 'string' },
+    json: { type: 'string' },
+    steps: { type: 'string' },
+    batch: { type: 'string' },
+    accum: { type: 'string' },
+    lr: { type: 'string' },
+    seed: { type: 'string' },
+    'block-size': { type: 'string' },
+    dropout: { type: 'string' },
+    'eval-interval': { type: 'string' },
+    'eval-iters': { type: 'string' },
+    strategy: { type: 'string' },
+    workers: { type: 'string' },
+    transport: { type: 'string' },
+    'bucket-mb': { type: 'string' },
+    shard: { type: 'string' },
+    'no-prefetch': { type: 'boolean' },
+    set: { type: 'string', multiple: true },
+    sample: { type: 'string' },
+    prompt: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  }, false);
+  if (values.help) return null;
+
+  const overrides: Record<string, string | number> = keyValues(values.set);
+  for (const key of Object.keys(overrides)) {
+    if (key === 'preset' || key === 'backend') throw new UsageError(`set ${key} with --${key}, not --set`);
+    if (!SETTING_KEYS.includes(key)) throw new UsageError(`unknown setting "${key}" in --set: known settings are ${SETTING_KEYS.join(', ')}`);
+  }
+  for (const [flag, key] of Object.entries(FLAG_KEYS)) {
+    const n = numberFlag(flag, (values as Record<string, string | undefined>)[flag], { integer: INTEGER_FLAGS.has(flag) });
+    if (n === undefined) continue;
+    if (key in overrides) throw new UsageError(`${key} is given twice (--${flag} and --set ${key}=...): keep one`);
+    overrides[key] = n;
+  }
+  // The schedule rules (min_lr, lr_decay_iters and warmup_iters follow lr and --steps unless set) are
+  // makeConfig's, the page's too.
+  const cfg = makeConfig(values.preset ?? 'shakespeare-cpu', overrides);
+  const backend = choiceFlag('backend', values.backend, NODE_BACKENDS) ?? 'auto';
+  cfg.backend = backend;
+  const sample = numberFlag('sample', values.sample, { integer: true, min: 0 }) ?? 0;
+  if (values.prompt !== undefined && sample === 0) throw new UsageError('--prompt needs --sample N (how many tokens to generate)');
+  return {
+    cfg,
+    explicitVocab: 'vocab_size' in overrides,
+    dist: parseDist(values),
+    backend,
+    data: values.data ?? DEFAULT_DATA,
+    json: values.json,
+    sample,
+    prompt: values.prompt ?? '',
+  };
+}
+
+/** --strategy, --workers, --transport, --bucket-mb, --shard, --no-prefetch -> checked DistOptions (checkDist's messages, exit 2). */
+function parseDist(values: {
+  strategy?: string; workers?: string; transport?: string; 'bucket-mb'?: string; shard?: string; 'no-prefetch'?: boolean;
+}): DistOptions {
+  const strategy = (values.strategy ?? DIST_DEFAULTS.strategy) as Strategy;
+  const shard = choiceFlag('shard', values.shard, SHARD_STRATEGIES);
+  // FSDP's own flags mean nothing to single or ddp: say so rather than ignore them.
+  if (strategy === 'single' || strategy === 'ddp') {
+    const flag = shard !== undefined ? `--shard ${shard}` : values['no-prefetch'] ? '--no-prefetch' : null;
+    if (flag) throw new UsageError(`${flag} needs --strategy fsdp (it only applies to fully sharded training; see \`npm run cli -- train --help\`)`);
+  }
+  const workers = numberFlag('workers', values.workers) ?? (strategy === 'single' ? 1 : defaultWorkers(availableParallelism()));
+  const dist: DistOptions = {
+    ...DIST_DEFAULTS,
+    strategy,
+    workers,
+    transport: (values.transport ?? DIST_DEFAULTS.transport) as TransportKind,
+    bucketMb: numberFlag('bucket-mb', values['bucket-mb']) ?? DIST_DEFAULTS.bucketMb,
+    shard: shard ?? DIST_DEFAULTS.shard,
+    prefetch: !values['no-prefetch'],
+  };
+  try {
+    return checkDist(dist);
+  } catch (e) {
+    if (!(e instanceof DistError)) throw e;
+    // --workers N alone: the default strategy is single, so say which flag is missing.
+    const message = values.strategy === undefined && /strategy single/.test(e.message)
+      ? `--workers ${workers} needs --strategy ddp or fsdp (the default, single, runs one worker)`
+      : e.message;
+    throw new UsageError(`${message} (see \`npm run cli -- train --help\`)`);
+  }
+}
