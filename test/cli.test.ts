@@ -145,6 +145,9 @@ describe('train', () => {
     expect(single.out.per_worker[0].bytes_sent).toBe(0);
     expect(ddp.out.losses).toHaveLength(3);
     ddp.out.losses.forEach((loss: number, i: number) => expect(Math.abs(loss - single.out.losses[i]), `step ${i + 1}`).toBeLessThan(1e-5));
+    // the global gradient norm before clipping, per step: of the averaged gradient, so equal to single's
+    expect(ddp.out.grad_norms).toHaveLength(3);
+    ddp.out.grad_norms.forEach((g: number, i: number) => expect(Math.abs(g - single.out.grad_norms[i]) / single.out.grad_norms[i], `step ${i + 1}`).toBeLessThan(1e-5));
   });
 
   it('fsdp full: 2 workers keep half the model each, report memory, and train like single x batch 4', async () => {
@@ -163,6 +166,7 @@ describe('train', () => {
     }
     expect(fsdp.out.losses).toHaveLength(3);
     fsdp.out.losses.forEach((loss: number, i: number) => expect(Math.abs(loss - single.out.losses[i]), `step ${i + 1}`).toBeLessThan(1e-5));
+    fsdp.out.grad_norms.forEach((g: number, i: number) => expect(Math.abs(g - single.out.grad_norms[i]) / single.out.grad_norms[i], `step ${i + 1}`).toBeLessThan(1e-5));
   });
 });
 

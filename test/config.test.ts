@@ -40,6 +40,25 @@ describe('config', () => {
   });
 });
 
+describe('schedule rules (one home: makeConfig)', () => {
+  it('unless set, min_lr is lr/10, lr_decay_iters is max_iters, warmup_iters the preset\'s at most the decay', () => {
+    for (const name of Object.keys(PRESETS)) {
+      const p = PRESETS[name as keyof typeof PRESETS];
+      expect(makeConfig(name)).toMatchObject({ min_lr: p.min_lr, lr_decay_iters: p.lr_decay_iters, warmup_iters: p.warmup_iters }); // presets obey them
+    }
+    expect(makeConfig('tiny', { lr: 3e-3 })).toMatchObject({ lr: 3e-3, min_lr: 3e-4 });
+    expect(makeConfig('tiny', { max_iters: 50 })).toMatchObject({ lr_decay_iters: 50, warmup_iters: 10 });
+    expect(makeConfig('tiny', { max_iters: 8 })).toMatchObject({ lr_decay_iters: 8, warmup_iters: 8 }); // a short run still decays
+    expect(makeConfig('shakespeare-cpu', { max_iters: 4000 })).toMatchObject({ lr_decay_iters: 4000, warmup_iters: 100 });
+    expect(makeConfig('tiny', { lr: 3e-3, min_lr: 1e-5, max_iters: 50, lr_decay_iters: 40, warmup_iters: 0 })).toMatchObject({ min_lr: 1e-5, lr_decay_iters: 40, warmup_iters: 0 });
+  });
+
+  it('refuses a warm-up longer than the decay, and a decay longer than the run', () => {
+    expect(() => makeConfig('tiny', { warmup_iters: 300 })).toThrow(/warmup_iters \(300\) must be at most lr_decay_iters \(200\)/);
+    expect(() => makeConfig('tiny', { max_iters: 50, lr_decay_iters: 100 })).toThrow(/lr_decay_iters \(100\) must be at most max_iters \(50\).*Leave lr_decay_iters unset/);
+  });
+});
+
 describe('learning-rate schedule (nanoGPT get_lr)', () => {
   const c = { lr: 1e-3, min_lr: 1e-4, warmup_iters: 100, lr_decay_iters: 2000 };
   it('warms up linearly, decays by cosine to min_lr, then stays there', () => {

@@ -1,4 +1,4 @@
-// Shared test helpers: the llm.c fixture, a small corpus, and random parameters.
+// Shared test helpers: the llm.c fixtures, a small corpus, and random parameters.
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -13,11 +13,13 @@ export function readBuffer(path: string): ArrayBuffer {
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 }
 
-export function loadFixture() {
+/** An llm.c fixture of test/fixtures (llmc-tiny unless named): model.bin, state.bin and its AdamW losses. */
+export function loadFixture(name = 'llmc-tiny') {
+  const dir = fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url));
   return {
-    model: readBuffer(fixtureDir + 'model.bin'),
-    state: readBuffer(fixtureDir + 'state.bin'),
-    adamw: parseExpected(readFileSync(fixtureDir + 'expected.json', 'utf8')),
+    model: readBuffer(dir + 'model.bin'),
+    state: readBuffer(dir + 'state.bin'),
+    adamw: parseExpected(readFileSync(dir + 'expected.json', 'utf8')),
   };
 }
 

@@ -4,10 +4,39 @@
 
 import { describe, expect, it } from 'vitest';
 import { defaultWorkers } from '../src/parallel/layout';
-import { DEFAULT_DIST, distFieldsInMessage, distValues, fromQuery, globalBatch, toDist, toQuery } from '../src/ui/setup';
+import { DEFAULT_DIST, distFieldsInMessage, distValues, fromQuery, globalBatch, overrides, toConfig, toDist, toQuery } from '../src/ui/setup';
+import { parseTrainOptions } from '../src/cli/train-options';
 import { expectedAtRest } from '../src/ui/memory';
 import { buildParamTable } from '../src/model/params';
 import { PRESETS } from '../src/model/config';
+
+describe('the same settings train the same way in the page and the CLI', () => {
+  // A link and the CLI flags that say the same thing must build the same RunConfig (the schedule rules
+  // live in makeConfig, and the page's form follows them).
+  const pairs: [string, string[]][] = [
+    ['?preset=tiny', ['--preset', 'tiny']],
+    ['?preset=tiny&max_iters=8', ['--preset', 'tiny', '--steps', '8']],
+    ['?preset=tiny&lr=0.003&max_iters=60', ['--preset', 'tiny', '--lr', '0.003', '--steps', '60']],
+    ['?preset=shakespeare-cpu&max_iters=3000&lr=0.002&min_lr=0.0001', ['--steps', '3000', '--lr', '0.002', '--set', 'min_lr=0.0001']],
+    ['?preset=tiny&max_iters=100&lr_decay_iters=50&warmup_iters=5&batch_size=3&seed=7', ['--preset', 'tiny', '--steps', '100', '--set', 'lr_decay_iters=50', '--set', 'warmup_iters=5', '--batch', '3', '--seed', '7']],
+  ];
+  it.each(pairs)('%s', (link, flags) => {
+    const { setup, problems } = fromQuery(link);
+    expect(problems).toEqual([]);
+    const page = toConfig(setup);
+    expect(page.error).toBeNull();
+    expect(page.config).toEqual(parseTrainOptions(flags)!.cfg);
+  });
+
+  it('a link that leaves the schedule out shows it following; one the user typed stays', () => {
+    const { setup } = fromQuery('?preset=tiny&max_iters=8&lr=0.002');
+    expect(setup.values).toMatchObject({ lr_decay_iters: '8', warmup_iters: '8', min_lr: '0.0002' });
+    expect(toQuery(setup)).toBe('?preset=tiny&max_iters=8&lr=0.002'); // following values are not overrides
+    const typed = overrides({ ...setup, values: { ...setup.values, lr_decay_iters: '6' } });
+    expect(typed).toMatchObject({ lr_decay_iters: '6' });
+    expect(typed).not.toHaveProperty('min_lr');
+  });
+});
 
 describe('dist settings of the page', () => {
   it('defaults to one worker; ddp defaults to the cores, at least 2, at most 8', () => {
