@@ -53,7 +53,8 @@ export class DDPSync implements GradSync {
   readonly clock: WaitClock;
   private reads = new Map<string, Promise<Float32Array>>();
   private launched: Promise<Float32Array>[] = [];
-  readonly issued: number[] = []; // bucket indices in the order their all-reduce was issued
+  readonly issued: number[] = []; // bucket indices in the order they reached the collectives
+  private lastIssued: Promise<unknown> = Promise.resolve(); // the previous bucket's hand-over to the collectives
   commBytesPeak = 0; // bucket buffers alive (all of them, until finish)
   private localLoss: Promise<number> | null = null;
 
@@ -78,14 +79,31 @@ export class DDPSync implements GradSync {
     this.localLoss = loss;
   }
 
-  /** Packs a bucket and all-reduces it. The last bucket carries the step's loss as one more float. */
-  private async allReduce(b: Bucket): Promise<Float32Array> {
-    this.issued.push(b.index);
+  /**
+   * Packs a bucket and all-reduces it. The last bucket carries the step's loss as one more float.
+   * Reads of gradients may finish out of order (on WebGPU readback is asynchronous), but every rank must
+   * hand its buckets to the collectives in the same order, or two ranks would sum different buckets: a
+   * bucket is handed over only after the one before it.
+   */
+  private allReduce(b: Bucket): Promise<Float32Array> {
     this.commBytesPeak += b.size * 4;
     const last = b.index === this.buckets.length - 1;
-    const arrays = await Promise.all(b.params.map((p) => this.reads.get(p.name)!));
-    const loss = last ? await this.localLoss : null;
-    const flat = this.coll.tracer.span(`pack bucket ${b.index}`, 'comm', () => {
+    const before = this.lastIssued;
+    const handedOver = (async () => {
+      const arrays = await Promise.all(b.params.map((p) => this.reads.get(p.name)!));
+      const loss = last ? await this.localLoss : null;
+      await before;
+      this.issued.push(b.index);
+      // Wrapped, so that handedOver resolves when the all-reduce is issued, not when it is done.
+      return { reduced: this.coll.allReduceMean(this.pack(b, arrays, loss)) };
+    })();
+    this.lastIssued = handedOver;
+    return handedOver.then((h) => h.reduced);
+  }
+
+  private pack(b: Bucket, arrays: Float32Array[], loss: number | null): Float32Array {
+    const last = b.index === this.buckets.length - 1;
+    return this.coll.tracer.span(`pack bucket ${b.index}`, 'comm', () => {
       const out = this.buffers[b.index];
       let o = 0;
       for (const a of arrays) {
@@ -95,7 +113,6 @@ export class DDPSync implements GradSync {
       if (last) out[o] = loss ?? NaN;
       return out;
     });
-    return this.coll.allReduceMean(flat);
   }
 
   async finish(grads: Grads, into?: Float32Array): Promise<{ grads: Grads; loss: number }> {
