@@ -23,7 +23,7 @@ import { GPT, type Grads, type Params, type UnitHooks } from '../model/gpt';
 import { buildParamTable, mixSeed, type ParamTable, type UnitSpec } from '../model/params';
 import type { Dataset } from '../data/dataset';
 import { AdamW, clipScale, learningRate } from '../train/optim';
-import { Trainer, activationProbe, checkFinite, rankMicroBatches, type MemoryReport, type StepOptions, type StepStats } from '../train/trainer';
+import { Trainer, activationProbe, checkFinite, rankMicroBatches, tensorBytes, type MemoryReport, type StepOptions, type StepStats } from '../train/trainer';
 import { checkpointHeader, type Checkpoint, type History } from '../train/checkpoint';
 import type { Collectives } from './collectives';
 import { WaitClock, yieldToEventLoop } from './ddp';
@@ -69,8 +69,12 @@ export class FSDPTrainer {
   readonly table: ParamTable;
   readonly model: GPT;
   step = 0;
-  private shards = new Map<number, tf.Tensor1D>(); // unit -> this rank's parameter shard
-  private shardData = new Map<number, Float32Array>(); // the same, readable (the all-gather input)
+  /**
+   * unit -> this rank's parameter shard, on the host: the all-gather's input. The only copy at rest:
+   * the optimizer uploads it for its update and reads the result back (a tensor kept as well would
+   * hold every shard twice, which measuring the memory showed).
+   */
+  private shardData = new Map<number, Float32Array>();
   private masks = new Map<number, tf.Tensor1D | true | false>(); // weight-decay mask per unit shard
   private gathered = new Map<number, Map<string, tf.Tensor>>(); // unit -> unsharded parameters
   private inFlight = new Map<number, Promise<void>>(); // all-gathers issued, not yet materialised
@@ -92,12 +96,9 @@ export class FSDPTrainer {
     this.model = new GPT(cfg, this.table);
     this.clock = new WaitClock(coll);
     const { rank } = coll;
-    let shardFloats = 0;
     for (const u of this.table.units) {
       const data = shards.get(u.index)!;
       this.shardData.set(u.index, data);
-      this.shards.set(u.index, tf.tensor1d(data));
-      shardFloats += data.length;
       // Weight decay applies to 2-D weights only: a bool mask (1 byte per element) over this rank's slice.
       const mask = new Uint8Array(data.length);
       for (const p of u.params) {
@@ -111,9 +112,18 @@ export class FSDPTrainer {
       this.masks.set(u.index, all ? true : none ? false : tf.tensor1d(mask, 'bool'));
     }
     this.opt = new AdamW({ beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay }, (key) => this.masks.get(this.unitOf(key))!);
-    this.memory.params = shardFloats * 4;
-    this.memory.grads = shardFloats * 4;
-    this.memory.optimizer = 2 * shardFloats * 4;
+    this.measureAtRest(0);
+  }
+
+  /**
+   * What this rank really holds between steps, by kind (src/ui/memory.ts has the formula to compare):
+   * its host parameter shards; the gradient shards a step fills (gradBytes); AdamW's m and v tensors and
+   * the weight-decay masks.
+   */
+  private measureAtRest(gradBytes: number): void {
+    this.memory.params = [...this.shardData.values()].reduce((n, d) => n + d.byteLength, 0);
+    this.memory.grads = gradBytes;
+    this.memory.optimizer = this.opt.stateBytes() + tensorBytes([...this.masks.values()].filter((m): m is tf.Tensor1D => m instanceof tf.Tensor));
   }
 
   get rank() {
@@ -243,6 +253,7 @@ export class FSDPTrainer {
       checkFinite(meanLoss, gradNorm, this.step, this.cfg.lr);
       const lr = learningRate(this.step, this.cfg);
       await this.applyAdamW(gradShards, lr, clipScale(gradNorm, this.cfg.grad_clip));
+      this.measureAtRest([...gradShards.values()].reduce((n, g) => n + g.byteLength, 0));
       this.step += 1;
       const tokens = this.world * batches.reduce((n, b) => n + b.B * b.T, 0);
       return { step: this.step, loss: meanLoss, lr, gradNorm, ms: performance.now() - t0, tokens, ...(captured ? { grads: captured } : {}) };
@@ -276,15 +287,15 @@ export class FSDPTrainer {
 
   private async applyAdamW(gradShards: Map<number, Float32Array>, lr: number, clip: number): Promise<void> {
     const ts = clock();
-    const params = new Map(this.table.units.map((u) => [unitKey(u), this.shards.get(u.index)! as tf.Tensor]));
+    const params = new Map(this.table.units.map((u) => [unitKey(u), tf.tensor1d(this.shardData.get(u.index)!) as tf.Tensor]));
     const grads = new Map(this.table.units.map((u) => [unitKey(u), tf.tensor1d(gradShards.get(u.index)!) as tf.Tensor]));
     const scale = tf.scalar(clip);
     const next = this.opt.step(params, grads, lr, scale);
     tf.dispose([scale, ...grads.values(), ...params.values()]);
     for (const u of this.table.units) {
-      const t = next.get(unitKey(u))! as tf.Tensor1D;
-      this.shards.set(u.index, t);
+      const t = next.get(unitKey(u))!;
       this.shardData.set(u.index, (await t.data()) as Float32Array); // the next all-gather's input
+      t.dispose();
     }
     this.coll.tracer.record('optimizer', 'compute', 'main', ts);
   }
@@ -347,10 +358,7 @@ export class FSDPTrainer {
   /** Continues from a (full) checkpoint: keeps this rank's slices of parameters, m and v. */
   restore(c: Checkpoint): void {
     for (const u of this.table.units) {
-      const data = sliceShard(c.params, u, this.world, this.rank);
-      this.shards.get(u.index)!.dispose();
-      this.shards.set(u.index, tf.tensor1d(data));
-      this.shardData.set(u.index, data);
+      this.shardData.set(u.index, sliceShard(c.params, u, this.world, this.rank));
     }
     if (c.header.adam_t > 0) {
       const pick = (flat: Float32Array) => new Map(this.table.units.map((u) => [unitKey(u), sliceShard(flat, u, this.world, this.rank)]));
@@ -362,9 +370,8 @@ export class FSDPTrainer {
 
   dispose(): void {
     for (const u of [...this.gathered.keys()]) this.free(u);
-    for (const t of this.shards.values()) t.dispose();
     for (const m of this.masks.values()) if (m instanceof tf.Tensor) m.dispose();
-    this.shards.clear();
+    this.shardData.clear();
     this.opt.dispose();
     this.model.dispose();
   }

@@ -82,6 +82,13 @@ export class AdamW {
     return out;
   }
 
+  /** Bytes of m and v alive now (they are made at the first step). */
+  stateBytes(): number {
+    let n = 0;
+    for (const t of [...this.m.values(), ...this.v.values()]) n += t.size * tf.util.bytesPerElement(t.dtype);
+    return n;
+  }
+
   /** Optimizer state for a checkpoint: m and v per name, and the step count. */
   async state(): Promise<{ t: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }> {
     const read = async (src: Map<string, tf.Tensor>) =>

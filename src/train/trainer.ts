@@ -38,6 +38,13 @@ export interface MemoryReport {
   comm_buffers: number; // most bytes of communication buffers alive at once
 }
 
+/** Bytes the tensors hold (their size times the bytes of their dtype). */
+export function tensorBytes(tensors: Iterable<tf.Tensor>): number {
+  let n = 0;
+  for (const t of tensors) n += t.size * tf.util.bytesPerElement(t.dtype);
+  return n;
+}
+
 /** tf.memory() bytes above a baseline, not counting gradient tensors: the activations saved for backward. */
 export function activationProbe(report: MemoryReport, extraBytes: () => number = () => 0) {
   const base = tf.memory().numBytes;
@@ -124,10 +131,25 @@ export class Trainer {
     // the tfjs AdamW instead when the host's memory cannot be had
     this.host = train && HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend()) ? unlessOutOfMemory(() => new HostAdamW(this.table, adamw, flat)) : null;
     this.opt = train && !this.host ? new AdamW(adamw, (n) => decay.has(n)) : null;
-    const onHost = this.host !== null;
-    const bytes = this.table.total * 4;
-    // On the host, the optimizer's state is m, v and the master copy of the weights it updates.
-    this.memory = { params: bytes, grads: bytes, optimizer: (onHost ? 3 : 2) * bytes, gathered_peak: 0, activations_peak: 0, comm_buffers: 0 };
+    this.memory = { params: 0, grads: 0, optimizer: 0, gathered_peak: 0, activations_peak: 0, comm_buffers: 0 };
+    this.measureAtRest(0);
+  }
+
+  /**
+   * What this replica really holds between steps, by kind (src/ui/memory.ts has the formula to compare):
+   * its parameter tensors; the gradients a step keeps (the host optimizer's flat array, or the tensors
+   * the tfjs AdamW was given: gradBytes); AdamW's state (on the host: m, v and the master copy of the
+   * weights it updates; else m and v tensors, made at the first step).
+   */
+  private measureAtRest(gradBytes: number): void {
+    this.memory.params = tensorBytes(this.params.values());
+    if (this.host) {
+      this.memory.grads = this.host.grads.byteLength;
+      this.memory.optimizer = this.host.params.byteLength + this.host.m.byteLength + this.host.v.byteLength;
+    } else {
+      this.memory.grads = gradBytes;
+      this.memory.optimizer = this.opt?.stateBytes() ?? 0;
+    }
   }
 
   private get p() {
@@ -214,6 +236,7 @@ export class Trainer {
       });
       for (const t of this.params.values()) t.dispose();
       this.params = next;
+      this.measureAtRest(tensorBytes(grads.values()));
       this.step += 1;
       const tokens = this.world * batches.reduce((n, b) => n + b.B * b.T, 0);
       return { step: this.step, loss, lr, gradNorm, ms: performance.now() - t0, tokens, ...(captured ? { grads: captured } : {}) };
