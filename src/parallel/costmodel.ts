@@ -129,7 +129,8 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
   // compute and the average, once per step.
   const straggler = probe ? probe.stragglerMs / 1000 : 0;
   // Host copies: DDP reads every gradient back and uploads the averaged ones; FSDP reads each unit's
-  // gradients back and uploads every gathered unit, its gradient shard, and reads its updated shard.
+  // gradients back and uploads every gathered unit; its optimizer uploads the parameter and gradient
+  // shards and reads the updated parameter shard back (the shards live on the host).
   let readback = 0;
   let upload = 0;
   if (n > 1 && sync === 'all-reduce') [readback, upload] = [4 * P, 4 * P];
@@ -137,7 +138,7 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
     const [root, ...blocks] = table.units.map((u) => 4 * shardLayout(u, n).padded);
     const all = root + blocks.reduce((x, y) => x + y, 0);
     readback = cfg.grad_accum * all + all / n;
-    upload = cfg.grad_accum * (root + (shard === 'full' ? 2 : 1) * (all - root)) + all / n;
+    upload = cfg.grad_accum * (root + (shard === 'full' ? 2 : 1) * (all - root)) + (2 * all) / n;
   }
   const copy = cal.hostCopy ? readback / cal.hostCopy.readback + upload / cal.hostCopy.upload : 0;
   const step = compute + comm + copy + straggler;
