@@ -1,29 +1,31 @@
-// The page: wires the setup form, the training workers, the chart and the checkpoint store together.
-// All training math runs in Web Workers, one per rank (src/ui/run.ts: a Coordinator of ranks and the
-// training loop around it); this thread awaits them and moves their results into the DOM.
+// The page: wires the setup form, the training workers, the chart and the panels together, and runs the
+// life of a run. All training math runs in Web Workers, one per rank (src/ui/run.ts: a Coordinator of
+// ranks and the training loop around it); this thread awaits them and moves their results into the DOM.
+// The panels own their parts of the page: src/ui/corpus.ts the training text, src/ui/checkpoints.ts the
+// saved checkpoint, src/ui/samples.ts the samples and the “Sample now” form.
 //
 // Life of a run: Start (or Resume from a checkpoint) disposes the previous run's workers, starts
 // `workers` new ones (1 for strategy single), waits until every replica is built, then runs the loop.
-// Events: 'step' -> progress, chart and the Workers panel, 'eval' -> chart, an autosave and a memory
-// reading, 'sample' -> the samples panel, 'state' -> buttons. Pause and stop also save.
+// Events: 'step' -> progress (loss, grad norm), chart and the Workers panel, 'eval' -> chart, an autosave
+// and a memory reading, 'sample' -> the samples panel, 'state' -> buttons. Pause and stop also save.
 
 import './ui/style.css';
 import type { RunConfig } from './model/config';
 import { buildParamTable, type ParamTable } from './model/params';
-import { decodeCheckpoint, type CheckpointHeader } from './train/checkpoint';
+import type { CheckpointHeader } from './train/checkpoint';
 import type { RunState, TrainEvent } from './train/session';
 import type { InitInfo } from './parallel/protocol';
 import type { DistOptions } from './parallel/coordinator';
 import { LossChart } from './ui/chart';
 import { Run } from './ui/run';
-import { CorpusError, checkLength, describe, fetchDefaultCorpus, readCorpusFile, type Corpus } from './ui/corpus';
+import { CheckpointPanel } from './ui/checkpoints';
+import { CorpusPanel } from './ui/corpus';
 import { byId, h } from './ui/dom';
 import { SetupForm } from './ui/form';
 import * as fmt from './ui/format';
-import { SamplesPanel } from './ui/samples';
+import { SampleForm, SamplesPanel } from './ui/samples';
 import { configValues, distValues, fromQuery, globalBatch, toConfig, toDist, toQuery, type Setup } from './ui/setup';
 import { StatsPanel } from './ui/stats';
-import * as store from './ui/store';
 import { WorkersPanel } from './ui/workers-panel';
 import { expectedAtRest } from './ui/memory';
 import { gradientSync } from './parallel/layout';
@@ -44,21 +46,6 @@ const el = {
   banner: byId('banner'),
   bannerTitle: byId('banner-title'),
   bannerMessage: byId('banner-message'),
-  corpusInfo: byId('corpus-info'),
-  corpusError: byId('corpus-error'),
-  corpusFile: byId<HTMLInputElement>('corpus-file'),
-  corpusDefault: byId<HTMLButtonElement>('corpus-default'),
-  dropzone: byId('dropzone'),
-  ckptInfo: byId('checkpoint-info'),
-  ckptError: byId('checkpoint-error'),
-  ckptResume: byId<HTMLButtonElement>('resume-checkpoint'),
-  ckptDownload: byId<HTMLButtonElement>('download-checkpoint'),
-  ckptFile: byId<HTMLInputElement>('checkpoint-file'),
-  ckptFileLabel: byId('load-checkpoint-label'),
-  ckptForget: byId<HTMLButtonElement>('forget-checkpoint'),
-  sampleForm: byId<HTMLFormElement>('sample-form'),
-  sampleNow: byId<HTMLButtonElement>('sample-now'),
-  sampleError: byId('sample-error'),
   copyLink: byId<HTMLButtonElement>('copy-link'),
 };
 
@@ -72,14 +59,11 @@ let config: RunConfig | null = null;
 let configError: string | null = null;
 let dist: DistOptions | null = null; // strategy, workers, transport, bucket size (not RunConfig keys)
 let distError: string | null = null;
-let corpus: Corpus | null = null;
 let run: Run | null = null; // the current run: its workers and training loop
 let runDist: DistOptions | null = null; // what the current run was started with (saved with its checkpoints)
 let generation = 0; // bumped per launch: events and results of an older run are ignored
 let info: InitInfo | null = null; // what the current run's workers built
 let phase: Phase = 'idle';
-let savedMeta: store.CheckpointMeta | null = null;
-let storeAvailable = true;
 
 const cores = navigator.hardwareConcurrency;
 const form = new SetupForm(byId('setup'), onSetupChange, cores);
@@ -87,6 +71,23 @@ const chart = new LossChart(byId('chart'), byId('chart-empty'));
 const stats = new StatsPanel();
 const samples = new SamplesPanel(byId('samples'), byId('samples-empty'));
 const workers = new WorkersPanel();
+// The panels that own their part of the page, with getters for the page state they read:
+const sampleForm = new SampleForm(samples, { run: () => (info ? run : null), step: () => stats.currentStep, changed: render });
+const corpusPanel = new CorpusPanel({
+  busy, blockSize: () => config?.block_size ?? null, checkpointFile: (f) => checkpoints.drop(f), changed: render,
+});
+const checkpoints = new CheckpointPanel({
+  run: () => (info ? run : null),
+  runDist: () => runDist,
+  config: () => config,
+  corpus: () => corpusPanel.corpus,
+  busy,
+  failed,
+  resume: () => void launch(true),
+  showHistory,
+  warn: showBanner,
+  changed: render,
+});
 
 // ---- messages -----------------------------------------------------------------------------------------
 function showBanner(title: string, message: string, kind: 'error' | 'warning' = 'error'): void {
@@ -100,11 +101,6 @@ function hideBanner(): void {
   el.banner.hidden = true;
 }
 
-function inline(target: HTMLElement, message: string | null): void {
-  target.textContent = message ?? '';
-  target.hidden = message === null;
-}
-
 function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -116,7 +112,8 @@ function sentence(msg: string): string {
 /** The run failed: say why, keep the workers (rank 0's model may still sample) and the saved checkpoint. */
 function fail(e: unknown): void {
   phase = 'error';
-  const kept = savedMeta ? ` Your last checkpoint (step ${savedMeta.step}) is kept: use “Resume from step ${savedMeta.step}” to continue.` : '';
+  const saved = checkpoints.meta;
+  const kept = saved ? ` Your last checkpoint (step ${saved.step}) is kept: use “Resume from step ${saved.step}” to continue.` : '';
   const msg = messageOf(e);
   showBanner('Training stopped.', `${sentence(msg)}${kept}`);
   workers.setPhase('error', msg);
@@ -143,7 +140,7 @@ function onSetupChange(s: Setup): void {
 
 /** The parameters of the model a config builds (its vocabulary: the tokenizer's, or the run's). */
 function paramTable(cfg: RunConfig, vocab?: number): ParamTable {
-  return buildParamTable({ ...cfg, vocab_size: vocab ?? (cfg.tokenizer === 'bpe' ? 50257 : corpus?.vocab ?? cfg.vocab_size) });
+  return buildParamTable({ ...cfg, vocab_size: vocab ?? (cfg.tokenizer === 'bpe' ? 50257 : corpusPanel.corpus?.vocab ?? cfg.vocab_size) });
 }
 
 function renderEstimate(): void {
@@ -169,10 +166,17 @@ function renderEstimate(): void {
 }
 
 // ---- buttons and status ----------------------------------------------------------------------------
-const busy = () => phase === 'starting' || phase === 'running' || phase === 'paused';
-const failed = () => phase === 'error'; // a function: events change `phase` while launch() awaits
+function busy(): boolean {
+  return phase === 'starting' || phase === 'running' || phase === 'paused';
+}
+
+/** A function, not a value: events change `phase` while launch() awaits. */
+function failed(): boolean {
+  return phase === 'error';
+}
 
 function render(): void {
+  const corpus = corpusPanel.corpus;
   const ready = config !== null && dist !== null && corpus !== null;
   compare.refresh();
   el.start.disabled = !ready || busy() || compare.active; // one thing at a time on the workers
@@ -183,7 +187,7 @@ function render(): void {
   el.state.textContent = STATE_LABELS[phase];
   el.state.dataset.state = phase;
   form.setLocked(busy());
-  el.sampleNow.disabled = !run || !info || phase === 'starting' || phase === 'error';
+  sampleForm.setEnabled(!!run && !!info && phase !== 'starting' && phase !== 'error');
 
   el.startHint.textContent = !config
     ? `Fix the setup first: ${configError}.`
@@ -193,12 +197,12 @@ function render(): void {
         ? 'Waiting for the training text…'
         : busy()
           ? 'The setup is locked while a run is going. Stop it to change settings.'
-          : savedMeta && !info
+          : checkpoints.meta && !info
             ? 'Start trains a new model from scratch; “Resume” in the Checkpoint panel continues the saved one.'
             : '';
   el.startHint.classList.toggle('problem', !config || !dist);
   renderEstimate();
-  renderCheckpoint();
+  checkpoints.render();
 }
 
 function renderInfo(i: InitInfo | null): void {
@@ -228,29 +232,30 @@ function renderInfo(i: InitInfo | null): void {
 
 // ---- a run ---------------------------------------------------------------------------------------------
 async function launch(resume: boolean): Promise<void> {
+  const corpus = corpusPanel.corpus;
   if (!config || !dist || !corpus || busy()) return;
   const before = phase;
   phase = 'starting'; // from here on, a second click does nothing
   hideBanner();
-  inline(el.sampleError, null);
+  sampleForm.clearError();
   render();
   let checkpoint: ArrayBuffer | undefined;
   let header: CheckpointHeader | undefined;
   if (resume) {
-    const buf = await store.loadCheckpoint().catch(() => null);
-    if (buf) {
-      header = store.readHeader(buf);
+    const saved = await checkpoints.loadSaved();
+    if (saved) {
+      header = saved.header;
       // The workers continue the checkpoint's model and optimizer; only max_iters and backend come from
       // the form, and the dist settings from the checkpoint's run (a loaded file has none: the form's).
       // Show exactly that in the form (and so in the URL).
       form.set({
         preset: header.config.preset,
         values: { ...configValues(header.config), max_iters: setup.values.max_iters, backend: setup.values.backend },
-        dist: savedMeta?.dist ? distValues(savedMeta.dist) : setup.dist,
+        dist: checkpoints.meta?.dist ? distValues(checkpoints.meta.dist) : setup.dist,
       }, true);
-      checkpoint = buf;
-    } else showBanner('No checkpoint to resume.', 'The saved checkpoint could not be read from this browser’s storage.');
-    if (!buf || !config || !dist) {
+      checkpoint = saved.buffer;
+    }
+    if (!saved || !config || !dist) {
       phase = before; // (an invalid config is explained in the setup panel)
       render();
       return;
@@ -269,10 +274,8 @@ async function launch(resume: boolean): Promise<void> {
   samples.clear();
   renderInfo(null);
   workers.start(d, cfg.backend === 'auto' ? '' : cfg.backend, globalBatch(cfg, d.workers), paramTable(cfg));
-  if (header) {
-    chart.setHistory(header.losses ?? [], header.val_losses ?? []);
-    stats.reset(cfg.max_iters, header.step, header.losses?.[0] ?? null, header.val_losses?.at(-1)?.[1] ?? null);
-  } else {
+  if (header) showHistory(header);
+  else {
     chart.reset();
     stats.reset(cfg.max_iters);
   }
@@ -282,7 +285,7 @@ async function launch(resume: boolean): Promise<void> {
   try {
     r = await Run.start(cfg, text, d, (e) => onEvent(gen, e), checkpoint && { buffer: checkpoint, losses: header?.losses, valLosses: header?.val_losses });
   } catch (e) {
-    const trainedOn = resume && savedMeta?.corpus && savedMeta.corpus !== corpus.name ? savedMeta.corpus : null;
+    const trainedOn = resume && checkpoints.meta?.corpus && checkpoints.meta.corpus !== corpus.name ? checkpoints.meta.corpus : null;
     if (gen === generation) fail(trainedOn ? `${messageOf(e)}. This checkpoint was trained on “${trainedOn}”: choose that text and resume again` : e);
     return;
   }
@@ -308,7 +311,7 @@ async function launch(resume: boolean): Promise<void> {
     workers.setPhase(final);
     render();
     void readMemory();
-    if (final === 'stopped' || final === 'done') void save();
+    if (final === 'stopped' || final === 'done') void checkpoints.save();
   } catch (e) {
     if (gen === generation && !failed()) fail(e);
   }
@@ -318,7 +321,7 @@ function onEvent(gen: number, e: TrainEvent): void {
   if (gen !== generation) return; // a late event from a run being disposed
   switch (e.type) {
     case 'step':
-      chart.addStep(e.stats.step, e.stats.loss);
+      chart.addStep(e.stats.step, e.stats.loss, e.stats.gradNorm);
       stats.onStep(e);
       workers.onStep(e);
       if (e.stats.step % MEMORY_EVERY === 0) void readMemory();
@@ -326,7 +329,7 @@ function onEvent(gen: number, e: TrainEvent): void {
     case 'eval':
       chart.addVal(e.step, e.val);
       stats.onVal(e.val);
-      void save();
+      void checkpoints.save();
       void readMemory();
       break;
     case 'sample':
@@ -338,10 +341,16 @@ function onEvent(gen: number, e: TrainEvent): void {
         phase = e.state;
         workers.setPhase(e.state);
         render();
-        if (e.state === 'paused') void save();
+        if (e.state === 'paused') void checkpoints.save();
       }
       break;
   }
+}
+
+/** A checkpoint's loss history on the chart and in the progress panel. */
+function showHistory(header: CheckpointHeader): void {
+  chart.setHistory(header.losses ?? [], header.val_losses ?? []);
+  stats.reset(config?.max_iters ?? header.config.max_iters, header.step, header.losses?.[0] ?? null, header.val_losses?.at(-1)?.[1] ?? null);
 }
 
 function control(action: 'pause' | 'resume' | 'stop'): void {
@@ -362,217 +371,12 @@ async function readMemory(): Promise<void> {
   }
 }
 
-// ---- checkpoints ---------------------------------------------------------------------------------------
-let saving: Promise<void> | null = null;
-let saveAgain = false;
-
-/** Exports the run's checkpoint into IndexedDB; overlapping requests collapse into one more save. */
-function save(): Promise<void> {
-  if (saving) {
-    saveAgain = true;
-    return saving;
-  }
-  saving = (async () => {
-    do {
-      saveAgain = false;
-      await saveOnce();
-    } while (saveAgain);
-  })().finally(() => (saving = null));
-  return saving;
-}
-
-async function saveOnce(): Promise<void> {
-  const r = run;
-  if (!r || !info || phase === 'error' || !storeAvailable) return;
-  let buf: ArrayBuffer;
-  try {
-    buf = await r.exportCheckpoint();
-  } catch (e) {
-    if (run === r && !failed()) showBanner('Could not export a checkpoint.', messageOf(e));
-    return;
-  }
-  if (run !== r) return; // a new run started meanwhile; its own saves follow
-  const meta = store.metaFor(buf, 'autosave', corpus?.name ?? '', runDist ?? undefined);
-  try {
-    await store.saveCheckpoint(buf, meta);
-    savedMeta = meta;
-    renderCheckpoint();
-  } catch (e) {
-    showBanner('Could not save the checkpoint in this browser.', `${messageOf(e)}. Use “Download .bin” to keep your model.`, 'warning');
-  }
-}
-
-function renderCheckpoint(): void {
-  const m = savedMeta;
-  el.ckptDownload.disabled = !m;
-  el.ckptForget.hidden = !m || busy();
-  el.ckptResume.hidden = !m || busy();
-  el.ckptFileLabel.classList.toggle('disabled', busy());
-  el.ckptFile.disabled = busy();
-  if (!storeAvailable) {
-    el.ckptInfo.textContent = 'This browser does not allow storage for this page, so nothing is saved automatically.';
-    return;
-  }
-  if (!m) {
-    el.ckptInfo.textContent = 'Saved automatically after every evaluation and when you pause or stop.';
-    return;
-  }
-  const c = m.config;
-  const finished = config ? m.step >= config.max_iters : false;
-  el.ckptResume.textContent = finished ? `Open step ${fmt.count(m.step)}` : `Resume from step ${fmt.count(m.step)}`;
-  el.ckptResume.disabled = !config || !corpus;
-  const how = !m.dist ? null
-    : m.dist.strategy === 'ddp' ? `ddp × ${m.dist.workers} (${m.dist.transport})`
-      : m.dist.strategy === 'fsdp' ? `fsdp × ${m.dist.workers} (${m.dist.shard ?? 'full'}, ${m.dist.transport}${m.dist.prefetch === false ? ', no prefetch' : ''})`
-        : 'one worker';
-  el.ckptResume.title = `Continue ${c.preset} (${c.n_layer} layers × ${c.n_embd}) from step ${m.step}${how ? ` with ${how}` : ''}, saved ${fmt.date(m.savedAt)}`;
-  el.ckptInfo.replaceChildren(
-    h('strong', {}, `Step ${fmt.count(m.step)}`),
-    ` · ${c.preset} (${c.n_layer} × ${c.n_embd})${how ? ` · ${how}` : ''} · ${m.source === 'autosave' ? 'saved' : `loaded from ${m.source}`} ${fmt.date(m.savedAt)} · ${fmt.bytes(m.bytes)}`,
-    ...(finished ? [h('br'), h('span', { class: 'muted' }, `It reached max_iters (${config!.max_iters}): raise max_iters to train it further.`)] : []),
-  );
-  el.ckptInfo.dataset.step = String(m.step);
-}
-
-async function downloadCheckpoint(): Promise<void> {
-  const buf = await store.loadCheckpoint().catch(() => null);
-  if (!buf || !savedMeta) return inline(el.ckptError, 'The saved checkpoint could not be read from this browser’s storage.');
-  const url = URL.createObjectURL(new Blob([buf], { type: 'application/octet-stream' }));
-  h('a', { href: url, download: `gpt2-${savedMeta.preset}-step${savedMeta.step}.bin` }).click();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
-
-async function loadCheckpointFile(file: File): Promise<void> {
-  inline(el.ckptError, null);
-  let header: CheckpointHeader;
-  const buf = await file.arrayBuffer();
-  try {
-    header = decodeCheckpoint(buf).header; // every check, with a message that says what is wrong
-  } catch (e) {
-    return inline(el.ckptError, `“${file.name}” cannot be used: ${messageOf(e)}.`);
-  }
-  const meta = store.metaFor(buf, file.name, corpus?.name ?? '');
-  try {
-    await store.saveCheckpoint(buf, meta);
-  } catch (e) {
-    return inline(el.ckptError, `“${file.name}” is a valid checkpoint, but this browser would not store it: ${messageOf(e)}.`);
-  }
-  savedMeta = meta;
-  if (!busy()) {
-    chart.setHistory(header.losses ?? [], header.val_losses ?? []);
-    stats.reset(config?.max_iters ?? header.config.max_iters, header.step, header.losses?.[0] ?? null, header.val_losses?.at(-1)?.[1] ?? null);
-  }
-  render();
-}
-
-// ---- corpus --------------------------------------------------------------------------------------------
-function setCorpus(c: Corpus): void {
-  corpus = c;
-  inline(el.corpusError, null);
-  el.corpusInfo.replaceChildren(
-    h('strong', {}, c.name),
-    ` · ${fmt.bytes(c.bytes)} · ${fmt.count(c.chars)} characters · ${fmt.count(c.vocab)} distinct`,
-  );
-  el.corpusInfo.dataset.name = c.name;
-  el.corpusDefault.hidden = !c.custom;
-  render();
-}
-
-async function useFile(file: File): Promise<void> {
-  if (busy()) return inline(el.corpusError, 'Stop the run before changing the training text.');
-  try {
-    const c = await readCorpusFile(file, config?.block_size ?? 64);
-    setCorpus(c);
-    await store.saveCorpus({ name: c.name, text: c.text }).catch(() => {});
-  } catch (e) {
-    inline(el.corpusError, e instanceof CorpusError ? messageOf(e) : `“${file.name}” could not be read: ${messageOf(e)}`);
-  }
-}
-
-async function useDefaultCorpus(): Promise<void> {
-  try {
-    setCorpus(await fetchDefaultCorpus());
-    await store.saveCorpus(null).catch(() => {});
-  } catch (e) {
-    el.corpusInfo.textContent = 'No training text yet.';
-    inline(el.corpusError, messageOf(e));
-  }
-}
-
-// ---- sampling on demand --------------------------------------------------------------------------------
-async function sampleNow(): Promise<void> {
-  const r = run;
-  if (!r || !info) return;
-  const num = (id: string) => Number(byId<HTMLInputElement>(id).value.trim() || NaN);
-  const prompt = byId<HTMLInputElement>('sample-prompt').value;
-  const temperature = num('sample-temperature');
-  const topK = num('sample-topk');
-  const tokens = num('sample-length');
-  const problem = !(temperature >= 0 && temperature <= 5) ? 'temperature must be a number from 0 (always the likeliest token) to 5'
-    : !(Number.isInteger(topK) && topK >= 0) ? 'top-k must be a whole number (0 keeps every token)'
-      : !(Number.isInteger(tokens) && tokens >= 1 && tokens <= 2000) ? 'length must be a whole number of tokens from 1 to 2000'
-        : null;
-  inline(el.sampleError, problem);
-  if (problem) return;
-  el.sampleNow.disabled = true;
-  el.sampleNow.textContent = 'Sampling…';
-  try {
-    const step = stats.currentStep;
-    const text = await r.sample({ prompt, tokens, temperature, topK, seed: Math.floor(Math.random() * 2 ** 31) });
-    if (run === r) samples.add(`step ${fmt.count(step)} · your sample · temperature ${temperature} · top-k ${topK}`, text, prompt);
-  } catch (e) {
-    if (run === r) inline(el.sampleError, messageOf(e));
-  } finally {
-    el.sampleNow.textContent = 'Sample now';
-    render();
-  }
-}
-
 // ---- event wiring (once, for the page's lifetime) -----------------------------------------------------
 el.start.addEventListener('click', () => void launch(false));
-el.ckptResume.addEventListener('click', () => void launch(true));
 el.pause.addEventListener('click', () => control('pause'));
 el.resume.addEventListener('click', () => control('resume'));
 el.stop.addEventListener('click', () => control('stop'));
-el.sampleForm.addEventListener('submit', (e) => {
-  e.preventDefault();
-  void sampleNow();
-});
 byId('banner-close').addEventListener('click', hideBanner);
-el.ckptDownload.addEventListener('click', () => void downloadCheckpoint());
-el.ckptFile.addEventListener('change', () => {
-  const f = el.ckptFile.files?.[0];
-  el.ckptFile.value = '';
-  if (f) void loadCheckpointFile(f);
-});
-el.ckptForget.addEventListener('click', async () => {
-  await store.forgetCheckpoint().catch(() => {});
-  savedMeta = null;
-  render();
-});
-el.corpusFile.addEventListener('change', () => {
-  const f = el.corpusFile.files?.[0];
-  el.corpusFile.value = '';
-  if (f) void useFile(f);
-});
-el.corpusDefault.addEventListener('click', () => void useDefaultCorpus());
-// A file dropped anywhere on the page (not only on the drop zone) must not make the browser navigate
-// away from a run: a .bin is a checkpoint, anything else a training text.
-window.addEventListener('dragover', (e) => {
-  e.preventDefault();
-  el.dropzone.classList.add('over');
-});
-window.addEventListener('dragleave', (e) => e.relatedTarget === null && el.dropzone.classList.remove('over'));
-window.addEventListener('drop', (e) => {
-  e.preventDefault();
-  el.dropzone.classList.remove('over');
-  const f = e.dataTransfer?.files[0];
-  if (!f) return;
-  if (/\.bin$/i.test(f.name)) {
-    if (busy()) inline(el.ckptError, 'Stop the run before loading a checkpoint.');
-    else void loadCheckpointFile(f);
-  } else void useFile(f);
-});
 el.copyLink.addEventListener('click', async () => {
   const label = el.copyLink.textContent;
   try {
@@ -596,7 +400,7 @@ window.addEventListener('error', (e) => {
 const compare = mountCompare(byId('compare'), {
   config: () => config,
   configError: () => configError,
-  corpus: () => corpus,
+  corpus: () => corpusPanel.corpus,
   bucketMb: () => dist?.bucketMb,
   busy,
   onActiveChange: () => render(),
@@ -608,31 +412,8 @@ async function boot(): Promise<void> {
   form.set(fromLink, true);
   if (problems.length) showBanner('This link could not be used as it is.', problems.join(' '), 'warning');
 
-  // The user's own text from an earlier visit, else Tiny Shakespeare.
-  const own = await store.loadCorpus().catch(() => {
-    storeAvailable = false;
-    return null;
-  });
-  if (own) {
-    const c = describe(own.name, own.text, true, new TextEncoder().encode(own.text).length);
-    try {
-      checkLength(c, config?.block_size ?? 1);
-      setCorpus(c);
-    } catch {
-      await useDefaultCorpus();
-    }
-  } else await useDefaultCorpus();
-
-  // A checkpoint from an earlier visit: offer to resume it, and show its loss curve.
-  savedMeta = storeAvailable ? await store.loadMeta().catch(() => null) : null;
-  if (savedMeta) {
-    const buf = await store.loadCheckpoint().catch(() => null);
-    if (buf) {
-      const header = store.readHeader(buf);
-      chart.setHistory(header.losses ?? [], header.val_losses ?? []);
-      stats.reset(config?.max_iters ?? header.config.max_iters, header.step, header.losses?.[0] ?? null, header.val_losses?.at(-1)?.[1] ?? null);
-    } else savedMeta = null;
-  }
+  await corpusPanel.restore(); // the user's own text from an earlier visit, else Tiny Shakespeare
+  await checkpoints.restore(); // a checkpoint from an earlier visit: offer to resume it, with its loss curve
   render();
   document.body.dataset.ready = 'true';
 }

@@ -1,14 +1,16 @@
-// The live loss chart: train loss per step (raw and smoothed) and validation loss at eval steps.
+// The live loss chart: train loss per step (raw and smoothed) and validation loss at eval steps, and the
+// gradient norm per step (before clipping) on a second axis at the right, from 0.
 // Append-only arrays; at most one redraw per animation frame however fast events arrive.
 // One chart for the page's lifetime: a new run calls reset(), never builds a second uPlot.
 
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { loss, tick } from './format';
+import { loss, small, tick } from './format';
 
 const SMOOTHING = 0.9; // exponential moving average of the per-step loss, debiased as TensorBoard does
 const STEP_INCRS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 50000, 100000];
 const FONT = '14px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+const GRAD_NORM_HELP = 'Size of the gradient before clipping; clipping scales it down to grad_clip when larger';
 
 export class LossChart {
   private readonly plot: uPlot;
@@ -17,6 +19,7 @@ export class LossChart {
   private raw: (number | null)[] = [];
   private smooth: (number | null)[] = [];
   private val: (number | null)[] = [];
+  private gradNorm: (number | null)[] = [];
   private ema = 0;
   private emaSteps = 0;
   private frame = 0;
@@ -28,22 +31,26 @@ export class LossChart {
         width: Math.max(300, container.clientWidth),
         height: this.height(),
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: false } },
+        scales: { x: { time: false }, gn: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
         legend: { live: true },
         axes: [
           { ...axis, label: 'step', labelSize: 26, incrs: STEP_INCRS, values: (_u, ticks) => ticks.map((t) => t.toLocaleString('en-US')) },
           { ...axis, label: 'loss', labelSize: 26, size: 56, values: (_u, ticks) => ticks.map(tick) },
+          { ...axis, scale: 'gn', side: 1, label: 'grad norm', labelSize: 26, size: 56, grid: { show: false }, values: (_u, ticks) => ticks.map(tick) },
         ],
         series: [
           { label: 'step', value: (_u, v) => (v == null ? '–' : String(v)) },
           { label: 'train (step)', stroke: 'rgba(37, 99, 235, 0.28)', width: 1, points: { show: false }, value: fmt },
           { label: 'train (smoothed)', stroke: '#2563eb', width: 2.5, points: { show: false }, value: fmt },
           { label: 'val', stroke: '#ea580c', width: 2, spanGaps: true, points: { show: true, size: 9, fill: '#ea580c', stroke: '#ea580c' }, value: fmt },
+          { label: 'grad norm', scale: 'gn', stroke: 'rgba(22, 163, 74, 0.8)', width: 1.25, points: { show: false }, value: (_u, v) => (v == null ? '–' : small(v)) },
         ],
       },
       this.data(),
       container,
     );
+    const gradNormLegend = this.plot.root.querySelectorAll<HTMLElement>('.u-legend .u-series')[4];
+    if (gradNormLegend) gradNormLegend.title = GRAD_NORM_HELP;
     this.resizeObserver = new ResizeObserver(() => this.plot.setSize({ width: Math.max(300, this.container.clientWidth), height: this.height() }));
     this.resizeObserver.observe(container);
   }
@@ -53,7 +60,7 @@ export class LossChart {
   }
 
   private data(): uPlot.AlignedData {
-    return [this.steps, this.raw, this.smooth, this.val];
+    return [this.steps, this.raw, this.smooth, this.val, this.gradNorm];
   }
 
   /** Clears the chart for a new run. */
@@ -62,25 +69,27 @@ export class LossChart {
     this.raw = [];
     this.smooth = [];
     this.val = [];
+    this.gradNorm = [];
     this.ema = 0;
     this.emaSteps = 0;
     this.schedule();
   }
 
-  /** A run's history (from a checkpoint): losses[i] is the loss of step i + 1. */
+  /** A run's history (from a checkpoint, which keeps no grad norms): losses[i] is the loss of step i + 1. */
   setHistory(losses: number[], valLosses: [number, number][]): void {
     this.reset();
     losses.forEach((l, i) => this.addStep(i + 1, l));
     for (const [step, v] of valLosses) this.addVal(step, v);
   }
 
-  addStep(step: number, loss: number): void {
+  addStep(step: number, loss: number, gradNorm: number | null = null): void {
     this.ema = SMOOTHING * this.ema + (1 - SMOOTHING) * loss;
     this.emaSteps++;
     this.steps.push(step);
     this.raw.push(loss);
     this.smooth.push(this.ema / (1 - SMOOTHING ** this.emaSteps));
     this.val.push(null);
+    this.gradNorm.push(gradNorm);
     this.schedule();
   }
 
@@ -92,6 +101,7 @@ export class LossChart {
       this.raw.push(null);
       this.smooth.push(null);
       this.val.push(loss);
+      this.gradNorm.push(null);
     }
     this.schedule();
   }

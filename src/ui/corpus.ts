@@ -1,8 +1,13 @@
 // The training text: the default Tiny Shakespeare, or a .txt file the user drops in.
 // Every rejection says what is wrong with the file and what to do instead.
+// Reading and checking a text comes first (no DOM); CorpusPanel, below, is the page's “Training text”
+// panel: the file input, the drop zone and the user's own text kept in IndexedDB for the next visit.
 
 import { makeDataset } from '../data/dataset';
 import { charTokenizer } from '../data/tokenizer';
+import { byId, h } from './dom';
+import * as fmt from './format';
+import * as store from './store';
 
 export const DEFAULT_CORPUS_URL = '/data/tinyshakespeare.txt';
 export const DEFAULT_CORPUS_NAME = 'tinyshakespeare.txt';
@@ -75,4 +80,108 @@ export function checkLength(corpus: Corpus, blockSize: number): void {
   } catch (e) {
     throw new CorpusError(`"${corpus.name}" is too short: ${(e as Error).message}`);
   }
+}
+
+// ---- the panel -------------------------------------------------------------------------------------------
+
+/** What the panel needs from the page. */
+export interface CorpusPage {
+  busy(): boolean; // a run is starting, running or paused: the text cannot change
+  blockSize(): number | null; // the setup's block_size, null while the setup is invalid
+  checkpointFile(file: File): void; // a .bin dropped on the page is a checkpoint, not a text
+  changed(): void; // redraw the page (the corpus changed)
+}
+
+export class CorpusPanel {
+  private readonly info = byId('corpus-info');
+  private readonly error = byId('corpus-error');
+  private readonly file = byId<HTMLInputElement>('corpus-file');
+  private readonly defaultButton = byId<HTMLButtonElement>('corpus-default');
+  private readonly dropzone = byId('dropzone');
+  private current: Corpus | null = null;
+
+  constructor(private readonly page: CorpusPage) {
+    this.file.addEventListener('change', () => {
+      const f = this.file.files?.[0];
+      this.file.value = '';
+      if (f) void this.useFile(f);
+    });
+    this.defaultButton.addEventListener('click', () => void this.useDefault());
+    // A file dropped anywhere on the page (not only on the drop zone) must not make the browser navigate
+    // away from a run: a .bin is a checkpoint, anything else a training text.
+    window.addEventListener('dragover', (e) => {
+      e.preventDefault();
+      this.dropzone.classList.add('over');
+    });
+    window.addEventListener('dragleave', (e) => e.relatedTarget === null && this.dropzone.classList.remove('over'));
+    window.addEventListener('drop', (e) => {
+      e.preventDefault();
+      this.dropzone.classList.remove('over');
+      const f = e.dataTransfer?.files[0];
+      if (!f) return;
+      if (/\.bin$/i.test(f.name)) page.checkpointFile(f);
+      else void this.useFile(f);
+    });
+  }
+
+  /** The training text, null until one is loaded. */
+  get corpus(): Corpus | null {
+    return this.current;
+  }
+
+  /** At start-up: the user's own text from an earlier visit, else Tiny Shakespeare. */
+  async restore(): Promise<void> {
+    const own = await store.loadCorpus().catch(() => null);
+    if (own) {
+      const c = describe(own.name, own.text, true, new TextEncoder().encode(own.text).length);
+      try {
+        checkLength(c, this.page.blockSize() ?? 1);
+        this.set(c);
+      } catch {
+        await this.useDefault();
+      }
+    } else await this.useDefault();
+  }
+
+  private set(c: Corpus): void {
+    this.current = c;
+    this.showError(null);
+    this.info.replaceChildren(
+      h('strong', {}, c.name),
+      ` · ${fmt.bytes(c.bytes)} · ${fmt.count(c.chars)} characters · ${fmt.count(c.vocab)} distinct`,
+    );
+    this.info.dataset.name = c.name;
+    this.defaultButton.hidden = !c.custom;
+    this.page.changed();
+  }
+
+  private async useFile(file: File): Promise<void> {
+    if (this.page.busy()) return this.showError('Stop the run before changing the training text.');
+    try {
+      const c = await readCorpusFile(file, this.page.blockSize() ?? 64);
+      this.set(c);
+      await store.saveCorpus({ name: c.name, text: c.text }).catch(() => {});
+    } catch (e) {
+      this.showError(e instanceof CorpusError ? e.message : `“${file.name}” could not be read: ${messageOf(e)}`);
+    }
+  }
+
+  private async useDefault(): Promise<void> {
+    try {
+      this.set(await fetchDefaultCorpus());
+      await store.saveCorpus(null).catch(() => {});
+    } catch (e) {
+      this.info.textContent = 'No training text yet.';
+      this.showError(messageOf(e));
+    }
+  }
+
+  private showError(message: string | null): void {
+    this.error.textContent = message ?? '';
+    this.error.hidden = message === null;
+  }
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

@@ -1,7 +1,7 @@
 // The progress panel: step / max_iters with a bar, loss, val loss, tokens/s, ms/step, ETA, lr and
-// gradient norm. Updates are batched into one DOM write per animation frame. The numbers are also
-// exposed as data attributes on #stats (data-step, data-first-loss, data-last-loss, data-val-loss)
-// for tests and for anyone scripting the page.
+// gradient norm (the last step's, before clipping). Updates are batched into one DOM write per animation
+// frame. The numbers are also exposed as data attributes on #stats (data-step, data-first-loss,
+// data-last-loss, data-val-loss, data-grad-norm) for tests and for anyone scripting the page.
 
 import type { TrainEvent } from '../train/session';
 import { byId } from './dom';
@@ -82,5 +82,6 @@ export class StatsPanel {
     d.firstLoss = this.firstLoss === null ? '' : String(this.firstLoss);
     d.lastLoss = e ? String(e.stats.loss) : '';
     d.valLoss = this.valLoss === null ? '' : String(this.valLoss);
+    d.gradNorm = e ? String(e.stats.gradNorm) : '';
   }
 }

@@ -1,0 +1,200 @@
+// The Checkpoint panel: the run's last checkpoint, kept in this browser (IndexedDB, src/ui/store.ts).
+// It is saved after every evaluation and on pause/stop (save(): one save at a time, later requests
+// collapse into one more), can be downloaded as a .bin, loaded back from a file, deleted, or resumed.
+//
+// The panel owns its elements, the saved checkpoint's summary (meta) and the save queue; the page hands it
+// getters for what it reads (the current run, the setup, the corpus) and callbacks for what it changes on
+// the page (resume, the loss history of a loaded checkpoint, a redraw).
+
+import type { RunConfig } from '../model/config';
+import type { DistOptions } from '../parallel/coordinator';
+import { decodeCheckpoint, type CheckpointHeader } from '../train/checkpoint';
+import type { Corpus } from './corpus';
+import { byId, h } from './dom';
+import * as fmt from './format';
+import type { Run } from './run';
+import * as store from './store';
+
+/** What the panel needs from the page. */
+export interface CheckpointPage {
+  run(): Run | null; // the current run, once its workers are built
+  runDist(): DistOptions | null; // what it was started with (saved with its checkpoints)
+  config(): RunConfig | null; // the setup's config, null while it is invalid
+  corpus(): Corpus | null;
+  busy(): boolean; // a run is starting, running or paused
+  failed(): boolean; // the run stopped with an error
+  resume(): void; // “Resume from step N”
+  showHistory(header: CheckpointHeader): void; // a checkpoint's loss curve on the chart and in the stats
+  warn(title: string, message: string, kind?: 'error' | 'warning'): void; // the page's banner
+  changed(): void; // redraw the page (the saved checkpoint changed)
+}
+
+export class CheckpointPanel {
+  private readonly info = byId('checkpoint-info');
+  private readonly error = byId('checkpoint-error');
+  private readonly resumeButton = byId<HTMLButtonElement>('resume-checkpoint');
+  private readonly downloadButton = byId<HTMLButtonElement>('download-checkpoint');
+  private readonly file = byId<HTMLInputElement>('checkpoint-file');
+  private readonly fileLabel = byId('load-checkpoint-label');
+  private readonly forgetButton = byId<HTMLButtonElement>('forget-checkpoint');
+  private saved: store.CheckpointMeta | null = null;
+  private storeAvailable = true;
+  private saving: Promise<void> | null = null;
+  private saveAgain = false;
+
+  constructor(private readonly page: CheckpointPage) {
+    this.resumeButton.addEventListener('click', () => page.resume());
+    this.downloadButton.addEventListener('click', () => void this.download());
+    this.file.addEventListener('change', () => {
+      const f = this.file.files?.[0];
+      this.file.value = '';
+      if (f) void this.loadFile(f);
+    });
+    this.forgetButton.addEventListener('click', async () => {
+      await store.forgetCheckpoint().catch(() => {});
+      this.saved = null;
+      page.changed();
+    });
+  }
+
+  /** The saved checkpoint's summary, null when there is none. */
+  get meta(): store.CheckpointMeta | null {
+    return this.saved;
+  }
+
+  /**
+   * At start-up: the checkpoint from an earlier visit, offered for resuming, with its loss curve. A browser
+   * that gives the page no storage says so here, and nothing is saved automatically.
+   */
+  async restore(): Promise<void> {
+    this.saved = await store.loadMeta().catch(() => {
+      this.storeAvailable = false;
+      return null;
+    });
+    if (!this.saved) return;
+    const buf = await store.loadCheckpoint().catch(() => null);
+    if (buf) this.page.showHistory(store.readHeader(buf));
+    else this.saved = null;
+  }
+
+  /** The saved checkpoint to resume from; null (and a banner) when it cannot be read. */
+  async loadSaved(): Promise<{ buffer: ArrayBuffer; header: CheckpointHeader } | null> {
+    const buffer = await store.loadCheckpoint().catch(() => null);
+    if (buffer) return { buffer, header: store.readHeader(buffer) };
+    this.page.warn('No checkpoint to resume.', 'The saved checkpoint could not be read from this browser’s storage.');
+    return null;
+  }
+
+  /** Exports the run's checkpoint into IndexedDB; overlapping requests collapse into one more save. */
+  save(): Promise<void> {
+    if (this.saving) {
+      this.saveAgain = true;
+      return this.saving;
+    }
+    this.saving = (async () => {
+      do {
+        this.saveAgain = false;
+        await this.saveOnce();
+      } while (this.saveAgain);
+    })().finally(() => (this.saving = null));
+    return this.saving;
+  }
+
+  private async saveOnce(): Promise<void> {
+    const r = this.page.run();
+    if (!r || this.page.failed() || !this.storeAvailable) return;
+    let buf: ArrayBuffer;
+    try {
+      buf = await r.exportCheckpoint();
+    } catch (e) {
+      if (this.page.run() === r && !this.page.failed()) this.page.warn('Could not export a checkpoint.', messageOf(e));
+      return;
+    }
+    if (this.page.run() !== r) return; // a new run started meanwhile; its own saves follow
+    const meta = store.metaFor(buf, 'autosave', this.page.corpus()?.name ?? '', this.page.runDist() ?? undefined);
+    try {
+      await store.saveCheckpoint(buf, meta);
+      this.saved = meta;
+      this.render();
+    } catch (e) {
+      this.page.warn('Could not save the checkpoint in this browser.', `${messageOf(e)}. Use “Download .bin” to keep your model.`, 'warning');
+    }
+  }
+
+  /** A .bin dropped anywhere on the page. */
+  drop(file: File): void {
+    if (this.page.busy()) this.showError('Stop the run before loading a checkpoint.');
+    else void this.loadFile(file);
+  }
+
+  render(): void {
+    const m = this.saved;
+    const busy = this.page.busy();
+    const config = this.page.config();
+    this.downloadButton.disabled = !m;
+    this.forgetButton.hidden = !m || busy;
+    this.resumeButton.hidden = !m || busy;
+    this.fileLabel.classList.toggle('disabled', busy);
+    this.file.disabled = busy;
+    if (!this.storeAvailable) {
+      this.info.textContent = 'This browser does not allow storage for this page, so nothing is saved automatically.';
+      return;
+    }
+    if (!m) {
+      this.info.textContent = 'Saved automatically after every evaluation and when you pause or stop.';
+      return;
+    }
+    const c = m.config;
+    const finished = config ? m.step >= config.max_iters : false;
+    this.resumeButton.textContent = finished ? `Open step ${fmt.count(m.step)}` : `Resume from step ${fmt.count(m.step)}`;
+    this.resumeButton.disabled = !config || !this.page.corpus();
+    const how = !m.dist ? null
+      : m.dist.strategy === 'ddp' ? `ddp × ${m.dist.workers} (${m.dist.transport})`
+        : m.dist.strategy === 'fsdp' ? `fsdp × ${m.dist.workers} (${m.dist.shard ?? 'full'}, ${m.dist.transport}${m.dist.prefetch === false ? ', no prefetch' : ''})`
+          : 'one worker';
+    this.resumeButton.title = `Continue ${c.preset} (${c.n_layer} layers × ${c.n_embd}) from step ${m.step}${how ? ` with ${how}` : ''}, saved ${fmt.date(m.savedAt)}`;
+    this.info.replaceChildren(
+      h('strong', {}, `Step ${fmt.count(m.step)}`),
+      ` · ${c.preset} (${c.n_layer} × ${c.n_embd})${how ? ` · ${how}` : ''} · ${m.source === 'autosave' ? 'saved' : `loaded from ${m.source}`} ${fmt.date(m.savedAt)} · ${fmt.bytes(m.bytes)}`,
+      ...(finished ? [h('br'), h('span', { class: 'muted' }, `It reached max_iters (${config!.max_iters}): raise max_iters to train it further.`)] : []),
+    );
+    this.info.dataset.step = String(m.step);
+  }
+
+  private async download(): Promise<void> {
+    const buf = await store.loadCheckpoint().catch(() => null);
+    if (!buf || !this.saved) return this.showError('The saved checkpoint could not be read from this browser’s storage.');
+    const url = URL.createObjectURL(new Blob([buf], { type: 'application/octet-stream' }));
+    h('a', { href: url, download: `gpt2-${this.saved.preset}-step${this.saved.step}.bin` }).click();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }
+
+  private async loadFile(file: File): Promise<void> {
+    this.showError(null);
+    let header: CheckpointHeader;
+    const buf = await file.arrayBuffer();
+    try {
+      header = decodeCheckpoint(buf).header; // every check, with a message that says what is wrong
+    } catch (e) {
+      return this.showError(`“${file.name}” cannot be used: ${messageOf(e)}.`);
+    }
+    const meta = store.metaFor(buf, file.name, this.page.corpus()?.name ?? '');
+    try {
+      await store.saveCheckpoint(buf, meta);
+    } catch (e) {
+      return this.showError(`“${file.name}” is a valid checkpoint, but this browser would not store it: ${messageOf(e)}.`);
+    }
+    this.saved = meta;
+    if (!this.page.busy()) this.page.showHistory(header);
+    this.page.changed();
+  }
+
+  private showError(message: string | null): void {
+    this.error.textContent = message ?? '';
+    this.error.hidden = message === null;
+  }
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
