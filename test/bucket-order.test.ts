@@ -15,7 +15,7 @@ import { noTrace } from '../src/util/trace';
 /** A world of one that records every buffer handed to allReduceMean, in call order. */
 function recordingCollectives(calls: Float32Array[]): Collectives {
   return {
-    rank: 0, world: 1, kind: 'ring', stats: { bytesSent: 0, commMs: 0, ops: 0 }, tracer: noTrace,
+    rank: 0, world: 1, kind: 'ring', stats: { bytesSent: 0, commMs: 0, ops: 0 }, tracer: noTrace, step: 0,
     alloc: (n) => new Float32Array(n),
     allReduceMean: async (buf) => (calls.push(buf), buf),
     reduceScatterMean: async (buf) => buf,

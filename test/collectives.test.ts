@@ -138,6 +138,36 @@ describe.each(TRANSPORTS)('%s collectives', (kind) => {
   });
 });
 
+describe('every message says which collective it belongs to', () => {
+  // A mismatch (two ranks in different collectives, or the same one of different steps) is an error
+  // that names both sides on every transport, never a silent sum of unrelated buffers.
+  for (const kind of TRANSPORTS) {
+    it(`${kind}: equal-length collectives issued in a different order fail, naming both ranks`, async () => {
+      const g = group(kind, 2);
+      const x = () => new Float32Array(12);
+      const [r0, r1] = g.ranks;
+      const out = await Promise.allSettled([
+        r0.allReduceMean(x()), r0.reduceScatterMean(x()), // rank 0: all-reduce, then reduce-scatter
+        r1.reduceScatterMean(x()), r1.allReduceMean(x()), // rank 1: the other way round
+      ]);
+      const errors = out.filter((o) => o.status === 'rejected').map((o) => String((o as PromiseRejectedResult).reason));
+      expect(errors.length).toBeGreaterThan(0);
+      expect(errors[0]).toMatch(new RegExp(`${kind} transport: rank \\d is in (all-reduce|reduce-scatter) #1 of step 0 but rank \\d is in (all-reduce|reduce-scatter) #1 of step 0`));
+      g.close();
+    });
+
+    it(`${kind}: the same collective of another step fails`, async () => {
+      const g = group(kind, 2);
+      g.ranks[1].step = 3;
+      const out = await Promise.allSettled(g.ranks.map((c) => c.allGather(new Float32Array(6), 12)));
+      const errors = out.filter((o) => o.status === 'rejected').map((o) => String((o as PromiseRejectedResult).reason));
+      expect(errors.length).toBeGreaterThan(0);
+      expect(errors[0]).toMatch(/all-gather #1 of step (0|3) but rank \d is in all-gather #1 of step (3|0)/);
+      g.close();
+    });
+  }
+});
+
 describe('shared transport', () => {
   it('refuses ranks that reduce different buffers at once, instead of mixing their data', async () => {
     const g = group('shared', 2, 7, 100);

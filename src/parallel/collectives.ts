@@ -39,6 +39,12 @@ export interface Collectives {
   readonly stats: CommStats;
   tracer: Tracer;
   /**
+   * The training step the next collectives belong to: with the kind and the sequence number on the
+   * rank, every message says which collective it is part of, and a rank that receives a message of
+   * another collective fails with an error naming both (transports/base.ts Tag).
+   */
+  step: number;
+  /**
    * A zeroed buffer of n floats that this transport reduces where it lies (DDP's buckets), while its
    * registered room lasts; an ordinary Float32Array after that. Every rank must allocate the same sizes
    * in the same order.

@@ -7,7 +7,7 @@ import type { RunConfig } from '../model/config';
 import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from './protocol';
 import type { StepOptions, StepStats } from '../train/trainer';
 import type { History } from '../train/checkpoint';
-import type { TransportKind } from './collectives';
+import { TRANSPORTS, type TransportKind } from './collectives';
 import { endpointTransfers, wire, type Wiring } from './wiring';
 import { DEFAULT_BUCKET_MB, DEFAULT_PROBE_MB, MAX_WORKERS, SHARD_STRATEGIES, STRATEGIES, assignBuckets, ddpRegisteredSizes, gradientSync, registeredFloats, unshard, type ShardStrategy, type Strategy } from './layout';
 import { buildParamTable } from '../model/params';
@@ -67,7 +67,7 @@ export function checkDist(d: DistOptions): DistOptions {
     throw new DistError(`workers must be a whole number from 1 to ${MAX_WORKERS}, got ${d.workers}`);
   }
   if (d.strategy === 'single' && d.workers !== 1) throw new DistError(`strategy single runs one worker; use ddp or fsdp for ${d.workers} workers`);
-  if (!['ring', 'star', 'shared'].includes(d.transport)) throw new DistError(`transport must be ring, star or shared, got "${d.transport}"`);
+  if (!TRANSPORTS.includes(d.transport)) throw new DistError(`transport must be ring, star or shared, got "${d.transport}"`);
   if (!(d.bucketMb > 0)) throw new DistError(`bucket size must be a positive number of MB, got ${d.bucketMb}`);
   return d;
 }

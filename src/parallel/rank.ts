@@ -154,6 +154,7 @@ export class RankService implements RankAPI {
     if (this.failure) throw new Error(this.failure);
     const trainer = this.need();
     const coll = this.coll!;
+    coll.step = trainer.step; // every message of this step's collectives says so
     const before = { ...coll.stats };
     let stats: StepStats;
     let waitMs: number;

@@ -31,10 +31,39 @@ export class Inbox<T> {
   }
 }
 
-/** Base: one collective at a time per rank, and CPU time of the synchronous parts counted as comm. */
+/** What collective a message belongs to: its kind, its sequence number on the rank, and the step. */
+export interface Tag {
+  kind: CollectiveKind;
+  seq: number; // 1, 2, ... in the order this rank issued its collectives
+  step: number;
+}
+
+export const COLLECTIVE_KINDS = ['all-reduce', 'reduce-scatter', 'all-gather', 'broadcast'] as const;
+export type CollectiveKind = (typeof COLLECTIVE_KINDS)[number];
+
+export const describeTag = (t: Tag) => `${t.kind} #${t.seq} of step ${t.step}`;
+export const sameTag = (a: Tag, b: Tag) => a.kind === b.kind && a.seq === b.seq && a.step === b.step;
+
+/** Two ranks are in different collectives: an error that names both sides, never a silent sum. */
+export function mismatch(transport: string, mine: { rank: number; tag: Tag }, theirs: { rank: number; tag: Tag }): Error {
+  return new Error(
+    `${transport} transport: rank ${mine.rank} is in ${describeTag(mine.tag)} but rank ${theirs.rank} is in ${describeTag(theirs.tag)}; ` +
+      'every rank must issue the same collectives in the same order',
+  );
+}
+
+/**
+ * Base: one collective at a time per rank, each tagged (Tag) so that transports can check that all
+ * ranks are in the same one, and CPU time of the synchronous parts counted as comm.
+ */
 export abstract class Base {
   readonly stats: CommStats = { bytesSent: 0, commMs: 0, ops: 0 };
   tracer: Tracer = noTrace; // records each collective, with its bytes, on the "comm" lane
+  /** The training step the next collectives belong to (the rank sets it before each step). */
+  step = 0;
+  private seq = 0;
+  /** The running collective's tag (collectives run one at a time). */
+  protected tag: Tag = { kind: 'all-reduce', seq: 0, step: 0 };
   private readonly queue = serializer();
   constructor(readonly rank: number, readonly world: number, protected readonly mem: CommMemory | null) {}
 
@@ -42,10 +71,12 @@ export abstract class Base {
     return this.mem ? this.mem.alloc(n) : new Float32Array(n);
   }
 
-  /** Runs one collective after the ones issued before it. */
-  protected serial<R>(name: string, fn: () => Promise<R>): Promise<R> {
+  /** Runs one collective after the ones issued before it; it is numbered (its Tag) when issued. */
+  protected serial<R>(name: CollectiveKind, fn: () => Promise<R>): Promise<R> {
     this.stats.ops += 1;
+    const tag: Tag = { kind: name, seq: ++this.seq, step: this.step };
     return this.queue(async () => {
+      this.tag = tag;
       const ts = clock();
       const b0 = this.stats.bytesSent;
       try {

@@ -6,7 +6,7 @@
 import { CommMemory } from '../reduce';
 import { unlessOutOfMemory } from '../../util/wasm';
 import { chunkBounds, type Collectives, type PortLike } from '../collectives';
-import { Base, Inbox, mod } from './base';
+import { Base, Inbox, mismatch, mod, sameTag, type Tag } from './base';
 
 /** A rank's own communication memory with room for `registered` floats, or none (ordinary buffers) if that cannot be had. */
 function localMemory(registered: number): CommMemory {
@@ -23,24 +23,27 @@ export interface RingOptions {
   piece?: number; // floats per message
 }
 
-/** A ring message: one piece of one stream (a collective's phase and step: "rs0", "ag1", "bc"). */
-interface Piece { stream: string; data: Float32Array }
+/**
+ * A ring message: one piece of one stream (a collective's phase and ring step: "rs0", "ag1", "bc"), and
+ * the tag of the collective it belongs to (kind, sequence number on the sender, training step).
+ */
+interface Piece { stream: string; tag: Tag; data: Float32Array }
 
 /**
  * A ring link's messages, one inbox per stream. A rank may interleave sends of different streams (the
  * first step's copies with the pieces it passes on); its neighbour still reads each stream in order.
  */
 class Streams {
-  private inboxes = new Map<string, Inbox<Float32Array>>();
+  private inboxes = new Map<string, Inbox<Piece>>();
   constructor(port: PortLike) {
-    port.onmessage = (ev) => this.inbox((ev.data as Piece).stream).deliver((ev.data as Piece).data);
+    port.onmessage = (ev) => this.inbox((ev.data as Piece).stream).deliver(ev.data as Piece);
   }
-  private inbox(stream: string): Inbox<Float32Array> {
+  private inbox(stream: string): Inbox<Piece> {
     let q = this.inboxes.get(stream);
-    if (!q) this.inboxes.set(stream, (q = new Inbox<Float32Array>()));
+    if (!q) this.inboxes.set(stream, (q = new Inbox<Piece>()));
     return q;
   }
-  next(stream: string): Promise<Float32Array> {
+  next(stream: string): Promise<Piece> {
     return this.inbox(stream).next();
   }
 }
@@ -64,6 +67,13 @@ export class RingCollectives extends Base implements Collectives {
     this.piece = opts.piece ?? RING_PIECE;
   }
 
+  /** The next piece of a stream from the previous rank; it must belong to the collective running here. */
+  private async receive(stream: string): Promise<Float32Array> {
+    const piece = await this.inbox!.next(stream);
+    if (!sameTag(piece.tag, this.tag)) throw mismatch('ring', { rank: this.rank, tag: this.tag }, { rank: mod(this.rank - 1, this.world), tag: piece.tag });
+    return piece.data;
+  }
+
   /** [lo, hi) in message pieces. */
   private *split(lo: number, hi: number): Generator<[number, number]> {
     for (let o = lo; o < hi; o += this.piece) yield [o, Math.min(hi, o + this.piece)];
@@ -73,7 +83,7 @@ export class RingCollectives extends Base implements Collectives {
   private forward(stream: string, data: Float32Array): void {
     this.timed(() => {
       this.stats.bytesSent += data.byteLength;
-      this.next!.postMessage({ stream, data } satisfies Piece, [data.buffer]);
+      this.next!.postMessage({ stream, tag: this.tag, data } satisfies Piece, [data.buffer]);
     });
   }
 
@@ -112,7 +122,7 @@ export class RingCollectives extends Base implements Collectives {
     for (let s = 0; s < N - 1; s++) {
       const [lo, hi] = chunkBounds(buf.length, N, mod(r - s - 2, N)); // summed over the s + 1 ranks before this one
       for (const [a, b] of this.split(lo, hi)) {
-        const incoming = await this.inbox!.next(`rs${s}`);
+        const incoming = await this.receive(`rs${s}`);
         const mine = buf.subarray(a, b);
         if (s === N - 2) last(incoming, mine, a - lo);
         else {
@@ -130,7 +140,7 @@ export class RingCollectives extends Base implements Collectives {
     const { rank: r, world: N } = this;
     for (let s = 0; s < N - 1; s++) {
       for (const [a] of this.split(...chunkBounds(buf.length, N, mod(r - s - 1, N)))) {
-        const incoming = await this.inbox!.next(`ag${s}`);
+        const incoming = await this.receive(`ag${s}`);
         this.timed(() => buf.set(incoming, a));
         if (s < N - 2) this.forward(`ag${s + 1}`, incoming);
         else this.keepSpare(incoming);
@@ -184,7 +194,7 @@ export class RingCollectives extends Base implements Collectives {
           this.sendCopy('bc', buf, piece);
           continue;
         }
-        const incoming = await this.inbox!.next('bc');
+        const incoming = await this.receive('bc');
         this.timed(() => buf.set(incoming, piece[0]));
         if (lastHop) this.keepSpare(incoming);
         else this.forward('bc', incoming); // pass it along the ring

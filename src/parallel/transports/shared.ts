@@ -5,7 +5,7 @@
 
 import { CommMemory, PIECE, alignUp } from '../reduce';
 import { chunkBounds, type Collectives } from '../collectives';
-import { Base } from './base';
+import { Base, COLLECTIVE_KINDS, mismatch, sameTag, type Tag } from './base';
 
 /** The shared transport's memory and its layout's sizes (see sharedLayout). */
 export interface SharedEndpoint { kind: 'shared'; memory: WebAssembly.Memory; capacity: number; registered: number }
@@ -16,12 +16,13 @@ export const MAX_MEMORY_BYTES = 65535 * 65536;
 /**
  * Byte offsets of everything in the shared transport's memory, for N ranks, staging pieces of `capacity`
  * floats, and `registered` floats of registered buffers per rank. Control words (Int32): [arrived,
- * generation], then per rank the (float offset in its region or -1, length) of the buffer it reduces.
+ * generation], then per rank CONTROL_WORDS: the tag of the collective it is in (kind, sequence number,
+ * step) and the (float offset in its region or -1, length) of the buffer it reduces.
  */
 export function sharedLayout(world: number, capacity: number, registered: number) {
   const slot = alignUp(capacity * 4);
   const region = alignUp(registered * 4);
-  const slots = alignUp(4 * (2 + 2 * world));
+  const slots = alignUp(4 * (2 + CONTROL_WORDS * world));
   const result = slots + world * slot;
   const regions = result + slot;
   const scratch = regions + world * region;
@@ -33,6 +34,9 @@ export function sharedLayout(world: number, capacity: number, registered: number
     bytes: scratch + world * 2 * PIECE * 4,
   };
 }
+
+/** Control words per rank: kind, seq, step (the tag), offset, length (the buffer it reduces). */
+const CONTROL_WORDS = 5;
 
 type WaitAsync = (a: Int32Array, i: number, v: number) => { async: boolean; value: Promise<string> | string };
 
@@ -50,7 +54,7 @@ export class SharedCollectives extends Base implements Collectives {
     if (ep.memory.buffer.byteLength < l.bytes) throw new Error(`shared memory of ${ep.memory.buffer.byteLength} bytes does not fit ${world} ranks`);
     super(rank, world, new CommMemory(ep.memory, { region: l.regions[rank], scratch: l.scratch[rank] }));
     this.capacity = ep.capacity;
-    this.ctrl = new Int32Array(ep.memory.buffer, 0, 2 + 2 * world);
+    this.ctrl = new Int32Array(ep.memory.buffer, 0, 2 + CONTROL_WORDS * world);
     this.slots = l.slots.map((o) => this.mem.view(o, ep.capacity));
     this.result = this.mem.view(l.result, ep.capacity);
     this.regions = l.regions.map(([lo]) => lo);
@@ -73,16 +77,41 @@ export class SharedCollectives extends Base implements Collectives {
     }
   }
 
+  /** Control word k of rank j. */
+  private word(j: number, k: number): number {
+    return 2 + CONTROL_WORDS * j + k;
+  }
+
+  /**
+   * Says which collective this rank is in (and, for a reduce, where its buffer lies), and waits for
+   * every rank to do the same: a rank in another collective is an error that names both. Every
+   * collective has at least one more barrier after this one, so no rank overwrites these words while
+   * another still reads them.
+   */
+  private async announce(place: [number, number] = [-1, 0]): Promise<void> {
+    const words = [COLLECTIVE_KINDS.indexOf(this.tag.kind), this.tag.seq, this.tag.step, ...place];
+    words.forEach((w, k) => Atomics.store(this.ctrl, this.word(this.rank, k), w));
+    await this.barrier();
+    const tagOf = (j: number): Tag => ({
+      kind: COLLECTIVE_KINDS[Atomics.load(this.ctrl, this.word(j, 0))], seq: Atomics.load(this.ctrl, this.word(j, 1)), step: Atomics.load(this.ctrl, this.word(j, 2)),
+    });
+    const other = Array.from({ length: this.world }, (_, j) => j).find((j) => !sameTag(tagOf(j), this.tag));
+    if (other !== undefined) {
+      // Every rank sees a mismatch when any does: all read the words before any moves on and rewrites them.
+      const error = mismatch('shared', { rank: this.rank, tag: this.tag }, { rank: other, tag: tagOf(other) });
+      await this.barrier();
+      throw error;
+    }
+  }
+
   /**
    * Says where buf lies and waits for every rank to do the same. True if every rank's buffer is
    * registered at the same place in its region (reduce them where they lie), false if none is (stage).
    */
   private async registeredEverywhere(buf: Float32Array): Promise<boolean> {
     const off = this.mem.regionOffset(buf);
-    Atomics.store(this.ctrl, 2 + 2 * this.rank, off < 0 ? -1 : off / 4);
-    Atomics.store(this.ctrl, 3 + 2 * this.rank, buf.length);
-    await this.barrier();
-    const at = (j: number) => `${Atomics.load(this.ctrl, 2 + 2 * j)}:${Atomics.load(this.ctrl, 3 + 2 * j)}`;
+    await this.announce([off < 0 ? -1 : off / 4, buf.length]);
+    const at = (j: number) => `${Atomics.load(this.ctrl, this.word(j, 3))}:${Atomics.load(this.ctrl, this.word(j, 4))}`;
     const places = Array.from({ length: this.world }, (_, j) => at(j));
     if (places.some((p) => p !== places[0])) {
       throw new Error(`shared transport: ranks reduced different buffers at once (float offset:length per rank ${places.join(', ')}); every rank must allocate and reduce its buffers in the same order`);
@@ -150,6 +179,7 @@ export class SharedCollectives extends Base implements Collectives {
 
   allGather(chunk: Float32Array, total: number): Promise<Float32Array> {
     return this.serial('all-gather', async () => {
+      await this.announce();
       const out = new Float32Array(total);
       const [myLo, myHi] = chunkBounds(total, this.world, this.rank);
       await this.pieces(total, async (o, len) => {
@@ -170,6 +200,7 @@ export class SharedCollectives extends Base implements Collectives {
   broadcast(buf: Float32Array, root: number): Promise<Float32Array> {
     return this.serial('broadcast', async () => {
       if (this.world === 1) return buf;
+      await this.announce();
       await this.pieces(buf.length, async (o, len) => {
         if (this.rank === root) {
           this.timed(() => {

@@ -2,47 +2,50 @@
 // coordinator's link carries N x S each way: the naive design a class should see lose.
 
 import { chunkBounds, type Collectives, type PortLike } from '../collectives';
-import { Base, Inbox } from './base';
+import { Base, Inbox, mismatch, sameTag, type Tag } from './base';
 
-type StarOp = 'allreduce' | 'reducescatter' | 'allgather' | 'broadcast';
-interface StarRequest { op: StarOp; data: Float32Array; total?: number; root?: number }
+/** A rank's half of a collective (tag.kind says which); the hub answers with data, or an error for all. */
+interface StarRequest { tag: Tag; data: Float32Array; total?: number; root?: number }
+type StarReply = Float32Array | { error: string };
 
 export class StarCollectives extends Base implements Collectives {
   readonly kind = 'star';
-  private inbox: Inbox<Float32Array>;
+  private inbox: Inbox<StarReply>;
 
   constructor(rank: number, world: number, private hub: PortLike) {
     super(rank, world, null); // the hub does the sums
-    this.inbox = Inbox.of(hub, (d) => d as Float32Array);
+    this.inbox = Inbox.of(hub, (d) => d as StarReply);
   }
 
-  private request(req: StarRequest): Promise<Float32Array> {
+  private async request(req: Omit<StarRequest, 'tag'>): Promise<Float32Array> {
     this.timed(() => {
       this.stats.bytesSent += req.data.byteLength;
-      this.hub.postMessage(req, [req.data.buffer]);
+      this.hub.postMessage({ ...req, tag: this.tag } satisfies StarRequest, [req.data.buffer]);
     });
-    return this.inbox.next();
+    const reply = await this.inbox.next();
+    if (!(reply instanceof Float32Array)) throw new Error(reply.error);
+    return reply;
   }
 
   allReduceMean(buf: Float32Array): Promise<Float32Array> {
     return this.serial('all-reduce', async () => {
-      const out = await this.request({ op: 'allreduce', data: buf.slice() });
+      const out = await this.request({ data: buf.slice() });
       this.timed(() => buf.set(out));
       return buf;
     });
   }
 
   reduceScatterMean(buf: Float32Array): Promise<Float32Array> {
-    return this.serial('reduce-scatter', () => this.request({ op: 'reducescatter', data: buf.slice() }));
+    return this.serial('reduce-scatter', () => this.request({ data: buf.slice() }));
   }
 
   allGather(chunk: Float32Array, total: number): Promise<Float32Array> {
-    return this.serial('all-gather', () => this.request({ op: 'allgather', data: chunk.slice(), total }));
+    return this.serial('all-gather', () => this.request({ data: chunk.slice(), total }));
   }
 
   broadcast(buf: Float32Array, root: number): Promise<Float32Array> {
     return this.serial('broadcast', async () => {
-      const out = await this.request({ op: 'broadcast', data: this.rank === root ? buf.slice() : new Float32Array(0), root });
+      const out = await this.request({ data: this.rank === root ? buf.slice() : new Float32Array(0), root });
       if (this.rank !== root) this.timed(() => buf.set(out));
       return buf;
     });
@@ -76,23 +79,26 @@ export class StarHub {
       const t0 = performance.now();
       this.stats.ops += 1;
       for (const r of reqs) this.stats.bytesIn += r.data.byteLength;
-      const op = reqs[0].op;
-      if (reqs.some((r) => r.op !== op)) {
-        this.onError(`ranks issued different collectives at the same time (${reqs.map((r) => r.op).join(', ')}): every rank must issue collectives in the same order`);
-        return;
+      const op = reqs[0].tag.kind;
+      const other = reqs.findIndex((r) => !sameTag(r.tag, reqs[0].tag));
+      if (other >= 0) {
+        const message = mismatch('star', { rank: 0, tag: reqs[0].tag }, { rank: other, tag: reqs[other].tag }).message;
+        this.onError(message);
+        for (const p of this.ports) p.postMessage({ error: message } satisfies StarReply); // every rank's collective fails
+        continue;
       }
       let replies: Float32Array[];
-      if (op === 'allreduce' || op === 'reducescatter') {
+      if (op === 'all-reduce' || op === 'reduce-scatter') {
         const sum = reqs[0].data;
         for (let j = 1; j < N; j++) {
           const d = reqs[j].data;
           for (let i = 0; i < sum.length; i++) sum[i] += d[i];
         }
         for (let i = 0; i < sum.length; i++) sum[i] /= N;
-        replies = op === 'allreduce'
+        replies = op === 'all-reduce'
           ? reqs.map((_, j) => (j === N - 1 ? sum : sum.slice()))
           : reqs.map((_, j) => sum.slice(...chunkBounds(sum.length, N, j)));
-      } else if (op === 'allgather') {
+      } else if (op === 'all-gather') {
         const total = reqs[0].total!;
         const full = new Float32Array(total);
         reqs.forEach((r, j) => full.set(r.data, chunkBounds(total, N, j)[0]));
