@@ -21,6 +21,7 @@ function recordingCollectives(calls: Float32Array[]): Collectives {
     reduceScatterMean: async (buf) => buf,
     allGather: async (chunk) => chunk,
     broadcast: async (buf) => buf,
+    abort() {},
     close() {},
   };
 }

@@ -118,7 +118,7 @@ describe('train', () => {
     train('single4', '--batch', '4'),
   ]);
   const parallel = () => (parallelRuns ??= startParallelRuns());
-  const MEMORY_KEYS = ['params', 'grads', 'optimizer', 'gathered_peak', 'activations_peak', 'comm_buffers'];
+  const MEMORY_KEYS = ['params', 'grads', 'optimizer', 'buddy', 'gathered_peak', 'activations_peak', 'comm_buffers'];
 
   it('ddp: 2 workers x batch 2 trains like single x batch 4, and reports each worker', async () => {
     const [ddp, , single] = await parallel();

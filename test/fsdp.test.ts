@@ -146,14 +146,15 @@ describe('FSDP memory, with one tfjs engine per rank (worker_threads)', () => {
     const stats = full.steps.at(-1)!.perRank;
     const shardFloats = table.units.reduce((s, u) => s + shardLayout(u, N).shard, 0);
     const [root, block] = [table.units[0].size, table.units[1].size];
-    const rest = (m: typeof stats[0]['memory']) => m.params + m.grads + m.optimizer;
-    const formula = expectedAtRest(table, { strategy: 'fsdp', shard: 'full', workers: N }, 'wasm').bytes; // 16 B per shard float
+    const rest = (m: typeof stats[0]['memory']) => m.params + m.grads + m.optimizer + m.buddy;
+    const formula = expectedAtRest(table, { strategy: 'fsdp', shard: 'full', workers: N }, 'wasm').bytes; // 16 + 12 (buddy) B per shard float
     for (const r of stats) {
       // measured: what is allocated (host shards, gradient shards, m and v tensors, decay masks)
       expect(r.memory.params).toBe(4 * shardFloats);
       expect(r.memory.grads).toBe(4 * shardFloats);
       expect(r.memory.optimizer).toBeGreaterThan(8 * shardFloats); // m and v, and the masks of units decayed only in part
       expect(r.memory.optimizer).toBeLessThanOrEqual(9 * shardFloats); // masks: 1 byte per element at most
+      expect(r.memory.buddy).toBe(12 * shardFloats); // the next rank's shards of weights, m and v
       expect(rest(r.memory) - formula).toBe(r.memory.optimizer - 8 * shardFloats); // the formula leaves the masks out
       expect(r.memory.gathered_peak).toBeGreaterThanOrEqual(4 * (root + block));
       expect(r.memory.gathered_peak).toBeLessThanOrEqual(4 * (root + 2 * block));
@@ -163,6 +164,8 @@ describe('FSDP memory, with one tfjs engine per rank (worker_threads)', () => {
     expect(d.params).toBe(4 * table.total);
     // a wasm replica: tensors 4, the host AdamW's gradients 4, m and v 8 and master copy 4: the formula's 20
     expect(rest(d)).toBe(expectedAtRest(table, { strategy: 'ddp', workers: N }, 'wasm').bytes);
-    expect(rest(stats[0].memory) / rest(d)).toBeLessThan(0.3);
+    // the shards alone: under 0.3 of a replica; the buddy copy (for recovery) adds 12 bytes per parameter / N
+    expect((rest(stats[0].memory) - stats[0].memory.buddy) / rest(d)).toBeLessThan(0.3);
+    expect(d.buddy).toBe(0); // replicas recover from each other
   });
 });

@@ -338,13 +338,14 @@ describe('the trainer page', () => {
       expect(num(c.bytesSent)).toBeGreaterThan(0);
       expect(num(c.computeMs)).toBeGreaterThan(0);
     }
+    for (const c of all) expect(num(c.memBuddy)).toBe(3 * num(c.memParams)); // the neighbour's shards of weights, m and v
     const expected = num(await page.getAttribute('#memory-expect', 'data-expected-bytes'));
-    expect(expected).toBe(4 * num(all[0].memParams));
+    expect(expected).toBe(7 * num(all[0].memParams)); // 16 + 12 bytes per parameter / 2
     const measured = num(await page.getAttribute('#memory-expect', 'data-measured-bytes'));
-    expect(measured).toBe(Math.max(...all.map((c) => num(c.memParams) + num(c.memGrads) + num(c.memOptimizer))));
+    expect(measured).toBe(Math.max(...all.map((c) => num(c.memParams) + num(c.memGrads) + num(c.memOptimizer) + num(c.memBuddy))));
     expect(measured - expected).toBeGreaterThan(0); // the formula leaves the masks out
     expect(measured - expected).toBeLessThanOrEqual(num(all[0].memParams) / 4);
-    expect(await page.textContent('#memory-expect')).toContain(`16 B × ${P.toLocaleString('en-US')} parameters ÷ 2 workers`);
+    expect(await page.textContent('#memory-expect')).toContain(`28 B × ${P.toLocaleString('en-US')} parameters ÷ 2 workers`);
     expect(await page.locator('#workers .worker .mem-seg.params').count()).toBe(2);
     expect(await page.textContent('#workers-subtitle')).toContain('FSDP FULL_SHARD: each of 2 workers keeps a 1/2 shard');
     expect(await page.textContent('#memory-legend')).toContain('gathered');

@@ -6,6 +6,7 @@ import type { BackendInfo } from '../backend/backend';
 import type { DistOptions } from '../parallel/coordinator';
 import type { RankStepStats } from '../parallel/protocol';
 import { predict, type Calibration } from '../parallel/costmodel';
+import type { Recovery } from '../parallel/faults';
 import { median } from '../util/stats';
 import { formatDuration } from './args';
 import type { TrainOptions } from './train-options';
@@ -28,6 +29,7 @@ export interface RunResult {
   valLosses: [number, number][];
   stepMs: number[];
   rankSteps: RankStepStats[][]; // every step's per-rank stats
+  recoveries: Recovery[];
   hubBytes: number[]; // star: bytes through the coordinator per step
   skip: number; // warm-up steps left out of the medians
   wallS: number;
@@ -56,7 +58,7 @@ export function perWorker(r: RunResult) {
       straggler_ms: of((s) => s.stragglerMs ?? 0),
       bytes_sent: of((s) => s.bytesSent), bytes_per_rank_predicted: bytesPredicted,
       memory: {
-        params: m.params, grads: m.grads, optimizer: m.optimizer,
+        params: m.params, grads: m.grads, optimizer: m.optimizer, buddy: m.buddy,
         gathered_peak: m.gathered_peak, activations_peak: m.activations_peak, comm_buffers: m.comm_buffers,
       },
     };
@@ -89,6 +91,11 @@ export function summaryLines(r: RunResult): string[] {
         `optimizer ${mb(m.optimizer)})${r.dist.strategy === 'fsdp' ? `, gathered peak ${mb(m.gathered_peak)} MB` : ''}, activations peak ${mb(m.activations_peak)} MB; ` +
         `sent ${mb(workers[0].bytes_sent ?? 0)} MB/step (predicted ${mb(workers[0].bytes_per_rank_predicted)})`,
     );
+  }
+  if (r.recoveries.length) {
+    const lost = r.recoveries.reduce((n, x) => n + x.replayed_steps, 0);
+    lines.push(`survived ${r.recoveries.length} fault${r.recoveries.length > 1 ? 's' : ''}, ${lost} step${lost === 1 ? '' : 's'} trained again: ` +
+      r.recoveries.map((x) => `step ${x.step} rank ${x.rank} ${x.cause} (detected in ${Math.round(x.detected_ms)} ms, recovered in ${Math.round(x.ms)} ms from ${x.restored_from})`).join('; '));
   }
   if (r.sample !== undefined) lines.push('', `sample after step ${r.steps}:`, `${r.opts.prompt}${r.sample}`);
   return lines;
@@ -124,6 +131,7 @@ export function jsonRecord(r: RunResult) {
     tokens_per_s: finite((tokensPerStep(r) / ms) * 1000),
     step_ms: r.stepMs,
     per_worker: perWorker(r),
+    recoveries: r.recoveries,
     ...(Number.isFinite(hub) ? { hub_bytes_per_step: hub } : {}), // star: through the coordinator, in + out
     wall_time_s: r.wallS,
     setup_s: r.setupS,

@@ -7,6 +7,7 @@ import { checkDist, DIST_DEFAULTS, DistError, type DistOptions } from '../parall
 import { MAX_WORKERS, SHARD_STRATEGIES, defaultWorkers, type Strategy } from '../parallel/layout';
 import type { TransportKind } from '../parallel/collectives';
 import { NODE_BACKENDS, type NodeBackend } from '../backend/node';
+import { parseInjection } from '../parallel/faults';
 import { choiceFlag, keyValues, numberFlag, parseFlags, UsageError } from './args';
 
 export const DEFAULT_DATA = 'public/data/tinyshakespeare.txt';
@@ -86,19 +87,25 @@ ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
                       SharedArrayBuffer)
   --bucket-mb X       ddp (and fsdp --shard none) gradient bucket cap in MB (default ${DIST_DEFAULTS.bucketMb}, as PyTorch;
                       the first is 1 MB): a bucket's all-reduce starts as soon as backward has produced it
+  --inject KIND:R@S   inject a fault into worker R while it trains step S (repeatable), to watch
+                      the run detect it, recover and go on with no step lost: kill-worker (the
+                      worker dies), hang-worker (it stops answering), nan (its gradients turn NaN),
+                      oom (it runs out of memory). E.g. --inject kill-worker:1@5 --inject nan:0@9
   --sample N          after training, generate N tokens and print them
   --prompt TEXT       start the sample with TEXT (default: the first token of the vocabulary)
-  --json FILE         write the run to FILE as JSON: config, losses (per step), val_losses
-                      ([step, loss]), final_val_loss, ms_per_step and tokens_per_s (median after
+  --json FILE         write the run to FILE as JSON: config, losses (per step), grad_norms (per
+                      step, before clipping), val_losses ([step, loss]), final_val_loss, ms_per_step and tokens_per_s (median after
                       the first ${WARMUP_STEPS} steps), step_ms, backend, wall_time_s, sample; strategy,
                       transport, workers, global_batch (fsdp: shard, prefetch), and per_worker:
                       for each rank, medians per step (after the warm-up) of compute_ms, comm_ms
                       (CPU time in collectives), wait_ms (blocked on other workers; straggler_ms of
                       it waiting for a slower worker rather than for data) and bytes_sent,
                       bytes_per_rank_predicted (the cost model's bytes sent per step), and memory
-                      in bytes from the last step: params, grads, optimizer (what the worker keeps
-                      between steps), gathered_peak (fsdp: most fetched full weights at once),
-                      activations_peak, comm_buffers
+                      in bytes from the last step: params, grads, optimizer, buddy (what the worker
+                      keeps between steps; buddy: fsdp's copy of the next worker's shards),
+                      gathered_peak (fsdp: most fetched full weights at once), activations_peak,
+                      comm_buffers; recoveries: every fault survived ({step, rank, cause, message,
+                      detected_ms, restored_from, replayed_steps, ms})
   -h, --help          show this help
 
 A validation loss is always estimated after the last step. Exit code: 0 done, 1 failure,
@@ -143,6 +150,7 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
     'bucket-mb': { type: 'string' },
     shard: { type: 'string' },
     'no-prefetch': { type: 'boolean' },
+    inject: { type: 'string', multiple: true },
     set: { type: 'string', multiple: true },
     sample: { type: 'string' },
     prompt: { type: 'string' },
@@ -182,7 +190,7 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
 
 /** --strategy, --workers, --transport, --bucket-mb, --shard, --no-prefetch -> checked DistOptions (checkDist's messages, exit 2). */
 function parseDist(values: {
-  strategy?: string; workers?: string; transport?: string; 'bucket-mb'?: string; shard?: string; 'no-prefetch'?: boolean;
+  strategy?: string; workers?: string; transport?: string; 'bucket-mb'?: string; shard?: string; 'no-prefetch'?: boolean; inject?: string[];
 }): DistOptions {
   const strategy = (values.strategy ?? DIST_DEFAULTS.strategy) as Strategy;
   const shard = choiceFlag('shard', values.shard, SHARD_STRATEGIES);
@@ -201,6 +209,13 @@ function parseDist(values: {
     shard: shard ?? DIST_DEFAULTS.shard,
     prefetch: !values['no-prefetch'],
   };
+  if (values.inject?.length) {
+    try {
+      dist.faults = { inject: values.inject.map((t) => parseInjection(t, workers)) };
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message} (see \`npm run cli -- train --help\`)`);
+    }
+  }
   try {
     return checkDist(dist);
   } catch (e) {

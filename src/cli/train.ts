@@ -115,6 +115,7 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
   let coordinator: Coordinator | null = null;
   let session: Session | null = null;
   let interrupted = false;
+  let announced = 0; // recoveries already printed
   const onSigint = () => {
     if (interrupted) {
       // Second Ctrl-C: do not wait for the step; stop the workers and leave.
@@ -143,6 +144,11 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
       sampleOptions: { prompt: opts.prompt },
       warmupSteps: WARMUP_STEPS,
     }, (e) => {
+      // A recovery happened inside the step: say what failed and how the run went on.
+      for (const x of coordinator!.recoveries.slice(announced)) {
+        progress.message(`step ${x.step}: ${x.message}; recovered in ${Math.round(x.ms)} ms from ${x.restored_from}, replaying the step`);
+      }
+      announced = coordinator!.recoveries.length;
       if (e.type === 'step' && e.stats.perRank) rankSteps.push(e.stats.perRank);
       if (e.type === 'step' && e.stats.hubBytes !== undefined) hubBytes.push(e.stats.hubBytes);
       progress.event(e);
@@ -181,7 +187,7 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
       opts, cfg, backend: info, dist: ran, numParams: coordinator.info.numParams,
       data: { tokenizer: tokenizer.kind, vocabSize: tokenizer.vocabSize, trainTokens: dataset.train.length, valTokens: dataset.val.length },
       steps: coordinator.step, interrupted, losses: s.losses, gradNorms: s.gradNorms, valLosses: s.valLosses, stepMs: s.stepMs,
-      rankSteps, hubBytes, skip: Math.min(WARMUP_STEPS, Math.max(0, s.stepMs.length - 1)),
+      rankSteps, recoveries: coordinator.recoveries, hubBytes, skip: Math.min(WARMUP_STEPS, Math.max(0, s.stepMs.length - 1)),
       wallS, setupS: (tTrain - t0) / 1000, sample,
     };
   } finally {

@@ -58,6 +58,8 @@ export interface Collectives {
   allGather(chunk: Float32Array, total: number): Promise<Float32Array>;
   /** In place: buf becomes root's buf. */
   broadcast(buf: Float32Array, root: number): Promise<Float32Array>;
+  /** Fails every collective in flight and every later one with `reason` (an aborted step). */
+  abort(reason: Error): void;
   close(): void;
 }
 

@@ -4,13 +4,15 @@
 
 import * as Comlink from 'comlink';
 import type { RunConfig } from '../model/config';
-import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from './protocol';
+import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest, ShardState } from './protocol';
 import type { StepOptions, StepStats } from '../train/trainer';
 import type { History } from '../train/checkpoint';
 import { TRANSPORTS, type TransportKind } from './collectives';
 import { endpointTransfers, wire, type Wiring } from './wiring';
 import { DEFAULT_BUCKET_MB, DEFAULT_PROBE_MB, MAX_WORKERS, SHARD_STRATEGIES, STRATEGIES, assignBuckets, ddpRegisteredSizes, gradientSync, registeredFloats, unshard, type ShardStrategy, type Strategy } from './layout';
-import { buildParamTable } from '../model/params';
+import { buildParamTable, type ParamTable } from '../model/params';
+import { encodeCheckpoint } from '../train/checkpoint';
+import { DEFAULT_DEADLINES, RankFailure, Watchdog, type Deadlines, type FaultKind, type Injection, type Recovery } from './faults';
 
 /** Calls into one rank, wherever it runs (a comlink proxy of a Worker, or the service itself). */
 export interface RankHandle {
@@ -36,6 +38,19 @@ export function rankHandle(api: Comlink.Remote<RankAPI>, stop: () => void, faile
   };
 }
 
+/** Recovery settings (faults.ts): deadlines, faults to inject, and whether to recover at all. */
+export interface FaultOptions {
+  deadlines?: Partial<Deadlines>;
+  inject?: Injection[];
+  recover?: boolean; // default true: false lets the first failure end the run
+}
+
+/** Tries at one step: the first, and a replay after each recovery. */
+const MAX_ATTEMPTS = 4;
+/** How long a surviving rank may take to abort its step. */
+const ABORT_MS = 5_000;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export interface DistOptions {
   strategy: Strategy;
   workers: number; // ranks; 1 for single
@@ -44,6 +59,7 @@ export interface DistOptions {
   shard?: ShardStrategy; // FSDP: full (default) | grad_op | none
   prefetch?: boolean; // FSDP backward prefetch (default on)
   probeMb?: number; // DDP: registered room for timing all-reduces of up to this size (default 4 MB)
+  faults?: FaultOptions;
 }
 
 export const DIST_DEFAULTS: DistOptions = { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB, shard: 'full', prefetch: true };
@@ -74,16 +90,25 @@ export function checkDist(d: DistOptions): DistOptions {
 
 export class Coordinator {
   step = 0;
+  /** Every recovery so far (faults.ts Recovery): what failed, how it was noticed and how the run went on. */
+  readonly recoveries: Recovery[] = [];
+  private wiring: Wiring | null = null;
+  private hubError: Promise<never> = new Promise(() => {});
+  private watchdog: Watchdog;
+  private tracing = false;
+  private pending: Injection[]; // faults still to inject
+
   private constructor(
     readonly ranks: RankHandle[],
-    readonly infos: InitInfo[], // one per rank (each reports its own backend)
+    public infos: InitInfo[], // one per rank (each reports its own backend)
     readonly dist: DistOptions,
-    private wiring: Wiring,
     readonly notice: string | null, // e.g. why the shared transport fell back to ring
-    private hubError: Promise<never>,
     private readonly config: RunConfig,
+    private readonly text: string,
+    private readonly spawn: (rank: number) => RankHandle,
   ) {
-    this.step = infos[0].step;
+    this.watchdog = new Watchdog(dist.workers, { ...DEFAULT_DEADLINES, ...dist.faults?.deadlines });
+    this.pending = [...(dist.faults?.inject ?? [])];
   }
 
   /** Rank 0's view of the model and data (the same on every rank). */
@@ -94,6 +119,12 @@ export class Coordinator {
   /** A call to the ranks that fails as soon as any worker dies or the hub sees a protocol error. */
   private guard<R>(p: Promise<R>): Promise<R> {
     return Promise.race([p, this.hubError, ...this.ranks.flatMap((h) => (h.failed ? [h.failed] : []))]);
+  }
+
+  /** Rank r's call, failing with a RankFailure for r (its exception, its worker's death) or the hub's error. */
+  private call<R>(r: number, p: Promise<R>): Promise<R> {
+    const died = this.ranks[r].failed?.catch((e: Error) => Promise.reject(new RankFailure(r, 'crash', `rank ${r}'s worker died: ${e.message}`)));
+    return Promise.race([p.catch((e) => Promise.reject(RankFailure.of(r, e))), this.hubError, ...(died ? [died] : [])]);
   }
 
   /**
@@ -114,6 +145,23 @@ export class Coordinator {
       notice = 'the shared transport needs SharedArrayBuffer (a cross-origin isolated page); using ring instead';
       transport = 'ring';
     }
+    const ranks = Array.from({ length: dist.workers }, (_, r) => spawn(r));
+    const c = new Coordinator(ranks, [], { ...dist, transport }, notice, config, text, spawn);
+    try {
+      await c.link(checkpoint);
+      return c;
+    } catch (e) {
+      c.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * Wires the ranks (new links, new heartbeat ports) and builds every rank's model: from rank 0's
+   * initial parameters, or from a checkpoint (a resumed run, or a recovery).
+   */
+  private async link(checkpoint?: ArrayBuffer): Promise<void> {
+    const { config, dist } = this;
     const N = dist.workers;
     const table = buildParamTable(config);
     const capacity = Math.max(1024, Math.ceil((Math.min(dist.bucketMb * 2 ** 20, table.total * 4)) / 4));
@@ -121,49 +169,151 @@ export class Coordinator {
     const probeMb = dist.probeMb ?? DEFAULT_PROBE_MB;
     const registered = gradientSync(dist) === 'all-reduce' ? registeredFloats(ddpRegisteredSizes(assignBuckets(table, dist.bucketMb * 2 ** 20), probeMb)) : 0;
     let onHubError: (m: string) => void = () => {};
-    const hubError = new Promise<never>((_, reject) => (onHubError = (m) => reject(new DistError(m))));
-    hubError.catch(() => {}); // observed through guard()
-    const wiring = wire(transport, N, { capacity, registered, onHubError });
-    const ranks = Array.from({ length: N }, (_, r) => spawn(r));
-    const failures = ranks.flatMap((h) => (h.failed ? [h.failed] : []));
-    try {
-      const infos = await Promise.race([
-        Promise.all(
-          ranks.map((h, r) => {
-            const spec: RankInit = {
-              config, text, rank: r, world: N, strategy: dist.strategy, bucketMb: dist.bucketMb, probeMb,
-              shard: dist.shard ?? 'full', prefetch: dist.prefetch ?? true, comm: wiring.endpoints[r], checkpoint,
-            };
-            return h.api.init(Comlink.transfer(spec, endpointTransfers(spec.comm)));
-          }),
-        ),
-        ...failures,
-      ]);
-      return new Coordinator(ranks, infos, { ...dist, transport }, wiring, notice, hubError, config);
-    } catch (e) {
-      for (const h of ranks) h.terminate();
-      wiring.close();
-      throw e;
-    }
+    this.hubError = new Promise<never>((_, reject) => (onHubError = (m) => reject(new DistError(m))));
+    this.hubError.catch(() => {}); // observed through guard() and call()
+    this.wiring?.close();
+    this.wiring = wire(dist.transport, N, { capacity, registered, onHubError });
+    const wiring = this.wiring;
+    this.infos = await this.guard(Promise.all(this.ranks.map((h, r) => {
+      const beat = new MessageChannel();
+      this.watchdog.listen(r, beat.port1);
+      const spec: RankInit = {
+        config, text: this.text, rank: r, world: N, strategy: dist.strategy, bucketMb: dist.bucketMb, probeMb,
+        shard: dist.shard ?? 'full', prefetch: dist.prefetch ?? true, comm: wiring.endpoints[r], beat: beat.port2, checkpoint,
+      };
+      return h.api.init(Comlink.transfer(spec, [...endpointTransfers(spec.comm), beat.port2 as unknown as Transferable]));
+    })));
+    this.step = this.infos[0].step;
+    if (this.tracing) await this.setTracing(true);
+    if (gradientSync(dist) === 'shard' && N > 1) await this.refreshBuddies(); // from the start: a rank may fail in step 1
   }
 
   /**
    * One optimizer step on every rank; the loss is the mean over ranks (every rank reports it). With
    * opts.grads, `grads` is the full gradient the optimizers were given (FSDP's shards put together).
+   * When a rank fails, the step is aborted everywhere, the run recovers (recover()) and the step is
+   * trained again, up to MAX_ATTEMPTS times; `recoveries` says what happened.
    */
   async trainStep(opts: StepOptions = {}): Promise<DistStepStats> {
+    for (let attempt = 1; ; attempt++) {
+      const t0 = performance.now();
+      try {
+        const stats = await this.attempt(opts);
+        this.watchdog.timed(stats.ms);
+        return stats;
+      } catch (e) {
+        if (!(e instanceof RankFailure) || this.dist.faults?.recover === false) throw e;
+        if (attempt >= MAX_ATTEMPTS) throw new DistError(`step ${this.step + 1} failed ${attempt} times; the last time: ${e.message}`);
+        await this.recover(e, performance.now() - t0);
+      }
+    }
+  }
+
+  /** One try at a step: phase 1 on every rank (within the deadline), then, if every rank is ready and its gradients finite, phase 2. */
+  private async attempt(opts: StepOptions): Promise<DistStepStats> {
     const t0 = performance.now();
-    const hub0 = this.wiring.hub ? this.wiring.hub.stats.bytesIn + this.wiring.hub.stats.bytesOut : 0;
-    const reports = await this.guard(Promise.all(this.ranks.map((h) => h.api.step(opts))));
+    const hub = this.wiring?.hub;
+    const hub0 = hub ? hub.stats.bytesIn + hub.stats.bytesOut : 0;
+    const faults = this.due(this.step + 1);
+    const ready = await this.watchdog.race(this.ranks.map((h, r) => this.call(r, h.api.prepareStep({ grads: opts.grads, inject: faults.get(r) }))));
+    const bad = ready.find((c) => !Number.isFinite(c.loss) || !Number.isFinite(c.gradNorm));
+    if (bad) {
+      throw new RankFailure(bad.rank, 'nan', `step ${this.step + 1}: ${bad.nonFinite ? `the gradient of ${bad.nonFinite} is not finite` : 'the loss is not finite'} (loss ${bad.loss}, gradient norm ${bad.gradNorm}); nothing was applied`);
+    }
+    const reports = await this.watchdog.race(this.ranks.map((h, r) => this.call(r, h.api.commitStep())));
+    if (gradientSync(this.dist) === 'shard' && this.dist.workers > 1) await this.refreshBuddies();
     const leastWait = Math.min(...reports.map((r) => r.waitMs));
     const perRank = reports.map((r) => ({ ...r, stragglerMs: r.waitMs - leastWait }));
     this.step = perRank[0].step;
     const ms = performance.now() - t0;
-    const hub = this.wiring.hub ? this.wiring.hub.stats.bytesIn + this.wiring.hub.stats.bytesOut - hub0 : undefined;
+    const hubBytes = hub ? hub.stats.bytesIn + hub.stats.bytesOut - hub0 : undefined;
     const grads = opts.grads
-      ? gradientSync(this.dist) === 'shard' ? unshard(reports.map((r) => r.grads!), buildParamTable({ ...this.config, vocab_size: this.info.vocabSize })) : reports[0].grads
+      ? gradientSync(this.dist) === 'shard' ? unshard(reports.map((r) => r.grads!), this.table()) : reports[0].grads
       : undefined;
-    return { ...perRank[0], ms, perRank, hubBytes: hub, grads };
+    return { ...perRank[0], ms, perRank, hubBytes, grads };
+  }
+
+  private table(): ParamTable {
+    return buildParamTable({ ...this.config, vocab_size: this.info.vocabSize });
+  }
+
+  /** The faults to inject while training `step` (each once), by rank. */
+  private due(step: number): Map<number, FaultKind> {
+    const now = this.pending.filter((i) => i.step === step);
+    this.pending = this.pending.filter((i) => i.step !== step);
+    return new Map(now.map((i) => [i.rank, i.kind]));
+  }
+
+  /**
+   * FSDP: every rank's shards (parameters, m, v) also kept by the next rank, after every step, so that a
+   * rank's death loses nothing: 12 bytes per parameter / N more memory per rank, and as many bytes
+   * through the coordinator per step.
+   */
+  private async refreshBuddies(): Promise<void> {
+    const N = this.dist.workers;
+    await this.guard(Promise.all(this.ranks.map(async (h, r) => {
+      const state = await h.api.exportShard();
+      await this.ranks[(r + 1) % N].api.keepBuddy(r, Comlink.transfer(state, [state.params.buffer, state.m.buffer, state.v.buffer] as ArrayBuffer[]));
+    })));
+  }
+
+  /**
+   * After a failure: abort the step on every rank (nothing was applied anywhere: ranks update only
+   * when all are ready), take the state at the step's start (a healthy replica's, or FSDP's shards with
+   * the failed rank's buddy copy), replace the failed worker, rebuild every rank from that state.
+   */
+  private async recover(f: RankFailure, detectedMs: number): Promise<void> {
+    const t0 = performance.now();
+    const replace = f.cause !== 'nan'; // a worker that crashed, hung or threw is replaced by a fresh one
+    const alive = this.ranks.map((_, r) => !(replace && r === f.rank));
+    await Promise.all(this.ranks.map(async (h, r) => {
+      if (!alive[r]) return;
+      const answered = await Promise.race([h.api.abortStep(f.message).then(() => true, () => false), sleep(ABORT_MS).then(() => false)]);
+      alive[r] = answered; // a rank that cannot even abort is failed too
+    }));
+    const { checkpoint, from } = await this.stateAtStepStart(alive, f.rank);
+    for (let r = 0; r < this.ranks.length; r++) {
+      if (alive[r]) continue;
+      this.ranks[r].terminate();
+      this.ranks[r] = this.spawn(r);
+    }
+    await this.link(checkpoint);
+    this.recoveries.push({
+      step: this.step + 1, rank: f.rank, cause: f.cause, message: f.message, detected_ms: detectedMs,
+      restored_from: from, replayed_steps: 0, ms: performance.now() - t0,
+    });
+  }
+
+  /** The run's state at the start of the failed step, from the ranks that are still alive. */
+  private async stateAtStepStart(alive: boolean[], failed: number): Promise<{ checkpoint: ArrayBuffer; from: string }> {
+    const N = this.ranks.length;
+    if (gradientSync(this.dist) !== 'shard') {
+      const r = alive.indexOf(true);
+      if (r < 0) throw new DistError(`no healthy replica is left to recover from (${failed === 0 && N === 1 ? 'the only worker failed' : 'every worker failed'}); resume from the last checkpoint`);
+      return { checkpoint: await this.ranks[r].api.exportCheckpoint({}), from: `rank ${r}'s replica` };
+    }
+    // FSDP: every alive rank's own shards; a lost rank's from the rank that keeps its buddy copy.
+    const states: ShardState[] = [];
+    const sources: string[] = [];
+    for (let r = 0; r < N; r++) {
+      if (alive[r]) {
+        states.push(await this.ranks[r].api.exportShard());
+        continue;
+      }
+      const keeper = (r + 1) % N;
+      const kept = alive[keeper] ? await this.ranks[keeper].api.buddy() : null;
+      if (!kept || kept.of !== r || kept.state.header.step !== this.step) {
+        throw new DistError(`rank ${r}'s shards are lost and no fresh buddy copy of them is left (rank ${keeper} ${alive[keeper] ? 'holds none of this step' : 'failed too'}); resume from the last checkpoint`);
+      }
+      states.push(kept.state);
+      sources.push(`rank ${keeper}'s buddy copy of rank ${r}`);
+    }
+    const table = this.table();
+    const header = states[0].header;
+    const checkpoint = encodeCheckpoint({
+      header, params: unshard(states.map((s) => s.params), table), m: unshard(states.map((s) => s.m), table), v: unshard(states.map((s) => s.v), table),
+    });
+    return { checkpoint, from: sources.length ? `every rank's shards and ${sources.join(', ')}` : "every rank's shards" };
   }
 
   /**
@@ -186,8 +336,9 @@ export class Coordinator {
   }
 
   /** Turns trace recording on or off on every rank (events then come with each step's perRank stats). */
-  setTracing(on: boolean): Promise<void[]> {
-    return this.guard(Promise.all(this.ranks.map((h) => h.api.setTracing(on))));
+  async setTracing(on: boolean): Promise<void> {
+    this.tracing = on;
+    await this.guard(Promise.all(this.ranks.map((h) => h.api.setTracing(on))));
   }
 
   evalLoss(split: 'train' | 'val', iters: number): Promise<number> {
@@ -219,6 +370,6 @@ export class Coordinator {
       void h.api.dispose().catch(() => {});
       h.terminate();
     }
-    this.wiring.close();
+    this.wiring?.close();
   }
 }

@@ -69,7 +69,9 @@ export class DDPSync implements GradSync {
         for (const [name, g] of grads) this.reads.set(name, g.data() as Promise<Float32Array>);
         // Buckets start strictly in order, so every rank issues the same all-reduces in the same order.
         while (this.launched.length < this.buckets.length && this.buckets[this.launched.length].params.every((p) => this.reads.has(p.name))) {
-          this.launched.push(this.allReduce(this.buckets[this.launched.length]));
+          const reduced = this.allReduce(this.buckets[this.launched.length]);
+          reduced.catch(() => {}); // awaited in finish(); an aborted step may never get there
+          this.launched.push(reduced);
         }
       }),
     afterBackward: () => this.clock.wait(yieldToEventLoop()),

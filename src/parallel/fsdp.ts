@@ -23,8 +23,8 @@ import { GPT, type Grads, type Params, type UnitHooks } from '../model/gpt';
 import { buildParamTable, mixSeed, type ParamTable, type UnitSpec } from '../model/params';
 import type { Dataset } from '../data/dataset';
 import { AdamW, clipScale, learningRate } from '../train/optim';
-import { Trainer, activationProbe, checkFinite, rankMicroBatches, tensorBytes, type MemoryReport, type StepOptions, type StepStats } from '../train/trainer';
-import { checkpointHeader, type Checkpoint, type History } from '../train/checkpoint';
+import { Trainer, activationProbe, checkFinite, firstNonFinite, rankMicroBatches, tensorBytes, type MemoryReport, type StepOptions, type StepStats } from '../train/trainer';
+import { checkpointHeader, type Checkpoint, type CheckpointHeader, type History } from '../train/checkpoint';
 import type { Collectives } from './collectives';
 import { WaitClock, yieldToEventLoop } from './ddp';
 import { shardLayout, type ShardStrategy } from './layout';
@@ -80,7 +80,7 @@ export class FSDPTrainer {
   private inFlight = new Map<number, Promise<void>>(); // all-gathers issued, not yet materialised
   readonly opt: AdamW;
   private gatheredBytes = 0;
-  readonly memory: MemoryReport = { params: 0, grads: 0, optimizer: 0, gathered_peak: 0, activations_peak: 0, comm_buffers: 0 };
+  readonly memory: MemoryReport = { params: 0, grads: 0, optimizer: 0, buddy: 0, gathered_peak: 0, activations_peak: 0, comm_buffers: 0 };
   private commBytes = 0;
   clock: WaitClock;
 
@@ -167,6 +167,7 @@ export class FSDPTrainer {
         this.gatheredBytes += u.size * 4;
         this.memory.gathered_peak = Math.max(this.memory.gathered_peak, this.gatheredBytes);
       });
+      p.catch(() => {}); // awaited where the unit is used; a prefetch of an aborted step may never be
       this.inFlight.set(unit, p);
     }
     return p;
@@ -229,7 +230,8 @@ export class FSDPTrainer {
         };
         const loss = await this.model.forwardBackward(
           this.p, batches[k],
-          { training: true, dropoutSeed: mixSeed(this.cfg.seed + this.rank, this.step, k), lossScale: 1 / K, trace: this.coll.tracer },
+          // opts.poison: an injected fault, every gradient of this rank NaN
+          { training: true, dropoutSeed: mixSeed(this.cfg.seed + this.rank, this.step, k), lossScale: opts.poison && k === K - 1 ? NaN : 1 / K, trace: this.coll.tracer },
           acc, hooks,
         );
         lossSum += (await loss.data())[0];
@@ -250,7 +252,8 @@ export class FSDPTrainer {
       const meanLoss = loss[0];
       // This rank's shards of every unit's mean gradient, unit by unit (the coordinator reassembles them).
       const captured = opts.grads ? concat(this.table.units.map((u) => gradShards.get(u.index)!)) : undefined;
-      checkFinite(meanLoss, gradNorm, this.step, this.cfg.lr);
+      if (opts.beforeUpdate) await opts.beforeUpdate({ loss: meanLoss, gradNorm, nonFinite: Number.isFinite(gradNorm) ? null : this.firstNonFinite(gradShards) });
+      else checkFinite(meanLoss, gradNorm, this.step, this.cfg.lr);
       const lr = learningRate(this.step, this.cfg);
       await this.applyAdamW(gradShards, lr, clipScale(gradNorm, this.cfg.grad_clip));
       this.measureAtRest([...gradShards.values()].reduce((n, g) => n + g.byteLength, 0));
@@ -260,6 +263,16 @@ export class FSDPTrainer {
     } finally {
       for (const u of [...this.gathered.keys()]) this.free(u); // an error mid-step must not leave units gathered
     }
+  }
+
+  /** The first parameter with a non-finite value in this rank's gradient shards, or null. */
+  private firstNonFinite(gradShards: Map<number, Float32Array>): string | null {
+    for (const u of this.table.units) {
+      const { shard } = shardLayout(u, this.world);
+      const bad = firstNonFinite(this.table, gradShards.get(u.index)!.subarray(0, Math.max(0, Math.min(shard, u.size - this.rank * shard))), u.offset + this.rank * shard);
+      if (bad) return bad;
+    }
+    return null;
   }
 
   /** Packs a unit's gradients (padded), frees them, and issues the reduce-scatter that adds rank r's mean slice. */
@@ -282,6 +295,7 @@ export class FSDPTrainer {
       const dst = into.get(unit)!;
       for (let i = 0; i < shard.length; i++) dst[i] += shard[i];
     });
+    done.catch(() => {}); // awaited at the end of backward; an aborted step may never get there
     return { done };
   }
 
@@ -351,6 +365,25 @@ export class FSDPTrainer {
         params: await this.gatherFlat(this.shardData),
         m: await this.gatherFlat(byUnit(st.m)),
         v: await this.gatherFlat(byUnit(st.v)),
+      };
+    });
+  }
+
+  /**
+   * This rank's shards of the parameters and of AdamW's m and v, each unit's shard unit by unit (as
+   * layout.ts unshard reads them), with the header a checkpoint of the whole model would have. Not a
+   * collective: a buddy keeps it, and recovery rebuilds the model from every rank's (or its buddy's).
+   */
+  shardState(): Promise<{ header: CheckpointHeader; params: Float32Array; m: Float32Array; v: Float32Array }> {
+    return this.exclusive(async () => {
+      const st = await this.opt.state();
+      const units = (get: (u: UnitSpec) => Float32Array | undefined) =>
+        concat(this.table.units.map((u) => get(u) ?? new Float32Array(shardLayout(u, this.world).shard)));
+      return {
+        header: checkpointHeader(this.cfg, this.data.tokenizer.spec(), this.step, st.t, this.table.total, {}),
+        params: units((u) => this.shardData.get(u.index)!.slice()),
+        m: units((u) => st.m.get(unitKey(u))),
+        v: units((u) => st.v.get(unitKey(u))),
       };
     });
   }

@@ -3,8 +3,10 @@
 
 import type { BackendInfo } from '../backend/backend';
 import type { RunConfig } from '../model/config';
-import type { MemoryReport, StepOptions, StepStats } from '../train/trainer';
-import type { History } from '../train/checkpoint';
+import type { MemoryReport, ReadyCheck, StepStats } from '../train/trainer';
+import type { FaultKind } from './faults';
+import type { PortLike } from './collectives';
+import type { CheckpointHeader, History } from '../train/checkpoint';
 import type { CommEndpoint } from './wiring';
 import type { ShardStrategy, Strategy } from './layout';
 import type { TraceEvent } from '../util/trace';
@@ -41,7 +43,28 @@ export interface RankInit {
   shard: ShardStrategy; // FSDP: full | grad_op | none (none = DDP's all-reduce)
   prefetch: boolean; // FSDP backward prefetch
   comm: CommEndpoint;
+  /** Where the rank posts a heartbeat every HEARTBEAT_MS (src/parallel/faults.ts): a slow rank from a dead one. */
+  beat?: PortLike;
   checkpoint?: ArrayBuffer; // every rank restores the same replica and optimizer state
+}
+
+/** Phase 1 of a step, done: the update could be applied (loss and gradient norm known; see ReadyCheck). */
+export interface RankReady extends ReadyCheck {
+  rank: number;
+}
+
+/** What phase 1 of a step may be asked for: StepOptions' gradients, and a fault to inject. */
+export interface PrepareOptions {
+  grads?: boolean;
+  inject?: FaultKind;
+}
+
+/** FSDP: one rank's shards of the model and optimizer state (each unit's shard, unit by unit), for recovery. */
+export interface ShardState {
+  header: CheckpointHeader; // of the whole model, as a checkpoint would have it
+  params: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
 }
 
 /** One rank's view of one step; times are this rank's wall time split three ways. */
@@ -64,8 +87,19 @@ export interface RankStepStats extends StepStats {
 
 export interface RankAPI {
   init(spec: RankInit): Promise<InitInfo>;
-  /** One optimizer step; with opts.grads the stats carry this rank's gradient (StepStats.grads). */
-  step(opts?: StepOptions): Promise<RankStepStats>;
+  /**
+   * A step in two phases, so that no rank applies a partial update: prepareStep runs forward, backward
+   * and the gradient sync and answers when the update could be applied; commitStep applies it (the
+   * coordinator commits only when every rank is ready) and returns the step's stats; abortStep ends it
+   * with nothing applied (and fails this rank's collectives: its links are not used again).
+   */
+  prepareStep(opts?: PrepareOptions): Promise<RankReady>;
+  commitStep(): Promise<RankStepStats>;
+  abortStep(reason: string): Promise<void>;
+  /** FSDP: this rank's shards (for a buddy to keep), and a neighbour's to keep or hand back. */
+  exportShard(): Promise<ShardState>;
+  keepBuddy(of: number, state: ShardState): void;
+  buddy(): { of: number; state: ShardState } | null;
   /**
    * Times a collective on this rank's links (every rank must call it with the same arguments): the
    * median seconds of `iters` runs after one warm-up. For calibration and benchmarks.

@@ -10,11 +10,12 @@ import { checkVocab } from '../model/config';
 import { buildParamTable, initParams } from '../model/params';
 import { makeDataset } from '../data/dataset';
 import { makeTokenizer } from '../data/tokenizer';
-import { Trainer, type StepOptions, type StepStats } from '../train/trainer';
+import { Trainer, type ReadyCheck, type StepOptions, type StepStats } from '../train/trainer';
 import { FSDPTrainer, shardOfUnit, shardsOf } from './fsdp';
 import { decodeCheckpoint, encodeCheckpoint, type History } from '../train/checkpoint';
-import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest } from './protocol';
-import type { Collectives } from './collectives';
+import type { InitInfo, PrepareOptions, RankAPI, RankInit, RankReady, RankStepStats, SampleRequest, ShardState } from './protocol';
+import { HEARTBEAT_MS, type FaultKind } from './faults';
+import type { Collectives, PortLike } from './collectives';
 import { makeCollectives } from './wiring';
 import { DDPSync } from './ddp';
 import { assignBuckets, ddpRegisteredSizes, gradientSync, registeredFloats, type Bucket, type GradientSync } from './layout';
@@ -25,6 +26,27 @@ import { median } from '../util/stats';
 /** A rank's model: a full replica (single, DDP, FSDP NO_SHARD) or FSDP's shards. */
 type Replica = Trainer | FSDPTrainer;
 
+/** What the host of a rank does for it. kill: end this worker as a crash would (an injected fault). */
+export interface RankHost {
+  kill(message: string): void;
+}
+
+/** By default a crash is an uncaught error: a Web Worker's or worker_thread's `error` event. */
+const crash: RankHost = {
+  kill(message) {
+    setTimeout(() => {
+      throw new Error(message);
+    });
+  },
+};
+
+/** A step between its two phases (see RankAPI.prepareStep). */
+interface InFlight {
+  commit: () => void;
+  abort: (e: Error) => void;
+  done: Promise<RankStepStats>;
+}
+
 export class RankService implements RankAPI {
   private trainer: Replica | null = null;
   private coll: Collectives | null = null;
@@ -34,8 +56,11 @@ export class RankService implements RankAPI {
   private sync: GradientSync = 'none'; // what this run does with gradients (layout.ts gradientSync)
   private failure: string | null = null;
   private readonly tracer = new Tracer();
+  private inflight: InFlight | null = null;
+  private beating: ReturnType<typeof setInterval> | null = null;
+  private kept: { of: number; state: ShardState } | null = null; // FSDP: a neighbour's shards (its buddy copy)
 
-  constructor(private startBackend: (name: BackendName) => Promise<BackendInfo>) {}
+  constructor(private startBackend: (name: BackendName) => Promise<BackendInfo>, private host: RankHost = crash) {}
 
   private need(): Replica {
     if (!this.trainer) throw new Error('this rank has no model yet: init() first');
@@ -44,6 +69,7 @@ export class RankService implements RankAPI {
 
   async init(spec: RankInit): Promise<InitInfo> {
     this.dispose();
+    this.startBeating(spec.beat);
     const backend = await this.startBackend(spec.config.backend);
     const ckpt = spec.checkpoint ? decodeCheckpoint(spec.checkpoint) : null;
     const tokenizer = await makeTokenizer(ckpt ? ckpt.header.tokenizer : spec.config.tokenizer === 'bpe' ? { kind: 'bpe' } : { kind: 'char', text: spec.text });
@@ -150,8 +176,90 @@ export class RankService implements RankAPI {
     this.failure = message;
   }
 
-  async step(opts: StepOptions = {}): Promise<RankStepStats> {
+  /** A heartbeat on `port` every HEARTBEAT_MS, from this worker's event loop (faults.ts Watchdog). */
+  private startBeating(port: PortLike | undefined): void {
+    if (!port) return;
+    this.beating = setInterval(() => port.postMessage(0), HEARTBEAT_MS);
+    (this.beating as unknown as { unref?: () => void }).unref?.(); // Node: do not keep the process alive
+  }
+
+  private stopBeating(): void {
+    if (this.beating !== null) clearInterval(this.beating);
+    this.beating = null;
+  }
+
+  /** An injected fault, made where a real one would happen. */
+  private async inject(kind: FaultKind, step: number): Promise<void> {
+    const what = `injected fault: rank ${this.coll?.rank} ${kind} at step ${step}`;
+    if (kind === 'kill') {
+      this.stopBeating();
+      this.host.kill(what);
+      await new Promise(() => {}); // a dead worker answers nothing
+    } else if (kind === 'hang') {
+      this.stopBeating();
+      await new Promise(() => {}); // no answer, no heartbeat
+    } else if (kind === 'oom') {
+      throw new RangeError(`${what}: Array buffer allocation failed`);
+    }
+  }
+
+  async prepareStep(opts: PrepareOptions = {}): Promise<RankReady> {
     if (this.failure) throw new Error(this.failure);
+    if (this.inflight) throw new Error('a step is already in flight: commit or abort it first');
+    const trainer = this.need();
+    if (opts.inject) await this.inject(opts.inject, trainer.step + 1);
+    let ready!: (check: ReadyCheck) => void;
+    const isReady = new Promise<ReadyCheck>((resolve) => (ready = resolve));
+    let commit!: () => void;
+    let abort!: (e: Error) => void;
+    const gate = new Promise<void>((resolve, reject) => ((commit = resolve), (abort = reject)));
+    gate.catch(() => {}); // an abort is seen through `done`
+    const done = this.runStep({ grads: opts.grads, poison: opts.inject === 'nan', beforeUpdate: (check) => (ready(check), gate) });
+    this.inflight = { commit, abort, done };
+    done.catch(() => {}); // observed by commitStep / abortStep
+    const check = await Promise.race([isReady, done.then(() => Promise.reject(new Error('the step ended before its update')))]);
+    return { rank: this.coll!.rank, ...check };
+  }
+
+  async commitStep(): Promise<RankStepStats> {
+    const f = this.inflight;
+    if (!f) throw new Error('no step to commit: prepareStep first');
+    f.commit();
+    try {
+      return await f.done;
+    } finally {
+      this.inflight = null;
+    }
+  }
+
+  async abortStep(reason: string): Promise<void> {
+    const e = new Error(`step aborted: ${reason}`);
+    this.coll?.abort(e); // a collective waiting for a failed rank gives up
+    const f = this.inflight;
+    this.inflight = null;
+    if (!f) return;
+    f.abort(e);
+    await f.done.catch(() => {}); // unwound: its tensors disposed, FSDP's gathered units freed
+  }
+
+  async exportShard(): Promise<ShardState> {
+    const t = this.need();
+    if (!(t instanceof FSDPTrainer)) throw new Error('exportShard: this rank holds a full replica, not shards');
+    const s = await t.shardState();
+    return Comlink.transfer(s, [s.params.buffer, s.m.buffer, s.v.buffer] as ArrayBuffer[]);
+  }
+
+  keepBuddy(of: number, state: ShardState): void {
+    this.kept = { of, state };
+    if (this.trainer instanceof FSDPTrainer) this.trainer.memory.buddy = state.params.byteLength + state.m.byteLength + state.v.byteLength;
+  }
+
+  buddy(): { of: number; state: ShardState } | null {
+    return this.kept;
+  }
+
+  /** One step, its update behind opts.beforeUpdate, and this rank's view of it. */
+  private async runStep(opts: StepOptions): Promise<RankStepStats> {
     const trainer = this.need();
     const coll = this.coll!;
     coll.step = trainer.step; // every message of this step's collectives says so
@@ -212,6 +320,10 @@ export class RankService implements RankAPI {
   }
 
   dispose(): void {
+    this.stopBeating();
+    this.inflight?.abort(new Error('the rank was disposed'));
+    this.inflight = null;
+    this.kept = null;
     this.trainer?.dispose();
     this.trainer = null;
     this.coll?.close();

@@ -33,6 +33,7 @@ export interface MemoryReport {
   params: number; // parameters at rest (a shard under FSDP, everything under DDP)
   grads: number; // gradient storage a step keeps (a shard under FSDP)
   optimizer: number; // AdamW m and v at rest
+  buddy: number; // FSDP: a neighbour's shards (parameters, m, v) kept to rebuild them if it fails
   gathered_peak: number; // most unsharded (all-gathered) parameter bytes alive at once during a step (FSDP)
   activations_peak: number; // most activation bytes (saved for backward) alive at once
   comm_buffers: number; // most bytes of communication buffers alive at once
@@ -69,9 +70,36 @@ export interface StepStats {
   grads?: Float32Array;
 }
 
-/** What a step should hand back beside its stats (tests compare gradients, not only losses). */
+/** What a step should hand back beside its stats, and how it may be stopped before its update. */
 export interface StepOptions {
+  /** Hand back the gradient the optimizer is given (tests compare gradients, not only losses). */
   grads?: boolean;
+  /** Poison this rank's gradients with NaN (fault injection: `--inject nan:R@STEP`, the page's "Break something"). */
+  poison?: boolean;
+  /**
+   * Called once the step's loss and gradient norm are known, before anything is updated: the
+   * coordinator's two-phase step (every rank ready, then every rank updates; src/parallel/rank.ts).
+   * If it rejects, the step ends with nothing applied. With it, a non-finite loss or gradient is
+   * reported here (the coordinator decides) instead of thrown.
+   */
+  beforeUpdate?: (ready: ReadyCheck) => Promise<void>;
+}
+
+/** A step about to update: its loss, gradient norm, and the first parameter whose gradient is not finite. */
+export interface ReadyCheck {
+  loss: number;
+  gradNorm: number;
+  nonFinite: string | null;
+}
+
+/** The first parameter (in table order) with a NaN or infinite value in a flat vector, or null. */
+export function firstNonFinite(table: ParamTable, flat: Float32Array, offset = 0): string | null {
+  for (const p of table.params) {
+    const lo = Math.max(p.offset - offset, 0);
+    const hi = Math.min(p.offset + p.size - offset, flat.length);
+    for (let i = lo; i < hi; i++) if (!Number.isFinite(flat[i])) return p.name;
+  }
+  return null;
 }
 
 /** Training stopped before the update, so the parameters are still those of the last good step. */
@@ -131,7 +159,7 @@ export class Trainer {
     // the tfjs AdamW instead when the host's memory cannot be had
     this.host = train && HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend()) ? unlessOutOfMemory(() => new HostAdamW(this.table, adamw, flat)) : null;
     this.opt = train && !this.host ? new AdamW(adamw, (n) => decay.has(n)) : null;
-    this.memory = { params: 0, grads: 0, optimizer: 0, gathered_peak: 0, activations_peak: 0, comm_buffers: 0 };
+    this.memory = { params: 0, grads: 0, optimizer: 0, buddy: 0, gathered_peak: 0, activations_peak: 0, comm_buffers: 0 };
     this.measureAtRest(0);
   }
 
@@ -186,7 +214,8 @@ export class Trainer {
     const probe = activationProbe(this.memory);
     try {
       for (let k = 0; k < K; k++) {
-        const opts = { training: true, dropoutSeed: mixSeed(this.cfg.seed + this.rank, this.step, k), lossScale: 1 / K, trace: this.tracer };
+        const poison = opts.poison && k === K - 1; // an injected fault: every gradient of this rank NaN
+        const fwd = { training: true, dropoutSeed: mixSeed(this.cfg.seed + this.rank, this.step, k), lossScale: poison ? NaN : 1 / K, trace: this.tracer };
         const syncHooks = k === K - 1 ? sync?.hooks : undefined; // inner micro-batches do not communicate (no_sync)
         const hooks: UnitHooks = {
           ...syncHooks,
@@ -200,7 +229,7 @@ export class Trainer {
             sync.setLocalLoss(mean.data().then((d) => (mean.dispose(), d[0])));
           },
         };
-        const loss = await this.model.forwardBackward(this.p, batches[k], opts, grads, hooks);
+        const loss = await this.model.forwardBackward(this.p, batches[k], fwd, grads, hooks);
         const prev = lossSum;
         lossSum = tf.add(prev, loss);
         tf.dispose([prev, loss]);
@@ -221,7 +250,10 @@ export class Trainer {
       const captured = opts.grads ? (this.host ? this.host.grads.slice() : await this.flatten(grads)) : undefined;
       const loss = syncedLoss ?? lossV / K;
       const gradNorm = Math.sqrt(sumSqV);
-      checkFinite(loss, gradNorm, this.step, this.cfg.lr);
+      if (opts.beforeUpdate) {
+        const bad = Number.isFinite(gradNorm) ? null : this.host ? firstNonFinite(this.table, this.host.grads) : await this.firstNonFiniteTensor(grads);
+        await opts.beforeUpdate({ loss, gradNorm, nonFinite: bad });
+      } else checkFinite(loss, gradNorm, this.step, this.cfg.lr);
       const lr = learningRate(this.step, this.cfg);
       const next = this.tracer.span('optimizer', 'compute', () => {
         if (this.host) {
@@ -274,6 +306,11 @@ export class Trainer {
       ids.push(sampleLogits(row, temperature, topK, rand));
     }
     return tok.decode(ids.slice(start));
+  }
+
+  private async firstNonFiniteTensor(grads: Grads): Promise<string | null> {
+    for (const p of this.table.params) if ((await grads.get(p.name)!.data()).some((x) => !Number.isFinite(x))) return p.name;
+    return null;
   }
 
   /** Gradient tensors in the flat layout. */

@@ -31,12 +31,13 @@ export const MEMORY_KINDS: readonly MemoryKindSpec[] = [
   { key: 'params', label: 'params', data: 'params', title: 'Parameters at rest, 4 bytes each: all of them, or only this worker\'s shard under FSDP' },
   { key: 'grads', label: 'grads', data: 'grads', title: 'Gradients a step keeps, 4 bytes per parameter (a shard under FSDP: reduce-scattered)' },
   { key: 'optimizer', label: 'optimizer', data: 'optimizer', title: 'AdamW state at rest: m and v, 8 bytes per parameter (a shard under FSDP), and on the CPU backends the master copy of the weights it updates, 4 more' },
+  { key: 'buddy', label: 'buddy copy', data: 'buddy', title: 'FSDP: the next worker\'s shards (weights, m and v), kept so that if it fails nothing is lost: 12 bytes per parameter ÷ N' },
   { key: 'gathered_peak', label: 'gathered', data: 'gathered', title: 'FSDP: most unsharded (all-gathered) parameters alive at once during a step' },
   { key: 'activations_peak', label: 'activations', data: 'activations', title: 'Most activations alive at once: what forward saves for backward' },
   { key: 'comm_buffers', label: 'comm buffers', data: 'comm', title: 'Most bytes of communication buffers alive at once (gradient buckets, all-gathers in flight)' },
 ];
 
-export const AT_REST: readonly MemoryKind[] = ['params', 'grads', 'optimizer'];
+export const AT_REST: readonly MemoryKind[] = ['params', 'grads', 'optimizer', 'buddy'];
 
 export function memoryTotal(m: MemoryReport): number {
   return MEMORY_KINDS.reduce((s, k) => s + m[k.key], 0);
@@ -48,6 +49,9 @@ export function atRest(m: MemoryReport): number {
 
 /** 16 bytes per parameter: fp32 weights (4) + gradients (4) + AdamW m and v (8). */
 export const BYTES_PER_PARAM = 16;
+
+/** FSDP: a worker also keeps the next worker's shards of weights, m and v (faults.ts): 12 bytes per parameter ÷ N. */
+export const BUDDY_BYTES_PER_PARAM = 12;
 
 /** What a full replica keeps per parameter on a backend: 16, and 4 more on the CPU backends, whose
  *  AdamW updates a master copy of the weights on the host (src/train/host-adamw.ts). */
@@ -67,7 +71,10 @@ export function expectedAtRest(table: ParamTable, d: Pick<DistOptions, 'strategy
   const replica = replicaBytesPerParam(backend);
   if (gradientSync(d) !== 'shard') return { bytes: replica * P, formula: `${replica} B × ${fmt.count(P)} parameters` };
   const floats = table.units.reduce((s, u) => s + shardLayout(u, d.workers).shard, 0);
-  return { bytes: BYTES_PER_PARAM * floats, formula: `${BYTES_PER_PARAM} B × ${fmt.count(P)} parameters ÷ ${d.workers} workers` };
+  if (d.workers === 1) return { bytes: BYTES_PER_PARAM * floats, formula: `${BYTES_PER_PARAM} B × ${fmt.count(P)} parameters` };
+  // and the buddy copy of the next worker's shards (weights, m, v), kept for recovery
+  const b = BYTES_PER_PARAM + BUDDY_BYTES_PER_PARAM;
+  return { bytes: b * floats, formula: `${b} B × ${fmt.count(P)} parameters ÷ ${d.workers} workers (${BYTES_PER_PARAM} for the shards, ${BUDDY_BYTES_PER_PARAM} for a neighbour's buddy copy)` };
 }
 
 /** The legend of the bars' colours (once per panel). */

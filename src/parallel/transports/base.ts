@@ -10,10 +10,11 @@ import type { CommStats, PortLike } from '../collectives';
 /** a mod n, in [0, n) also for negative a (ring neighbours: rank - 1). */
 export const mod = (a: number, n: number) => ((a % n) + n) % n;
 
-/** Values handed out in arrival order to whoever awaits them. */
+/** Values handed out in arrival order to whoever awaits them (or an error to all, once failed). */
 export class Inbox<T> {
   private items: T[] = [];
-  private waiters: ((v: T) => void)[] = [];
+  private waiters: { resolve: (v: T) => void; reject: (e: Error) => void }[] = [];
+  private failure: Error | null = null;
   /** An inbox of a port's messages (unwrapped). */
   static of<T>(port: PortLike, unwrap: (data: unknown) => T): Inbox<T> {
     const inbox = new Inbox<T>();
@@ -22,12 +23,18 @@ export class Inbox<T> {
   }
   deliver(v: T): void {
     const w = this.waiters.shift();
-    if (w) w(v);
+    if (w) w.resolve(v);
     else this.items.push(v);
   }
   next(): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
     const v = this.items.shift();
-    return v !== undefined ? Promise.resolve(v) : new Promise((resolve) => this.waiters.push(resolve));
+    return v !== undefined ? Promise.resolve(v) : new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+  /** Every wait, now and later, fails with e (a step aborted: nothing more will arrive). */
+  fail(e: Error): void {
+    this.failure = e;
+    for (const w of this.waiters.splice(0)) w.reject(e);
   }
 }
 
@@ -71,11 +78,27 @@ export abstract class Base {
     return this.mem ? this.mem.alloc(n) : new Float32Array(n);
   }
 
+  /** Set by abort(): every collective waiting or issued after it fails with this. */
+  protected aborted: Error | null = null;
+
+  /**
+   * Gives up on every collective in flight and every later one (the coordinator aborts a step when a
+   * rank failed: the others would wait for its messages forever). The links are not used again.
+   */
+  abort(reason: Error): void {
+    this.aborted ??= reason;
+    this.wake(reason);
+  }
+
+  /** Wakes whatever this transport's collectives are waiting on, so that they see `aborted`. */
+  protected abstract wake(reason: Error): void;
+
   /** Runs one collective after the ones issued before it; it is numbered (its Tag) when issued. */
   protected serial<R>(name: CollectiveKind, fn: () => Promise<R>): Promise<R> {
     this.stats.ops += 1;
     const tag: Tag = { kind: name, seq: ++this.seq, step: this.step };
     return this.queue(async () => {
+      if (this.aborted) throw this.aborted;
       this.tag = tag;
       const ts = clock();
       const b0 = this.stats.bytesSent;

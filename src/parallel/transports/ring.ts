@@ -35,13 +35,21 @@ interface Piece { stream: string; tag: Tag; data: Float32Array }
  */
 class Streams {
   private inboxes = new Map<string, Inbox<Piece>>();
+  private failure: Error | null = null;
   constructor(port: PortLike) {
     port.onmessage = (ev) => this.inbox((ev.data as Piece).stream).deliver(ev.data as Piece);
   }
   private inbox(stream: string): Inbox<Piece> {
     let q = this.inboxes.get(stream);
-    if (!q) this.inboxes.set(stream, (q = new Inbox<Piece>()));
+    if (!q) {
+      this.inboxes.set(stream, (q = new Inbox<Piece>()));
+      if (this.failure) q.fail(this.failure);
+    }
     return q;
+  }
+  fail(e: Error): void {
+    this.failure = e;
+    for (const q of this.inboxes.values()) q.fail(e);
   }
   next(stream: string): Promise<Piece> {
     return this.inbox(stream).next();
@@ -65,6 +73,10 @@ export class RingCollectives extends Base implements Collectives {
     if (world > 1 && (!next || !prev)) throw new Error(`ring rank ${rank} of ${world} needs both neighbour ports`);
     this.inbox = prev ? new Streams(prev) : null;
     this.piece = opts.piece ?? RING_PIECE;
+  }
+
+  protected wake(reason: Error): void {
+    this.inbox?.fail(reason);
   }
 
   /** The next piece of a stream from the previous rank; it must belong to the collective running here. */

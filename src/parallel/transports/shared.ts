@@ -72,9 +72,15 @@ export class SharedCollectives extends Base implements Collectives {
     }
     const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
     while (Atomics.load(this.ctrl, 1) === gen) {
+      if (this.aborted) throw this.aborted;
       const r = waitAsync(this.ctrl, 1, gen);
       if (r.async) await r.value;
     }
+  }
+
+  /** Wakes every rank waiting at the barrier: this one then sees `aborted`; the others wait again. */
+  protected wake(): void {
+    Atomics.notify(this.ctrl, 1);
   }
 
   /** Control word k of rank j. */

@@ -17,6 +17,10 @@ export class StarCollectives extends Base implements Collectives {
     this.inbox = Inbox.of(hub, (d) => d as StarReply);
   }
 
+  protected wake(reason: Error): void {
+    this.inbox.fail(reason);
+  }
+
   private async request(req: Omit<StarRequest, 'tag'>): Promise<Float32Array> {
     this.timed(() => {
       this.stats.bytesSent += req.data.byteLength;
