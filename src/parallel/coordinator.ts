@@ -237,6 +237,12 @@ export class Coordinator {
     return buildParamTable({ ...this.config, vocab_size: this.info.vocabSize });
   }
 
+  /** Injects a fault (the page's "Break something"): on `rank` while it trains `step` (default: the next one). */
+  inject(kind: FaultKind, rank: number, step = this.step + 1): void {
+    if (!(rank >= 0 && rank < this.ranks.length)) throw new DistError(`no rank ${rank}: this run has ranks 0 to ${this.ranks.length - 1}`);
+    this.pending.push({ kind, rank, step });
+  }
+
   /** The faults to inject while training `step` (each once), by rank. */
   private due(step: number): Map<number, FaultKind> {
     const now = this.pending.filter((i) => i.step === step);
