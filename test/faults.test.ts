@@ -10,6 +10,7 @@ import { makeConfig, type RunConfig } from '../src/model/config';
 import { charTokenizer } from '../src/data/tokenizer';
 import { Coordinator, type DistOptions } from '../src/parallel/coordinator';
 import { spawnInProcess } from '../src/parallel/spawn';
+import { spawnNodeWorker } from '../src/parallel/node-spawn';
 import { parseInjection, type Injection } from '../src/parallel/faults';
 import type { TransportKind } from '../src/parallel/collectives';
 import { shakespeare } from './helpers';
@@ -24,12 +25,13 @@ function config(): RunConfig {
   return { ...makeConfig('tiny', { n_layer: 2, n_embd: 32, block_size: 16, batch_size: 2, backend: 'wasm' }), vocab_size: vocab };
 }
 
-async function run(dist: DistOptions, inject: Injection[] = []) {
-  const c = await Coordinator.create(config(), text, { ...dist, faults: { deadlines: FAST, inject } }, spawn);
+async function run(dist: DistOptions, inject: Injection[] = [], spawnRank = spawn) {
+  const c = await Coordinator.create(config(), text, { ...dist, faults: { deadlines: FAST, inject } }, spawnRank);
   try {
     const losses: number[] = [];
     for (let i = 0; i < STEPS; i++) losses.push((await c.trainStep()).loss);
-    return { losses, recoveries: c.recoveries, params: await c.exportParams() };
+    const tensors = await Promise.all(c.ranks.map(async (h) => (await h.api.memory()).numTensors));
+    return { losses, recoveries: c.recoveries, params: await c.exportParams(), tensors };
   } finally {
     c.dispose();
   }
@@ -59,6 +61,49 @@ describe('a run survives killed, hung, out-of-memory and poisoned workers and lo
       expect(faulty.params).toEqual(clean.params);
     });
   }
+});
+
+describe('real worker_threads (each rank its own tfjs engine): a killed and a hung worker are replaced', () => {
+  const faults = ['kill-worker:1@2', 'hang-worker:0@5'].map((t) => parseInjection(t, 2));
+  const cases: [string, DistOptions][] = [
+    ['ddp ring', { strategy: 'ddp', workers: 2, transport: 'ring', bucketMb: 0.01 }],
+    ['fsdp full shared', { strategy: 'fsdp', workers: 2, transport: 'shared', bucketMb: 25, shard: 'full' }],
+  ];
+  it.each(cases)('%s: same losses as without faults, and no more tensors on any worker', async (_, dist) => {
+    const clean = await run(dist, [], spawnNodeWorker);
+    const faulty = await run(dist, faults, spawnNodeWorker);
+    expect(faulty.recoveries.map((r) => [r.step, r.rank, r.cause])).toEqual([[2, 1, 'crash'], [5, 0, 'hang']]);
+    expect(faulty.losses).toEqual(clean.losses);
+    // recovery leaks no tensor on the workers it kept (a fresh worker may hold fewer: caches made later)
+    faulty.tensors.forEach((n, r) => expect(n, `rank ${r}`).toBeLessThanOrEqual(clean.tensors[r]));
+  }, 120_000);
+});
+
+describe('a fault that comes back when the step is replayed is the run\'s own', () => {
+  const dist: DistOptions = { strategy: 'ddp', workers: 2, transport: 'ring', bucketMb: 0.01 };
+  const twice = (t: string) => [parseInjection(t, 2), parseInjection(t, 2)]; // the second fires on the replay
+
+  it('NaN twice: stops (the default), naming the step and the tensor', async () => {
+    await expect(run(dist, twice('nan:0@3'))).rejects.toThrow(/step 3: the gradient of \S+ is not finite.*again when the step was replayed: the training diverged.*parameters are those of step 2\. Lower lr/);
+  });
+
+  it('NaN twice with onNaN skip: the step\'s update is dropped and the run goes on', async () => {
+    const c = await Coordinator.create(config(), text, { ...dist, faults: { deadlines: FAST, inject: twice('nan:0@3'), onNaN: 'skip' } }, spawn);
+    try {
+      const steps = [];
+      while (c.step < STEPS) steps.push(await c.trainStep());
+      expect(steps.map((s) => s.step)).toEqual([1, 2, 4, 5, 6, 7, 8]); // step 3 skipped
+      expect(steps.every((s) => Number.isFinite(s.loss))).toBe(true);
+      expect(c.recoveries.map((r) => [r.step, r.cause])).toEqual([[3, 'nan'], [3, 'nan']]);
+      expect(c.recoveries[1].restored_from).toMatch(/skipped \(no update\)/);
+    } finally {
+      c.dispose();
+    }
+  });
+
+  it('out of memory twice: says what failed and what the cost model says would fit', async () => {
+    await expect(run(dist, twice('oom:1@3'))).rejects.toThrow(/rank 1 ran out of memory twice training step 3 \(preset tiny, batch_size 2 per worker, ddp x2\); the cost model puts a worker at [\d.]+ MB\. Try batch_size 1 \([\d.]+ MB per worker\), or strategy fsdp with shard full/);
+  });
 });
 
 describe('fault injection flags', () => {

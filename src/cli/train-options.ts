@@ -91,6 +91,9 @@ ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
                       the run detect it, recover and go on with no step lost: kill-worker (the
                       worker dies), hang-worker (it stops answering), nan (its gradients turn NaN),
                       oom (it runs out of memory). E.g. --inject kill-worker:1@5 --inject nan:0@9
+  --on-nan stop|skip  a NaN or infinite gradient is first replayed (a passing fault); if the replay
+                      is not finite either: stop (default: the run ends, naming the step and the
+                      tensor) or skip (drop that step's update and go on, as a gradient scaler does)
   --sample N          after training, generate N tokens and print them
   --prompt TEXT       start the sample with TEXT (default: the first token of the vocabulary)
   --json FILE         write the run to FILE as JSON: config, losses (per step), grad_norms (per
@@ -151,6 +154,7 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
     shard: { type: 'string' },
     'no-prefetch': { type: 'boolean' },
     inject: { type: 'string', multiple: true },
+    'on-nan': { type: 'string' },
     set: { type: 'string', multiple: true },
     sample: { type: 'string' },
     prompt: { type: 'string' },
@@ -190,7 +194,7 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
 
 /** --strategy, --workers, --transport, --bucket-mb, --shard, --no-prefetch -> checked DistOptions (checkDist's messages, exit 2). */
 function parseDist(values: {
-  strategy?: string; workers?: string; transport?: string; 'bucket-mb'?: string; shard?: string; 'no-prefetch'?: boolean; inject?: string[];
+  strategy?: string; workers?: string; transport?: string; 'bucket-mb'?: string; shard?: string; 'no-prefetch'?: boolean; inject?: string[]; 'on-nan'?: string;
 }): DistOptions {
   const strategy = (values.strategy ?? DIST_DEFAULTS.strategy) as Strategy;
   const shard = choiceFlag('shard', values.shard, SHARD_STRATEGIES);
@@ -209,12 +213,10 @@ function parseDist(values: {
     shard: shard ?? DIST_DEFAULTS.shard,
     prefetch: !values['no-prefetch'],
   };
-  if (values.inject?.length) {
-    try {
-      dist.faults = { inject: values.inject.map((t) => parseInjection(t, workers)) };
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message} (see \`npm run cli -- train --help\`)`);
-    }
+  try {
+    dist.faults = { inject: (values.inject ?? []).map((t) => parseInjection(t, workers)), onNaN: choiceFlag('on-nan', values['on-nan'], ['stop', 'skip'] as const) ?? 'stop' };
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message} (see \`npm run cli -- train --help\`)`);
   }
   try {
     return checkDist(dist);

@@ -5,13 +5,15 @@
 import * as Comlink from 'comlink';
 import type { RunConfig } from '../model/config';
 import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest, ShardState } from './protocol';
-import type { StepOptions, StepStats } from '../train/trainer';
 import type { History } from '../train/checkpoint';
 import { TRANSPORTS, type TransportKind } from './collectives';
 import { endpointTransfers, wire, type Wiring } from './wiring';
 import { DEFAULT_BUCKET_MB, DEFAULT_PROBE_MB, MAX_WORKERS, SHARD_STRATEGIES, STRATEGIES, assignBuckets, ddpRegisteredSizes, gradientSync, registeredFloats, unshard, type ShardStrategy, type Strategy } from './layout';
 import { buildParamTable, type ParamTable } from '../model/params';
-import { encodeCheckpoint } from '../train/checkpoint';
+import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint';
+import type { StepOptions, StepStats } from '../train/trainer';
+import { TrainingError } from '../train/errors';
+import { predict, type Calibration, type Plan } from './costmodel';
 import { DEFAULT_DEADLINES, RankFailure, Watchdog, type Deadlines, type FaultKind, type Injection, type Recovery } from './faults';
 
 /** Calls into one rank, wherever it runs (a comlink proxy of a Worker, or the service itself). */
@@ -43,7 +45,16 @@ export interface FaultOptions {
   deadlines?: Partial<Deadlines>;
   inject?: Injection[];
   recover?: boolean; // default true: false lets the first failure end the run
+  /**
+   * A NaN or Inf gradient is first taken for a passing fault (the step is replayed); if the replay is not
+   * finite either, 'stop' (default) ends the run with the step and the tensor named, 'skip' drops the
+   * step's update and goes on (as a gradient scaler skips an overflowing step).
+   */
+  onNaN?: 'stop' | 'skip';
 }
+
+/** The cost model's memory does not depend on the calibration. */
+const BYTES_ONLY: Calibration = { flops: 1, alpha: { ring: 0, star: 0, shared: 0 }, beta: { ring: 1, star: 1, shared: 1 } };
 
 /** Tries at one step: the first, and a replay after each recovery. */
 const MAX_ATTEMPTS = 4;
@@ -195,6 +206,7 @@ export class Coordinator {
    * trained again, up to MAX_ATTEMPTS times; `recoveries` says what happened.
    */
   async trainStep(opts: StepOptions = {}): Promise<DistStepStats> {
+    let previous: RankFailure | null = null; // this step's last failure
     for (let attempt = 1; ; attempt++) {
       const t0 = performance.now();
       try {
@@ -203,10 +215,36 @@ export class Coordinator {
         return stats;
       } catch (e) {
         if (!(e instanceof RankFailure) || this.dist.faults?.recover === false) throw e;
+        // The same fault again when the step is replayed is no passing fault: the run itself is at fault.
+        const again: boolean = (previous as RankFailure | null)?.cause === e.cause && (e.cause === 'nan' || e.cause === 'oom');
+        if (again && e.cause === 'oom') throw new DistError(this.outOfMemory(e));
+        const skip: boolean = again && e.cause === 'nan' && this.dist.faults?.onNaN === 'skip';
+        if (again && !skip) {
+          throw new TrainingError(
+            `${e.message} again when the step was replayed: the training diverged (this is not a passing fault). ` +
+              `The parameters are those of step ${this.step}. Lower lr (now ${this.config.lr}) or keep grad_clip on, then resume`,
+          );
+        }
         if (attempt >= MAX_ATTEMPTS) throw new DistError(`step ${this.step + 1} failed ${attempt} times; the last time: ${e.message}`);
-        await this.recover(e, performance.now() - t0);
+        await this.recover(e, performance.now() - t0, skip);
+        previous = skip ? null : e;
       }
     }
+  }
+
+  /** Running out of memory twice on the same step: what failed, and what the cost model says would fit. */
+  private outOfMemory(f: RankFailure): string {
+    const { config: cfg, dist } = this;
+    const mb = (plan: Plan, batch = cfg.batch_size) => (predict({ ...cfg, batch_size: batch }, plan, BYTES_ONLY).memory.total / 2 ** 20).toFixed(1);
+    const now = `${dist.strategy}${dist.strategy === 'fsdp' ? ` ${dist.shard ?? 'full'}` : ''} x${dist.workers}`;
+    const ideas = [
+      ...(cfg.batch_size > 1 ? [`batch_size ${Math.ceil(cfg.batch_size / 2)} (${mb(dist, Math.ceil(cfg.batch_size / 2))} MB per worker)`] : []),
+      ...(gradientSync(dist) !== 'shard' && dist.workers > 1 ? [`strategy fsdp with shard full (${mb({ ...dist, strategy: 'fsdp', shard: 'full' })} MB per worker)`] : []),
+      ...(dist.workers < MAX_WORKERS && gradientSync(dist) === 'shard' ? [`more FSDP workers (${mb({ ...dist, workers: Math.min(MAX_WORKERS, dist.workers * 2) })} MB each with ${Math.min(MAX_WORKERS, dist.workers * 2)})`] : []),
+      ...(cfg.n_layer > 1 ? [`a smaller model`] : []),
+    ];
+    return `rank ${f.rank} ran out of memory twice training step ${this.step + 1} (preset ${cfg.preset}, batch_size ${cfg.batch_size} per worker, ${now}); ` +
+      `the cost model puts a worker at ${mb(dist)} MB. Try ${ideas.join(', or ')}`;
   }
 
   /** One try at a step: phase 1 on every rank (within the deadline), then, if every rank is ready and its gradients finite, phase 2. */
@@ -243,11 +281,15 @@ export class Coordinator {
     this.pending.push({ kind, rank, step });
   }
 
-  /** The faults to inject while training `step` (each once), by rank. */
+  /** The faults to inject while training `step`, at most one per rank (a second one fires on the replay). */
   private due(step: number): Map<number, FaultKind> {
-    const now = this.pending.filter((i) => i.step === step);
-    this.pending = this.pending.filter((i) => i.step !== step);
-    return new Map(now.map((i) => [i.rank, i.kind]));
+    const now = new Map<number, FaultKind>();
+    this.pending = this.pending.filter((i) => {
+      if (i.step !== step || now.has(i.rank)) return true;
+      now.set(i.rank, i.kind);
+      return false;
+    });
+    return now;
   }
 
   /**
@@ -268,8 +310,9 @@ export class Coordinator {
    * when all are ready), take the state at the step's start (a healthy replica's, or FSDP's shards with
    * the failed rank's buddy copy), replace the failed worker, rebuild every rank from that state.
    */
-  private async recover(f: RankFailure, detectedMs: number): Promise<void> {
+  private async recover(f: RankFailure, detectedMs: number, skip = false): Promise<void> {
     const t0 = performance.now();
+    const step = this.step + 1;
     const replace = f.cause !== 'nan'; // a worker that crashed, hung or threw is replaced by a fresh one
     const alive = this.ranks.map((_, r) => !(replace && r === f.rank));
     await Promise.all(this.ranks.map(async (h, r) => {
@@ -277,7 +320,14 @@ export class Coordinator {
       const answered = await Promise.race([h.api.abortStep(f.message).then(() => true, () => false), sleep(ABORT_MS).then(() => false)]);
       alive[r] = answered; // a rank that cannot even abort is failed too
     }));
-    const { checkpoint, from } = await this.stateAtStepStart(alive, f.rank);
+    const state = await this.stateAtStepStart(alive, f.rank);
+    let { checkpoint, from } = state;
+    if (skip) {
+      // faults.onNaN 'skip': like a gradient scaler, the step's update is dropped and the run moves on.
+      const c = decodeCheckpoint(checkpoint);
+      checkpoint = encodeCheckpoint({ ...c, header: { ...c.header, step: c.header.step + 1 } });
+      from += ', the step skipped (no update)';
+    }
     for (let r = 0; r < this.ranks.length; r++) {
       if (alive[r]) continue;
       this.ranks[r].terminate();
@@ -285,7 +335,7 @@ export class Coordinator {
     }
     await this.link(checkpoint);
     this.recoveries.push({
-      step: this.step + 1, rank: f.rank, cause: f.cause, message: f.message, detected_ms: detectedMs,
+      step, rank: f.rank, cause: f.cause, message: f.message, detected_ms: detectedMs,
       restored_from: from, replayed_steps: 0, ms: performance.now() - t0,
     });
   }

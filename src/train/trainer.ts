@@ -12,6 +12,7 @@ import { checkpointHeader, flatten, type Checkpoint, type History } from './chec
 import { serializer } from '../util/serial';
 import { clock, noTrace, type Tracer } from '../util/trace';
 import { unlessOutOfMemory } from '../util/wasm';
+import { TrainingError } from './errors';
 
 /**
  * How replicas agree on gradients (DDP: src/parallel/ddp.ts). hooks run during the last micro-batch's
@@ -102,13 +103,7 @@ export function firstNonFinite(table: ParamTable, flat: Float32Array, offset = 0
   return null;
 }
 
-/** Training stopped before the update, so the parameters are still those of the last good step. */
-export class TrainingError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TrainingError';
-  }
-}
+export { TrainingError };
 
 /**
  * Rank r's micro-batches of step t. The global batch of step t is world x K x B windows fixed by
