@@ -86,7 +86,7 @@ export interface Measured {
 
 /** The largest value over ranks of each memory kind, from the last step. */
 export function maxMemory(ranks: RankStepStats[]): MemoryReport {
-  const keys = ['params', 'grads', 'optimizer', 'gathered_peak', 'activations_peak', 'comm_buffers'] as const;
+  const keys = ['params', 'grads', 'optimizer', 'buddy', 'gathered_peak', 'activations_peak', 'comm_buffers'] as const;
   return Object.fromEntries(keys.map((k) => [k, Math.max(...ranks.map((r) => r.memory[k]))])) as unknown as MemoryReport;
 }
 

@@ -31,7 +31,7 @@ describe('npm run bench', () => {
       for (const k of ['tokens_per_s', 'ms_per_step', 'compute_ms', 'comm_ms', 'wait_ms', 'bytes_per_rank', 'predicted_ms_per_step']) expect(typeof r[k], k).toBe('number');
       expect(r.tokens_per_s).toBeGreaterThan(0);
       expect(r.predicted_ms_per_step).toBeGreaterThan(0); // calibrated: FLOP/s from single, alpha and beta from the sizes
-      expect(Object.keys(r.memory).sort()).toEqual(['activations_peak', 'comm_buffers', 'gathered_peak', 'grads', 'optimizer', 'params']);
+      expect(Object.keys(r.memory).sort()).toEqual(['activations_peak', 'buddy', 'comm_buffers', 'gathered_peak', 'grads', 'optimizer', 'params']);
       expect(r.bytes_per_rank).toBe(r.predicted_bytes_per_rank);
       expect(Math.max(...r.losses.map((l: number, i: number) => Math.abs(l - br.runs[0].losses[i])))).toBeLessThan(1e-4);
     }

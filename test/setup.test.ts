@@ -127,7 +127,7 @@ describe('dist settings of the page', () => {
     expect(bad({ workers: '9' })).toBe('workers must be a whole number from 1 to 8, got 9');
   });
 
-  it('memory at rest: 16 bytes per parameter for a replica (20 on the CPU backends), 16/N (padded shards) for FULL_SHARD', () => {
+  it('memory at rest: 16 bytes per parameter for a replica (20 on the CPU backends), (16 + 12 buddy)/N (padded shards) for FULL_SHARD', () => {
     const table = buildParamTable(PRESETS.tiny);
     const P = table.total;
     expect(expectedAtRest(table, { strategy: 'ddp', workers: 2 }, 'webgpu').bytes).toBe(16 * P);
@@ -135,9 +135,9 @@ describe('dist settings of the page', () => {
     expect(expectedAtRest(table, { strategy: 'ddp', workers: 2 }, 'wasm').bytes).toBe(20 * P); // + the host AdamW's master copy
     for (const N of [2, 3, 8]) {
       const full = expectedAtRest(table, { strategy: 'fsdp', workers: N, shard: 'full' }, 'wasm');
-      expect(full.bytes).toBeGreaterThanOrEqual((16 * P) / N);
-      expect(full.bytes).toBeLessThanOrEqual((16 * (P + N * table.units.length)) / N); // at most one pad per unit
-      expect(full.formula).toBe(`16 B × ${P.toLocaleString('en-US')} parameters ÷ ${N} workers`);
+      expect(full.bytes).toBeGreaterThanOrEqual((28 * P) / N); // the shards, and the next worker's (its buddy copy)
+      expect(full.bytes).toBeLessThanOrEqual((28 * (P + N * table.units.length)) / N); // at most one pad per unit
+      expect(full.formula).toBe(`28 B × ${P.toLocaleString('en-US')} parameters ÷ ${N} workers (16 for the shards, 12 for a neighbour's buddy copy)`);
     }
     const shards = (shard: 'full' | 'grad_op') => expectedAtRest(table, { strategy: 'fsdp', workers: 2, shard }, 'wasm').bytes;
     expect(shards('grad_op')).toBe(shards('full'));
