@@ -15,7 +15,7 @@ import { buildParamTable } from '../src/model/params';
 import { Coordinator, type DistOptions } from '../src/parallel/coordinator';
 import { spawnNodeWorker } from '../src/parallel/node-spawn';
 import { DEFAULT_BUCKET_MB, shardLayout, type ShardStrategy } from '../src/parallel/layout';
-import { achievedFlops, fitAlphaBeta, predict, type Calibration, type Plan } from '../src/parallel/costmodel';
+import { UNCALIBRATED, achievedFlops, fitAlphaBeta, predict, type Calibration, type Plan } from '../src/parallel/costmodel';
 import type { RankStepStats } from '../src/parallel/protocol';
 import type { MemoryReport } from '../src/train/trainer';
 import { median } from '../src/util/stats';
@@ -241,9 +241,8 @@ export async function runFsdp(text: string, o: FsdpOptions) {
   // ---- a) memory: baby at N = 4 ---------------------------------------------------------------------
   const rest = (m: MemoryReport) => m.params + m.grads + m.optimizer;
   const peak = (m: MemoryReport) => rest(m) + m.gathered_peak + m.activations_peak;
-  const calZero: Calibration = { flops: 1, alpha: { ring: 0, star: 0, shared: 0 }, beta: { ring: 1, star: 1, shared: 1 } };
   const memory = [memDdp, memFull].map((m) => {
-    const p = predict(m.cfg, plan(m.dist), calZero).memory;
+    const p = predict(m.cfg, plan(m.dist), UNCALIBRATED).memory;
     return {
       run: m.label, preset: m.cfg.preset, workers: m.dist.workers, batch_per_worker: m.cfg.batch_size, steps: m.warmup + m.steps,
       ...m.memory,
@@ -297,7 +296,7 @@ export async function runFsdp(text: string, o: FsdpOptions) {
     const a = analyticBytes(m.cfg, m.dist.workers, kind(m));
     return {
       preset: m.cfg.preset, run: m.label, workers: m.dist.workers, S: a.S, textbook: a.textbook, exact: a.exact,
-      cost_model: predict(m.cfg, plan(m.dist), calZero).bytes_per_rank, measured: m.bytes_per_rank, measured_vs_exact: m.bytes_per_rank / a.exact,
+      cost_model: predict(m.cfg, plan(m.dist), UNCALIBRATED).bytes_per_rank, measured: m.bytes_per_rank, measured_vs_exact: m.bytes_per_rank / a.exact,
     };
   });
   console.log(`\n### bytes sent per step per rank (ring)\n\nS = 4 bytes x parameters. textbook: 3(N-1)/N x S for full, 2(N-1)/N x S for grad_op and none (DDP). ` +

@@ -5,14 +5,11 @@ import type { RunConfig } from '../model/config';
 import type { BackendInfo } from '../backend/backend';
 import type { DistOptions } from '../parallel/coordinator';
 import type { RankStepStats } from '../parallel/protocol';
-import { predict, type Calibration } from '../parallel/costmodel';
+import { UNCALIBRATED, predict } from '../parallel/costmodel';
 import type { Recovery } from '../parallel/faults';
 import { median } from '../util/stats';
 import { formatDuration } from './args';
 import type { TrainOptions } from './train-options';
-
-/** The cost model's bytes do not depend on the calibration: any numbers will do for bytes_per_rank_predicted. */
-const BYTES_ONLY: Calibration = { flops: 1, alpha: { ring: 0, star: 0, shared: 0 }, beta: { ring: 1, star: 1, shared: 1 } };
 
 /** Everything a finished (or stopped) run measured. */
 export interface RunResult {
@@ -48,7 +45,7 @@ const finite = (x: number) => (Number.isFinite(x) ? x : null);
  */
 export function perWorker(r: RunResult) {
   const { rankSteps: steps, skip } = r;
-  const bytesPredicted = predict(r.cfg, r.dist, BYTES_ONLY).bytes_per_rank;
+  const bytesPredicted = predict(r.cfg, r.dist, UNCALIBRATED).bytes_per_rank;
   const world = steps[0]?.length ?? 0;
   return Array.from({ length: world }, (_, rank) => {
     const of = (f: (s: RankStepStats) => number) => finite(median(steps.map((ranks) => f(ranks[rank])), skip));

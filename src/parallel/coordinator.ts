@@ -1,6 +1,8 @@
-// The coordinator: starts N ranks, wires their links, and drives them one step at a time.
+// The coordinator: starts N ranks, wires their links, and drives them one step at a time, in two
+// phases (every rank ready, then every rank updates), recovering when a rank fails (faults.ts).
 // It never touches gradients or parameters (those move rank to rank), except in the "star" transport,
-// where it is the hub on purpose. It looks like a Trainer to the training loop (src/train/session.ts).
+// where it is the hub on purpose, and when it rebuilds the run after a failure. It looks like a Trainer
+// to the training loop (src/train/session.ts).
 
 import * as Comlink from 'comlink';
 import type { RunConfig } from '../model/config';
@@ -13,7 +15,7 @@ import { buildParamTable, type ParamTable } from '../model/params';
 import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint';
 import type { StepOptions, StepStats } from '../train/trainer';
 import { TrainingError } from '../train/errors';
-import { predict, type Calibration, type Plan } from './costmodel';
+import { UNCALIBRATED, predict, type Plan } from './costmodel';
 import { DEFAULT_DEADLINES, RankFailure, Watchdog, type Deadlines, type FaultKind, type Injection, type Recovery } from './faults';
 
 /** Calls into one rank, wherever it runs (a comlink proxy of a Worker, or the service itself). */
@@ -52,9 +54,6 @@ export interface FaultOptions {
    */
   onNaN?: 'stop' | 'skip';
 }
-
-/** The cost model's memory does not depend on the calibration. */
-const BYTES_ONLY: Calibration = { flops: 1, alpha: { ring: 0, star: 0, shared: 0 }, beta: { ring: 1, star: 1, shared: 1 } };
 
 /** Tries at one step: the first, and a replay after each recovery. */
 const MAX_ATTEMPTS = 4;
@@ -235,7 +234,7 @@ export class Coordinator {
   /** Running out of memory twice on the same step: what failed, and what the cost model says would fit. */
   private outOfMemory(f: RankFailure): string {
     const { config: cfg, dist } = this;
-    const mb = (plan: Plan, batch = cfg.batch_size) => (predict({ ...cfg, batch_size: batch }, plan, BYTES_ONLY).memory.total / 2 ** 20).toFixed(1);
+    const mb = (plan: Plan, batch = cfg.batch_size) => (predict({ ...cfg, batch_size: batch }, plan, UNCALIBRATED).memory.total / 2 ** 20).toFixed(1);
     const now = `${dist.strategy}${dist.strategy === 'fsdp' ? ` ${dist.shard ?? 'full'}` : ''} x${dist.workers}`;
     const ideas = [
       ...(cfg.batch_size > 1 ? [`batch_size ${Math.ceil(cfg.batch_size / 2)} (${mb(dist, Math.ceil(cfg.batch_size / 2))} MB per worker)`] : []),

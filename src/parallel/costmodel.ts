@@ -33,6 +33,9 @@ export interface Calibration {
   beta: Record<TransportKind, number>; // bytes per second
 }
 
+/** A calibration for what does not depend on one: predict()'s bytes and memory. */
+export const UNCALIBRATED: Calibration = { flops: 1, alpha: { ring: 0, star: 0, shared: 0 }, beta: { ring: 1, star: 1, shared: 1 } };
+
 export interface Plan {
   strategy: Strategy;
   workers: number;

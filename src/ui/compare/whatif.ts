@@ -6,7 +6,7 @@
 
 import { PRESETS, makeConfig, type PresetName, type RunConfig } from '../../model/config';
 import { buildParamTable } from '../../model/params';
-import { achievedFlops, activationBytes, flopsPerToken, predict, type Calibration, type Prediction } from '../../parallel/costmodel';
+import { UNCALIBRATED, achievedFlops, activationBytes, flopsPerToken, predict, type Calibration, type Prediction } from '../../parallel/costmodel';
 import type { TransportKind } from '../../parallel/collectives';
 import { assignBuckets, gradientSync, shardLayout } from '../../parallel/layout';
 import type { LinkCalibration, RunRecord } from './runner';
@@ -35,12 +35,9 @@ export function toCalibration(m: Measured, linkScale = 1): Calibration {
   return { flops: m.flops, cores: m.cores, concurrent: m.link.concurrent, hostCopy: m.link.hostCopy, alpha: per(m.link.alpha), beta: per(m.link.beta * linkScale) };
 }
 
-/** For memory and bytes only (they do not depend on the calibration). */
-const NO_TIMES: Calibration = { flops: 1, alpha: { ring: 0, star: 0, shared: 0 }, beta: { ring: 1, star: 1, shared: 1 } };
-
 /** The prediction for a measured run, with the config and options it ran with. */
 export function predictRun(run: RunRecord, m: Measured | null): Prediction {
-  return predict(run.cfg, planOf(run.dist), m ? toCalibration(m) : NO_TIMES);
+  return predict(run.cfg, planOf(run.dist), m ? toCalibration(m) : UNCALIBRATED);
 }
 
 // ---- what if -------------------------------------------------------------------------------------------
@@ -84,7 +81,7 @@ function need(key: StrategyKey, cfg: RunConfig, n: number, w: Pick<WhatIf, 'tran
 
 /** Every strategy at the what-if's workers, model, link and budget (single trains their global batch). */
 export function whatIfRows(cfg: RunConfig, w: WhatIf, m: Measured | null): WhatIfRow[] {
-  const cal = m ? toCalibration(m, w.linkScale) : NO_TIMES;
+  const cal = m ? toCalibration(m, w.linkScale) : UNCALIBRATED;
   return STRATEGY_KEYS.map((key) => {
     const p = need(key, cfg, w.workers, w, cal);
     return { key, label: STRATEGY_LABELS[key], workers: key === 'single' ? 1 : w.workers, p, fits: p.memory.total <= w.budget };
@@ -94,7 +91,7 @@ export function whatIfRows(cfg: RunConfig, w: WhatIf, m: Measured | null): WhatI
 /** Memory per worker of each strategy for 1..max workers (the what-if chart). */
 export function memoryCurves(cfg: RunConfig, w: Pick<WhatIf, 'transport' | 'bucketMb'>, max = WHATIF_MAX_WORKERS): { workers: number[]; bytes: Record<StrategyKey, number[]> } {
   const workers = Array.from({ length: max }, (_, i) => i + 1);
-  const bytes = Object.fromEntries(STRATEGY_KEYS.map((k) => [k, workers.map((n) => need(k, cfg, n, w, NO_TIMES).memory.total)])) as Record<StrategyKey, number[]>;
+  const bytes = Object.fromEntries(STRATEGY_KEYS.map((k) => [k, workers.map((n) => need(k, cfg, n, w, UNCALIBRATED).memory.total)])) as Record<StrategyKey, number[]>;
   return { workers, bytes };
 }
 
