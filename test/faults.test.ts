@@ -1,8 +1,9 @@
 // Faults: a run that loses a worker (killed, hung, out of memory) or whose gradients turn NaN detects
 // it, aborts the step on every rank (nothing applied anywhere), recovers (DDP from a healthy replica,
 // FSDP from the shards and the failed rank's buddy copy), replays the step, and ends with the same
-// per-step losses as a run without faults. Ranks in this thread over comlink (an injected kill closes
-// the rank's channel and fails its handle, as a dead worker's would).
+// per-step losses as a run without faults. Ranks in Node worker_threads (each its own tfjs engine: a
+// killed worker really dies), and in this thread over comlink for the policy tests (an injected kill
+// there closes the rank's channel and fails its handle, as a dead worker's would).
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend } from '../src/backend/node';
@@ -44,39 +45,55 @@ beforeAll(async () => {
 const ALL: Injection[] = ['kill-worker:1@2', 'nan:0@3', 'oom:1@4', 'hang-worker:0@6'].map((t) => parseInjection(t, 2));
 
 describe('a run survives killed, hung, out-of-memory and poisoned workers and loses no step', () => {
-  const cases: { name: string; dist: DistOptions }[] = [
-    ...(['ring', 'star', 'shared'] as TransportKind[]).map((transport) => ({ name: `ddp ${transport}`, dist: { strategy: 'ddp' as const, workers: 2, transport, bucketMb: 0.01 } })),
-    { name: 'fsdp full ring', dist: { strategy: 'fsdp', workers: 2, transport: 'ring', bucketMb: 25, shard: 'full' } },
-  ];
-  for (const { name, dist } of cases) {
-    it(`${name}: kill, nan, oom and hang, each recovered; the losses equal a run without faults`, async () => {
-      const clean = await run(dist);
-      const faulty = await run(dist, ALL);
-      expect(faulty.recoveries.map((r) => [r.step, r.rank, r.cause])).toEqual([[2, 1, 'crash'], [3, 0, 'nan'], [4, 1, 'oom'], [6, 0, 'hang']]);
-      for (const r of faulty.recoveries) {
-        expect(r.replayed_steps).toBe(0);
-        expect(r.restored_from).toMatch(dist.strategy === 'fsdp' ? /shards/ : /replica/);
-      }
-      expect(faulty.losses).toEqual(clean.losses); // bit for bit: the same samples, the same math
-      expect(faulty.params).toEqual(clean.params);
-    });
-  }
-});
-
-describe('real worker_threads (each rank its own tfjs engine): a killed and a hung worker are replaced', () => {
-  const faults = ['kill-worker:1@2', 'hang-worker:0@5'].map((t) => parseInjection(t, 2));
   const cases: [string, DistOptions][] = [
-    ['ddp ring', { strategy: 'ddp', workers: 2, transport: 'ring', bucketMb: 0.01 }],
-    ['fsdp full shared', { strategy: 'fsdp', workers: 2, transport: 'shared', bucketMb: 25, shard: 'full' }],
+    ...(['ring', 'star', 'shared'] as TransportKind[]).map((transport): [string, DistOptions] => [`ddp ${transport}`, { strategy: 'ddp', workers: 2, transport, bucketMb: 0.01 }]),
+    ['fsdp full ring', { strategy: 'fsdp', workers: 2, transport: 'ring', bucketMb: 25, shard: 'full' }],
   ];
-  it.each(cases)('%s: same losses as without faults, and no more tensors on any worker', async (_, dist) => {
+  it.each(cases)('%s (worker_threads): kill, nan, oom and hang, each recovered; the losses equal a run without faults', async (_, dist) => {
     const clean = await run(dist, [], spawnNodeWorker);
-    const faulty = await run(dist, faults, spawnNodeWorker);
-    expect(faulty.recoveries.map((r) => [r.step, r.rank, r.cause])).toEqual([[2, 1, 'crash'], [5, 0, 'hang']]);
-    expect(faulty.losses).toEqual(clean.losses);
+    const faulty = await run(dist, ALL, spawnNodeWorker);
+    expect(faulty.recoveries.map((r) => [r.step, r.rank, r.cause])).toEqual([[2, 1, 'crash'], [3, 0, 'nan'], [4, 1, 'oom'], [6, 0, 'hang']]);
+    for (const r of faulty.recoveries) {
+      expect(r.replayed_steps).toBe(0);
+      expect(r.restored_from).toMatch(dist.strategy === 'fsdp' ? /shards/ : /replica/);
+    }
+    expect(faulty.losses).toEqual(clean.losses); // bit for bit: the same samples, the same math
+    expect(faulty.params).toEqual(clean.params);
     // recovery leaks no tensor on the workers it kept (a fresh worker may hold fewer: caches made later)
     faulty.tensors.forEach((n, r) => expect(n, `rank ${r}`).toBeLessThanOrEqual(clean.tensors[r]));
   }, 120_000);
+
+  it('in this thread too (the tests\' fast path): a killed rank is replaced and nothing is lost', async () => {
+    const dist: DistOptions = { strategy: 'fsdp', workers: 3, transport: 'ring', bucketMb: 25, shard: 'grad_op' };
+    const clean = await run(dist);
+    const faulty = await run(dist, [parseInjection('kill-worker:2@4', 3)]);
+    expect(faulty.recoveries.map((r) => [r.step, r.rank, r.cause, r.restored_from])).toEqual([[4, 2, 'crash', "every rank's shards and rank 0's buddy copy of rank 2"]]);
+    expect(faulty.losses).toEqual(clean.losses);
+  });
+});
+
+describe('when the state of the step is lost too, the last checkpoint', () => {
+  it('fsdp: both ranks die at once (a shard and its buddy copy): back to the checkpoint of step 2, steps 3 and 4 trained again', async () => {
+    const dist: DistOptions = { strategy: 'fsdp', workers: 2, transport: 'ring', bucketMb: 25, shard: 'full' };
+    const clean = await run(dist);
+    let saved: ArrayBuffer | null = null;
+    const inject = ['kill-worker:0@4', 'kill-worker:1@4'].map((t) => parseInjection(t, 2));
+    const c = await Coordinator.create(config(), text, { ...dist, faults: { deadlines: FAST, inject, lastCheckpoint: async () => saved } }, spawn);
+    try {
+      const losses: number[] = [];
+      while (c.step < STEPS) {
+        const s = await c.trainStep();
+        losses[s.step - 1] = s.loss; // a replayed step replaces what it had
+        if (s.step === 2) saved = await c.exportCheckpoint();
+      }
+      expect(c.recoveries).toHaveLength(1);
+      expect(c.recoveries[0]).toMatchObject({ step: 4, cause: 'crash', replayed_steps: 1 });
+      expect(c.recoveries[0].restored_from).toMatch(/^the last checkpoint \(step 2\), since rank \d's shards are lost and no fresh buddy copy/);
+      expect(losses).toEqual(clean.losses);
+    } finally {
+      c.dispose();
+    }
+  });
 });
 
 describe('a fault that comes back when the step is replayed is the run\'s own', () => {

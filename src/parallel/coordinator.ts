@@ -53,6 +53,8 @@ export interface FaultOptions {
    * step's update and goes on (as a gradient scaler skips an overflowing step).
    */
   onNaN?: 'stop' | 'skip';
+  /** Where the state is lost (no healthy replica, no fresh buddy copy): the last checkpoint to go back to. */
+  lastCheckpoint?: () => Promise<ArrayBuffer | null>;
 }
 
 /** Tries at one step: the first, and a replay after each recovery. */
@@ -220,7 +222,7 @@ export class Coordinator {
         const skip: boolean = again && e.cause === 'nan' && this.dist.faults?.onNaN === 'skip';
         if (again && !skip) {
           throw new TrainingError(
-            `${e.message} again when the step was replayed: the training diverged (this is not a passing fault). ` +
+            `step ${this.step + 1}: ${e.message} again when the step was replayed: the training diverged (this is not a passing fault). ` +
               `The parameters are those of step ${this.step}. Lower lr (now ${this.config.lr}) or keep grad_clip on, then resume`,
           );
         }
@@ -255,7 +257,7 @@ export class Coordinator {
     const ready = await this.watchdog.race(this.ranks.map((h, r) => this.call(r, h.api.prepareStep({ grads: opts.grads, inject: faults.get(r) }))));
     const bad = ready.find((c) => !Number.isFinite(c.loss) || !Number.isFinite(c.gradNorm));
     if (bad) {
-      throw new RankFailure(bad.rank, 'nan', `step ${this.step + 1}: ${bad.nonFinite ? `the gradient of ${bad.nonFinite} is not finite` : 'the loss is not finite'} (loss ${bad.loss}, gradient norm ${bad.gradNorm}); nothing was applied`);
+      throw new RankFailure(bad.rank, 'nan', `${bad.nonFinite ? `the gradient of ${bad.nonFinite} is not finite` : 'the loss is not finite'} (loss ${bad.loss}, gradient norm ${bad.gradNorm}); nothing was applied`);
     }
     const reports = await this.watchdog.race(this.ranks.map((h, r) => this.call(r, h.api.commitStep())));
     if (gradientSync(this.dist) === 'shard' && this.dist.workers > 1) await this.refreshBuddies();
@@ -316,11 +318,15 @@ export class Coordinator {
     const alive = this.ranks.map((_, r) => !(replace && r === f.rank));
     await Promise.all(this.ranks.map(async (h, r) => {
       if (!alive[r]) return;
-      const answered = await Promise.race([h.api.abortStep(f.message).then(() => true, () => false), sleep(ABORT_MS).then(() => false)]);
+      const answered = await Promise.race([
+        h.api.abortStep(f.message).then(() => true, () => false),
+        ...(h.failed ? [h.failed.catch(() => false)] : []), // its worker is dead too
+        sleep(ABORT_MS).then(() => false),
+      ]);
       alive[r] = answered; // a rank that cannot even abort is failed too
     }));
-    const state = await this.stateAtStepStart(alive, f.rank);
-    let { checkpoint, from } = state;
+    const restored = await this.stateToRestore(alive, f.rank);
+    let { checkpoint, from } = restored;
     if (skip) {
       // faults.onNaN 'skip': like a gradient scaler, the step's update is dropped and the run moves on.
       const c = decodeCheckpoint(checkpoint);
@@ -335,8 +341,24 @@ export class Coordinator {
     await this.link(checkpoint);
     this.recoveries.push({
       step, rank: f.rank, cause: f.cause, message: f.message, detected_ms: detectedMs,
-      restored_from: from, replayed_steps: 0, ms: performance.now() - t0,
+      restored_from: from, replayed_steps: restored.replayed, ms: performance.now() - t0,
     });
+  }
+
+  /**
+   * The state to restart from: the step's start, from the ranks still alive; or, when that is lost (no
+   * healthy replica, no fresh buddy copy), the last checkpoint (faults.lastCheckpoint), with the number
+   * of steps trained since then, which will be trained again.
+   */
+  private async stateToRestore(alive: boolean[], failed: number): Promise<{ checkpoint: ArrayBuffer; from: string; replayed: number }> {
+    try {
+      return { ...(await this.stateAtStepStart(alive, failed)), replayed: 0 };
+    } catch (e) {
+      const last = e instanceof DistError ? await this.dist.faults?.lastCheckpoint?.() : null;
+      if (!last) throw e;
+      const k = decodeCheckpoint(last).header.step;
+      return { checkpoint: last, from: `the last checkpoint (step ${k}), since ${(e as Error).message.replace(/; resume from the last checkpoint$/, '')}`, replayed: this.step - k };
+    }
   }
 
   /** The run's state at the start of the failed step, from the ranks that are still alive. */

@@ -39,6 +39,7 @@ export class Session {
   readonly gradNorms: number[] = []; // global L2 norm of the (averaged) gradient before clipping, per step
   readonly valLosses: [number, number][] = [];
   private wake: (() => void) | null = null;
+  private lastStep = 0; // the step of the last stats
 
   constructor(
     readonly trainer: Trainable,
@@ -84,6 +85,7 @@ export class Session {
           continue;
         }
         const stats = await this.trainer.trainStep();
+        this.forgetFrom(stats.step);
         this.stepMs.push(stats.ms);
         this.losses.push(stats.loss);
         this.gradNorms.push(stats.gradNorm);
@@ -103,6 +105,17 @@ export class Session {
       throw e;
     }
     return this.state;
+  }
+
+  /**
+   * A recovery from an older checkpoint trains some steps again (src/parallel/faults.ts): what was
+   * recorded from `step` on is replaced by the replayed steps.
+   */
+  private forgetFrom(step: number): void {
+    const drop = this.lastStep - step + 1;
+    if (drop > 0) for (const a of [this.stepMs, this.losses, this.gradNorms]) a.splice(Math.max(0, a.length - drop));
+    while ((this.valLosses.at(-1)?.[0] ?? 0) >= step) this.valLosses.pop();
+    this.lastStep = step;
   }
 
   pause(): void {
