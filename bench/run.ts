@@ -52,43 +52,86 @@ import type { BackendName } from '../src/model/config';
 
 const SECTIONS = ['browser', 'speed', 'collectives', 'scaling', 'fsdp'] as const;
 
-const { values: opts } = parseArgs({
-  options: {
-    only: { type: 'string', default: SECTIONS.join(',') },
-    backends: { type: 'string', default: 'wasm,cpu' },
-    preset: { type: 'string', default: 'shakespeare-cpu' },
-    steps: { type: 'string', default: '12' },
-    warmup: { type: 'string', default: '2' },
-    json: { type: 'string', default: 'bench.json' },
-    profile: { type: 'boolean', default: true },
-    sizes: { type: 'string', default: '1,4,16,64' },
-    'coll-workers': { type: 'string', default: '2,4' },
-    transports: { type: 'string', default: TRANSPORTS.join(',') },
-    'scaling-steps': { type: 'string', default: '15' },
-    'scaling-warmup': { type: 'string', default: '3' },
-    'fsdp-steps': { type: 'string', default: '12' },
-    'fsdp-warmup': { type: 'string', default: '3' },
-    'fsdp-baby-steps': { type: 'string', default: '4' },
-    'fsdp-baby-warmup': { type: 'string', default: '1' },
-    // the browser section (the page's runtime in headless Chromium)
-    backend: { type: 'string', default: 'wasm' },
-    strategies: { type: 'string', default: 'single,ddp,fsdp-full,fsdp-grad_op' },
-    workers: { type: 'string', default: '2' },
-    transport: { type: 'string', default: 'ring' },
-    'browser-steps': { type: 'string', default: '12' },
-    'browser-warmup': { type: 'string', default: '3' },
-  },
-});
+const USAGE = `Usage: npm run bench -- [options]
+
+Measures this trainer side by side and writes bench.json. Sections (all by default):
+  browser      the page's runtime in headless Chromium with real Web Workers: single, DDP, FSDP
+  speed        ms per training step per backend, one worker in this thread
+  collectives  all-reduce bus bandwidth of ring, star and shared on worker_threads
+  scaling      DDP on 2 wasm worker_threads against 1
+  fsdp         FSDP memory, throughput, bytes and the cost model on worker_threads
+
+  --only LIST          sections to run, comma-separated (${SECTIONS.join(',')}); the file keeps the others'
+  --preset NAME        model preset (default shakespeare-cpu)
+  --json FILE          where to write the results (default bench.json)
+  browser:     --backend wasm  --strategies single,ddp,fsdp-full,fsdp-grad_op  --workers 2
+               --transport ring  --browser-steps 12  --browser-warmup 3
+  speed:       --backends wasm,cpu[,webgpu]  --steps 12  --warmup 2
+  collectives: --sizes 1,4,16,64 (MB)  --coll-workers 2,4  --transports ${TRANSPORTS.join(',')} (browser too)
+  scaling:     --scaling-steps 15  --scaling-warmup 3
+  fsdp:        --fsdp-steps 12  --fsdp-warmup 3  --fsdp-baby-steps 4  --fsdp-baby-warmup 1
+  -h, --help           show this help
+
+Example: npm run bench -- --only speed,collectives --preset tiny --json /tmp/bench.json`;
+
+/** A bad flag: one line and exit code 2, as the CLI (no stack trace). */
+function usageError(message: string): never {
+  console.error(`error: ${message} (see \`npm run bench -- --help\`)`);
+  process.exit(2);
+}
+
+function parseFlags() {
+  try {
+    return parseArgs({
+      options: {
+        only: { type: 'string', default: SECTIONS.join(',') },
+        backends: { type: 'string', default: 'wasm,cpu' },
+        preset: { type: 'string', default: 'shakespeare-cpu' },
+        steps: { type: 'string', default: '12' },
+        warmup: { type: 'string', default: '2' },
+        json: { type: 'string', default: 'bench.json' },
+        profile: { type: 'boolean', default: true },
+        sizes: { type: 'string', default: '1,4,16,64' },
+        'coll-workers': { type: 'string', default: '2,4' },
+        transports: { type: 'string', default: TRANSPORTS.join(',') },
+        'scaling-steps': { type: 'string', default: '15' },
+        'scaling-warmup': { type: 'string', default: '3' },
+        'fsdp-steps': { type: 'string', default: '12' },
+        'fsdp-warmup': { type: 'string', default: '3' },
+        'fsdp-baby-steps': { type: 'string', default: '4' },
+        'fsdp-baby-warmup': { type: 'string', default: '1' },
+        // the browser section (the page's runtime in headless Chromium)
+        backend: { type: 'string', default: 'wasm' },
+        strategies: { type: 'string', default: 'single,ddp,fsdp-full,fsdp-grad_op' },
+        workers: { type: 'string', default: '2' },
+        transport: { type: 'string', default: 'ring' },
+        'browser-steps': { type: 'string', default: '12' },
+        'browser-warmup': { type: 'string', default: '3' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    if (!err.code?.startsWith('ERR_PARSE_ARGS')) throw e;
+    usageError(err.message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '').replace(/\.$/, ''));
+  }
+}
+
+const opts = parseFlags();
+if (opts.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 
 function list<T extends string>(flag: string, value: string, allowed: readonly T[]): T[] {
   const items = value.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const s of items) if (!(allowed as readonly string[]).includes(s)) throw new Error(`--${flag}: unknown "${s}", choose from ${allowed.join(', ')}`);
+  for (const s of items) if (!(allowed as readonly string[]).includes(s)) usageError(`--${flag}: unknown "${s}", choose from ${allowed.join(', ')}`);
   return items as T[];
 }
 const numbers = (flag: string, value: string) =>
   value.split(',').map((s) => {
     const n = Number(s);
-    if (!(n > 0)) throw new Error(`--${flag} needs positive numbers, got "${s}"`);
+    if (!(n > 0)) usageError(`--${flag} needs positive numbers, got "${s}"`);
     return n;
   });
 
@@ -152,7 +195,7 @@ if (sections.has('speed')) {
   console.log('| backend | ms/step | tokens/s | GFLOP/s | 1024² matmul GFLOP/s | % of matmul |');
   console.log('|---|---|---|---|---|---|');
   for (const name of opts.backends.split(',')) {
-    if (!(NODE_BACKENDS as readonly string[]).includes(name)) throw new Error(`unknown backend ${name}: choose from ${NODE_BACKENDS.join(', ')}`);
+    if (!(NODE_BACKENDS as readonly string[]).includes(name)) usageError(`--backends: unknown backend "${name}", choose from ${NODE_BACKENDS.join(', ')}`);
     const info = await initNodeBackend(name as NodeBackend);
     const slow = info.name === 'cpu' || info.name === 'webgpu';
     const steps = slow ? Math.min(4, Number(opts.steps)) : Number(opts.steps);

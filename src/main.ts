@@ -6,8 +6,9 @@
 //
 // Life of a run: Start (or Resume from a checkpoint) disposes the previous run's workers, starts
 // `workers` new ones (1 for strategy single), waits until every replica is built, then runs the loop.
-// Events: 'step' -> progress (loss, grad norm), chart and the Workers panel, 'eval' -> chart, an autosave
-// and a memory reading, 'sample' -> the samples panel, 'state' -> buttons. Pause and stop also save.
+// Events: 'step' -> progress (loss, grad norm), chart and the Workers panel (and any recovery the step
+// needed: src/ui/faults-panel.ts lists it, the chart and the worker's card mark it), 'eval' -> chart, an
+// autosave and a memory reading, 'sample' -> the samples panel, 'state' -> buttons. Pause and stop also save.
 
 import './ui/style.css';
 import type { RunConfig } from './model/config';
@@ -27,6 +28,7 @@ import { SampleForm, SamplesPanel } from './ui/samples';
 import { configValues, distValues, fromQuery, globalBatch, toConfig, toDist, toQuery, type Setup } from './ui/setup';
 import { StatsPanel } from './ui/stats';
 import { WorkersPanel } from './ui/workers-panel';
+import { FaultsPanel } from './ui/faults-panel';
 import { expectedAtRest } from './ui/memory';
 import { gradientSync } from './parallel/layout';
 import { mountCompare } from './ui/compare/view';
@@ -71,6 +73,7 @@ const chart = new LossChart(byId('chart'), byId('chart-empty'));
 const stats = new StatsPanel();
 const samples = new SamplesPanel(byId('samples'), byId('samples-empty'));
 const workers = new WorkersPanel();
+const faults = new FaultsPanel({ run: () => (info ? run : null), running: () => phase === 'running' });
 // The panels that own their part of the page, with getters for the page state they read:
 const sampleForm = new SampleForm(samples, { run: () => (info ? run : null), step: () => stats.currentStep, changed: render });
 const corpusPanel = new CorpusPanel({
@@ -188,6 +191,7 @@ function render(): void {
   el.state.dataset.state = phase;
   form.setLocked(busy());
   sampleForm.setEnabled(!!run && !!info && phase !== 'starting' && phase !== 'error');
+  faults.render();
 
   el.startHint.textContent = !config
     ? `Fix the setup first: ${configError}.`
@@ -272,6 +276,7 @@ async function launch(resume: boolean): Promise<void> {
 
   phase = 'starting';
   samples.clear();
+  faults.reset();
   renderInfo(null);
   workers.start(d, cfg.backend === 'auto' ? '' : cfg.backend, globalBatch(cfg, d.workers), paramTable(cfg));
   if (header) showHistory(header);
@@ -324,6 +329,11 @@ function onEvent(gen: number, e: TrainEvent): void {
       chart.addStep(e.stats.step, e.stats.loss, e.stats.gradNorm);
       stats.onStep(e);
       workers.onStep(e);
+      for (const r of faults.onStep(e.stats.step)) {
+        chart.markRecovered(r.step);
+        workers.markRecovered(r.rank, r.step, r.cause !== 'nan');
+        void readMemory(); // the new worker's tensors
+      }
       if (e.stats.step % MEMORY_EVERY === 0) void readMemory();
       break;
     case 'eval':

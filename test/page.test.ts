@@ -1,8 +1,10 @@
 // The page end to end: a Vite dev server and headless Chromium. Trains the tiny preset on wasm from a
 // shared link, with one worker, with DDP over 2 workers (ring, shared, star) and with FSDP FULL_SHARD
 // over 2, checks the loss goes down, that samples, worker cards (with memory bars by kind) and a
-// checkpoint appear, that the checkpoint (and its dist settings) is offered after a reload, that a
-// crashed worker stops the run with a message, and that bad links and bad files give specific messages.
+// checkpoint appear, that the checkpoint (and its dist settings) is offered after a reload, that a worker
+// broken from the "Break something" menu or crashing on its own is replaced and the run goes on (listed
+// in #recoveries), that a lone worker's crash stops the run with a message, and that bad links and bad
+// files give specific messages.
 // Run: npx vitest run --project node test/page.test.ts
 // (screenshots: test-results/page.png, test-results/page-ddp.png, test-results/page-fsdp.png)
 
@@ -155,9 +157,23 @@ describe('the trainer page', () => {
     await expect.poll(step, { timeout: 20_000 }).toBeGreaterThan(stoppedAt + 5);
     expect(await page.getAttribute('#stats', 'data-first-loss')).toBe(firstLoss); // the loss history came along
     await expect.poll(() => page.workers().length).toBe(1); // the first run's worker was terminated
-    await page.click('#stop');
-    await page.waitForSelector('#state[data-state="stopped"]');
-    expect(errors).toEqual([]);
+    // One worker: nothing to recover from, so "Break something" is off and says why ...
+    expect(await page.isDisabled('#break-kill')).toBe(true);
+    expect(await page.getAttribute('#break-kill', 'title')).toContain('This run has one worker');
+    // ... and a crash of the lone worker stops the run with a message, marks it and keeps the checkpoint.
+    await page.waitForSelector('#checkpoint-info[data-step]');
+    await page.workers()[0].evaluate(() => setTimeout(() => {
+      throw new Error('boom (a test crash)');
+    }));
+    await page.waitForSelector('#state[data-state="error"]', { timeout: 20_000 });
+    const banner = await page.textContent('#banner');
+    expect(banner).toContain('Training stopped.');
+    expect(banner).toContain('the only worker failed');
+    expect(banner).toMatch(/Your last checkpoint \(step \d+\) is kept/);
+    await expect.poll(async () => (await cards(page)).map((c) => c.state), { timeout: 5_000 }).toEqual(['error']);
+    expect(await page.isVisible('#resume-checkpoint')).toBe(true);
+    expect(await page.locator('#recoveries li').count()).toBe(0);
+    expect(errors.filter((e) => !e.includes('boom (a test crash)'))).toEqual([]);
     await page.context().close();
   });
 
@@ -248,13 +264,38 @@ describe('the trainer page', () => {
     expect(await page.inputValue('#f-strategy')).toBe('ddp');
     expect(await page.inputValue('#f-workers')).toBe('2');
     expect(await page.textContent('#global-batch')).toContain('2 workers × 4 batch_size × 1 grad_accum = 8 sequences (256 tokens) per step');
-    const run = await trainToEnd(page);
+    // Before the run, "Break something" is there but disabled, and says why.
+    expect(await page.isDisabled('#break-kill')).toBe(true);
+    expect(await page.getAttribute('#break-kill', 'title')).toContain('Start a run with 2 or more workers');
+    await expect.poll(() => page.isEnabled('#start'), { timeout: 30_000 }).toBe(true);
+    await page.click('#start');
+    // While it trains, a teacher kills worker 1 from the menu: the run notices, replaces it, trains the step again.
+    await page.click('#break summary');
+    await expect.poll(() => page.isEnabled('#break-kill'), { timeout: 30_000 }).toBe(true);
+    await page.selectOption('#break-rank', '1');
+    await page.click('#break-kill');
+    expect(await page.textContent('#break-status')).toMatch(/Worker 1 will be killed while it trains step \d+/);
+    await page.waitForSelector('#state[data-state="done"]', { timeout: 100_000 });
+    const recovered = await page.locator('#recoveries li').evaluateAll((els) => els.map((el) => ({ ...(el as HTMLElement).dataset }) as Record<string, string>));
+    expect(recovered.map((r) => [r.rank, r.cause])).toEqual([['1', 'crash']]);
+    const killedAt = num(recovered[0].step);
+    expect(killedAt).toBeGreaterThan(0);
+    expect(killedAt).toBeLessThanOrEqual(30);
+    expect(recovered[0].restoredFrom).toBe("rank 0's replica");
+    expect(await page.isVisible('#recovery-notice')).toBe(true);
+    expect(await page.textContent('#recovery-notice')).toContain(`Worker 1 crashed during step ${killedAt}`);
+    expect(await page.textContent('#recovery-notice')).toContain('no step was lost');
+    await expect.poll(async () => (await cards(page))[1].replacedAt).toBe(String(killedAt));
+    expect(await page.isDisabled('#break-kill')).toBe(true); // the run is over
+    expect(await page.getAttribute('#break-kill', 'title')).toBe('Only while the run is training.');
+    const d = await page.locator('#stats').evaluate((el) => ({ ...(el as HTMLElement).dataset }));
+    const run = { step: num(d.step), first: num(d.firstLoss), last: num(d.lastLoss), val: num(d.valLoss), gradNorm: num(d.gradNorm) };
     expect(run.step).toBe(30);
     expect(run.first).toBeGreaterThan(3.5);
     expect(run.last).toBeLessThan(run.first);
     expect(run.val).toBeLessThan(run.first);
     expect(Number.isFinite(run.gradNorm) && run.gradNorm > 0).toBe(true); // the averaged gradient's norm
-    expect(page.workers().length).toBe(2); // one Web Worker per rank
+    await expect.poll(() => page.workers().length).toBe(2); // one Web Worker per rank (the killed one was terminated)
 
     const all = await cards(page);
     expect(all.map((c) => c.rank)).toEqual(['0', '1']);
@@ -334,7 +375,8 @@ describe('the trainer page', () => {
       expect(num(c.memActivations)).toBeGreaterThan(0);
       expect(num(c.memComm)).toBeGreaterThan(0);
       // Shorter than a full replica's bar with the same activations and buffers (a DDP worker's).
-      expect(num(c.memTotal)).toBeLessThan(16 * P + num(c.memActivations) + num(c.memComm));
+      // (a wasm replica keeps 20 bytes per parameter; this worker 16 / 2 for its shards and 12 / 2 for its buddy copy)
+      expect(num(c.memTotal)).toBeLessThan(20 * P + num(c.memActivations) + num(c.memComm));
       expect(num(c.bytesSent)).toBeGreaterThan(0);
       expect(num(c.computeMs)).toBeGreaterThan(0);
     }
@@ -388,7 +430,7 @@ describe('the trainer page', () => {
     await star.page.context().close();
   });
 
-  it('a crashed worker stops the run with a message, marks that worker and keeps the checkpoint', async () => {
+  it('a worker that crashes on its own is replaced: the run notices, recovers and goes on', async () => {
     const { page, errors } = await open('?preset=tiny&backend=wasm&strategy=ddp&workers=2&max_iters=5000&eval_interval=5');
     await expect.poll(() => page.isEnabled('#start'), { timeout: 30_000 }).toBe(true);
     await page.click('#start');
@@ -398,14 +440,17 @@ describe('the trainer page', () => {
     await rank1.w.evaluate(() => setTimeout(() => {
       throw new Error('boom (a test crash)');
     }));
-    await page.waitForSelector('#state[data-state="error"]', { timeout: 20_000 });
-    const banner = await page.textContent('#banner');
-    expect(banner).toContain('Training stopped.');
-    expect(banner).toContain('Training worker 1 crashed: Uncaught Error: boom');
-    expect(banner).toMatch(/Your last checkpoint \(step \d+\) is kept/);
-    // The workers panel redraws on the next animation frame: wait for it.
-    await expect.poll(async () => (await cards(page)).map((c) => c.state), { timeout: 5_000 }).toEqual(['idle', 'error']);
-    expect(await page.isVisible('#resume-checkpoint')).toBe(true);
+    await page.waitForSelector('#recoveries li[data-rank="1"][data-cause="crash"]', { timeout: 30_000 });
+    const crashedAt = num(await page.getAttribute('#recoveries li', 'data-step'));
+    expect(await page.getAttribute('#recoveries li', 'title')).toContain('training worker 1 crashed: Uncaught Error: boom');
+    expect(await page.textContent('#recovery-notice')).toContain(`Worker 1 crashed during step ${crashedAt}`);
+    // The run goes on with a new worker 1, and says so on its card; no error banner.
+    await expect.poll(async () => num(await page.getAttribute('#stats', 'data-step')), { timeout: 30_000 }).toBeGreaterThan(crashedAt + 3);
+    expect(await page.getAttribute('#state', 'data-state')).toBe('running');
+    await expect.poll(async () => (await cards(page)).map((c) => [c.state, c.replacedAt])).toEqual([['training', undefined], ['training', String(crashedAt)]]);
+    expect(await page.isVisible('#banner')).toBe(false);
+    await page.click('#stop');
+    await page.waitForSelector('#state[data-state="stopped"]');
     expect(errors.filter((e) => !e.includes('boom (a test crash)'))).toEqual([]);
     await page.context().close();
   });

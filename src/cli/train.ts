@@ -5,11 +5,12 @@
 // run() = prepare (flags, text, tokenizer: every input error before a worker starts) -> train -> report
 // (src/cli/report.ts); the flags and help are in src/cli/train-options.ts.
 
-import { existsSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { checkVocab, type RunConfig } from '../model/config';
 import { bpeTokenizer, charTokenizer, type Tokenizer } from '../data/tokenizer';
 import { makeDataset, type Dataset } from '../data/dataset';
+import { decodeCorpus } from '../data/text';
 import { Session, type TrainEvent } from '../train/session';
 import { Coordinator } from '../parallel/coordinator';
 import { gradientSync } from '../parallel/layout';
@@ -17,7 +18,7 @@ import { spawnNodeWorker } from '../parallel/node-spawn';
 import type { RankStepStats } from '../parallel/protocol';
 import { describeBackend } from '../backend/backend';
 import { prepareWebGPUEnv } from '../backend/node';
-import { CliError, formatDuration, readText, UsageError } from './args';
+import { CliError, formatDuration, readBytes, UsageError } from './args';
 import { help, parseTrainOptions, WARMUP_STEPS, type TrainOptions } from './train-options';
 import { jsonRecord, summaryLines, type RunResult } from './report';
 
@@ -80,14 +81,24 @@ interface Prepared {
 
 /** Reads and checks every input (the --json directory, the text, the prompt) before any worker starts. */
 async function prepare(opts: TrainOptions): Promise<Prepared> {
+  // --json is written only at the end of a run (done or interrupted): check now that it can be, so a
+  // finished run is not lost to a bad path; an existing file is replaced only then.
   if (opts.json) {
     const dir = dirname(resolve(opts.json));
     if (!existsSync(dir) || !statSync(dir).isDirectory()) {
       throw new CliError(`cannot write --json ${opts.json}: directory ${dir} does not exist`);
     }
+    if (existsSync(opts.json) && statSync(opts.json).isDirectory()) {
+      throw new CliError(`cannot write --json ${opts.json}: it is a directory; name a file, e.g. ${join(opts.json, 'run.json')}`);
+    }
+    try {
+      accessSync(existsSync(opts.json) ? opts.json : dir, constants.W_OK);
+    } catch {
+      throw new CliError(`cannot write --json ${opts.json}: permission denied; choose another path`);
+    }
   }
-  const text = readText(opts.data);
-  if (text.length === 0) throw new CliError(`${opts.data} is empty: pass a text file to train on with --data FILE`);
+  // The same check as the page's: strict UTF-8, not binary, not empty or blank (DataError, exit 1).
+  const text = decodeCorpus(new Uint8Array(readBytes(opts.data)), opts.data);
   const tokenizer = opts.cfg.tokenizer === 'bpe' ? await bpeTokenizer() : charTokenizer(text);
   const cfg = checkVocab(opts.cfg, tokenizer.vocabSize, opts.explicitVocab);
   if (opts.prompt) {

@@ -86,7 +86,17 @@ export async function run(argv: string[]): Promise<number> {
   const model = readBytes(join(dir, 'model.bin'));
   const state = readBytes(join(dir, 'state.bin'));
   const expectedPath = join(dir, 'expected.json');
-  const adamw = existsSync(expectedPath) ? parseExpected(readText(expectedPath)) : null;
+  let adamw = null;
+  if (existsSync(expectedPath)) {
+    try {
+      adamw = parseExpected(readText(expectedPath));
+    } catch (e) {
+      if (e instanceof CliError) throw e;
+      // Not JSON, or not the shape expected: say which file, and that it is optional.
+      const message = e instanceof CheckpointError ? e.message.replace(/^expected\.json:? ?/, '') : 'is not a JSON object (with an "adamw" entry)';
+      throw new CliError(`${expectedPath}${message.startsWith('is ') ? ' ' : ': '}${message}; fix it or delete it (it is optional: without it the AdamW steps are not checked)`);
+    }
+  }
 
   const info = await initNodeBackend(backend);
   const a = info.adapter;

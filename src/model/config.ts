@@ -118,7 +118,7 @@ export function makeConfig(
   preset: string = 'shakespeare-cpu',
   overrides: Record<string, unknown> = {},
 ): RunConfig {
-  if (!(preset in PRESETS)) {
+  if (!Object.hasOwn(PRESETS, preset)) { // not `in`: "toString" is in every object
     throw new ConfigError(`unknown preset "${preset}": choose one of ${PRESET_NAMES.join(', ')}`);
   }
   const base = PRESETS[preset as PresetName];
@@ -168,12 +168,62 @@ function parseValue(key: string, raw: unknown): unknown {
   return String(raw);
 }
 
+/** The largest model this trainer takes, in parameters: GPT-2 XL (1.56B), the largest GPT-2. */
+export const MAX_PARAMS = 1.6e9;
+/** The most numbers one tensor of a micro-batch may hold (logits, attention, MLP): 2^30, 4 GiB of float32. */
+export const MAX_TENSOR = 2 ** 30;
+/** Seeds are 32-bit (src/model/params.ts mixes them as u32): a larger one would silently alias a smaller. */
+export const MAX_SEED = 2 ** 32 - 1;
+
+/** Parameters of a GPT-2 of this shape (wte, wpe, final LayerNorm, and 12C^2 + 13C per block: as buildParamTable). */
+export function paramCount(cfg: Pick<ModelConfig, 'n_layer' | 'n_embd' | 'vocab_size' | 'block_size'>): number {
+  const C = cfg.n_embd;
+  return cfg.vocab_size * C + cfg.block_size * C + 2 * C + cfg.n_layer * (12 * C * C + 13 * C);
+}
+
+const big = (n: number) =>
+  n >= 1e12 ? n.toExponential(2) : n >= 1e9 ? `${(n / 1e9).toPrecision(3)}B` : n >= 1e6 ? `${(n / 1e6).toPrecision(3)}M` : String(n);
+
+/**
+ * Sizes no machine here trains: a model above MAX_PARAMS, or a micro-batch with a tensor above
+ * MAX_TENSOR numbers. Caught here, with what to lower, rather than as a hang or an out-of-memory
+ * crash in a worker. Also run once the tokenizer has set vocab_size (checkVocab).
+ */
+export function checkSizes(cfg: Pick<RunConfig, 'n_layer' | 'n_head' | 'n_embd' | 'vocab_size' | 'block_size' | 'batch_size'>): void {
+  const params = paramCount(cfg);
+  if (params > MAX_PARAMS) {
+    throw new ConfigError(
+      `the model would have ${big(params)} parameters (n_layer ${cfg.n_layer}, n_embd ${cfg.n_embd}, vocab_size ${cfg.vocab_size}, ` +
+        `block_size ${cfg.block_size}); this trainer takes at most ${big(MAX_PARAMS)} (GPT-2 XL's size): lower n_layer or n_embd`,
+    );
+  }
+  const { batch_size: B, block_size: T, n_head: NH, n_embd: C, vocab_size: V } = cfg;
+  const tensors: [string, number][] = [
+    [`logits, batch_size x block_size x vocab_size = ${B} x ${T} x ${V}`, B * T * V],
+    [`attention, batch_size x n_head x block_size^2 = ${B} x ${NH} x ${T}^2`, B * NH * T * T],
+    [`MLP, batch_size x block_size x 4 n_embd = ${B} x ${T} x ${4 * C}`, B * T * 4 * C],
+  ];
+  const [what, n] = tensors.reduce((a, b) => (b[1] > a[1] ? b : a));
+  if (n > MAX_TENSOR) {
+    throw new ConfigError(
+      `one micro-batch would need a tensor of ${big(n)} numbers (${what}); at most ${big(MAX_TENSOR)} fit: ` +
+        'lower batch_size (grad_accum makes a large batch out of small micro-batches) or block_size',
+    );
+  }
+}
+
 /** Checks every field; maxBlockSize is the preset's position-table size. */
-export function validateConfig(cfg: RunConfig, maxBlockSize: number = PRESETS[cfg.preset].block_size): void {
+export function validateConfig(cfg: RunConfig, maxBlockSize?: number): void {
+  if (typeof cfg.preset !== 'string' || !Object.hasOwn(PRESETS, cfg.preset)) {
+    throw new ConfigError(`unknown preset "${String(cfg.preset)}": choose one of ${PRESET_NAMES.join(', ')}`);
+  }
+  maxBlockSize ??= PRESETS[cfg.preset].block_size;
   for (const key of INTEGER_FIELDS) {
     const v = cfg[key];
     if (!Number.isInteger(v)) throw new ConfigError(`${key} must be a whole number, got ${v}`);
+    if (!Number.isSafeInteger(v)) throw new ConfigError(`${key} must be at most ${Number.MAX_SAFE_INTEGER}, got ${v}`);
   }
+  if (cfg.seed > MAX_SEED) throw new ConfigError(`seed must be at most ${MAX_SEED} (seeds are 32-bit), got ${cfg.seed}`);
   const positive = ['n_layer', 'n_head', 'n_embd', 'block_size', 'vocab_size', 'batch_size', 'grad_accum', 'max_iters', 'eval_iters'] as const;
   for (const key of positive) {
     if (cfg[key] < 1) throw new ConfigError(`${key} must be at least 1, got ${cfg[key]}`);
@@ -191,6 +241,7 @@ export function validateConfig(cfg: RunConfig, maxBlockSize: number = PRESETS[cf
       `block_size ${cfg.block_size} is above what preset "${cfg.preset}" allows (${maxBlockSize}, the size of its position table)`,
     );
   }
+  checkSizes(cfg);
   if (!(cfg.dropout >= 0 && cfg.dropout < 1)) throw new ConfigError(`dropout must be in [0, 1), got ${cfg.dropout}`);
   if (!(cfg.lr > 0)) throw new ConfigError(`lr must be positive, got ${cfg.lr}`);
   if (!(cfg.min_lr >= 0 && cfg.min_lr <= cfg.lr)) {
@@ -226,5 +277,7 @@ export function checkVocab(cfg: RunConfig, tokenizerVocab: number, explicitlySet
         `leave vocab_size unset, or pick the tokenizer that has ${cfg.vocab_size} tokens`,
     );
   }
-  return { ...cfg, vocab_size: tokenizerVocab };
+  const out = { ...cfg, vocab_size: tokenizerVocab };
+  checkSizes(out); // a character vocabulary can be far larger than the preset's
+  return out;
 }

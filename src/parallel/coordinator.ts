@@ -282,11 +282,14 @@ export class Coordinator {
     this.pending.push({ kind, rank, step });
   }
 
-  /** The faults to inject while training `step`, at most one per rank (a second one fires on the replay). */
+  /**
+   * The faults to inject while training `step` (or overdue: asked for while a step was in flight), at
+   * most one per rank (a second one fires on the replay).
+   */
   private due(step: number): Map<number, FaultKind> {
     const now = new Map<number, FaultKind>();
     this.pending = this.pending.filter((i) => {
-      if (i.step !== step || now.has(i.rank)) return true;
+      if (i.step > step || now.has(i.rank)) return true;
       now.set(i.rank, i.kind);
       return false;
     });

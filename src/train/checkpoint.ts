@@ -84,27 +84,95 @@ export function decodeCheckpoint(buf: ArrayBuffer): Checkpoint {
   if (16 + len > buf.byteLength) throw new CheckpointError('checkpoint is truncated: its header runs past the end of the file');
   let header: CheckpointHeader;
   try {
-    header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 16, len)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(new Uint8Array(buf, 16, len)));
   } catch {
     throw new CheckpointError('checkpoint header is not valid JSON: the file is corrupt');
+  }
+  if (typeof header !== 'object' || header === null || typeof header.config !== 'object' || header.config === null) {
+    throw new CheckpointError('checkpoint header has no config: the file is corrupt');
   }
   try {
     validateConfig(header.config);
   } catch (e) {
     throw new CheckpointError(`checkpoint holds an invalid config: ${(e as Error).message}`);
   }
-  const total = buildParamTable(header.config).total;
+  checkTokenizer(header);
+  for (const key of ['step', 'adam_t'] as const) {
+    if (!Number.isSafeInteger(header[key]) || header[key] < 0) {
+      throw new CheckpointError(`checkpoint header's ${key} is ${JSON.stringify(header[key])}, not a step count: the file is corrupt`);
+    }
+  }
+  checkHistory(header);
+  const table = buildParamTable(header.config);
+  const total = table.total;
   if (header.num_params !== total) {
     throw new CheckpointError(`checkpoint says ${header.num_params} parameters but its config implies ${total}: corrupt`);
   }
   const dataStart = Math.ceil((16 + len) / 4) * 4;
   if (buf.byteLength !== dataStart + 3 * total * 4) {
-    throw new CheckpointError(`checkpoint is ${buf.byteLength} bytes, expected ${dataStart + 3 * total * 4}: truncated or corrupt`);
+    const held = (buf.byteLength - dataStart) / 12; // weights, m and v: 3 float32 per parameter
+    const what = Number.isInteger(held) && held > 0 ? `, while its data holds ${held} (its header does not match its data)` : '';
+    throw new CheckpointError(
+      `checkpoint is ${buf.byteLength} bytes, expected ${dataStart + 3 * total * 4} for the ${total} parameters its header describes${what}: truncated or corrupt`,
+    );
   }
   const floats = new Float32Array(buf, dataStart, 3 * total);
   const params = floats.slice(0, total);
-  for (let i = 0; i < params.length; i++) {
-    if (!Number.isFinite(params[i])) throw new CheckpointError(`checkpoint parameter ${i} is ${params[i]}: the saved model is broken`);
+  const m = floats.slice(total, 2 * total);
+  const v = floats.slice(2 * total);
+  checkFinite(params, table, "checkpoint's weights hold", 'the saved model is broken');
+  checkFinite(m, table, "checkpoint's AdamW first moment (m) holds", 'its optimizer state is broken');
+  checkFinite(v, table, "checkpoint's AdamW second moment (v) holds", 'its optimizer state is broken', true);
+  return { header, params, m, v };
+}
+
+/** The tokenizer must be the one the weights were trained with: its kind and size agree with the config. */
+function checkTokenizer(header: CheckpointHeader): void {
+  const t = header.tokenizer as { kind?: unknown; chars?: unknown } | undefined;
+  const cfg = header.config;
+  if (typeof t !== 'object' || t === null || (t.kind !== 'char' && t.kind !== 'bpe')) {
+    throw new CheckpointError('checkpoint header has no tokenizer (char or bpe): the file is corrupt');
   }
-  return { header, params, m: floats.slice(total, 2 * total), v: floats.slice(2 * total) };
+  if (t.kind !== cfg.tokenizer) {
+    throw new CheckpointError(`checkpoint's tokenizer is ${t.kind} but its config says ${cfg.tokenizer}: the header contradicts itself; the file is corrupt`);
+  }
+  let size: number;
+  if (t.kind === 'bpe') size = 50257;
+  else {
+    if (typeof t.chars !== 'string' || t.chars.length === 0) throw new CheckpointError('checkpoint\'s char tokenizer has no characters: the file is corrupt');
+    const chars = [...t.chars];
+    if (new Set(chars).size !== chars.length) throw new CheckpointError('checkpoint\'s char tokenizer lists a character twice: the file is corrupt');
+    size = chars.length;
+  }
+  if (size !== cfg.vocab_size) {
+    throw new CheckpointError(
+      `checkpoint's ${t.kind} tokenizer has ${size} tokens but its model's vocab_size is ${cfg.vocab_size}: ` +
+        'the vocabulary does not match the weights; the file is corrupt',
+    );
+  }
+}
+
+/** The loss history (for the chart) is optional, but must be numbers when present. */
+function checkHistory(header: CheckpointHeader): void {
+  const { losses, val_losses: val } = header;
+  const isNum = (x: unknown) => typeof x === 'number' || x === null; // JSON writes NaN as null
+  if (losses !== undefined && !(Array.isArray(losses) && losses.every(isNum))) {
+    throw new CheckpointError('checkpoint header\'s losses are not a list of numbers: the file is corrupt');
+  }
+  if (val !== undefined && !(Array.isArray(val) && val.every((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === 'number' && isNum(p[1])))) {
+    throw new CheckpointError('checkpoint header\'s val_losses are not a list of [step, loss] pairs: the file is corrupt');
+  }
+}
+
+/** Every number finite (v also not negative), else which tensor and parameter holds what. */
+function checkFinite(a: Float32Array, table: ParamTable, what: string, consequence: string, nonNegative = false): void {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    if (x - x === 0 && !(nonNegative && x < 0)) continue; // finite (NaN - NaN and Inf - Inf are NaN)
+    const p = table.params.find((q) => i >= q.offset && i < q.offset + q.size);
+    const where = p ? `${p.name}[${i - p.offset}]` : `element ${i}`;
+    throw new CheckpointError(
+      `${what} ${x} at ${where}: ${consequence}; load an earlier checkpoint or start a new run`,
+    );
+  }
 }

@@ -220,7 +220,7 @@ export class Trainer {
           },
           lossReady: (loss) => {
             if (!sync || k < K - 1) return;
-            const mean = tf.div(tf.add(lossSum, loss), K);
+            const mean = tf.tidy(() => tf.div(tf.add(lossSum, loss), K)); // (the sum is freed, the mean when read)
             sync.setLocalLoss(mean.data().then((d) => (mean.dispose(), d[0])));
           },
         };

@@ -3,7 +3,8 @@
 // Reading and checking a text comes first (no DOM); CorpusPanel, below, is the page's “Training text”
 // panel: the file input, the drop zone and the user's own text kept in IndexedDB for the next visit.
 
-import { makeDataset } from '../data/dataset';
+import { DataError, makeDataset } from '../data/dataset';
+import { checkText, decodeCorpus } from '../data/text';
 import { charTokenizer } from '../data/tokenizer';
 import { byId, h } from './dom';
 import * as fmt from './format';
@@ -51,23 +52,21 @@ export async function fetchDefaultCorpus(): Promise<Corpus> {
   return describe(DEFAULT_CORPUS_NAME, text, false, new TextEncoder().encode(text).length);
 }
 
-/** Reads a user's file as UTF-8 text; rejects empty, binary, non-UTF-8, huge or too-short files. */
+/**
+ * Reads a user's file as UTF-8 text; rejects empty, binary, non-UTF-8, whitespace-only (decodeCorpus,
+ * the check the CLI's --data shares), huge or too-short files.
+ */
 export async function readCorpusFile(file: File, blockSize: number): Promise<Corpus> {
-  if (file.size === 0) throw new CorpusError(`"${file.name}" is empty: choose a text file with some writing in it`);
   if (file.size > MAX_BYTES) {
     throw new CorpusError(`"${file.name}" is ${Math.round(file.size / 2 ** 20)} MB; the page accepts text files up to ${MAX_BYTES / 2 ** 20} MB`);
   }
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  if (bytes.includes(0)) {
-    throw new CorpusError(`"${file.name}" looks like a binary file (it contains NUL bytes), not plain text: choose a .txt file`);
-  }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new CorpusError(`"${file.name}" is not UTF-8 text: save it as UTF-8 plain text (.txt) and try again`);
+    text = decodeCorpus(new Uint8Array(await file.arrayBuffer()), `"${file.name}"`);
+  } catch (e) {
+    if (e instanceof DataError) throw new CorpusError(e.message);
+    throw e;
   }
-  if (text.trim() === '') throw new CorpusError(`"${file.name}" holds only whitespace: choose a text file with some writing in it`);
   const corpus = describe(file.name, text, true, file.size);
   checkLength(corpus, blockSize);
   return corpus;
@@ -135,6 +134,7 @@ export class CorpusPanel {
     if (own) {
       const c = describe(own.name, own.text, true, new TextEncoder().encode(own.text).length);
       try {
+        checkText(c.text, `"${c.name}"`);
         checkLength(c, this.page.blockSize() ?? 1);
         this.set(c);
       } catch {

@@ -10,6 +10,7 @@
 import type { RunConfig } from '../model/config';
 import type { InitInfo, SampleRequest } from '../parallel/protocol';
 import { Coordinator, type DistOptions } from '../parallel/coordinator';
+import type { FaultKind, Recovery } from '../parallel/faults';
 import { spawnWebWorker } from '../parallel/browser-spawn';
 import { Session, type RunState, type TrainEvent, type Trainable } from '../train/session';
 
@@ -94,6 +95,24 @@ export class Run {
 
   get world(): number {
     return this.coordinator.ranks.length;
+  }
+
+  /**
+   * Breaks a worker on purpose (the page's “Break something”): `kind` on `rank` while it trains the next
+   * step. The coordinator notices, aborts the step on every worker, recovers and trains the step again.
+   * Returns the step the fault is for.
+   */
+  inject(kind: FaultKind, rank: number): number {
+    // The coordinator takes a step's faults when the step starts: while one is in flight, the next
+    // step is the one after it (a fault for the step in flight would never be injected).
+    const step = this.coordinator.step + (this.inflight ? 2 : 1);
+    this.coordinator.inject(kind, rank, step);
+    return step;
+  }
+
+  /** Every recovery so far (what failed, how soon it was noticed, how the run went on). */
+  get recoveries(): readonly Recovery[] {
+    return this.coordinator.recoveries;
   }
 
   /** Trains until max_iters, stop() or an error; resolves with the final state. */

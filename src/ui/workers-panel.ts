@@ -10,7 +10,8 @@
 //
 // Updates are batched into one DOM write per animation frame. Numbers are also exposed as data
 // attributes for tests: on each .worker data-compute-ms, data-bytes-sent, data-num-tensors, data-backend
-// and data-mem-{params,grads,optimizer,gathered,activations,comm,total}; on #memory-expect
+// and data-mem-{params,grads,optimizer,gathered,activations,comm,total} (and data-replaced-at, the step
+// at which a failed worker was last replaced by a new one, src/ui/faults-panel.ts); on #memory-expect
 // data-expected-bytes and data-measured-bytes (at rest, the largest worker's).
 
 import type { RankStepStats } from '../parallel/protocol';
@@ -35,6 +36,7 @@ const TRANSPORT_NAMES: Record<DistOptions['transport'], string> = { ring: 'ring'
 interface Card {
   root: HTMLElement;
   backend: HTMLElement;
+  replaced: HTMLElement;
   mem: MemoryBar;
   state: HTMLElement;
   track: HTMLElement;
@@ -66,6 +68,7 @@ export class WorkersPanel {
   private batch: { sequences: number; tokens: number } | null = null; // global batch per step
   private phase: Phase = 'idle';
   private failedRank: number | null = null;
+  private replaced = new Map<number, { step: number; replaced: boolean }>(); // by rank: its last recovery
   private last: StepEvent | null = null;
   private memory: (RankMemory | null)[] = [];
   private live = false; // cards belong to a run (not a preview of the setup)
@@ -101,6 +104,7 @@ export class WorkersPanel {
     this.backends = Array.from({ length: dist?.workers ?? 0 }, () => backend);
     this.phase = phase;
     this.failedRank = null;
+    this.replaced.clear();
     this.last = null;
     this.memory = [];
     this.note.hidden = true;
@@ -132,17 +136,18 @@ export class WorkersPanel {
     const tensors = row('tensors');
     const mem = new MemoryBar();
     const backend = h('span', { class: 'worker-backend' });
+    const replaced = h('span', { class: 'worker-replaced' });
     const state = h('span', { class: 'worker-state' });
     const total = h('span', { class: 'split-total' }, '–');
     const root = h('article', { class: 'worker', 'data-rank': rank },
-      h('header', {}, h('div', {}, h('h3', {}, `Worker ${rank}`), backend), state),
+      h('header', {}, h('div', {}, h('h3', {}, `Worker ${rank}`), backend, replaced), state),
       h('div', { class: 'bar-caption' }, 'last step'),
       h('div', { class: 'split' }, track, total),
       h('dl', { class: 'worker-nums' }, c.el, m.el, w.el),
       mem.root,
       h('dl', { class: 'worker-nums' }, sent.el, memory.el, tensors.el),
     );
-    return { root, backend, mem, state, track, fill, segs, total, values: { compute: c.v, comm: m.v, wait: w.v }, sent: sent.v, memory: memory.v, tensors: tensors.v };
+    return { root, backend, replaced, mem, state, track, fill, segs, total, values: { compute: c.v, comm: m.v, wait: w.v }, sent: sent.v, memory: memory.v, tensors: tensors.v };
   }
 
   /**
@@ -160,6 +165,12 @@ export class WorkersPanel {
 
   onStep(e: StepEvent): void {
     this.last = e;
+    this.schedule();
+  }
+
+  /** A worker failed during `step` and the run recovered: replaced by a new worker, or (bad gradients) kept. */
+  markRecovered(rank: number, step: number, replaced: boolean): void {
+    this.replaced.set(rank, { step, replaced });
     this.schedule();
   }
 
@@ -201,6 +212,9 @@ export class WorkersPanel {
       const backend = this.backends[rank] ?? '';
       c.backend.textContent = backend ? `${backend} · rank ${rank}` : `rank ${rank}`;
       c.root.dataset.backend = backend;
+      const rec = this.replaced.get(rank);
+      c.replaced.textContent = !rec ? '' : rec.replaced ? `replaced at step ${fmt.count(rec.step)}` : `recovered at step ${fmt.count(rec.step)}`;
+      setData(c.root, 'replacedAt', rec?.replaced ? String(rec.step) : undefined);
       c.mem.update(r?.memory ?? null, memScale, replica);
       for (const k of MEMORY_KINDS) setData(c.root, memKey(k.data), r ? String(r.memory[k.key]) : undefined);
       setData(c.root, 'memTotal', r ? String(memoryTotal(r.memory)) : undefined);

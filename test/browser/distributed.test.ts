@@ -1,11 +1,13 @@
 // DDP and FSDP with real Web Workers in headless Chromium: 2 ranks x batch 2 train exactly like 1 rank
-// x batch 4, on wasm (every transport) and once on WebGPU; FSDP workers hold only shards at rest.
+// x batch 4, on wasm (every transport) and once on WebGPU; FSDP workers hold only shards at rest. A run
+// whose workers are killed and hung recovers (new Workers) and trains exactly like one without faults.
 
 import { describe, expect, it } from 'vitest';
 import { Coordinator, type DistOptions } from '../../src/parallel/coordinator';
 import { spawnWebWorker } from '../../src/parallel/browser-spawn';
 import { makeConfig, type BackendName } from '../../src/model/config';
 import type { TransportKind } from '../../src/parallel/collectives';
+import type { Injection } from '../../src/parallel/faults';
 
 const text = (await (await fetch('/data/tinyshakespeare.txt')).text()).slice(0, 60_000);
 
@@ -17,7 +19,7 @@ async function run(backend: BackendName, dist: DistOptions, batch: number, steps
     for (let i = 0; i < steps; i++) losses.push((await c.trainStep()).loss);
     const params = [await c.exportParams(), ...(dist.strategy === 'ddp' ? [await c.ranks[1].api.exportParams()] : [])];
     const memory = await Promise.all(c.ranks.map((r) => r.api.memory()));
-    return { losses, params, memory, backend: c.info.backend.name, numParams: c.info.numParams };
+    return { losses, params, memory, backend: c.info.backend.name, numParams: c.info.numParams, recoveries: [...c.recoveries] };
   } finally {
     c.dispose();
   }
@@ -47,5 +49,28 @@ describe('DDP in real Workers', () => {
       if (strategy === 'ddp') expect(m.numBytes).toBeGreaterThanOrEqual(backend === 'wasm' ? full / 3 : full);
       else expect(m.numBytes).toBeLessThan(0.6 * full); // FSDP at rest: half of each, plus masks
     }
+  });
+});
+
+describe('faults in real Workers', () => {
+  it('wasm, ring, ddp: a killed and a hung worker are replaced; the losses and tensor counts equal a run without faults', async () => {
+    const dist: DistOptions = { strategy: 'ddp', workers: 2, transport: 'ring', bucketMb: 0.02 };
+    const deadlines = { factor: 10, floorMs: 1_500, firstMs: 1_500 }; // short enough for a test
+    const inject: Injection[] = [{ kind: 'kill', rank: 1, step: 3 }, { kind: 'hang', rank: 0, step: 6 }];
+    const clean = await run('wasm', { ...dist, faults: { deadlines } }, 2, 8);
+    const faulty = await run('wasm', { ...dist, faults: { deadlines, inject } }, 2, 8);
+    expect(clean.recoveries).toEqual([]);
+    expect(faulty.recoveries.map((r) => [r.step, r.rank, r.cause])).toEqual([[3, 1, 'crash'], [6, 0, 'hang']]);
+    for (const r of faulty.recoveries) {
+      expect(r.restored_from).toMatch(/replica/);
+      expect(r.replayed_steps).toBe(0);
+      expect(r.detected_ms).toBeGreaterThan(0);
+      expect(r.ms).toBeGreaterThan(0);
+    }
+    expect(faulty.recoveries[1].detected_ms).toBeGreaterThanOrEqual(deadlines.floorMs); // a hang is noticed at the deadline
+    expect(faulty.losses).toEqual(clean.losses); // bit for bit: no step lost, none applied twice
+    expect(faulty.params).toEqual(clean.params);
+    // The new Workers hold what the old ones held: nothing leaked, nothing missing.
+    expect(faulty.memory.map((m) => m.numTensors)).toEqual(clean.memory.map((m) => m.numTensors));
   });
 });
