@@ -84,8 +84,8 @@ export function summaryLines(r: RunResult): string[] {
     const mb = (b: number) => (b / 2 ** 20).toFixed(2);
     const m = workers[0].memory;
     lines.push(
-      `memory per worker (rank 0): ${mb(m.params + m.grads + m.optimizer)} MB at rest (params ${mb(m.params)}, grads ${mb(m.grads)}, ` +
-        `optimizer ${mb(m.optimizer)})${r.dist.strategy === 'fsdp' ? `, gathered peak ${mb(m.gathered_peak)} MB` : ''}, activations peak ${mb(m.activations_peak)} MB; ` +
+      `memory per worker (rank 0): ${mb(m.params + m.grads + m.optimizer + m.buddy)} MB at rest (params ${mb(m.params)}, grads ${mb(m.grads)}, ` +
+        `optimizer ${mb(m.optimizer)}${m.buddy ? `, buddy copy ${mb(m.buddy)}` : ''})${r.dist.strategy === 'fsdp' ? `, gathered peak ${mb(m.gathered_peak)} MB` : ''}, activations peak ${mb(m.activations_peak)} MB; ` +
         `sent ${mb(workers[0].bytes_sent ?? 0)} MB/step (predicted ${mb(workers[0].bytes_per_rank_predicted)})`,
     );
   }

@@ -20,7 +20,7 @@ import { makeCollectives } from './wiring';
 import { DDPSync } from './ddp';
 import { assignBuckets, ddpRegisteredSizes, gradientSync, registeredFloats, type Bucket, type GradientSync } from './layout';
 import { verifyLlmc, type AdamWExpectation, type VerifyResult } from '../verify';
-import { Tracer } from '../util/trace';
+import { Tracer, clock } from '../util/trace';
 import { median } from '../util/stats';
 
 /** A rank's model: a full replica (single, DDP, FSDP NO_SHARD) or FSDP's shards. */
@@ -264,6 +264,24 @@ export class RankService implements RankAPI {
     const coll = this.coll!;
     coll.step = trainer.step; // every message of this step's collectives says so
     const before = { ...coll.stats };
+    // Between the two phases this rank waits for every other rank to be ready: waiting, and traced so.
+    let gateMs = 0;
+    const gated = opts.beforeUpdate;
+    if (gated) {
+      opts = {
+        ...opts,
+        beforeUpdate: async (check) => {
+          const t0 = performance.now();
+          const ts = clock();
+          try {
+            await gated(check);
+          } finally {
+            gateMs += performance.now() - t0;
+            this.tracer.record('wait for every rank to be ready', 'wait', 'main', ts);
+          }
+        },
+      };
+    }
     let stats: StepStats;
     let waitMs: number;
     let buckets: number[] = [];
@@ -279,6 +297,7 @@ export class RankService implements RankAPI {
       if (sync) trainer.memory.comm_buffers = Math.max(trainer.memory.comm_buffers, sync.commBytesPeak);
     }
     const commMs = coll.stats.commMs - before.commMs;
+    waitMs += gateMs;
     return {
       ...stats,
       rank: coll.rank,
