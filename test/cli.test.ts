@@ -164,6 +164,9 @@ describe('train', () => {
       expect(w.memory.gathered_peak).toBeGreaterThan(0);
       expect(Math.abs(w.bytes_sent - w.bytes_per_rank_predicted)).toBeLessThan(64);
     }
+    // each worker keeps the next one's shards of weights, m and v, refreshed every step through the coordinator
+    for (const w of fsdp.out.per_worker as PerWorker[]) expect(w.memory.buddy).toBe(3 * w.memory.params);
+    expect(fsdp.out.buddy_bytes_per_step).toBe((fsdp.out.per_worker as PerWorker[]).reduce((n, w) => n + w.memory.buddy, 0));
     expect(fsdp.out.losses).toHaveLength(3);
     fsdp.out.losses.forEach((loss: number, i: number) => expect(Math.abs(loss - single.out.losses[i]), `step ${i + 1}`).toBeLessThan(1e-5));
     fsdp.out.grad_norms.forEach((g: number, i: number) => expect(Math.abs(g - single.out.grad_norms[i]) / single.out.grad_norms[i], `step ${i + 1}`).toBeLessThan(1e-5));

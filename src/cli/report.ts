@@ -28,6 +28,7 @@ export interface RunResult {
   rankSteps: RankStepStats[][]; // every step's per-rank stats
   recoveries: Recovery[];
   hubBytes: number[]; // star: bytes through the coordinator per step
+  buddyBytes: number[]; // FSDP: bytes of buddy copies refreshed per step (through the coordinator)
   skip: number; // warm-up steps left out of the medians
   wallS: number;
   setupS: number;
@@ -130,6 +131,7 @@ export function jsonRecord(r: RunResult) {
     per_worker: perWorker(r),
     recoveries: r.recoveries,
     ...(Number.isFinite(hub) ? { hub_bytes_per_step: hub } : {}), // star: through the coordinator, in + out
+    ...(r.buddyBytes.length ? { buddy_bytes_per_step: median(r.buddyBytes) } : {}), // fsdp: the buddy copies, all ranks
     wall_time_s: r.wallS,
     setup_s: r.setupS,
     ...(r.sample !== undefined ? { sample: { prompt: r.opts.prompt, tokens: r.opts.sample, text: r.sample } } : {}),

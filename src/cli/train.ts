@@ -123,6 +123,7 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
   const progress = new Progress(cfg.max_iters, Boolean(process.stderr.isTTY));
   const rankSteps: RankStepStats[][] = [];
   const hubBytes: number[] = [];
+  const buddyBytes: number[] = [];
   let coordinator: Coordinator | null = null;
   let session: Session | null = null;
   let interrupted = false;
@@ -162,6 +163,7 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
       announced = coordinator!.recoveries.length;
       if (e.type === 'step' && e.stats.perRank) rankSteps.push(e.stats.perRank);
       if (e.type === 'step' && e.stats.hubBytes !== undefined) hubBytes.push(e.stats.hubBytes);
+      if (e.type === 'step' && e.stats.buddyBytes !== undefined) buddyBytes.push(e.stats.buddyBytes);
       progress.event(e);
     });
     session = s;
@@ -198,7 +200,7 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
       opts, cfg, backend: info, dist: ran, numParams: coordinator.info.numParams,
       data: { tokenizer: tokenizer.kind, vocabSize: tokenizer.vocabSize, trainTokens: dataset.train.length, valTokens: dataset.val.length },
       steps: coordinator.step, interrupted, losses: s.losses, gradNorms: s.gradNorms, valLosses: s.valLosses, stepMs: s.stepMs,
-      rankSteps, recoveries: coordinator.recoveries, hubBytes, skip: Math.min(WARMUP_STEPS, Math.max(0, s.stepMs.length - 1)),
+      rankSteps, recoveries: coordinator.recoveries, hubBytes, buddyBytes, skip: Math.min(WARMUP_STEPS, Math.max(0, s.stepMs.length - 1)),
       wallS, setupS: (tTrain - t0) / 1000, sample,
     };
   } finally {

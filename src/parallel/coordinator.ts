@@ -86,6 +86,7 @@ export class DistError extends Error {
 export interface DistStepStats extends StepStats {
   perRank: RankStepStats[];
   hubBytes?: number; // star: bytes through the coordinator this step (in + out)
+  buddyBytes?: number; // FSDP: bytes of the buddy copies refreshed after this step (through the coordinator)
 }
 
 export function checkDist(d: DistOptions): DistOptions {
@@ -260,7 +261,7 @@ export class Coordinator {
       throw new RankFailure(bad.rank, 'nan', `${bad.nonFinite ? `the gradient of ${bad.nonFinite} is not finite` : 'the loss is not finite'} (loss ${bad.loss}, gradient norm ${bad.gradNorm}); nothing was applied`);
     }
     const reports = await this.watchdog.race(this.ranks.map((h, r) => this.call(r, h.api.commitStep())));
-    if (gradientSync(this.dist) === 'shard' && this.dist.workers > 1) await this.refreshBuddies();
+    const buddyBytes = gradientSync(this.dist) === 'shard' && this.dist.workers > 1 ? await this.refreshBuddies() : undefined;
     const leastWait = Math.min(...reports.map((r) => r.waitMs));
     const perRank = reports.map((r) => ({ ...r, stragglerMs: r.waitMs - leastWait }));
     this.step = perRank[0].step;
@@ -269,7 +270,7 @@ export class Coordinator {
     const grads = opts.grads
       ? gradientSync(this.dist) === 'shard' ? unshard(reports.map((r) => r.grads!), this.table()) : reports[0].grads
       : undefined;
-    return { ...perRank[0], ms, perRank, hubBytes, grads };
+    return { ...perRank[0], ms, perRank, hubBytes, buddyBytes, grads };
   }
 
   private table(): ParamTable {
@@ -301,12 +302,15 @@ export class Coordinator {
    * rank's death loses nothing: 12 bytes per parameter / N more memory per rank, and as many bytes
    * through the coordinator per step.
    */
-  private async refreshBuddies(): Promise<void> {
+  private async refreshBuddies(): Promise<number> {
     const N = this.dist.workers;
-    await this.guard(Promise.all(this.ranks.map(async (h, r) => {
+    const sizes = await this.guard(Promise.all(this.ranks.map(async (h, r) => {
       const state = await h.api.exportShard();
+      const bytes = state.params.byteLength + state.m.byteLength + state.v.byteLength;
       await this.ranks[(r + 1) % N].api.keepBuddy(r, Comlink.transfer(state, [state.params.buffer, state.m.buffer, state.v.buffer] as ArrayBuffer[]));
+      return bytes;
     })));
+    return sizes.reduce((a, b) => a + b, 0);
   }
 
   /**

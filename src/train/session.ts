@@ -9,7 +9,7 @@ import { median } from '../util/stats';
 /** What the loop drives: one Trainer, or the coordinator of N ranks (src/parallel/coordinator.ts). */
 export interface Trainable {
   readonly step: number;
-  trainStep(): Promise<StepStats & { perRank?: RankStepStats[]; hubBytes?: number }>;
+  trainStep(): Promise<StepStats & { perRank?: RankStepStats[]; hubBytes?: number; buddyBytes?: number }>;
   evalLoss(split: 'train' | 'val', iters: number): Promise<number>;
   sample(prompt: string, tokens: number, opts?: { temperature?: number; topK?: number; seed?: number }): Promise<string>;
 }
@@ -17,7 +17,7 @@ export interface Trainable {
 export type RunState = 'idle' | 'running' | 'paused' | 'stopped' | 'done' | 'error';
 
 export type TrainEvent =
-  | { type: 'step'; stats: StepStats & { perRank?: RankStepStats[]; hubBytes?: number }; tokensPerSec: number; msPerStep: number; etaMs: number }
+  | { type: 'step'; stats: StepStats & { perRank?: RankStepStats[]; hubBytes?: number; buddyBytes?: number }; tokensPerSec: number; msPerStep: number; etaMs: number }
   | { type: 'eval'; step: number; train: number; val: number }
   | { type: 'sample'; step: number; text: string }
   | { type: 'state'; state: RunState; message?: string };
