@@ -3,11 +3,13 @@
 
 import * as train from './train';
 import * as verify from './verify';
+import * as convert from './convert';
 import { UsageError } from './args';
 
 const COMMANDS: Record<string, { run(argv: string[]): Promise<number>; help: string }> = {
   train,
   'verify-llmc': verify,
+  convert,
 };
 
 const help = `Usage: npm run cli -- <command> [options]
@@ -15,6 +17,7 @@ const help = `Usage: npm run cli -- <command> [options]
 Commands:
   train               train a GPT-2 on a text file (headless; same loop as the page)
   verify-llmc DIR     check this GPT-2 against llm.c's logits, loss, gradients and AdamW steps
+  convert IN OUT      a GPT-2 between llm.c's .bin, Hugging Face's folder and this trainer's checkpoint
 
 Run \`npm run cli -- <command> --help\` for a command's options.
 Exit codes: 0 success, 1 failure, 2 bad arguments.`;

@@ -118,6 +118,42 @@ export function readLlmcModel(buf: ArrayBuffer): LlmcModel {
   return { config, paddedVocab: Vp, table, params };
 }
 
+/** llm.c pads the vocabulary to a multiple of 128 (zero rows of wte) for its kernels. */
+export const paddedVocab = (V: number) => Math.ceil(V / 128) * 128;
+
+/**
+ * Our flat layout as llm.c's model checkpoint (version 3, fp32): the header, then every tensor in
+ * llm.c's order and (out, in) layout, wte padded with zero rows to paddedVocab(V). A file read with
+ * readLlmcModel and written back is the same file, byte for byte (llm.c writes zero padding and a
+ * zero header past its eight fields too).
+ */
+export function writeLlmcModel(config: ModelConfig, params: Float32Array): ArrayBuffer {
+  const { n_layer: L, n_head: NH, n_embd: C, block_size: maxT, vocab_size: V } = config;
+  const Vp = paddedVocab(V);
+  const table = buildParamTable(config);
+  if (params.length !== table.total) throw new CheckpointError(`${params.length} parameters do not make the model ${JSON.stringify(config)} (${table.total})`);
+  const count = llmcParamCount(L, C, Vp, maxT);
+  const out = new ArrayBuffer(HEADER_INTS * 4 + count * 4);
+  new Int32Array(out, 0, 8).set([MODEL_MAGIC, 3, maxT, V, L, NH, C, Vp]);
+  const dst = new Float32Array(out, HEADER_INTS * 4, count);
+  let pos = 0;
+  for (const t of LLMC_TENSORS) {
+    const shape = t.shape(C, Vp, maxT);
+    const size = shape.reduce((a, b) => a * b, 1);
+    for (let l = 0; l < (t.perLayer ? L : 1); l++) {
+      const spec = table.byName.get(t.ours(l))!;
+      const src = params.subarray(spec.offset, spec.offset + spec.size);
+      const slice = dst.subarray(pos, pos + size);
+      if (t.transpose) {
+        const [rows, cols] = shape; // ours (in, out) -> llm.c (out, in)
+        for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) slice[r * cols + c] = src[c * rows + r];
+      } else slice.set(src); // wte: rows V..Vp stay zero
+      pos += size;
+    }
+  }
+  return out;
+}
+
 export interface LlmcState {
   B: number;
   T: number;

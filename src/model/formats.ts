@@ -1,0 +1,67 @@
+// A GPT-2's weights in the formats of the ecosystem, chosen by a file's name (or a folder):
+//   llmc        *.bin: llm.c's model checkpoint (llmc.ts)
+//   hf          *.safetensors or a folder: Hugging Face's GPT-2 (hf.ts)
+//   checkpoint  anything else: this trainer's own checkpoint (src/train/checkpoint.ts), the only one
+//               that also holds the optimizer state, the step, the training settings and the loss history
+// Pure (bytes in, bytes out): the CLI reads and writes files, the page Blobs.
+
+import type { ModelConfig } from './config';
+import { CheckpointError, readLlmcModel, writeLlmcModel } from './llmc';
+import { readHf, writeHf, type HfFiles } from './hf';
+import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../train/checkpoint';
+import type { TokenizerSpec } from '../data/tokenizer';
+
+export type ModelFormat = 'llmc' | 'hf' | 'checkpoint';
+
+/**
+ * The format a path means: a folder (one that exists, or a new name without an extension) is Hugging
+ * Face's, as is *.safetensors; *.bin is llm.c's; any other file (say *.ckpt) this trainer's checkpoint.
+ */
+export function formatOf(path: string, is: 'folder' | 'file' | 'new'): ModelFormat {
+  const name = path.replace(/[\\/]+$/, '').split(/[\\/]/).pop() ?? '';
+  if (is === 'folder' || /\.safetensors$/i.test(name) || (is === 'new' && !name.includes('.'))) return 'hf';
+  if (/\.bin$/i.test(name)) return 'llmc';
+  return 'checkpoint';
+}
+
+/** What a format's reader is given. */
+export type ModelFiles = { format: 'llmc' | 'checkpoint'; bytes: ArrayBuffer } | { format: 'hf'; hf: Partial<HfFiles> };
+
+/** A model read from any format: its shape, its weights in this project's flat layout, and (if known) its tokenizer. */
+export interface ModelWeights {
+  config: ModelConfig;
+  params: Float32Array;
+  tokenizer?: TokenizerSpec;
+  checkpoint?: Checkpoint; // when it was this trainer's checkpoint: everything else it holds
+}
+
+/** This trainer's checkpoints begin with "GPT2TFJS" (older downloads were named *.bin). */
+export function isTrainerCheckpoint(bytes: ArrayBuffer): boolean {
+  return bytes.byteLength >= 8 && new TextDecoder().decode(new Uint8Array(bytes, 0, 8)) === 'GPT2TFJS';
+}
+
+export function readModel(files: ModelFiles, what: string): ModelWeights {
+  if (files.format === 'llmc' && isTrainerCheckpoint(files.bytes)) files = { ...files, format: 'checkpoint' };
+  try {
+    if (files.format === 'hf') return readHf(files.hf);
+    if (files.format === 'llmc') {
+      const m = readLlmcModel(files.bytes);
+      return { config: m.config, params: m.params };
+    }
+    const c = decodeCheckpoint(files.bytes);
+    return { config: c.header.config, params: c.params, tokenizer: c.header.tokenizer, checkpoint: c };
+  } catch (e) {
+    if (e instanceof CheckpointError) throw new CheckpointError(`${what}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** The files of `format` (by name: model.safetensors, config.json, ...; one unnamed '' for single-file formats). */
+export function writeModel(m: ModelWeights, format: ModelFormat, what: string): Map<string, ArrayBuffer | string> {
+  if (format === 'llmc') return new Map([['', writeLlmcModel(m.config, m.params)]]);
+  if (format === 'hf') return new Map(Object.entries(writeHf(m.config, m.params, m.tokenizer)));
+  if (!m.checkpoint) {
+    throw new CheckpointError(`${what}: a trainer checkpoint also holds the training settings, the tokenizer and the optimizer state, which llm.c's and Hugging Face's files do not: start a run from these weights with train --init instead`);
+  }
+  return new Map([['', encodeCheckpoint(m.checkpoint)]]);
+}
