@@ -2,7 +2,9 @@
 // the what-if crossover), then end to end with a Vite dev server and headless Chromium: single and DDP
 // on 2 workers (tiny, wasm, 6 steps) side by side, the losses coincide, the trace export has one process
 // per worker whose main-lane spans tile each step, the results export, the cost model's calibration and
-// its "what if". Screenshot: test-results/compare.png.
+// its "what if"; with worker 1 killed at step 3 ("Break something during the run"): DDP recovers, its
+// losses still coincide with single's, the timeline draws the recovery, the exports list it.
+// Screenshot: test-results/compare.png.
 // Run: npx vitest run --project node test/compare.test.ts
 
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -10,11 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { root, startHarness, type Harness } from './harness';
 import { makeConfig } from '../src/model/config';
 import type { TraceEvent } from '../src/util/trace';
-import { DEFAULT_COMPARE, configFor, fromHash, toHash } from '../src/ui/compare/settings';
+import { COMPARE_HANG_FLOOR_MS, DEFAULT_COMPARE, configFor, faultsFor, fromHash, middleStep, toHash } from '../src/ui/compare/settings';
 import { COINCIDE, maxLossDiff, resultRow, summarize, toCsv } from '../src/ui/compare/summary';
 import { median } from '../src/util/stats';
 import type { RunRecord } from '../src/ui/compare/runner';
-import { overlapFraction, tickStep } from '../src/ui/compare/timeline';
+import { overlapFraction, recoveryLabel, stepWindows, tickStep, timeScale } from '../src/ui/compare/timeline';
 import { crossover, whatIfRows } from '../src/ui/compare/whatif';
 
 describe('compare: pure parts', () => {
@@ -27,6 +29,42 @@ describe('compare: pure parts', () => {
     const bad = fromHash('#compare?strategies=ddp,zero3&workers=20&transport=pigeon&steps=2');
     expect(bad.settings).toEqual({ ...DEFAULT_COMPARE, strategies: ['ddp'] });
     expect(bad.problems.join('; ')).toMatch(/"zero3".*workers must be a whole number from 2 to 8, got "20".*steps.*transport must be ring, star or shared, got "pigeon"/);
+  });
+
+  it('breaks something: the fault in the link, on worker 1 of the strategies with 2 or more workers', () => {
+    const s = { ...DEFAULT_COMPARE, steps: 20, fault: { kind: 'kill' as const, step: 10 } };
+    expect(toHash(s)).toBe('#compare?strategies=single,ddp,fsdp-full&workers=2&transport=ring&steps=20&break=kill@10');
+    expect(fromHash(toHash(s)).settings).toEqual(s);
+    expect(fromHash(toHash(DEFAULT_COMPARE)).settings.fault).toBeUndefined();
+    expect(middleStep(20)).toBe(10); // timed steps 4..17
+    expect(middleStep(6)).toBe(3);
+    expect(fromHash('#compare?steps=20&break=hang').settings.fault).toEqual({ kind: 'hang', step: 10 });
+    const bad = fromHash('#compare?steps=6&break=melt@2');
+    expect(bad.settings.fault).toBeUndefined();
+    expect(bad.problems.join()).toContain('KIND one of kill, hang, nan, oom');
+    expect(fromHash('#compare?steps=6&break=kill@7').problems.join()).toContain('from 2 to the number of steps (6)');
+    expect(faultsFor(s.fault, 1)).toBeUndefined(); // single: no replica to recover from
+    expect(faultsFor(s.fault, 2)).toEqual({ inject: [{ kind: 'kill', rank: 1, step: 10 }] });
+    expect(faultsFor({ kind: 'hang', step: 3 }, 4)).toEqual({ inject: [{ kind: 'hang', rank: 1, step: 3 }], deadlines: { floorMs: COMPARE_HANG_FLOOR_MS } });
+  });
+
+  it('draws a recovery: the traced windows, a band drawn shortened when it dwarfs the steps, its label', () => {
+    expect(stepWindows([9, 10, 11, 18, 19, 20])).toEqual([[0, 2], [3, 5]]);
+    expect(stepWindows([2, 3, 4, 5, 6])).toEqual([[0, 4]]);
+    // 0-100 ms of steps, a 2 s recovery from 40 to 2040, steps again until 2100: the band is drawn as 60% of
+    // the other 100 ms, and the scale is linear outside it
+    const sc = timeScale(0, 2100, [{ start: 40, end: 2040 }], 1600);
+    expect(sc.shortened).toEqual([true]);
+    expect(sc.span).toBeCloseTo(160, 9);
+    expect(sc.x(40)).toBeCloseTo(400, 9);
+    expect(sc.x(2040)).toBeCloseTo(1000, 9);
+    expect(sc.x(2100)).toBeCloseTo(1600, 9);
+    expect(sc.x(1040)).toBeCloseTo(700, 9);
+    const short = timeScale(0, 100, [{ start: 40, end: 50 }], 100); // a short band: not shortened
+    expect(short.shortened).toEqual([false]);
+    expect(short.x(45)).toBeCloseTo(45, 9);
+    const r = { step: 3, rank: 1, cause: 'crash' as const, message: '', detected_ms: 2.6, restored_from: "rank 0's replica", replayed_steps: 0, ms: 1234, started_at: 0, detected_at: 2.6, recovered_at: 1236.6 };
+    expect(recoveryLabel(r)).toBe('recovery: worker 1 crash, noticed in 3 ms, recovered in 1.2 s');
   });
 
   it('gives single the global batch, and measures how far loss curves are apart', () => {
@@ -93,7 +131,8 @@ describe('the Compare view', () => {
     const errors: string[] = [];
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${h.base}/?preset=tiny&backend=wasm#compare?strategies=single,ddp&workers=2&transport=ring&steps=6`);
+    // Worker 1 is killed while DDP trains step 3 (single, one worker, is not broken).
+    await page.goto(`${h.base}/?preset=tiny&backend=wasm#compare?strategies=single,ddp&workers=2&transport=ring&steps=6&break=kill@3`);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
 
     // The link filled the compare form.
@@ -102,6 +141,8 @@ describe('the Compare view', () => {
     expect(await page.isChecked('#compare-s-fsdp-full')).toBe(false);
     expect(await page.inputValue('#compare-workers')).toBe('2');
     expect(await page.inputValue('#compare-steps')).toBe('6');
+    expect(await page.inputValue('#compare-break')).toBe('kill');
+    expect(await page.inputValue('#compare-break-step')).toBe('3');
     expect(await page.textContent('#compare-setup')).toContain('global batch 8 sequences (256 tokens)');
 
     await expect.poll(() => page.isEnabled('#compare-run'), { timeout: 30_000 }).toBe(true);
@@ -119,8 +160,14 @@ describe('the Compare view', () => {
     }
     expect(Number(rows[0].bytes)).toBe(0);
     expect(Number(rows[1].bytes)).toBeGreaterThan(0);
+    // DDP recovered from the kill, and says so; single was not broken.
+    expect(rows.map((r) => r.recoveries)).toEqual(['0', '1']);
+    const ddpRow = page.locator('#compare-results tbody tr[data-strategy="ddp"] .cmp-recovered');
+    expect(await ddpRow.textContent()).toContain('1 recovery');
+    expect(await ddpRow.getAttribute('title')).toContain('Worker 1 crashed during step 3');
+    expect(await page.textContent('#compare-results tbody tr[data-strategy="single"] .cmp-recovered')).toBe('not broken: one worker');
 
-    // Same samples, same math: the losses coincide.
+    // Same samples, same math: the losses coincide (the killed step was trained again, from the same state).
     const verdict = await page.textContent('#compare-verdict');
     expect(verdict).toMatch(/The loss curves coincide \(max difference (0|\de-\d+)\)/);
     expect(Number(rows[1].lossDiff)).toBeLessThan(1e-4);
@@ -130,6 +177,19 @@ describe('the Compare view', () => {
     expect(await page.getAttribute('#compare-timeline svg', 'aria-label')).toContain('DDP: 2 workers');
     expect(await page.locator('#compare-timeline g[data-kind="backward"]').count()).toBeGreaterThan(0);
     expect(await page.locator('#compare-timeline g[data-kind="all-reduce"]').count()).toBeGreaterThan(0);
+    // ... with the recovery across both workers, between step 2 and step 3 trained again.
+    const band = page.locator('#compare-timeline g.cmp-recovery');
+    expect(await band.count()).toBe(1);
+    const b = await band.evaluate((el) => ({ ...(el as HTMLElement).dataset }));
+    expect(b).toMatchObject({ step: '3', rank: '1', cause: 'crash' });
+    expect(Number(b.ms)).toBeGreaterThan(0);
+    expect(await band.locator('text').textContent()).toMatch(/^recovery: worker 1 crash, noticed in [\d.]+ m?s, recovered in [\d.]+ m?s/);
+    expect(await page.locator('#compare-timeline text.cmp-step-label[data-replayed="true"]').getAttribute('data-step')).toBe('3');
+    const stepX = async (step: number) => Number(await page.locator(`#compare-timeline text.cmp-step-label[data-step="${step}"]`).getAttribute('x'));
+    const bandX = Number(await band.locator('rect').first().getAttribute('x'));
+    expect(bandX).toBeGreaterThan(await stepX(2));
+    expect(bandX).toBeLessThan(await stepX(3));
+    expect(await page.locator('.cmp-timeline-head .cmp-pill[aria-pressed="true"]').textContent()).toBe('last 5 steps · recovery');
     await page.hover('#compare-timeline g[data-kind="all-reduce"] >> nth=0');
     expect(await page.textContent('.cmp-readout')).toMatch(/worker \d · all-reduce · [\d.]+ ms · .* sent/);
 
@@ -141,7 +201,8 @@ describe('the Compare view', () => {
     const events: X[] = trace.traceEvents;
     expect(events.filter((e) => e.ph === 'M' && e.name === 'process_name').map((e) => [e.pid, e.args?.name])).toEqual([[0, 'worker 0'], [1, 'worker 1']]);
     const steps: { step: number; worker_ms: number[] }[] = trace.metadata.steps;
-    expect(steps.length).toBe(2);
+    expect(steps.map((s) => s.step)).toEqual([2, 3, 4, 5, 6]); // the last two, and those around the fault
+    expect(trace.metadata.recoveries).toMatchObject([{ step: 3, worker: 1, cause: 'crash' }]);
     for (const pid of [0, 1]) {
       const main = events.filter((e) => e.ph === 'X' && e.pid === pid && e.tid === 0);
       const inside = (e: X, o: X) => o !== e && o.ts <= e.ts && e.ts + e.dur <= o.ts + o.dur;
@@ -157,6 +218,8 @@ describe('the Compare view', () => {
     const csv = readFileSync((await csvDownload.path())!, 'utf8').trim().split('\n');
     expect(csv[0]).toContain('strategy,workers,transport');
     expect(csv.slice(1).map((l) => l.split(',')[0])).toEqual(['single', 'DDP']);
+    const col = csv[0].split(',').indexOf('recoveries');
+    expect(csv.slice(1).map((l) => l.split(',')[col])).toEqual(['0', '1']);
 
     // The run calibrated the cost model (single's compute, the ring's all-reduce): predictions beside measurements.
     await page.waitForSelector('#compare-calibration[data-calibrated="true"]');
@@ -172,6 +235,10 @@ describe('the Compare view', () => {
     expect(json.calibration.transport).toBe('ring');
     expect(json.setup.batch_size).toBe(4);
     expect(json.losses.DDP).toHaveLength(6);
+    expect(json.settings.fault).toEqual({ kind: 'kill', step: 3 });
+    expect(json.results[0].recoveries).toEqual([]);
+    expect(json.results[1].recoveries).toMatchObject([{ step: 3, worker: 1, cause: 'crash', restored_from: "rank 0's replica", replayed_steps: 0 }]);
+    expect(json.results[1].recoveries[0].recovery_ms).toBeGreaterThan(0);
     await page.click('.cmp-formulas summary');
     expect(await page.textContent('.cmp-explained')).toContain('compute = B·K·T × FLOPs/token');
 
@@ -184,10 +251,12 @@ describe('the Compare view', () => {
     expect(fits).toEqual([['single', 'false'], ['ddp', 'false'], ['fsdp-full', 'true'], ['fsdp-grad_op', 'false']]);
 
     // The settings are in the link.
-    expect(page.url()).toContain('#compare?strategies=single,ddp&workers=2&transport=ring&steps=6');
+    expect(page.url()).toContain('#compare?strategies=single,ddp&workers=2&transport=ring&steps=6&break=kill@3');
 
     mkdirSync(root + 'test-results', { recursive: true });
     await page.locator('#compare').screenshot({ path: root + 'test-results/compare.png' });
+    await page.locator('#compare .cmp-run-card').screenshot({ path: root + 'test-results/compare-settings.png' });
+    await page.locator('#compare-timeline').screenshot({ path: root + 'test-results/compare-timeline.png' });
     // Charts and the timeline follow the page's width (without a "ResizeObserver loop" error).
     const wide = await page.getAttribute('#compare-timeline svg', 'width');
     await page.setViewportSize({ width: 900, height: 1000 });

@@ -16,6 +16,12 @@ export function traceJson(run: RunRecord): string {
     backend: run.info.backend.name,
     // Each traced step and each worker's own step time (ms): a worker's main-lane spans tile it.
     steps: t.steps.map((step, i) => ({ step, worker_ms: t.rankMs[i] })),
+    // Each recovery (a worker failed): when its step's failed try started, the failure was noticed and
+    // the run was ready to train the step again, in µs on the events' clock.
+    recoveries: (run.recoveries ?? []).map((r) => ({
+      step: r.step, worker: r.rank, cause: r.cause, detected_ms: r.detected_ms, recovery_ms: r.ms, restored_from: r.restored_from,
+      started_us: Math.round(r.started_at * 1000), detected_us: Math.round(r.detected_at * 1000), recovered_us: Math.round(r.recovered_at * 1000),
+    })),
   }));
 }
 

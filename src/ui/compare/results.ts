@@ -1,13 +1,15 @@
 // The results of a comparison as DOM: the loss verdict, the table (tokens/s, the step time split as a
 // stacked bar, bytes per worker, memory per worker by kind, the losses), and its legends. Numbers are
 // also data attributes of each row (data-tokens-per-s, data-step-ms, data-bytes, data-memory,
-// data-loss-diff) for tests.
+// data-loss-diff, data-recoveries) for tests. A run that recovered from a failed worker says so under
+// its name ("1 recovery", the recoveries in its title).
 
 import { h } from '../dom';
 import * as fmt from '../format';
 import { STRATEGY_SWATCH } from './charts';
 import type { RunRecord } from './runner';
-import type { StrategyKey } from './settings';
+import { FAULT_LABELS, type CompareFault, type StrategyKey } from './settings';
+import { describeRecovery } from '../faults-panel';
 import { COINCIDE, lossVerdict, reference, type RunSummary } from './summary';
 import { MEMORY_KINDS } from '../memory';
 
@@ -33,7 +35,7 @@ export function renderVerdict(el: HTMLElement, summaries: RunSummary[], ref: Run
 }
 
 /** The results table: one row per run; clicking a row selects it (for the timeline). */
-export function resultsTable(runs: RunRecord[], S: RunSummary[], selected: StrategyKey | null, empty: string, onSelect: (key: StrategyKey) => void): HTMLElement {
+export function resultsTable(runs: RunRecord[], S: RunSummary[], selected: StrategyKey | null, empty: string, onSelect: (key: StrategyKey) => void, fault?: CompareFault): HTMLElement {
   if (!S.length) return h('p', { class: 'muted cmp-empty' }, empty);
   const maxMs = Math.max(...S.map((s) => s.computeMs + s.commMs + s.waitMs));
   const maxMem = Math.max(...S.map((s) => s.memoryTotal));
@@ -55,14 +57,18 @@ export function resultsTable(runs: RunRecord[], S: RunSummary[], selected: Strat
         h('div', { class: 'split-fill', style: `width:${((100 * s.memoryTotal) / maxMem).toFixed(1)}%` }, ...memSegs)),
       h('span', { class: 'cmp-bar-value' }, fmt.bytes(s.memoryTotal)));
     const speedup = ref && ref !== s ? h('span', { class: 'cmp-sub-value' }, `×${(s.tokensPerSec / ref.tokensPerSec).toFixed(2)} vs single`) : '';
+    const n = run.recoveries?.length ?? 0;
+    const recovered = n ? h('span', { class: 'cmp-recovered', title: run.recoveries.map(describeRecovery).join('\n') }, `⟲ ${n} recover${n > 1 ? 'ies' : 'y'}`)
+      : fault && s.workers < 2 ? h('span', { class: 'cmp-recovered none', title: 'One worker has no other copy of the model to recover from: the fault is made only on strategies with 2 or more workers.' }, 'not broken: one worker')
+        : fault ? h('span', { class: 'cmp-recovered none', title: `${FAULT_LABELS[fault.kind]} at step ${fault.step} was asked for, and no recovery was needed` }, 'no recovery') : '';
     const diff = s.lossDiff ? (s.lossDiff.max === 0 ? '0' : s.lossDiff.max.toExponential(1)) : 'reference';
     const row = h('tr', {
       'data-strategy': s.key, 'data-tokens-per-s': String(s.tokensPerSec), 'data-step-ms': String(s.stepMs), 'data-bytes': String(s.bytesPerWorker),
-      'data-memory': String(s.memoryTotal), 'data-loss-diff': String(s.lossDiff?.max ?? ''), class: s.key === selected ? 'selected' : '',
+      'data-memory': String(s.memoryTotal), 'data-loss-diff': String(s.lossDiff?.max ?? ''), 'data-recoveries': String(n), class: s.key === selected ? 'selected' : '',
       title: 'Show this run in the timeline',
     },
     h('th', { scope: 'row' }, h('i', { class: 'swatch', style: `--c:${STRATEGY_SWATCH[run.key]}` }), ' ', h('strong', {}, s.label),
-      h('span', { class: 'cmp-sub-value' }, `${s.workers} worker${s.workers > 1 ? 's' : ''} × ${s.batchPerWorker} seqs${s.workers > 1 ? ` · ${s.transport}` : ''}`)),
+      h('span', { class: 'cmp-sub-value' }, `${s.workers} worker${s.workers > 1 ? 's' : ''} × ${s.batchPerWorker} seqs${s.workers > 1 ? ` · ${s.transport}` : ''}`), recovered),
     h('td', { class: 'num big' }, fmt.count(s.tokensPerSec), speedup),
     h('td', {}, timeBar),
     h('td', { class: 'num' }, s.workers > 1 ? fmt.bytes(Math.round(s.bytesPerWorker)) : '0 B', h('span', { class: 'cmp-sub-value' }, s.workers > 1 ? `${fmt.bytes(Math.round(s.bytesPerWorker * s.workers))} all workers` : 'nothing to send')),
@@ -83,7 +89,7 @@ export function legends(): HTMLElement {
       ...(['compute', 'comm', 'wait'] as const).map((k) => h('span', { class: `split-value ${k}` }, h('i', { class: 'swatch' }), { compute: 'compute', comm: 'communication (CPU)', wait: 'waiting for others' }[k]))),
     h('div', { class: 'split-legend' }, h('span', { class: 'cmp-legend-title' }, 'memory'),
       ...MEMORY_KINDS.map((k) => h('span', { class: 'split-value', title: k.title }, h('i', { class: 'swatch', style: `--c:${memColor(k)}` }), k.label))),
-    h('p', { class: 'muted cmp-foot' }, 'Tokens/s and times: median of the steps after the warm-up, not counting the traced ones. Memory: the worker that needs the most, by kind, from the last step.'),
+    h('p', { class: 'muted cmp-foot' }, 'Tokens/s and times: median of the steps after the warm-up, not counting the traced ones nor a step trained again after a recovery. Memory: the worker that needs the most, by kind, from the last step.'),
   );
 }
 

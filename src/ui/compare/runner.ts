@@ -1,18 +1,21 @@
 // Runs the compared strategies one after another: a Coordinator per strategy (disposed before the next
 // starts, so they never compete for the cores), the same config, text and seed, and the same global
 // batch. Records every step's loss, time split and bytes; turns tracing on for the last few steps only;
-// and, on the first multi-worker run, times the transport's all-reduce for the cost model.
+// and, on the first multi-worker run, times the transport's all-reduce for the cost model. With a fault
+// to inject ("Break something during the run"), the strategies of 2 or more workers get it, the steps
+// around it are traced too, and every recovery is recorded on the trace events' clock.
 // No DOM here: the view renders what this returns.
 
 import type { RunConfig } from '../../model/config';
 import type { InitInfo } from '../../parallel/protocol';
 import type { MemoryReport } from '../../train/trainer';
-import type { TraceEvent } from '../../util/trace';
+import { clock, type TraceEvent } from '../../util/trace';
+import type { Recovery } from '../../parallel/faults';
 import type { TransportKind } from '../../parallel/collectives';
 import { Coordinator, type DistOptions, type RankHandle } from '../../parallel/coordinator';
 import { achievedFlops, fitAlphaBeta } from '../../parallel/costmodel';
 import { DEFAULT_PROBE_MB } from '../../parallel/layout';
-import { STRATEGY_LABELS, configFor, distFor, tracedSteps, type CompareSettings, type StrategyKey } from './settings';
+import { STRATEGY_LABELS, configFor, distFor, faultsFor, tracedSteps, type CompareSettings, type StrategyKey } from './settings';
 import { median } from '../../util/stats';
 
 export type Spawn = (rank: number) => RankHandle;
@@ -32,7 +35,19 @@ export interface StepRecord {
   ms: number; // the coordinator's wall time of the step (every worker, and the messages to and from them)
   tokens: number; // by all workers
   traced: boolean;
+  recovered: boolean; // the step failed and was trained again after a recovery (its times are the replay's, on a rebuilt run: not timed)
   ranks: RankRecord[];
+}
+
+/**
+ * A recovery (coordinator.recoveries) and when it happened, in ms on the trace events' shared clock
+ * (util/trace.ts clock()): the failed try of the step started, the failure was noticed (detected_ms
+ * later), every rank was ready to train the step again (ms after that).
+ */
+export interface RecoveryRecord extends Recovery {
+  started_at: number;
+  detected_at: number;
+  recovered_at: number;
 }
 
 export interface TraceRecord {
@@ -52,6 +67,7 @@ export interface RunRecord {
   steps: StepRecord[];
   memory: MemoryReport[]; // per rank, as of the last step
   trace: TraceRecord | null;
+  recoveries: RecoveryRecord[];
 }
 
 /** All-reduce timings of a transport and the alpha and beta fitted to them. */
@@ -72,7 +88,7 @@ export const LINK_SIZES = [64 * 2 ** 10, 2 ** 20, DEFAULT_PROBE_MB * 2 ** 20];
 
 export type Progress =
   | { phase: 'starting'; key: StrategyKey; index: number; count: number }
-  | { phase: 'training'; key: StrategyKey; index: number; count: number; step: number; steps: number }
+  | { phase: 'training'; key: StrategyKey; index: number; count: number; step: number; steps: number; recoveries: number }
   | { phase: 'link'; key: StrategyKey; index: number; count: number };
 
 export interface CompareRequest {
@@ -115,9 +131,12 @@ export async function runCompare(
     const at = { key, index, count: strategies.length };
     hooks.onProgress({ phase: 'starting', ...at });
     const cfg = configFor(key, req.config, req.settings.workers);
-    const coordinator = await Coordinator.create(cfg, req.text, distFor(key, req.settings, req.bucketMb), spawn);
+    const dist = distFor(key, req.settings, req.bucketMb);
+    const faults = faultsFor(req.settings.fault, dist.workers);
+    const coordinator = await Coordinator.create(cfg, req.text, faults ? { ...dist, faults } : dist, spawn);
     try {
-      const run = await trainSteps(coordinator, key, cfg, steps, signal, (step) => hooks.onProgress({ phase: 'training', ...at, step, steps }));
+      const around = faults ? req.settings.fault!.step : undefined;
+      const run = await trainSteps(coordinator, key, cfg, steps, signal, (step) => hooks.onProgress({ phase: 'training', ...at, step, steps, recoveries: coordinator.recoveries.length }), around);
       runs.push(run);
       hooks.onRun(run);
       if (!linkDone && run.dist.workers > 1) {
@@ -156,20 +175,40 @@ export async function measureConcurrent(cfg: RunConfig, text: string, n: number,
   }
 }
 
-async function trainSteps(c: Coordinator, key: StrategyKey, cfg: RunConfig, steps: number, signal: StopSignal, onStep: (step: number) => void): Promise<RunRecord> {
+/**
+ * Trains `steps` steps, tracing the last few, and with `around` (the step a fault is injected at) also
+ * the steps before and after it, so the timeline can show the recovery between them.
+ */
+async function trainSteps(c: Coordinator, key: StrategyKey, cfg: RunConfig, steps: number, signal: StopSignal, onStep: (step: number) => void, around?: number): Promise<RunRecord> {
   const traceFrom = steps - tracedSteps(steps);
+  // i is 0-based, a fault's step 1-based: steps around-1 .. around+1 are i = around-2 .. around
+  const isTraced = (i: number) => i >= traceFrom || (around !== undefined && i >= around - 2 && i <= around);
   const records: StepRecord[] = [];
   const perWorker: TraceEvent[][] = c.ranks.map(() => []);
   const trace: TraceRecord = { steps: [], perWorker, stepStart: [], rankMs: [] };
+  const recoveries: RecoveryRecord[] = [];
   let memory: MemoryReport[] = [];
+  let tracing = false;
   onStep(0);
   for (let i = 0; i < steps; i++) {
     if (signal.stopped) throw new CompareStopped();
-    const traced = i >= traceFrom;
-    if (i === traceFrom) await c.setTracing(true);
+    const traced = isTraced(i);
+    if (traced !== tracing) await c.setTracing((tracing = traced));
+    const known = c.recoveries.length;
+    const start = clock();
     const s = await c.trainStep();
+    const end = clock();
+    // The coordinator times each recovery from the start of the try that failed (detected_ms) and from
+    // the detection (ms); the tries of a step follow one another, so each is placed after the previous.
+    let at = start;
+    for (const r of c.recoveries.slice(known)) {
+      const detected = Math.min(end, at + r.detected_ms);
+      const recovered = Math.min(end, detected + r.ms);
+      recoveries.push({ ...r, started_at: at, detected_at: detected, recovered_at: recovered });
+      at = recovered;
+    }
     records.push({
-      step: s.step, loss: s.loss, ms: s.ms, tokens: s.tokens, traced,
+      step: s.step, loss: s.loss, ms: s.ms, tokens: s.tokens, traced, recovered: c.recoveries.length > known,
       ranks: s.perRank.map((r) => ({ ms: r.ms, computeMs: r.computeMs, commMs: r.commMs, waitMs: r.waitMs, stragglerMs: r.stragglerMs ?? 0, bytesSent: r.bytesSent })),
     });
     memory = s.perRank.map((r) => r.memory);
@@ -182,10 +221,10 @@ async function trainSteps(c: Coordinator, key: StrategyKey, cfg: RunConfig, step
     }
     onStep(i + 1);
   }
-  await c.setTracing(false);
+  if (tracing) await c.setTracing(false);
   return {
     key, label: STRATEGY_LABELS[key], dist: c.dist, cfg: { ...cfg, vocab_size: c.info.vocabSize, backend: c.info.backend.name }, info: c.info, notice: c.notice,
-    steps: records, memory, trace: trace.steps.length ? trace : null,
+    steps: records, memory, trace: trace.steps.length ? trace : null, recoveries,
   };
 }
 

@@ -1,14 +1,15 @@
 // What the Compare view runs: the strategies, the number of workers, the transport and the number of
 // steps, and their round trip through the URL. Pure functions (no DOM), tested in Node.
 //
-// The compare settings live in the URL's hash (#compare?strategies=single,ddp&workers=2&steps=20),
+// The compare settings live in the URL's hash (#compare?strategies=single,ddp&workers=2&steps=20&break=kill@10),
 // not in its query: the query belongs to the setup form (src/ui/setup.ts), which names every key it
 // does not know as a problem, and keeps the hash when it rewrites the query.
 
 import type { RunConfig } from '../../model/config';
-import type { DistOptions } from '../../parallel/coordinator';
+import type { DistOptions, FaultOptions } from '../../parallel/coordinator';
 import type { TransportKind } from '../../parallel/collectives';
 import type { Plan } from '../../parallel/costmodel';
+import { FAULT_KINDS, type FaultKind } from '../../parallel/faults';
 
 export type StrategyKey = 'single' | 'ddp' | 'fsdp-full' | 'fsdp-grad_op';
 export const STRATEGY_KEYS: readonly StrategyKey[] = ['single', 'ddp', 'fsdp-full', 'fsdp-grad_op'];
@@ -34,12 +35,37 @@ export const MAX_COMPARE_WORKERS = 8; // MAX_WORKERS of the coordinator
 export const MIN_STEPS = 4;
 export const MAX_STEPS = 200;
 
+/** "Break something during the run": a fault on worker FAULT_RANK while it trains `step` (1-based). */
+export interface CompareFault {
+  kind: FaultKind;
+  step: number;
+}
+
 export interface CompareSettings {
   strategies: StrategyKey[];
   workers: number; // of every multi-worker strategy; single trains their global batch alone
   transport: TransportKind;
   steps: number;
+  fault?: CompareFault; // none when absent; only strategies with 2 or more workers get it
 }
+
+/** The worker the Compare view breaks: every strategy it breaks has at least 2. */
+export const FAULT_RANK = 1;
+/** The first step a fault may hit: step 1 times the deadlines (until then they are generous). */
+export const MIN_FAULT_STEP = 2;
+/**
+ * A hang is noticed at the step's deadline, 10 x the median step with a 10 s floor by default; the
+ * Compare view lowers the floor to this, so a class waits about 2 s, not 10.
+ */
+export const COMPARE_HANG_FLOOR_MS = 2000;
+
+/** The menu's words for each fault (on worker 1). */
+export const FAULT_LABELS: Record<FaultKind, string> = {
+  kill: 'kill worker 1',
+  hang: 'hang worker 1',
+  nan: 'NaN gradients on worker 1',
+  oom: 'worker 1 out of memory',
+};
 
 export const DEFAULT_COMPARE: CompareSettings = { strategies: ['single', 'ddp', 'fsdp-full'], workers: 2, transport: 'ring', steps: 20 };
 
@@ -51,6 +77,31 @@ export function warmupSteps(steps: number): number {
 /** The last steps, recorded for the timeline (tracing costs a little, so they are not timed either). */
 export function tracedSteps(steps: number): number {
   return Math.min(3, Math.max(1, Math.floor(steps / 3)));
+}
+
+/** The default step of a fault: the middle of the timed steps (after the warm-up, before the traced ones). */
+export function middleStep(steps: number): number {
+  const first = warmupSteps(steps) + 1;
+  const last = steps - tracedSteps(steps);
+  return Math.max(MIN_FAULT_STEP, Math.min(steps, Math.floor((first + Math.max(first, last)) / 2)));
+}
+
+/** Why a fault step cannot be used with this many steps, or null. */
+export function faultStepProblem(step: number, steps: number): string | null {
+  return Number.isInteger(step) && step >= MIN_FAULT_STEP && step <= steps ? null
+    : `the fault's step must be a whole number from ${MIN_FAULT_STEP} to the number of steps (${steps})`;
+}
+
+/**
+ * The fault options of a strategy: the injection when it has 2 or more workers (one worker has no replica
+ * to recover from), with a shorter deadline floor for a hang (COMPARE_HANG_FLOOR_MS); otherwise none.
+ */
+export function faultsFor(fault: CompareFault | undefined, workers: number): FaultOptions | undefined {
+  if (!fault || workers < 2) return undefined;
+  return {
+    inject: [{ kind: fault.kind, rank: FAULT_RANK, step: fault.step }],
+    ...(fault.kind === 'hang' ? { deadlines: { floorMs: COMPARE_HANG_FLOOR_MS } } : {}),
+  };
 }
 
 /** The config a strategy runs: single trains the global batch (workers x batch_size) on its own. */
@@ -72,7 +123,8 @@ export function planOf(d: DistOptions): Plan {
 /** The URL hash of these settings ("#compare?..."). */
 export function toHash(s: CompareSettings): string {
   const q = new URLSearchParams({ strategies: s.strategies.join(','), workers: String(s.workers), transport: s.transport, steps: String(s.steps) });
-  return '#compare?' + q.toString().replace(/%2C/g, ',');
+  if (s.fault) q.set('break', `${s.fault.kind}@${s.fault.step}`);
+  return '#compare?' + q.toString().replace(/%2C/g, ',').replace(/%40/g, '@');
 }
 
 /**
@@ -106,6 +158,20 @@ export function fromHash(hash: string): { settings: CompareSettings; problems: s
   if (t !== null) {
     if ((TRANSPORT_KINDS as readonly string[]).includes(t)) settings.transport = t as TransportKind;
     else problems.push(`transport must be ring, star or shared, got "${t}"`);
+  }
+  const b = q.get('break');
+  if (b !== null && b !== '' && b !== 'none') {
+    // "kill@10" (worker 1 at step 10), or "kill" (at the middle of the timed steps)
+    const m = /^([a-z]+)(?:@(\d+))?$/.exec(b.trim());
+    const kind = m?.[1] as FaultKind | undefined;
+    if (!m || !kind || !FAULT_KINDS.includes(kind)) {
+      problems.push(`break must be KIND or KIND@STEP with KIND one of ${FAULT_KINDS.join(', ')} (e.g. kill@10), got "${b}"`);
+    } else {
+      const step = m[2] === undefined ? middleStep(settings.steps) : Number(m[2]);
+      const problem = faultStepProblem(step, settings.steps);
+      if (problem) problems.push(`break=${b}: ${problem}`);
+      else settings.fault = { kind, step };
+    }
   }
   return { settings, problems, present: true };
 }

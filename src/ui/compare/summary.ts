@@ -29,14 +29,20 @@ export interface RunSummary {
   memoryTotal: number;
   losses: number[];
   lossDiff: { max: number; step: number } | null; // vs the reference; null for the reference itself
+  recoveries: number; // times the run recovered from a failed worker (RunRecord.recoveries)
 }
 
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-/** The steps that count for speed: after the warm-up, and not traced (if any are left). */
+/**
+ * The steps that count for speed: after the warm-up, not trained again after a recovery, and not traced
+ * (if any are left).
+ */
 export function timedSteps(steps: StepRecord[]): StepRecord[] {
-  const after = steps.slice(warmupSteps(steps.length));
+  const all = steps.slice(warmupSteps(steps.length));
+  const clean = all.filter((s) => !s.recovered);
+  const after = clean.length ? clean : all;
   const untraced = after.filter((s) => !s.traced);
   return untraced.length ? untraced : after;
 }
@@ -87,6 +93,7 @@ export function summarize(run: RunRecord, ref: RunRecord | undefined): RunSummar
     memoryTotal: memory ? memoryTotal(memory) : 0,
     losses,
     lossDiff: ref && ref !== run ? maxLossDiff(losses, ref.steps.map((s) => s.loss)) : null,
+    recoveries: run.recoveries?.length ?? 0,
   };
 }
 
@@ -119,6 +126,7 @@ export interface ResultRow {
   first_loss: number;
   last_loss: number;
   max_loss_diff: number | null;
+  recoveries: number; // the JSON export lists them instead (view.ts)
   predicted_step_ms?: number;
   predicted_tokens_per_s?: number;
   predicted_bytes_per_step_per_worker?: number;
@@ -143,6 +151,7 @@ export function resultRow(s: RunSummary, predicted?: { step_ms: number; tokens_p
     first_loss: s.losses[0],
     last_loss: s.losses.at(-1)!,
     max_loss_diff: s.lossDiff?.max ?? null,
+    recoveries: s.recoveries,
     ...(predicted
       ? {
         predicted_step_ms: round(predicted.step_ms, 2),

@@ -3,9 +3,17 @@
 // ("comm": each all-gather, reduce-scatter and all-reduce from the moment it starts moving data until it
 // completes). Drawn as SVG, so every block has a tooltip (its name, duration and bytes) and hovering
 // shows it in the readout line; a student sees communication overlap compute, and FSDP's prefetch.
+//
+// A run that recovered from a failed worker (a fault injected with "Break something during the run")
+// traced the steps around the fault as well as its last steps: the pills choose between those windows
+// (or one step), and each recovery in the window is a band across every worker (class cmp-recovery,
+// with data-step, data-rank, data-cause, data-detected-ms, data-ms): from the start of the step's failed
+// try to the failure being noticed, then to every worker being ready to train the step again. A band
+// much longer than the steps around it (a hang waits for the deadline) is drawn shortened, and says so.
 
 import type { TraceEvent } from '../../util/trace';
-import type { RunRecord } from './runner';
+import type { FailureCause } from '../../parallel/faults';
+import type { RecoveryRecord, RunRecord } from './runner';
 import { h } from '../dom';
 import * as fmt from '../format';
 
@@ -43,6 +51,64 @@ export function tickStep(span: number, target = 8): number {
   const raw = span / target;
   const p = 10 ** Math.floor(Math.log10(raw));
   return [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw) ?? 10 * p;
+}
+
+/** A cause in a few words, for a band's label. */
+export const CAUSE_WORDS: Record<FailureCause, string> = {
+  crash: 'crash', hang: 'hang', slow: 'too slow', nan: 'NaN gradients', oom: 'out of memory', error: 'error',
+};
+
+/** "40 ms", "1.2 s", "12 s". */
+export function duration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
+}
+
+/** A recovery's band label: "recovery: worker 1 crash, noticed in 3 ms, recovered in 412 ms". */
+export function recoveryLabel(r: RecoveryRecord): string {
+  return `recovery: worker ${r.rank} ${CAUSE_WORDS[r.cause]}, noticed in ${duration(r.detected_ms)}, recovered in ${duration(r.ms)}`;
+}
+
+/** Traced steps as windows of consecutive steps: index ranges [first, last] into trace.steps. */
+export function stepWindows(steps: number[]): [number, number][] {
+  const out: [number, number][] = [];
+  steps.forEach((step, i) => {
+    const last = out.at(-1);
+    if (last && steps[last[1]] === step - 1) last[1] = i;
+    else out.push([i, i]);
+  });
+  return out;
+}
+
+/** A band of the time axis drawn shorter than it lasted. */
+export interface Band {
+  start: number;
+  end: number;
+}
+
+/** At most this share of the other (not banded) time shown, for all bands together. */
+const BAND_SHARE = 0.6;
+
+/**
+ * Time (ms on the shared clock, from t0 to t1) to x (0 to width), linear except in the bands: when
+ * they last longer than BAND_SHARE x the rest of the time shown, each is drawn as if it lasted
+ * BAND_SHARE x the rest / the number of bands (`shortened` says which were). `span` is the drawn
+ * length of the whole window in ms of the linear scale (for ticks).
+ */
+export function timeScale(t0: number, t1: number, bands: Band[], width: number): { x: (t: number) => number; shortened: boolean[]; span: number } {
+  const clipped = bands.map((b) => ({ start: Math.max(t0, b.start), end: Math.min(t1, b.end) })).map((b) => ({ ...b, len: Math.max(0, b.end - b.start) }));
+  const rest = Math.max(0, t1 - t0 - clipped.reduce((t, b) => t + b.len, 0));
+  const cap = rest > 0 ? (BAND_SHARE * rest) / Math.max(1, clipped.length) : Infinity;
+  const drawn = clipped.map((b) => Math.min(b.len, cap));
+  const span = Math.max(1e-3, rest + drawn.reduce((t, d) => t + d, 0));
+  const x = (t: number) => {
+    let v = t - t0;
+    clipped.forEach((b, i) => {
+      if (t > b.start && b.len > 0) v -= (Math.min(t, b.end) - b.start) * (1 - drawn[i] / b.len);
+    });
+    return (v / span) * width;
+  };
+  return { x, shortened: clipped.map((b, i) => drawn[i] < b.len - 1e-9), span };
 }
 
 /** Total length of the union of intervals [start, end). */
@@ -90,19 +156,23 @@ const AXIS = 40; // step labels, then tick labels, above the lanes
 const MAIN_H = 26;
 const COMM_H = 16;
 const GAP = 12;
+const BAND_ROW = 20; // recovery labels, above the step labels, when a recovery is shown
 
 export class Timeline {
   private readonly pills = h('div', { class: 'cmp-pills', role: 'group', 'aria-label': 'Steps shown' });
   private readonly canvas = h('div', { class: 'cmp-timeline', id: 'compare-timeline' });
   private readonly readout = h('p', { class: 'cmp-readout', 'aria-live': 'polite' }, 'Hover a block to see what it is.');
   private readonly overlap = h('p', { class: 'cmp-overlap muted' });
+  private readonly recoveryKey = h('span', { class: 'split-value', hidden: true }, h('i', { class: 'swatch cmp-recovery-swatch' }), 'recovery (a worker failed)');
   private run: RunRecord | null = null;
-  private only: number | null = null; // index of the traced step shown alone, or all
+  // What is shown: a window of consecutive traced steps, or one step (indices into trace.steps).
+  private shown: { window: number } | { step: number } = { window: 0 };
   private width = 0;
 
   constructor(root: HTMLElement) {
     const legend = h('div', { class: 'cmp-legend', 'aria-label': 'Colours of the timeline' },
-      ...KINDS.filter((k) => k.id !== 'broadcast').map((k) => h('span', { class: 'split-value' }, h('i', { class: 'swatch', style: `--c:${k.color}` }), k.label)));
+      ...KINDS.filter((k) => k.id !== 'broadcast').map((k) => h('span', { class: 'split-value' }, h('i', { class: 'swatch', style: `--c:${k.color}` }), k.label)),
+      this.recoveryKey);
     root.append(h('div', { class: 'cmp-timeline-head' }, this.pills, legend), this.canvas, this.readout, this.overlap);
     this.canvas.addEventListener('mouseover', (e) => {
       const t = (e.target as Element).closest('[data-what]');
@@ -115,9 +185,14 @@ export class Timeline {
     })).observe(this.canvas);
   }
 
+  /** Shows a run: the window of its traced steps with a recovery in it, else its last steps. */
   show(run: RunRecord | null): void {
     this.run = run;
-    this.only = null;
+    const t = run?.trace;
+    const windows = t ? stepWindows(t.steps) : [];
+    const recovered = windows.findIndex(([a, b]) => (run?.recoveries ?? []).some((r) => r.step >= t!.steps[a] && r.step <= t!.steps[b]));
+    this.shown = { window: recovered >= 0 ? recovered : Math.max(0, windows.length - 1) };
+    this.recoveryKey.hidden = !(run?.recoveries?.length);
     this.drawPills();
     this.draw();
   }
@@ -128,31 +203,45 @@ export class Timeline {
       this.pills.replaceChildren();
       return;
     }
-    const pill = (label: string, index: number | null) => {
-      const b = h('button', { type: 'button', class: 'cmp-pill', 'aria-pressed': String(this.only === index) }, label);
+    const pill = (label: string, what: { window: number } | { step: number }) => {
+      const on = 'window' in what ? 'window' in this.shown && this.shown.window === what.window : 'step' in this.shown && this.shown.step === what.step;
+      const b = h('button', { type: 'button', class: 'cmp-pill', 'aria-pressed': String(on) }, label);
       b.addEventListener('click', () => {
-        this.only = index;
+        this.shown = what;
         this.drawPills();
         this.draw();
       });
       return b;
     };
-    this.pills.replaceChildren(pill(`last ${t.steps.length} steps`, null), ...t.steps.map((step, i) => pill(`step ${step}`, i)));
+    const recovered = (step: number) => (this.run?.recoveries ?? []).some((r) => r.step === step);
+    const windows = stepWindows(t.steps).map(([a, b], w, all) => {
+      const n = b - a + 1;
+      const label = w === all.length - 1 ? `last ${n} step${n > 1 ? 's' : ''}`
+        : n === 1 ? `step ${t.steps[a]}` : `steps ${t.steps[a]}–${t.steps[b]}`;
+      return pill(t.steps.slice(a, b + 1).some(recovered) ? `${label} · recovery` : label, { window: w });
+    });
+    this.pills.replaceChildren(...windows, ...t.steps.map((step, i) => pill(`step ${step}`, { step: i })));
   }
 
-  /** The events of the steps shown, per worker, and the time range they cover. */
-  private visible(): { perWorker: TraceEvent[][]; t0: number; t1: number; starts: { step: number; ts: number }[] } | null {
+  /**
+   * The events of the steps shown, per worker, the recoveries of those steps, and the time range they
+   * cover (a recovery happens before its step's events: the step is traced as trained again).
+   */
+  private visible(): { perWorker: TraceEvent[][]; t0: number; t1: number; starts: { step: number; ts: number }[]; recoveries: RecoveryRecord[] } | null {
     const t = this.run?.trace;
     if (!t) return null;
-    const lo = this.only === null ? -Infinity : t.stepStart[this.only];
-    const hi = this.only === null || this.only === t.steps.length - 1 ? Infinity : t.stepStart[this.only + 1];
+    const windows = stepWindows(t.steps);
+    const [a, b] = 'step' in this.shown ? [this.shown.step, this.shown.step] : windows[Math.min(this.shown.window, windows.length - 1)];
+    const lo = t.stepStart[a];
+    const hi = b + 1 < t.steps.length ? t.stepStart[b + 1] : Infinity;
     const perWorker = t.perWorker.map((events) => events.filter((e) => e.ts >= lo && e.ts < hi));
     const all = perWorker.flat();
     if (!all.length) return null;
-    const t0 = Math.min(...all.map((e) => e.ts));
-    const t1 = Math.max(...all.map((e) => e.ts + e.dur));
-    const starts = t.steps.map((step, i) => ({ step, ts: t.stepStart[i] })).filter((x) => x.ts >= lo && x.ts < hi);
-    return { perWorker, t0, t1: Math.max(t1, t0 + 1e-3), starts };
+    const recoveries = (this.run?.recoveries ?? []).filter((r) => r.step >= t.steps[a] && r.step <= t.steps[b]);
+    const t0 = Math.min(...all.map((e) => e.ts), ...recoveries.map((r) => r.started_at));
+    const t1 = Math.max(...all.map((e) => e.ts + e.dur), ...recoveries.map((r) => r.recovered_at));
+    const starts = t.steps.map((step, i) => ({ step, ts: t.stepStart[i] })).slice(a, b + 1);
+    return { perWorker, t0, t1: Math.max(t1, t0 + 1e-3), starts, recoveries };
   }
 
   private draw(): void {
@@ -165,24 +254,39 @@ export class Timeline {
     }
     const W = Math.max(480, this.width);
     const plot = W - GUTTER - 8;
-    const x = (t: number) => GUTTER + ((t - v.t0) / (v.t1 - v.t0)) * plot;
-    const laneY = (rank: number) => AXIS + rank * (MAIN_H + COMM_H + GAP);
+    const bands = v.recoveries.map((r) => ({ start: r.started_at, end: r.recovered_at }));
+    const scale = timeScale(v.t0, v.t1, bands, plot);
+    const x = (t: number) => GUTTER + scale.x(t);
+    const top = v.recoveries.length ? BAND_ROW : 0;
+    const laneY = (rank: number) => top + AXIS + rank * (MAIN_H + COMM_H + GAP);
     const H = laneY(v.perWorker.length) + 4;
-    const svg = s('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `Timeline of ${this.run.label}: ${v.perWorker.length} workers` });
+    const svg = s('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `Timeline of ${this.run.label}: ${v.perWorker.length} workers${v.recoveries.length ? `, ${v.recoveries.length} recover${v.recoveries.length > 1 ? 'ies' : 'y'}` : ''}` });
 
-    // time axis
-    const step = tickStep(v.t1 - v.t0);
+    // time axis (no ticks inside a band drawn shortened, none crowding the one before)
+    const step = tickStep(scale.span);
+    const inShortened = (t: number) => bands.some((b, i) => scale.shortened[i] && t > b.start && t < b.end);
+    let lastX = -Infinity;
     for (let t = 0; t <= v.t1 - v.t0 + 1e-9; t += step) {
       const X = x(v.t0 + t);
+      if (inShortened(v.t0 + t) || X - lastX < 44) continue;
+      lastX = X;
       svg.append(
-        s('line', { x1: X, x2: X, y1: AXIS - 4, y2: H, class: 'cmp-grid' }),
-        s('text', { x: X, y: AXIS - 8, class: 'cmp-tick', 'text-anchor': t === 0 ? 'start' : 'middle' }, `${+t.toFixed(3)} ms`),
+        s('line', { x1: X, x2: X, y1: top + AXIS - 4, y2: H, class: 'cmp-grid' }),
+        s('text', { x: X, y: top + AXIS - 8, class: 'cmp-tick', 'text-anchor': t === 0 ? 'start' : 'middle' }, `${+t.toFixed(3)} ms`),
       );
     }
-    for (const st of v.starts) {
+    // A step trained again after a recovery says so, in as many words as fit before the next step's label.
+    const replayed = new Set(v.recoveries.map((r) => r.step));
+    v.starts.forEach((st, i) => {
       const X = x(st.ts);
-      svg.append(s('line', { x1: X, x2: X, y1: 2, y2: H, class: 'cmp-step-line' }), s('text', { x: X + 5, y: 12, class: 'cmp-step-label' }, `step ${st.step}`));
-    }
+      const room = (i + 1 < v.starts.length ? x(v.starts[i + 1].ts) : W) - X - 10;
+      const again = replayed.has(st.step);
+      const words = again ? [`step ${st.step} · trained again`, `step ${st.step} again`, `step ${st.step}`] : [`step ${st.step}`];
+      const label = words.find((w) => w.length * 6.6 <= room) ?? words.at(-1)!;
+      svg.append(s('line', { x1: X, x2: X, y1: top + 2, y2: H, class: 'cmp-step-line' }),
+        s('text', { x: X + 5, y: top + 12, class: 'cmp-step-label', 'data-step': st.step, ...(again ? { 'data-replayed': 'true' } : {}) },
+          ...(again ? [s('title', {}, `step ${st.step}, trained again after the recovery`)] : []), label));
+    });
 
     v.perWorker.forEach((events, rank) => {
       const y = laneY(rank);
@@ -212,8 +316,33 @@ export class Timeline {
         svg.append(g);
       }
     });
+    // over the lanes (no worker traced anything then: the failed try's spans were dropped with it)
+    v.recoveries.forEach((r, i) => svg.append(this.band(r, x, scale.shortened[i], top, H, W)));
     this.canvas.replaceChildren(svg);
     this.drawOverlap(v.perWorker);
+  }
+
+  /**
+   * A recovery across every worker: the failed try until the failure was noticed (lighter), then the
+   * recovery until every worker was ready to train the step again; its label above the lanes.
+   */
+  private band(r: RecoveryRecord, x: (t: number) => number, shortened: boolean, top: number, H: number, W: number): SVGGElement {
+    const X1 = x(r.started_at);
+    const Xd = x(r.detected_at);
+    const X2 = Math.max(X1 + 2, x(r.recovered_at));
+    const label = recoveryLabel(r) + (shortened ? ' (drawn shortened)' : '');
+    const what = `${label} · step ${r.step} · restored from ${r.restored_from.replace(/\brank (\d+)/g, 'worker $1')} · ${r.message}`;
+    const fits = X1 + 4 + label.length * 6.2 < W;
+    const g = s('g', {
+      class: 'cmp-recovery', 'data-kind': 'recovery', 'data-what': what, 'data-step': r.step, 'data-rank': r.rank, 'data-cause': r.cause,
+      'data-detected-ms': Math.round(r.detected_ms), 'data-ms': Math.round(r.ms), 'data-shortened': String(shortened),
+    },
+    s('title', {}, what),
+    s('rect', { x: X1, y: top, width: Math.max(1, Xd - X1), height: H - top, class: 'cmp-recovery-noticing' }),
+    s('rect', { x: Xd, y: top, width: Math.max(1, X2 - Xd), height: H - top, class: `cmp-recovery-band${shortened ? ' shortened' : ''}` }),
+    s('line', { x1: X1, x2: X1, y1: 2, y2: H, class: 'cmp-recovery-edge' }),
+    s('text', { x: fits ? X1 + 4 : W - 4, y: 14, class: 'cmp-recovery-label', 'text-anchor': fits ? 'start' : 'end' }, label));
+    return g;
   }
 
   private drawOverlap(perWorker: TraceEvent[][]): void {

@@ -2,6 +2,9 @@
 // with the same global batch, and shows them side by side: tokens/s, the step time split into compute /
 // communication / waiting, bytes per worker, memory per worker by kind, the loss curves overlaid (they
 // must coincide), a timeline of every worker's last steps, exports, and the cost model's predictions.
+// "Break something during the run" injects a fault on worker 1 of every strategy with 2 or more workers
+// at a chosen step: each recovers, its row says so, the timeline draws the recovery, the losses still
+// coincide.
 //
 // main.ts mounts it with getters for its setup and corpus (mountCompare) and calls refresh() when they
 // change. Everything is built inside the #compare section; numbers are also exposed as data attributes
@@ -11,6 +14,7 @@ import './compare.css';
 import type { RunConfig } from '../../model/config';
 import type { TransportKind } from '../../parallel/collectives';
 import { spawnWebWorker } from '../../parallel/browser-spawn';
+import { FAULT_KINDS, type FaultKind } from '../../parallel/faults';
 import { DEFAULT_BUCKET_MB } from '../../parallel/layout';
 import { h } from '../dom';
 import * as fmt from '../format';
@@ -19,12 +23,12 @@ import { CostPanel } from './costpanel';
 import { copy, download, traceFileName, traceJson } from './export';
 import { CompareStopped, StopSignal, calibrate, runCompare, type CompareRequest, type LinkCalibration, type Progress, type RunRecord } from './runner';
 import {
-  MAX_COMPARE_WORKERS, MAX_STEPS, MIN_STEPS, MIN_WORKERS, STRATEGY_HELP, STRATEGY_KEYS, STRATEGY_LABELS, TRANSPORT_KINDS,
-  fromHash, toHash, type CompareSettings, type StrategyKey,
+  COMPARE_HANG_FLOOR_MS, FAULT_LABELS, MAX_COMPARE_WORKERS, MAX_STEPS, MIN_STEPS, MIN_WORKERS, STRATEGY_HELP, STRATEGY_KEYS, STRATEGY_LABELS, TRANSPORT_KINDS,
+  faultStepProblem, fromHash, middleStep, toHash, type CompareFault, type CompareSettings, type StrategyKey,
 } from './settings';
 import { reference, resultRow, summarize, toCsv, type RunSummary } from './summary';
 import { legends, renderVerdict, resultsTable } from './results';
-import { Timeline } from './timeline';
+import { Timeline, stepWindows } from './timeline';
 import { flopsFromRun, predictRun, type Measured } from './whatif';
 
 /** What the view reads from the page. */
@@ -54,12 +58,15 @@ export class CompareView {
   private signal: StopSignal | null = null;
   private settings: CompareSettings;
   private config: RunConfig | null = null; // the setup the results were run with
+  private ranWith: CompareSettings | null = null; // the compare settings the results were run with
 
   private readonly el = {
     strategies: new Map<StrategyKey, HTMLInputElement>(),
     workers: h('select', { id: 'compare-workers' }),
     transport: h('select', { id: 'compare-transport' }, ...TRANSPORT_KINDS.map((t) => h('option', { value: t }, t))),
     steps: h('input', { id: 'compare-steps', type: 'text', inputmode: 'numeric' }),
+    breakKind: h('select', { id: 'compare-break' }, h('option', { value: '' }, 'nothing'), ...FAULT_KINDS.map((k) => h('option', { value: k }, FAULT_LABELS[k]))),
+    breakStep: h('input', { id: 'compare-break-step', type: 'text', inputmode: 'numeric', 'aria-label': 'at step' }),
     run: h('button', { id: 'compare-run', type: 'button', class: 'primary big' }, 'Run comparison'),
     stop: h('button', { id: 'compare-stop', type: 'button', class: 'big', disabled: true }, 'Stop'),
     setup: h('p', { id: 'compare-setup', class: 'cmp-setup' }),
@@ -98,6 +105,13 @@ export class CompareView {
         field('workers', this.el.workers, 'DDP and FSDP'),
         field('transport', this.el.transport, 'how workers talk'),
         field('steps', this.el.steps, `per strategy`),
+        h('div', { class: 'cmp-break' },
+          h('label', { class: 'field' }, h('span', { class: 'field-name' }, 'break something during the run'),
+            h('span', { class: 'cmp-break-row' }, this.el.breakKind, h('span', { class: 'muted' }, 'at step'), this.el.breakStep),
+            h('span', {
+              class: 'field-hint',
+              title: `Worker 1 of every strategy with 2 or more workers fails at that step (blank: the middle of the timed steps); the run notices, recovers and trains the step again, and the timeline shows the recovery. A hang is noticed at the step’s deadline, at least ${COMPARE_HANG_FLOOR_MS / 1000} s here (10 s on a training run).`,
+            }, `worker 1, 2+ workers only; a hang takes ${COMPARE_HANG_FLOOR_MS / 1000} s to notice`))),
       ),
       h('div', { class: 'controls' }, this.el.run, this.el.stop),
     );
@@ -153,17 +167,31 @@ export class CompareView {
     this.el.workers.value = String(s.workers);
     this.el.transport.value = s.transport;
     this.el.steps.value = String(s.steps);
+    this.el.breakKind.value = s.fault?.kind ?? '';
+    this.el.breakStep.value = s.fault ? String(s.fault.step) : '';
+    this.el.breakStep.placeholder = `${middleStep(s.steps)}`;
   }
 
   /** The form's settings, or a message saying what is wrong. */
   private readForm(): string | null {
     const strategies = STRATEGY_KEYS.filter((k) => this.el.strategies.get(k)!.checked);
     const steps = Number(this.el.steps.value.trim());
+    const stepsOk = Number.isInteger(steps) && steps >= MIN_STEPS && steps <= MAX_STEPS;
+    // The fault: none, or a kind at a step (blank: the middle of the timed steps).
+    const kind = this.el.breakKind.value as FaultKind | '';
+    this.el.breakStep.disabled = !kind || this.active;
+    if (stepsOk) this.el.breakStep.placeholder = `${middleStep(steps)}`;
+    const rawStep = this.el.breakStep.value.trim();
+    const faultStep = rawStep === '' && stepsOk ? middleStep(steps) : Number(rawStep);
+    const faultProblem = kind && stepsOk ? faultStepProblem(faultStep, steps) : null;
+    const fault: CompareFault | undefined = kind && !faultProblem ? { kind, step: faultStep } : undefined;
     const problem = !strategies.length ? 'Choose at least one strategy.'
-      : !(Number.isInteger(steps) && steps >= MIN_STEPS && steps <= MAX_STEPS) ? `steps must be a whole number from ${MIN_STEPS} to ${MAX_STEPS}.` : null;
-    this.el.steps.setAttribute('aria-invalid', String(!(Number.isInteger(steps) && steps >= MIN_STEPS && steps <= MAX_STEPS)));
+      : !stepsOk ? `steps must be a whole number from ${MIN_STEPS} to ${MAX_STEPS}.`
+        : faultProblem ? `Break something: ${faultProblem}.` : null;
+    this.el.steps.setAttribute('aria-invalid', String(!stepsOk));
+    this.el.breakStep.setAttribute('aria-invalid', String(!!faultProblem));
     if (!problem) {
-      this.settings = { strategies, workers: Number(this.el.workers.value), transport: this.el.transport.value as TransportKind, steps };
+      this.settings = { strategies, workers: Number(this.el.workers.value), transport: this.el.transport.value as TransportKind, steps, ...(fault ? { fault } : {}) };
       history.replaceState(null, '', location.pathname + location.search + toHash(this.settings));
     }
     this.refresh();
@@ -178,7 +206,8 @@ export class CompareView {
     const active = this.state === 'running' || this.state === 'calibrating';
     this.el.run.disabled = active || !cfg || !corpus || this.ctx.busy();
     this.el.stop.disabled = this.state !== 'running';
-    for (const el of [...this.el.strategies.values(), this.el.workers, this.el.transport, this.el.steps]) el.disabled = active;
+    for (const el of [...this.el.strategies.values(), this.el.workers, this.el.transport, this.el.steps, this.el.breakKind]) el.disabled = active;
+    this.el.breakStep.disabled = active || !this.el.breakKind.value;
     this.root.dataset.state = this.state;
     if (!cfg) {
       this.el.setup.textContent = `Fix the setup first: ${this.ctx.configError() ?? 'it is not valid'}.`;
@@ -216,6 +245,7 @@ export class CompareView {
     if (!req || this.state === 'running' || this.state === 'calibrating') return;
     this.showError(null);
     this.config = req.config;
+    this.ranWith = req.settings;
     this.runs = [];
     this.summaries = [];
     this.selected = null;
@@ -300,7 +330,7 @@ export class CompareView {
     this.el.progressCount.textContent = `${p.index + 1} of ${p.count}`;
     this.el.progressLabel.textContent = p.phase === 'starting' ? `starting ${label}: building the model on fresh workers…`
       : p.phase === 'link' ? `timing the ${this.settings.transport} all-reduce on ${label}’s workers (for the cost model)…`
-        : `running ${label} ${p.step}/${p.steps}`;
+        : `running ${label} ${p.step}/${p.steps}${p.recoveries ? ` · recovered ${p.recoveries}×` : ''}`;
   }
 
   private showError(message: string | null): void {
@@ -340,7 +370,7 @@ export class CompareView {
       this.selected = key;
       this.renderTable();
       this.renderTimeline();
-    }));
+    }, this.ranWith?.fault));
   }
 
   // ---- timeline ---------------------------------------------------------------------------------------
@@ -362,8 +392,11 @@ export class CompareView {
     }));
     this.el.traceButton.disabled = !run;
     const t = run?.trace;
+    const windows = t ? stepWindows(t.steps).map(([a, b]) => (a === b ? `${t.steps[a]}` : `${t.steps[a]}–${t.steps[b]}`)) : [];
+    const n = run?.recoveries?.length ?? 0;
     this.el.timelineTitle.textContent = run && t
-      ? `${run.label}, ${run.dist.workers} worker${run.dist.workers > 1 ? 's' : ''}${run.dist.workers > 1 ? ` over ${run.dist.transport}` : ''}: steps ${t.steps[0]}–${t.steps.at(-1)} (traced). Each worker’s thread above, its collectives below.`
+      ? `${run.label}, ${run.dist.workers} worker${run.dist.workers > 1 ? 's' : ''}${run.dist.workers > 1 ? ` over ${run.dist.transport}` : ''}: steps ${windows.join(' and ')} (traced${n ? `: around the fault, and the last ones` : ''}). Each worker’s thread above, its collectives below` +
+        (n ? `; the red band${n > 1 ? 's are' : ' is'} the recover${n > 1 ? 'ies' : 'y'}, across every worker.` : '.')
       : 'Every worker’s last steps: its thread above, its collectives below.';
     this.timeline.show(run);
   }
@@ -380,14 +413,25 @@ export class CompareView {
     return this.summaries.map((s, i) => resultRow(s, m ? predictRun(this.runs[i], m) : undefined));
   }
 
+  /** The JSON's rows: each run's recoveries listed (the CSV has their number). */
+  private jsonRows() {
+    return this.rows().map((row, i) => ({
+      ...row,
+      recoveries: (this.runs[i].recoveries ?? []).map((r) => ({
+        step: r.step, worker: r.rank, cause: r.cause, message: r.message, detected_ms: round1(r.detected_ms), recovery_ms: round1(r.ms),
+        restored_from: r.restored_from, replayed_steps: r.replayed_steps, started_at: r.started_at, detected_at: r.detected_at, recovered_at: r.recovered_at,
+      })),
+    }));
+  }
+
   private json(): string {
     const m = this.measured();
     return JSON.stringify({
-      settings: this.settings,
+      settings: this.ranWith ?? this.settings, // the settings of the results (the form may have changed since)
       setup: this.config, // as in the setup form (single ran it with batch_size × workers)
       backend: this.runs[0]?.info.backend.name,
       calibration: m ? { flops: m.flops, flops_from: m.flopsFrom, cores: m.cores ?? null, transport: m.link.transport, workers: m.link.workers, alpha_s: m.link.alpha, beta_bytes_per_s: m.link.beta, samples: m.link.samples } : null,
-      results: this.rows(),
+      results: this.jsonRows(),
       losses: Object.fromEntries(this.summaries.map((s) => [s.label, s.losses])),
     }, null, 2);
   }
@@ -405,4 +449,8 @@ export class CompareView {
       button('compare-json-copy', 'Copy JSON', (b) => void copy(this.json(), b)),
     );
   }
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
 }
