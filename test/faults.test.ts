@@ -100,7 +100,7 @@ describe('a fault that comes back when the step is replayed is the run\'s own', 
   const twice = (t: string) => [parseInjection(t, 2), parseInjection(t, 2)]; // the second fires on the replay
 
   it('NaN twice: stops (the default), naming the step and the tensor', async () => {
-    await expect(run(dist, twice('nan:0@3'))).rejects.toThrow(/step 3: the gradient of \S+ is not finite.*again when the step was replayed: the training diverged.*parameters are those of step 2\. Lower lr/);
+    await expect(run(dist, twice('nan:0@3'))).rejects.toThrow(/step 3: the averaged gradient of \S+ is not finite.*again when the step was replayed: the training diverged.*parameters are those of step 2\. Lower lr/);
   });
 
   it('NaN twice with onNaN skip: the step\'s update is dropped and the run goes on', async () => {

@@ -258,7 +258,9 @@ export class Coordinator {
     const ready = await this.watchdog.race(this.ranks.map((h, r) => this.call(r, h.api.prepareStep({ grads: opts.grads, inject: faults.get(r) }))));
     const bad = ready.find((c) => !Number.isFinite(c.loss) || !Number.isFinite(c.gradNorm));
     if (bad) {
-      throw new RankFailure(bad.rank, 'nan', `${bad.nonFinite ? `the gradient of ${bad.nonFinite} is not finite` : 'the loss is not finite'} (loss ${bad.loss}, gradient norm ${bad.gradNorm}); nothing was applied`);
+      // (averaged over the ranks, one rank's NaN is every rank's: `rank` is the first to report it)
+      const what = bad.nonFinite ? `the ${this.dist.workers > 1 ? 'averaged ' : ''}gradient of ${bad.nonFinite} is not finite` : 'the loss is not finite';
+      throw new RankFailure(bad.rank, 'nan', `${what} (loss ${bad.loss}, gradient norm ${bad.gradNorm}); nothing was applied`);
     }
     const reports = await this.watchdog.race(this.ranks.map((h, r) => this.call(r, h.api.commitStep())));
     const buddyBytes = gradientSync(this.dist) === 'shard' && this.dist.workers > 1 ? await this.refreshBuddies() : undefined;
