@@ -94,6 +94,19 @@ ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
   --on-nan stop|skip  a NaN or infinite gradient is first replayed (a passing fault); if the replay
                       is not finite either: stop (default: the run ends, naming the step and the
                       tensor) or skip (drop that step's update and go on, as a gradient scaler does)
+  --init FILE         start from these weights (an llm.c .bin, a Hugging Face folder or .safetensors,
+                      or a checkpoint) with a fresh optimizer: the model's shape is the file's, the
+                      training settings the preset's and the flags'; the tokenizer is the file's
+                      (char_vocab.json, GPT-2's BPE) or the data's characters, and must match its
+                      vocabulary
+  --resume FILE       continue a checkpoint of this trainer exactly (weights, AdamW state, step,
+                      settings, tokenizer): --steps is the run's total, so a run saved at step 6 and
+                      resumed with --steps 12 trains steps 7 to 12 (the JSON's losses hold those)
+  --save FILE         save the model at the end, in the format its name says (see convert --help:
+                      *.bin llm.c, *.safetensors or a folder Hugging Face, else a checkpoint that
+                      --resume continues); written beside and renamed, so a crash keeps the old file;
+                      {step} in the name becomes the step (run-{step}.ckpt keeps every save)
+  --save-every K      also save every K steps
   --sample N          after training, generate N tokens and print them
   --prompt TEXT       start the sample with TEXT (default: the first token of the vocabulary)
   --json FILE         write the run to FILE as JSON: config, losses (per step), grad_norms (per
@@ -129,7 +142,16 @@ export interface TrainOptions {
   json?: string;
   sample: number;
   prompt: string;
+  init?: string; // start from these weights (any format), with a fresh optimizer
+  resume?: string; // continue this trainer checkpoint exactly (its settings; --steps is the run's total)
+  steps?: number; // --steps, when given
+  given: string[]; // the config keys the flags set
+  save?: string; // save the model at the end (and every saveEvery steps), in the format its name says
+  saveEvery?: number;
 }
+
+/** What --resume lets the flags change: not the math of a step. */
+const RESUME_KEYS = ['max_iters', 'eval_interval', 'eval_iters'];
 
 /** Flags -> a checked config (ConfigError or UsageError on anything wrong). */
 export function parseTrainOptions(argv: string[]): TrainOptions | null {
@@ -158,6 +180,10 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
     set: { type: 'string', multiple: true },
     sample: { type: 'string' },
     prompt: { type: 'string' },
+    init: { type: 'string' },
+    resume: { type: 'string' },
+    save: { type: 'string' },
+    'save-every': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   }, false);
   if (values.help) return null;
@@ -180,6 +206,14 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
   cfg.backend = backend;
   const sample = numberFlag('sample', values.sample, { integer: true, min: 0 }) ?? 0;
   if (values.prompt !== undefined && sample === 0) throw new UsageError('--prompt needs --sample N (how many tokens to generate)');
+  if (values.init && values.resume) throw new UsageError('--init (start from weights) and --resume (continue a run) exclude each other: keep one');
+  if (values.resume) {
+    // A resumed run is the checkpoint's run: only how long it trains, and how it is evaluated, may change.
+    const changed = [...(values.preset ? ['--preset'] : []), ...Object.keys(overrides).filter((k) => !RESUME_KEYS.includes(k))];
+    if (changed.length) throw new UsageError(`--resume continues the checkpoint's run with its own settings: drop ${changed.join(', ')} (only --steps, the total, and the evaluation flags may change)`);
+  }
+  const saveEvery = numberFlag('save-every', values['save-every'], { integer: true, min: 1 });
+  if (saveEvery !== undefined && !values.save) throw new UsageError('--save-every K needs --save FILE (where to save)');
   return {
     cfg,
     explicitVocab: 'vocab_size' in overrides,
@@ -189,6 +223,12 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
     json: values.json,
     sample,
     prompt: values.prompt ?? '',
+    init: values.init,
+    resume: values.resume,
+    steps: 'max_iters' in overrides ? Number(overrides.max_iters) : undefined,
+    given: Object.keys(overrides),
+    save: values.save,
+    saveEvery,
   };
 }
 

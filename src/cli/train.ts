@@ -7,8 +7,11 @@
 
 import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { checkVocab, type RunConfig } from '../model/config';
-import { bpeTokenizer, charTokenizer, type Tokenizer } from '../data/tokenizer';
+import { checkVocab, validateConfig, type RunConfig } from '../model/config';
+import { buildParamTable } from '../model/params';
+import { readModel, writeModel } from '../model/formats';
+import { checkpointHeader, encodeCheckpoint, decodeCheckpoint } from '../train/checkpoint';
+import { bpeTokenizer, charTokenizer, makeTokenizer, type Tokenizer } from '../data/tokenizer';
 import { makeDataset, type Dataset } from '../data/dataset';
 import { decodeCorpus } from '../data/text';
 import { Session, type TrainEvent } from '../train/session';
@@ -21,6 +24,7 @@ import { prepareWebGPUEnv } from '../backend/node';
 import { CliError, formatDuration, readBytes, UsageError } from './args';
 import { help, parseTrainOptions, WARMUP_STEPS, type TrainOptions } from './train-options';
 import { jsonRecord, summaryLines, type RunResult } from './report';
+import { formatToWrite, loadModelFiles, saveModelFiles } from './model-files';
 
 export { help };
 
@@ -77,6 +81,40 @@ interface Prepared {
   text: string;
   tokenizer: Tokenizer;
   dataset: Dataset;
+  checkpoint?: ArrayBuffer; // --init's weights or --resume's run, for every rank to start from
+}
+
+/**
+ * --resume: the checkpoint's run (settings, tokenizer, state), trained to --steps in all; --init: the
+ * file's weights and shape with the flags' training settings and a fresh optimizer. Else nothing.
+ */
+async function startingPoint(opts: TrainOptions, text: string): Promise<{ cfg: RunConfig; tokenizer: Tokenizer; checkpoint?: ArrayBuffer } | null> {
+  const path = opts.resume ?? opts.init;
+  if (!path) return null;
+  const weights = readModel(loadModelFiles(path), path);
+  if (opts.resume) {
+    const c = weights.checkpoint;
+    if (!c) throw new CliError(`--resume ${path}: not a checkpoint of this trainer (llm.c's and Hugging Face's files hold no optimizer state or step): start from its weights with --init`);
+    const given = (k: 'eval_interval' | 'eval_iters') => (opts.given.includes(k) ? { [k]: opts.cfg[k] } : {});
+    const cfg: RunConfig = { ...c.header.config, max_iters: opts.steps ?? c.header.config.max_iters, ...given('eval_interval'), ...given('eval_iters'), backend: opts.backend };
+    if (cfg.max_iters <= c.header.step) throw new UsageError(`--resume ${path}: the run is at step ${c.header.step} already; --steps is the run's total, give more than ${c.header.step}`);
+    return { cfg, tokenizer: await makeTokenizer(c.header.tokenizer), checkpoint: readBytes(path) };
+  }
+  // --init: the shape is the file's; everything else the preset's and the flags'.
+  const { n_layer, n_head, n_embd, block_size, vocab_size } = weights.config;
+  const cfg: RunConfig = { ...opts.cfg, n_layer, n_head, n_embd, block_size, vocab_size };
+  validateConfig(cfg, block_size);
+  const tokenizer = weights.tokenizer ? await makeTokenizer(weights.tokenizer) : cfg.tokenizer === 'bpe' ? await bpeTokenizer() : charTokenizer(text);
+  if (tokenizer.vocabSize !== vocab_size) {
+    throw new CliError(
+      `--init ${path}: the weights have a vocabulary of ${vocab_size} tokens, the ${tokenizer.kind} tokenizer of ${opts.data} has ${tokenizer.vocabSize}: ` +
+        'train on the text (or with the tokenizer) the model was made for',
+    );
+  }
+  const table = buildParamTable(cfg);
+  const zeros = new Float32Array(table.total);
+  const checkpoint = encodeCheckpoint({ header: checkpointHeader({ ...cfg, tokenizer: tokenizer.kind }, tokenizer.spec(), 0, 0, table.total, {}), params: weights.params, m: zeros, v: zeros });
+  return { cfg: { ...cfg, tokenizer: tokenizer.kind }, tokenizer, checkpoint };
 }
 
 /** Reads and checks every input (the --json directory, the text, the prompt) before any worker starts. */
@@ -99,8 +137,9 @@ async function prepare(opts: TrainOptions): Promise<Prepared> {
   }
   // The same check as the page's: strict UTF-8, not binary, not empty or blank (DataError, exit 1).
   const text = decodeCorpus(new Uint8Array(readBytes(opts.data)), opts.data);
-  const tokenizer = opts.cfg.tokenizer === 'bpe' ? await bpeTokenizer() : charTokenizer(text);
-  const cfg = checkVocab(opts.cfg, tokenizer.vocabSize, opts.explicitVocab);
+  const start = await startingPoint(opts, text);
+  const tokenizer = start?.tokenizer ?? (opts.cfg.tokenizer === 'bpe' ? await bpeTokenizer() : charTokenizer(text));
+  const cfg = start?.cfg ?? checkVocab(opts.cfg, tokenizer.vocabSize, opts.explicitVocab);
   if (opts.prompt) {
     try {
       tokenizer.encode(opts.prompt);
@@ -109,7 +148,7 @@ async function prepare(opts: TrainOptions): Promise<Prepared> {
     }
   }
   try {
-    return { opts, cfg, text, tokenizer, dataset: makeDataset(text, tokenizer, cfg.block_size) };
+    return { opts, cfg, text, tokenizer, dataset: makeDataset(text, tokenizer, cfg.block_size), checkpoint: start?.checkpoint };
   } catch (e) {
     throw new CliError(`${opts.data}: ${(e as Error).message}`);
   }
@@ -144,7 +183,7 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
   try {
     // Workers start the backend themselves (cfg.backend: what --backend asked for).
     if (opts.backend === 'webgpu') prepareWebGPUEnv();
-    coordinator = await Coordinator.create(cfg, p.text, dist, spawnNodeWorker);
+    coordinator = await Coordinator.create(cfg, p.text, dist, spawnNodeWorker, p.checkpoint);
     const info = coordinator.info.backend;
     cfg.backend = info.name; // what actually ran, so the JSON's config reproduces the run
     const s = new Session(coordinator, {
@@ -165,6 +204,7 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
       if (e.type === 'step' && e.stats.hubBytes !== undefined) hubBytes.push(e.stats.hubBytes);
       if (e.type === 'step' && e.stats.buddyBytes !== undefined) buddyBytes.push(e.stats.buddyBytes);
       progress.event(e);
+      if (e.type === 'step' && opts.saveEvery && e.stats.step % opts.saveEvery === 0) saving = saving.then(save);
     });
     session = s;
 
@@ -189,11 +229,26 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
     );
 
     const tTrain = performance.now();
+    // --save: the run as a checkpoint from the ranks, written in the format the name says.
+    const earlier = p.checkpoint && opts.resume ? decodeCheckpoint(p.checkpoint).header : null; // a resumed run's history
+    let saving = Promise.resolve();
+    let savedAt = -1;
+    const save = async () => {
+      const buf = await coordinator!.exportCheckpoint({ losses: [...(earlier?.losses ?? []), ...s.losses], val_losses: [...(earlier?.val_losses ?? []), ...s.valLosses] });
+      const c = decodeCheckpoint(buf);
+      const path = opts.save!.replaceAll('{step}', String(c.header.step));
+      const files = writeModel({ config: c.header.config, params: c.params, tokenizer: c.header.tokenizer, checkpoint: c }, formatToWrite(path), path);
+      const written = saveModelFiles(path, files, true);
+      savedAt = c.header.step;
+      progress.message(`saved step ${c.header.step} to ${written.join(', ')}`);
+    };
     await s.run();
     // A final validation estimate, unless the loop just made one.
     const last = s.valLosses.at(-1);
     if (coordinator.step > 0 && (!last || last[0] !== coordinator.step)) await s.evaluate();
     const sample = opts.sample > 0 && coordinator.step > 0 ? await s.sample() : undefined;
+    await saving;
+    if (opts.save && coordinator.step > 0 && savedAt !== coordinator.step) await save();
     const wallS = (performance.now() - tTrain) / 1000;
     progress.end();
     return {
