@@ -7,10 +7,9 @@
 
 import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { checkVocab, validateConfig, type RunConfig } from '../model/config';
-import { buildParamTable } from '../model/params';
-import { readModel, writeModel } from '../model/formats';
-import { checkpointHeader, encodeCheckpoint, decodeCheckpoint } from '../train/checkpoint';
+import { checkVocab, type RunConfig } from '../model/config';
+import { readModel, startFromWeights, writeModel } from '../model/formats';
+import { decodeCheckpoint } from '../train/checkpoint';
 import { bpeTokenizer, charTokenizer, makeTokenizer, type Tokenizer } from '../data/tokenizer';
 import { makeDataset, type Dataset } from '../data/dataset';
 import { decodeCorpus } from '../data/text';
@@ -100,21 +99,14 @@ async function startingPoint(opts: TrainOptions, text: string): Promise<{ cfg: R
     if (cfg.max_iters <= c.header.step) throw new UsageError(`--resume ${path}: the run is at step ${c.header.step} already; --steps is the run's total, give more than ${c.header.step}`);
     return { cfg, tokenizer: await makeTokenizer(c.header.tokenizer), checkpoint: readBytes(path) };
   }
-  // --init: the shape is the file's; everything else the preset's and the flags'.
-  const { n_layer, n_head, n_embd, block_size, vocab_size } = weights.config;
-  const cfg: RunConfig = { ...opts.cfg, n_layer, n_head, n_embd, block_size, vocab_size };
-  validateConfig(cfg, block_size);
-  const tokenizer = weights.tokenizer ? await makeTokenizer(weights.tokenizer) : cfg.tokenizer === 'bpe' ? await bpeTokenizer() : charTokenizer(text);
-  if (tokenizer.vocabSize !== vocab_size) {
-    throw new CliError(
-      `--init ${path}: the weights have a vocabulary of ${vocab_size} tokens, the ${tokenizer.kind} tokenizer of ${opts.data} has ${tokenizer.vocabSize}: ` +
-        'train on the text (or with the tokenizer) the model was made for',
-    );
+  // --init: the shape is the file's; everything else the preset's and the flags'; the tokenizer the file's, or the data's.
+  const tokenizer = weights.tokenizer ? await makeTokenizer(weights.tokenizer) : opts.cfg.tokenizer === 'bpe' ? await bpeTokenizer() : charTokenizer(text);
+  try {
+    const { config, checkpoint } = startFromWeights(opts.cfg, weights, tokenizer.spec(), tokenizer.vocabSize);
+    return { cfg: config, tokenizer, checkpoint };
+  } catch (e) {
+    throw new CliError(`--init ${path}: ${(e as Error).message.replace(/the (\w+) tokenizer has/, `the $1 tokenizer of ${opts.data} has`)}`);
   }
-  const table = buildParamTable(cfg);
-  const zeros = new Float32Array(table.total);
-  const checkpoint = encodeCheckpoint({ header: checkpointHeader({ ...cfg, tokenizer: tokenizer.kind }, tokenizer.spec(), 0, 0, table.total, {}), params: weights.params, m: zeros, v: zeros });
-  return { cfg: { ...cfg, tokenizer: tokenizer.kind }, tokenizer, checkpoint };
 }
 
 /** Reads and checks every input (the --json directory, the text, the prompt) before any worker starts. */

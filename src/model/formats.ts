@@ -5,10 +5,11 @@
 //               that also holds the optimizer state, the step, the training settings and the loss history
 // Pure (bytes in, bytes out): the CLI reads and writes files, the page Blobs.
 
-import type { ModelConfig } from './config';
+import { validateConfig, type ModelConfig, type RunConfig } from './config';
+import { buildParamTable } from './params';
 import { CheckpointError, readLlmcModel, writeLlmcModel } from './llmc';
 import { readHf, writeHf, type HfFiles } from './hf';
-import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../train/checkpoint';
+import { checkpointHeader, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../train/checkpoint';
 import type { TokenizerSpec } from '../data/tokenizer';
 
 export type ModelFormat = 'llmc' | 'hf' | 'checkpoint';
@@ -54,6 +55,27 @@ export function readModel(files: ModelFiles, what: string): ModelWeights {
     if (e instanceof CheckpointError) throw new CheckpointError(`${what}: ${e.message}`);
     throw e;
   }
+}
+
+/**
+ * A checkpoint that starts a run from these weights with a fresh optimizer (step 0): the model's shape
+ * is the weights', everything else `settings`' (a preset's, the flags', the form's). The tokenizer must
+ * have the weights' vocabulary. CheckpointError says what does not fit.
+ */
+export function startFromWeights(settings: RunConfig, weights: ModelWeights, tokenizer: TokenizerSpec, vocabSize: number): { config: RunConfig; checkpoint: ArrayBuffer } {
+  const { n_layer, n_head, n_embd, block_size, vocab_size } = weights.config;
+  if (vocabSize !== vocab_size) {
+    throw new CheckpointError(`the weights have a vocabulary of ${vocab_size} tokens, the ${tokenizer.kind} tokenizer has ${vocabSize}: train on the text (or with the tokenizer) the model was made for`);
+  }
+  const config: RunConfig = { ...settings, n_layer, n_head, n_embd, block_size, vocab_size, tokenizer: tokenizer.kind };
+  try {
+    validateConfig(config, block_size);
+  } catch (e) {
+    throw new CheckpointError((e as Error).message);
+  }
+  const total = buildParamTable(config).total;
+  const zeros = new Float32Array(total);
+  return { config, checkpoint: encodeCheckpoint({ header: checkpointHeader(config, tokenizer, 0, 0, total, {}), params: weights.params, m: zeros, v: zeros }) };
 }
 
 /** The files of `format` (by name: model.safetensors, config.json, ...; one unnamed '' for single-file formats). */
