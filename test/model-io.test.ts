@@ -3,7 +3,7 @@
 // from the loss those weights give in-process; --save with {step} and --resume continue a run exactly.
 
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +66,18 @@ describe('train --init: start from the weights of another tool', () => {
     const resume = await cli('train', '--resume', bin, '--steps', '2');
     expect(resume.code).toBe(1);
     expect(resume.stderr).toMatch(/error: --resume .*: not a checkpoint of this trainer.*--init/);
+  });
+});
+
+describe('verify-llmc takes llm.c\'s own file names', () => {
+  it('gpt2_124M.bin and gpt2_124M_debug_state.bin, as train_gpt2.py writes them, without renaming', async () => {
+    const dir = join(tmp, 'llmc-names');
+    mkdirSync(dir);
+    copyFileSync(bin, join(dir, 'gpt2_124M.bin'));
+    copyFileSync(join(root, 'test/fixtures/llmc-tiny/state.bin'), join(dir, 'gpt2_124M_debug_state.bin'));
+    const r = await cli('verify-llmc', dir, '--backend', 'wasm');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/OK: matches llm.c within tolerance/);
   });
 });
 

@@ -1,6 +1,6 @@
 // `verify-llmc DIR`: this GPT-2 against llm.c's numbers for the same weights (see src/verify.ts).
 
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointError } from '../model/llmc';
 import { FLOOR, parseExpected, TOLERANCES, verifyLlmc, type VerifyResult } from '../verify';
@@ -17,7 +17,8 @@ logits, loss and gradients for the same weights and batch (and, if DIR/expected.
 "adamw" entry, the same losses over its AdamW steps).
 
   DIR                 holds model.bin (llm.c model, version 3), state.bin (llm.c debug state,
-                      version 2) and optionally expected.json; e.g. test/fixtures/llmc-tiny
+                      version 2) and optionally expected.json, or llm.c's own files as its
+                      train_gpt2.py writes them (gpt2_124M.bin, gpt2_124M_debug_state.bin); e.g. test/fixtures/llmc-tiny
                       (small weights) or test/fixtures/llmc-wide (large weights, T < block_size)
   --backend NAME      tfjs backend: auto (default: wasm in Node), wasm, cpu, or webgpu (Dawn
                       on SwiftShader, a software GPU: slow, but runs the WebGPU kernels)
@@ -60,6 +61,20 @@ function table(r: VerifyResult, backend: string): string {
   return lines.join('\n');
 }
 
+/**
+ * The model and debug state in DIR: model.bin and state.bin, or llm.c's own names (gpt2_124M.bin with
+ * gpt2_124M_debug_state.bin, as train_gpt2.py writes them) without renaming.
+ */
+function llmcFiles(dir: string): { model: string; state: string } {
+  if (existsSync(join(dir, 'model.bin')) && existsSync(join(dir, 'state.bin'))) return { model: join(dir, 'model.bin'), state: join(dir, 'state.bin') };
+  const states = readdirSync(dir).filter((f) => f.endsWith('_debug_state.bin')).sort();
+  for (const s of states) {
+    const model = join(dir, s.replace(/_debug_state\.bin$/, '.bin'));
+    if (existsSync(model)) return { model, state: join(dir, s) };
+  }
+  throw new CliError(`${dir} holds neither model.bin and state.bin nor llm.c's NAME.bin and NAME_debug_state.bin (e.g. gpt2_124M.bin and gpt2_124M_debug_state.bin)`);
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags('verify-llmc', argv, {
     backend: { type: 'string' },
@@ -80,11 +95,9 @@ export async function run(argv: string[]): Promise<number> {
   const backend = choiceFlag('backend', values.backend, NODE_BACKENDS) ?? 'auto';
   const dir = positionals[0];
   requireDir(dir);
-  for (const f of ['model.bin', 'state.bin']) {
-    if (!existsSync(join(dir, f))) throw new CliError(`${join(dir, f)} is missing: DIR must hold llm.c's model.bin and state.bin`);
-  }
-  const model = readBytes(join(dir, 'model.bin'));
-  const state = readBytes(join(dir, 'state.bin'));
+  const { model: modelPath, state: statePath } = llmcFiles(dir);
+  const model = readBytes(modelPath);
+  const state = readBytes(statePath);
   const expectedPath = join(dir, 'expected.json');
   let adamw = null;
   if (existsSync(expectedPath)) {
