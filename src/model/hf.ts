@@ -61,12 +61,7 @@ export function readHf(files: Partial<HfFiles>): { config: ModelConfig; params: 
     throw new CheckpointError('no config.json beside the weights: the number of heads cannot be read from the tensors. Put the model\'s config.json next to model.safetensors');
   }
   if (!files['model.safetensors']) throw new CheckpointError('no model.safetensors in the folder');
-  let c: Record<string, unknown>;
-  try {
-    c = JSON.parse(files['config.json']);
-  } catch (e) {
-    throw new CheckpointError(`config.json is not valid JSON: ${(e as Error).message}`);
-  }
+  const c = parseObject(files['config.json'], 'config.json');
   if (c.model_type !== undefined && c.model_type !== 'gpt2') throw new CheckpointError(`config.json says model_type "${c.model_type}": this trainer reads GPT-2 ("gpt2")`);
   const int = (key: string, fallback?: unknown) => {
     const v = c[key] ?? fallback;
@@ -96,11 +91,23 @@ export function readHf(files: Partial<HfFiles>): { config: ModelConfig; params: 
   }
   let tokenizer: TokenizerSpec | undefined;
   if (files['char_vocab.json'] !== undefined) {
-    const chars = (JSON.parse(files['char_vocab.json']) as { chars?: unknown }).chars;
+    const chars = parseObject(files['char_vocab.json'], 'char_vocab.json').chars;
     if (typeof chars !== 'string' || [...chars].length !== config.vocab_size) {
       throw new CheckpointError(`char_vocab.json must hold {"chars": "..."} with ${config.vocab_size} characters (vocab_size), got ${typeof chars === 'string' ? [...chars].length : typeof chars}`);
     }
     tokenizer = { kind: 'char', chars };
   } else if (config.vocab_size === 50257) tokenizer = { kind: 'bpe' };
   return { config, params, tokenizer };
+}
+
+/** A JSON file that must hold one object; anything else is the file's fault, said as such. */
+function parseObject(text: string, name: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new CheckpointError(`${name} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new CheckpointError(`${name} must hold a JSON object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
+  return v as Record<string, unknown>;
 }

@@ -115,6 +115,10 @@ export function readLlmcModel(buf: ArrayBuffer): LlmcModel {
   const config: ModelConfig = { n_layer: L, n_head: NH, n_embd: C, block_size: maxT, vocab_size: V, dropout: 0 };
   const table = buildParamTable(config);
   const params = llmcToOurs(new Float32Array(buf, HEADER_INTS * 4, count), table, L, C, Vp, maxT);
+  for (const p of table.params) { // as readHf: broken weights are refused here, not found as a NaN loss later
+    const bad = params.subarray(p.offset, p.offset + p.size).findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new CheckpointError(`model file: ${p.name} holds ${params[p.offset + bad]} at element ${bad} (of our (in, out) layout): the weights are broken`);
+  }
   return { config, paddedVocab: Vp, table, params };
 }
 
