@@ -94,7 +94,7 @@ describe('FSDP equals a single worker with the global batch', () => {
 });
 
 describe('FSDP checkpoints', () => {
-  it('resume from a checkpoint (gathered from the shards) continues exactly like an uninterrupted run', async () => {
+  it('resume from a checkpoint (put together from the shards) continues exactly like an uninterrupted run', async () => {
     const cfg = config({ batch_size: 2 });
     const dist: DistOptions = { strategy: 'fsdp', workers: 3, transport: 'ring', bucketMb: 25, shard: 'full' };
     const whole = await distributed(cfg, dist); // 5 steps
@@ -109,6 +109,23 @@ describe('FSDP checkpoints', () => {
     const losses = [(await second.trainStep()).loss, (await second.trainStep()).loss];
     second.dispose();
     expect(losses).toEqual(whole.losses.slice(3));
+  });
+
+  it('saved from the shards of 4 workers, loads into 2 FSDP workers and into one: the same next losses', async () => {
+    const spawn = spawnInProcess(initNodeBackend);
+    const four = await Coordinator.create(config({ batch_size: 2 }), text, { strategy: 'fsdp', workers: 4, transport: 'ring', bucketMb: 25, shard: 'full' }, spawn);
+    for (let i = 0; i < 3; i++) await four.trainStep();
+    const ckpt = await four.exportCheckpoint(); // every worker's own shards, put together on the coordinator
+    const next = async (c: Coordinator) => {
+      const losses = [(await c.trainStep()).loss, (await c.trainStep()).loss];
+      c.dispose();
+      return losses;
+    };
+    const ref = await next(four);
+    // the same global batch of 8 sequences, split another way: re-sharded on load
+    const two = await next(await Coordinator.create(config({ batch_size: 4 }), text, { strategy: 'fsdp', workers: 2, transport: 'ring', bucketMb: 25, shard: 'full' }, spawn, ckpt));
+    const one = await next(await Coordinator.create(config({ batch_size: 8 }), text, { strategy: 'single', workers: 1, transport: 'ring', bucketMb: 25 }, spawn, ckpt));
+    for (const losses of [two, one]) losses.forEach((l, i) => expect(Math.abs(l - ref[i]), `step ${4 + i}`).toBeLessThan(1e-5));
   });
 });
 

@@ -12,7 +12,7 @@ import { TRANSPORTS, type TransportKind } from './collectives';
 import { endpointTransfers, wire, type Wiring } from './wiring';
 import { DEFAULT_BUCKET_MB, DEFAULT_PROBE_MB, MAX_WORKERS, SHARD_STRATEGIES, STRATEGIES, assignBuckets, ddpRegisteredSizes, gradientSync, registeredFloats, unshard, type ShardStrategy, type Strategy } from './layout';
 import { buildParamTable, type ParamTable } from '../model/params';
-import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint';
+import { checkpointHeader, decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint';
 import type { StepOptions, StepStats } from '../train/trainer';
 import { TrainingError } from '../train/errors';
 import { UNCALIBRATED, predict, type Plan } from './costmodel';
@@ -394,11 +394,7 @@ export class Coordinator {
       states.push(kept.state);
       sources.push(`rank ${keeper}'s buddy copy of rank ${r}`);
     }
-    const table = this.table();
-    const header = states[0].header;
-    const checkpoint = encodeCheckpoint({
-      header, params: unshard(states.map((s) => s.params), table), m: unshard(states.map((s) => s.m), table), v: unshard(states.map((s) => s.v), table),
-    });
+    const checkpoint = this.assemble(states);
     return { checkpoint, from: sources.length ? `every rank's shards and ${sources.join(', ')}` : "every rank's shards" };
   }
 
@@ -436,9 +432,25 @@ export class Coordinator {
     return this.onRank0((api) => api.sample(req));
   }
 
-  /** The run's checkpoint: rank 0's replica, or the shards gathered into one full state (FSDP). */
-  exportCheckpoint(history: History = {}): Promise<ArrayBuffer> {
-    return this.onRank0((api) => api.exportCheckpoint(history));
+  /**
+   * The run's checkpoint: rank 0's replica; or, under FSDP, every worker's own shards, handed over in
+   * parallel (no worker gathers anything: none holds more than its shard) and put together here, unit by
+   * unit. A checkpoint is always whole, so it loads into any number of workers and any strategy.
+   */
+  async exportCheckpoint(history: History = {}): Promise<ArrayBuffer> {
+    if (gradientSync(this.dist) !== 'shard') return this.guard(this.ranks[0].api.exportCheckpoint(history));
+    const states = await this.guard(Promise.all(this.ranks.map((h) => h.api.exportShard())));
+    return this.assemble(states, history);
+  }
+
+  /** A whole checkpoint from every rank's ShardState (layout.ts unshard, one unit at a time). */
+  private assemble(states: ShardState[], history: History = {}): ArrayBuffer {
+    const table = this.table();
+    const h = states[0].header;
+    return encodeCheckpoint({
+      header: checkpointHeader(h.config, h.tokenizer, h.step, h.adam_t, h.num_params, history),
+      params: unshard(states.map((s) => s.params), table), m: unshard(states.map((s) => s.m), table), v: unshard(states.map((s) => s.v), table),
+    });
   }
 
   /** The full parameters (the "full state dict"). */

@@ -74,7 +74,8 @@ export class RankService implements RankAPI {
     const ckpt = spec.checkpoint ? decodeCheckpoint(spec.checkpoint) : null;
     const tokenizer = await makeTokenizer(ckpt ? ckpt.header.tokenizer : spec.config.tokenizer === 'bpe' ? { kind: 'bpe' } : { kind: 'char', text: spec.text });
     const cfg = ckpt
-      ? { ...ckpt.header.config, max_iters: spec.config.max_iters, backend: spec.config.backend }
+      // the checkpoint's run; the caller says how long, where, and how the global batch is split now
+      ? { ...ckpt.header.config, max_iters: spec.config.max_iters, backend: spec.config.backend, batch_size: spec.config.batch_size, grad_accum: spec.config.grad_accum }
       : checkVocab(spec.config, tokenizer.vocabSize, false);
     const data = makeDataset(spec.text, tokenizer, cfg.block_size);
     const table = buildParamTable(cfg);
