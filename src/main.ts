@@ -2,7 +2,10 @@
 // life of a run. All training math runs in Web Workers, one per rank (src/ui/run.ts: a Coordinator of
 // ranks and the training loop around it); this thread awaits them and moves their results into the DOM.
 // The panels own their parts of the page: src/ui/corpus.ts the training text, src/ui/checkpoints.ts the
-// saved checkpoint, src/ui/samples.ts the samples and the “Sample now” form.
+// saved checkpoint and the model files, src/ui/samples.ts the samples and the “Sample now” form.
+// Weights loaded from llm.c's or Hugging Face's files (src/ui/weights.ts) are what the next Start
+// begins from: the setup takes their shape, and Start makes a step-0 checkpoint of them with the
+// setup's other settings (startFromWeights) for the workers to restore.
 //
 // Life of a run: Start (or Resume from a checkpoint) disposes the previous run's workers, starts
 // `workers` new ones (1 for strategy single), waits until every replica is built, then runs the loop.
@@ -32,6 +35,8 @@ import { FaultsPanel } from './ui/faults-panel';
 import { expectedAtRest } from './ui/memory';
 import { gradientSync } from './parallel/layout';
 import { mountCompare } from './ui/compare/view';
+import { WeightsNote, prepareWeights, reshaped, shapeProblem, startCheckpoint, vocabOf, type StartWeights } from './ui/weights';
+import type { LoadedModel } from './ui/model-files';
 
 type Phase = 'starting' | RunState; // RunState: idle running paused stopped done error
 const MEMORY_EVERY = 20; // steps between memory readings of the workers (and at every evaluation)
@@ -66,6 +71,7 @@ let runDist: DistOptions | null = null; // what the current run was started with
 let generation = 0; // bumped per launch: events and results of an older run are ignored
 let info: InitInfo | null = null; // what the current run's workers built
 let phase: Phase = 'idle';
+let startWeights: StartWeights | null = null; // llm.c's or Hugging Face's weights the next Start begins from
 
 const cores = navigator.hardwareConcurrency;
 const form = new SetupForm(byId('setup'), onSetupChange, cores);
@@ -77,7 +83,7 @@ const faults = new FaultsPanel({ run: () => (info ? run : null), running: () => 
 // The panels that own their part of the page, with getters for the page state they read:
 const sampleForm = new SampleForm(samples, { run: () => (info ? run : null), step: () => stats.currentStep, changed: render });
 const corpusPanel = new CorpusPanel({
-  busy, blockSize: () => config?.block_size ?? null, checkpointFile: (f) => checkpoints.drop(f), changed: render,
+  busy, blockSize: () => config?.block_size ?? null, modelFiles: (files) => checkpoints.drop(files), changed: render,
 });
 const checkpoints = new CheckpointPanel({
   run: () => (info ? run : null),
@@ -90,7 +96,9 @@ const checkpoints = new CheckpointPanel({
   showHistory,
   warn: showBanner,
   changed: render,
+  useWeights,
 });
+const weightsNote = new WeightsNote({ reshape: reshapeToWeights, forget: forgetWeights });
 
 // ---- messages -----------------------------------------------------------------------------------------
 function showBanner(title: string, message: string, kind: 'error' | 'warning' = 'error'): void {
@@ -125,6 +133,12 @@ function fail(e: unknown): void {
 
 // ---- setup ---------------------------------------------------------------------------------------------
 function onSetupChange(s: Setup): void {
+  // A new preset brings its own shape: while weights are loaded (and no run is starting), keep theirs.
+  if (startWeights && !busy() && setup && s.preset !== setup.preset) {
+    setup = s;
+    form.set(reshaped(s, startWeights), true);
+    return;
+  }
   setup = s;
   const r = toConfig(s);
   config = r.config;
@@ -141,9 +155,39 @@ function onSetupChange(s: Setup): void {
   render();
 }
 
-/** The parameters of the model a config builds (its vocabulary: the tokenizer's, or the run's). */
+/**
+ * The parameters of the model a config builds (its vocabulary: the one given, the loaded weights', the
+ * tokenizer's, or the run's).
+ */
 function paramTable(cfg: RunConfig, vocab?: number): ParamTable {
-  return buildParamTable({ ...cfg, vocab_size: vocab ?? (cfg.tokenizer === 'bpe' ? 50257 : corpusPanel.corpus?.vocab ?? cfg.vocab_size) });
+  const fromWeights = startWeights && !weightsProblem() ? vocabOf(startWeights) : undefined;
+  return buildParamTable({ ...cfg, vocab_size: vocab ?? fromWeights ?? (cfg.tokenizer === 'bpe' ? 50257 : corpusPanel.corpus?.vocab ?? cfg.vocab_size) });
+}
+
+// ---- weights to start from (llm.c's, Hugging Face's) --------------------------------------------------
+/** Where the setup and the loaded weights disagree (a shape edited since they were loaded), or null. */
+function weightsProblem(): string | null {
+  return startWeights && config ? shapeProblem(startWeights, config) : null;
+}
+
+/**
+ * llm.c's or Hugging Face's weights, chosen or dropped: checked against the setup and the text as a Start
+ * would check them; the setup takes their shape. Throws (nothing changed) what does not fit.
+ */
+function useWeights(model: LoadedModel): void {
+  const r = prepareWeights(model, form.setup, corpusPanel.corpus, `“${model.source}” cannot be used`);
+  startWeights = r.weights;
+  form.set(r.setup, true);
+}
+
+function reshapeToWeights(): void {
+  if (startWeights && !busy()) form.set(reshaped(form.setup, startWeights), true);
+}
+
+function forgetWeights(): void {
+  if (busy()) return;
+  startWeights = null;
+  render();
 }
 
 function renderEstimate(): void {
@@ -155,12 +199,15 @@ function renderEstimate(): void {
   const table = paramTable(config);
   workers.previewModel(table);
   const params = table.total;
+  el.estimate.dataset.params = String(params);
+  const shaped = startWeights && !weightsProblem() ? ` (the shape of ${startWeights.source})` : '';
   const n = dist?.workers ?? 1;
   const tokensPerStep = globalBatch(config, n).tokens;
   const shards = dist !== null && gradientSync(dist) === 'shard' && n > 1;
   const rest = expectedAtRest(table, dist ?? { strategy: 'single', workers: 1 }, config.backend).bytes;
   el.estimate.replaceChildren(
     h('strong', {}, `≈ ${fmt.compact(params)} parameters`),
+    shaped,
     ` · ${fmt.bytes(rest)} for ${shards ? 'a 1/' + n + ' shard of ' : ''}weights, gradients and AdamW state${n > 1 ? ` in each of ${n} workers` : ''} · ${fmt.count(tokensPerStep)} tokens per step`,
   );
   if (config.lr_decay_iters < config.max_iters) {
@@ -181,9 +228,10 @@ function failed(): boolean {
 function render(): void {
   const corpus = corpusPanel.corpus;
   const ready = config !== null && dist !== null && corpus !== null;
+  const weightsIssue = weightsProblem();
   compare.refresh();
-  el.start.disabled = !ready || busy() || compare.active; // one thing at a time on the workers
-  el.start.textContent = info && !busy() ? 'Start new run' : 'Start training';
+  el.start.disabled = !ready || busy() || compare.active || weightsIssue !== null; // one thing at a time on the workers
+  el.start.textContent = startWeights ? 'Start from the loaded weights' : info && !busy() ? 'Start new run' : 'Start training';
   el.pause.disabled = phase !== 'running';
   el.resume.disabled = phase !== 'paused';
   el.stop.disabled = phase !== 'running' && phase !== 'paused';
@@ -201,12 +249,17 @@ function render(): void {
         ? 'Waiting for the training text…'
         : busy()
           ? 'The setup is locked while a run is going. Stop it to change settings.'
-          : checkpoints.meta && !info
-            ? 'Start trains a new model from scratch; “Resume” in the Checkpoint panel continues the saved one.'
-            : '';
-  el.startHint.classList.toggle('problem', !config || !dist);
+          : weightsIssue
+            ? `Fix the setup first: ${weightsIssue}.`
+            : startWeights
+              ? `Start trains from the weights of ${startWeights.source} (step 0, a fresh optimizer)${checkpoints.meta ? '; “Resume” in the Checkpoint panel continues the saved checkpoint' : ''}.`
+              : checkpoints.meta && !info
+                ? 'Start trains a new model from scratch; “Resume” in the Checkpoint panel continues the saved one.'
+                : '';
+  el.startHint.classList.toggle('problem', !config || !dist || (weightsIssue !== null && !busy()));
   renderEstimate();
   checkpoints.render();
+  weightsNote.render(startWeights, weightsIssue, corpus, busy());
 }
 
 function renderInfo(i: InitInfo | null): void {
@@ -265,9 +318,21 @@ async function launch(resume: boolean): Promise<void> {
       return;
     }
   }
-  const cfg: RunConfig = config;
+  let cfg: RunConfig = config;
   const d: DistOptions = dist;
   const text = corpus.text;
+  if (!resume && startWeights) {
+    // A step-0 checkpoint of the loaded weights with the setup's settings: the workers restore it.
+    try {
+      ({ config: cfg, checkpoint } = startCheckpoint(startWeights, cfg, corpus));
+    } catch (e) {
+      phase = before;
+      showBanner('Cannot start from the loaded weights.', sentence(messageOf(e)));
+      render();
+      return;
+    }
+  }
+  const vocab = header?.config.vocab_size ?? (checkpoint ? cfg.vocab_size : undefined); // the checkpoint's model, exactly
 
   const gen = ++generation;
   run?.dispose();
@@ -278,7 +343,7 @@ async function launch(resume: boolean): Promise<void> {
   samples.clear();
   faults.reset();
   renderInfo(null);
-  workers.start(d, cfg.backend === 'auto' ? '' : cfg.backend, globalBatch(cfg, d.workers), paramTable(cfg));
+  workers.start(d, cfg.backend === 'auto' ? '' : cfg.backend, globalBatch(cfg, d.workers), paramTable(cfg, vocab));
   if (header) showHistory(header);
   else {
     chart.reset();

@@ -3,15 +3,19 @@
 // over 2, checks the loss goes down, that samples, worker cards (with memory bars by kind) and a
 // checkpoint appear, that the checkpoint (and its dist settings) is offered after a reload, that a worker
 // broken from the "Break something" menu or crashing on its own is replaced and the run goes on (listed
-// in #recoveries), that a lone worker's crash stops the run with a message, and that bad links and bad
-// files give specific messages.
+// in #recoveries), that a lone worker's crash stops the run with a message, that bad links and bad
+// files give specific messages, and that models go in and out: a run starts from llm.c's weights (or
+// Hugging Face's, dropped together), and the saved model downloads as a checkpoint (.ckpt), as llm.c's
+// .bin and as Hugging Face's files, which parse back with the fixture's shape.
 // Run: npx vitest run --project node test/page.test.ts
 // (screenshots: test-results/page.png, test-results/page-ddp.png, test-results/page-fsdp.png)
 
 import { mkdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Page } from 'playwright-core';
+import type { Download, Page } from 'playwright-core';
 import { root, startHarness, type Harness } from './harness';
+import { readLlmcModel } from '../src/model/llmc';
+import { readHf, writeHf } from '../src/model/hf';
 
 let h: Harness;
 
@@ -36,6 +40,8 @@ async function open(query: string): Promise<{ page: Page; errors: string[] }> {
 }
 
 const num = (s: string | null | undefined) => (s ? Number(s) : NaN);
+const arrayBuffer = (b: Buffer) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+const downloaded = async (d: Download) => readFileSync((await d.path())!);
 
 /** The data attributes of every worker card. */
 async function cards(page: Page): Promise<Record<string, string>[]> {
@@ -116,8 +122,9 @@ describe('the trainer page', () => {
 
     // Download it, then load it back: a cut-off copy is refused with the decoder's message, the whole one is taken.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-checkpoint')]);
-    expect(download.suggestedFilename()).toBe('gpt2-tiny-step40.bin');
+    expect(download.suggestedFilename()).toBe('gpt2-tiny-step40.ckpt');
     const bytes = readFileSync((await download.path())!);
+    // (named .bin, as older downloads were: a checkpoint is recognised by its content)
     await page.setInputFiles('#checkpoint-file', { name: 'cut.bin', mimeType: 'application/octet-stream', buffer: bytes.subarray(0, bytes.length - 64) });
     await expect.poll(() => page.textContent('#checkpoint-error')).toContain('truncated or corrupt');
     await page.setInputFiles('#checkpoint-file', { name: 'mine.bin', mimeType: 'application/octet-stream', buffer: bytes });
@@ -455,8 +462,8 @@ describe('the trainer page', () => {
     await page.context().close();
   });
 
-  it('rejects binary and too-short texts and broken checkpoint files with specific messages', async () => {
-    const { page, errors } = await open('?preset=tiny');
+  it('rejects bad texts and model files with specific messages; trains from llm.c weights and downloads the model in every format', async () => {
+    const { page, errors } = await open('?preset=tiny&backend=wasm&max_iters=3&eval_interval=0');
     await page.setInputFiles('#corpus-file', { name: 'photo.jpg', mimeType: 'image/jpeg', buffer: Buffer.from([0xff, 0xd8, 0x00, 0x10]) });
     await expect.poll(() => page.textContent('#corpus-error')).toContain('NUL bytes');
     await page.setInputFiles('#corpus-file', { name: 'short.txt', mimeType: 'text/plain', buffer: Buffer.from('To be or not to be.') });
@@ -465,9 +472,98 @@ describe('the trainer page', () => {
     await expect.poll(() => page.textContent('#corpus-error')).toContain('is empty');
     expect(await page.getAttribute('#corpus-info', 'data-name')).toBe('tinyshakespeare.txt'); // still the old text
 
-    await page.setInputFiles('#checkpoint-file', { name: 'notes.bin', mimeType: 'application/octet-stream', buffer: Buffer.from('definitely not a checkpoint') });
-    await expect.poll(() => page.textContent('#checkpoint-error')).toContain('not a checkpoint of this trainer');
+    // Bad model files: the reader's one line each, and nothing changes.
+    const bin = (name: string, buffer: Buffer) => ({ name, mimeType: 'application/octet-stream', buffer });
+    await page.setInputFiles('#checkpoint-file', bin('notes.ckpt', Buffer.from('definitely not a checkpoint')));
+    await expect.poll(() => page.textContent('#checkpoint-error')).toContain('“notes.ckpt” cannot be used: not a checkpoint of this trainer');
+    await page.setInputFiles('#checkpoint-file', bin('notes.bin', Buffer.from('definitely not a checkpoint')));
+    await expect.poll(() => page.textContent('#checkpoint-error')).toContain("“notes.bin” cannot be used: model file is 27 bytes, shorter than llm.c's 1024-byte header: not an llm.c file");
+    const fixtureBytes = readFileSync(root + 'test/fixtures/llmc-tiny/model.bin');
+    const fixture = readLlmcModel(arrayBuffer(fixtureBytes));
+    const hf = writeHf(fixture.config, fixture.params);
+    const safetensors = Buffer.from(hf['model.safetensors']);
+    await page.setInputFiles('#checkpoint-file', bin('model.safetensors', safetensors));
+    await expect.poll(() => page.textContent('#checkpoint-error')).toContain('“model.safetensors” cannot be used: no config.json beside the weights');
+    // A vocabulary that does not match the text: startFromWeights' message.
+    await page.setInputFiles('#corpus-file', { name: 'abc.txt', mimeType: 'text/plain', buffer: Buffer.from('abc\n'.repeat(3000)) });
+    await expect.poll(() => page.getAttribute('#corpus-info', 'data-name')).toBe('abc.txt');
+    await page.setInputFiles('#checkpoint-file', bin('model.bin', fixtureBytes));
+    await expect.poll(() => page.textContent('#checkpoint-error')).toContain('“model.bin” cannot be used: the weights have a vocabulary of 65 tokens, the char tokenizer of “abc.txt” has 4');
+    expect(await page.isVisible('#weights')).toBe(false);
     expect(await page.isVisible('#resume-checkpoint')).toBe(false);
+    await page.click('#corpus-default');
+    await expect.poll(() => page.getAttribute('#corpus-info', 'data-name')).toBe('tinyshakespeare.txt');
+
+    // Hugging Face's model.safetensors and config.json dropped together: the next Start's weights, their
+    // shape in the setup (n_layer was 3) and in the estimate.
+    await page.fill('#f-n_layer', '3');
+    const drop = await page.evaluateHandle(([weights, config]) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([Uint8Array.from(atob(weights), (c) => c.charCodeAt(0))], 'model.safetensors'));
+      dt.items.add(new File([config], 'config.json', { type: 'application/json' }));
+      return dt;
+    }, [safetensors.toString('base64'), hf['config.json']] as const);
+    await page.dispatchEvent('#dropzone', 'drop', { dataTransfer: drop });
+    await expect.poll(() => page.getAttribute('#weights', 'data-source')).toBe('model.safetensors + config.json');
+    expect(await page.isVisible('#checkpoint-error')).toBe(false);
+    expect(await page.getAttribute('#weights', 'data-format')).toBe('hf');
+    expect(await page.inputValue('#f-n_layer')).toBe('2');
+    expect(num(await page.getAttribute('#estimate', 'data-params'))).toBe(106_304);
+    expect(await page.textContent('#weights-info')).toContain('n_layer 2 · n_head 4 · n_embd 64 · block_size 32 · vocab_size 65');
+    // A shape edited since blocks Start and says so; one click puts the weights' shape back.
+    await page.fill('#f-n_layer', '3');
+    await expect.poll(() => page.textContent('#weights-problem')).toContain('n_layer 3 (the weights have 2)');
+    expect(await page.isDisabled('#start')).toBe(true);
+    await page.click('#weights-reshape');
+    expect(await page.inputValue('#f-n_layer')).toBe('2');
+    await expect.poll(() => page.isEnabled('#start')).toBe(true);
+
+    // llm.c's fixture (2 layers, 4 heads, n_embd 64, block 32, the 65 characters of tinyshakespeare): 3 steps from it.
+    await page.setInputFiles('#checkpoint-file', bin('model.bin', fixtureBytes));
+    await expect.poll(() => page.getAttribute('#weights', 'data-source')).toBe('model.bin');
+    expect(await page.textContent('#weights-info')).toContain('the characters of “tinyshakespeare.txt”');
+    expect(await page.textContent('#start')).toBe('Start from the loaded weights');
+    const run = await trainToEnd(page, 60_000);
+    expect(run.step).toBe(3);
+    expect(num(await page.getAttribute('#run-info', 'data-num-params'))).toBe(106_304);
+    await page.waitForSelector('#checkpoint-info[data-step="3"]', { timeout: 20_000 });
+
+    // Download it as llm.c's .bin: the fixture's shape, and its weights moved by 3 small steps, not a new model.
+    const [llmc] = await Promise.all([page.waitForEvent('download'), page.click('#download-llmc')]);
+    expect(llmc.suggestedFilename()).toBe('gpt2-tiny-step3.bin');
+    const trained = readLlmcModel(arrayBuffer(await downloaded(llmc)));
+    expect(trained.config).toEqual(fixture.config);
+    let moved = 0;
+    for (let i = 0; i < fixture.params.length; i++) moved = Math.max(moved, Math.abs(trained.params[i] - fixture.params[i]));
+    expect(moved).toBeGreaterThan(0);
+    expect(moved).toBeLessThan(0.01);
+    // As Hugging Face's files (separate downloads), with the character vocabulary.
+    const hfFiles: Download[] = [];
+    const collect = (d: Download) => hfFiles.push(d);
+    page.on('download', collect);
+    await page.click('#download-hf');
+    await expect.poll(() => hfFiles.length, { timeout: 10_000 }).toBe(3);
+    page.off('download', collect);
+    const byName = new Map(await Promise.all(hfFiles.map(async (d) => [d.suggestedFilename(), await downloaded(d)] as const)));
+    expect([...byName.keys()].sort()).toEqual(['char_vocab.json', 'config.json', 'model.safetensors']);
+    const back = readHf({ 'model.safetensors': arrayBuffer(byName.get('model.safetensors')!), 'config.json': byName.get('config.json')!.toString(), 'char_vocab.json': byName.get('char_vocab.json')!.toString() });
+    expect(back.config).toMatchObject({ n_layer: 2, n_head: 4, n_embd: 64, block_size: 32, vocab_size: 65 });
+    expect(back.params).toEqual(trained.params);
+    // And as the checkpoint, which loads back (after a reload, the saved one deleted) offering step 3.
+    const [ckpt] = await Promise.all([page.waitForEvent('download'), page.click('#download-checkpoint')]);
+    expect(ckpt.suggestedFilename()).toBe('gpt2-tiny-step3.ckpt');
+    const ckptBytes = await downloaded(ckpt);
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    expect(await page.isVisible('#weights')).toBe(false); // loaded weights are not kept across a reload
+    await page.click('#forget-checkpoint');
+    await expect.poll(() => page.isVisible('#resume-checkpoint')).toBe(false);
+    await page.setInputFiles('#checkpoint-file', bin('gpt2-tiny-step3.ckpt', ckptBytes));
+    await expect.poll(() => page.textContent('#checkpoint-info')).toContain('loaded from gpt2-tiny-step3.ckpt');
+    expect(await page.getAttribute('#checkpoint-info', 'data-step')).toBe('3');
+    await page.fill('#f-max_iters', '6');
+    await expect.poll(() => page.textContent('#resume-checkpoint')).toBe('Resume from step 3');
+    expect(await page.isVisible('#checkpoint-error')).toBe(false);
     expect(errors).toEqual([]);
     await page.context().close();
   });

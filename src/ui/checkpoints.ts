@@ -1,6 +1,10 @@
 // The Checkpoint panel: the run's last checkpoint, kept in this browser (IndexedDB, src/ui/store.ts).
 // It is saved after every evaluation and on pause/stop (save(): one save at a time, later requests
-// collapse into one more), can be downloaded as a .bin, loaded back from a file, deleted, or resumed.
+// collapse into one more), can be downloaded (as this trainer's .ckpt, llm.c's .bin or Hugging Face's
+// model.safetensors + config.json), loaded back from a file, deleted, or resumed.
+// Loading takes any model file (src/ui/model-files.ts): a trainer checkpoint (by its content, whatever
+// its name) becomes the saved checkpoint, offered for resuming; llm.c's and Hugging Face's weights go to
+// the page (useWeights) as the weights the next Start begins from (src/ui/weights.ts).
 //
 // The panel owns its elements, the saved checkpoint's summary (meta) and the save queue; the page hands it
 // getters for what it reads (the current run, the setup, the corpus) and callbacks for what it changes on
@@ -8,10 +12,11 @@
 
 import type { RunConfig } from '../model/config';
 import type { DistOptions } from '../parallel/coordinator';
-import { decodeCheckpoint, type CheckpointHeader } from '../train/checkpoint';
+import type { CheckpointHeader } from '../train/checkpoint';
 import type { Corpus } from './corpus';
 import { byId, h } from './dom';
 import * as fmt from './format';
+import { exportFiles, readModelFiles, type DownloadFormat, type LoadedModel } from './model-files';
 import type { Run } from './run';
 import * as store from './store';
 
@@ -27,13 +32,18 @@ export interface CheckpointPage {
   showHistory(header: CheckpointHeader): void; // a checkpoint's loss curve on the chart and in the stats
   warn(title: string, message: string, kind?: 'error' | 'warning'): void; // the page's banner
   changed(): void; // redraw the page (the saved checkpoint changed)
+  useWeights(model: LoadedModel): void; // llm.c's or Hugging Face's weights: the next Start's; throws what does not fit
 }
 
 export class CheckpointPanel {
   private readonly info = byId('checkpoint-info');
   private readonly error = byId('checkpoint-error');
   private readonly resumeButton = byId<HTMLButtonElement>('resume-checkpoint');
-  private readonly downloadButton = byId<HTMLButtonElement>('download-checkpoint');
+  private readonly downloads: Record<DownloadFormat, HTMLButtonElement> = {
+    checkpoint: byId<HTMLButtonElement>('download-checkpoint'),
+    llmc: byId<HTMLButtonElement>('download-llmc'),
+    hf: byId<HTMLButtonElement>('download-hf'),
+  };
   private readonly file = byId<HTMLInputElement>('checkpoint-file');
   private readonly fileLabel = byId('load-checkpoint-label');
   private readonly forgetButton = byId<HTMLButtonElement>('forget-checkpoint');
@@ -41,14 +51,15 @@ export class CheckpointPanel {
   private storeAvailable = true;
   private saving: Promise<void> | null = null;
   private saveAgain = false;
+  private downloading = false; // one download (of one or more files) at a time
 
   constructor(private readonly page: CheckpointPage) {
     this.resumeButton.addEventListener('click', () => page.resume());
-    this.downloadButton.addEventListener('click', () => void this.download());
+    for (const [format, button] of Object.entries(this.downloads)) button.addEventListener('click', () => void this.download(format as DownloadFormat));
     this.file.addEventListener('change', () => {
-      const f = this.file.files?.[0];
+      const files = [...(this.file.files ?? [])];
       this.file.value = '';
-      if (f) void this.loadFile(f);
+      if (files.length) void this.loadFiles(files);
     });
     this.forgetButton.addEventListener('click', async () => {
       await store.forgetCheckpoint().catch(() => {});
@@ -117,21 +128,21 @@ export class CheckpointPanel {
       this.saved = meta;
       this.render();
     } catch (e) {
-      this.page.warn('Could not save the checkpoint in this browser.', `${messageOf(e)}. Use “Download .bin” to keep your model.`, 'warning');
+      this.page.warn('Could not save the checkpoint in this browser.', `${messageOf(e)}. Download the checkpoint (.ckpt) to keep your model.`, 'warning');
     }
   }
 
-  /** A .bin dropped anywhere on the page. */
-  drop(file: File): void {
-    if (this.page.busy()) this.showError('Stop the run before loading a checkpoint.');
-    else void this.loadFile(file);
+  /** Model files dropped anywhere on the page. */
+  drop(files: File[]): void {
+    if (this.page.busy()) this.showError('Stop the run before loading a checkpoint or a model.');
+    else void this.loadFiles(files);
   }
 
   render(): void {
     const m = this.saved;
     const busy = this.page.busy();
     const config = this.page.config();
-    this.downloadButton.disabled = !m;
+    for (const button of Object.values(this.downloads)) button.disabled = !m || this.downloading;
     this.forgetButton.hidden = !m || busy;
     this.resumeButton.hidden = !m || busy;
     this.fileLabel.classList.toggle('disabled', busy);
@@ -161,31 +172,65 @@ export class CheckpointPanel {
     this.info.dataset.step = String(m.step);
   }
 
-  private async download(): Promise<void> {
+  /**
+   * The saved checkpoint as files: as it is (.ckpt), or decoded and written as llm.c's model file or
+   * Hugging Face's files (each its own download; the browser may ask once to allow several).
+   */
+  private async download(format: DownloadFormat): Promise<void> {
+    this.showError(null);
     const buf = await store.loadCheckpoint().catch(() => null);
     if (!buf || !this.saved) return this.showError('The saved checkpoint could not be read from this browser’s storage.');
-    const url = URL.createObjectURL(new Blob([buf], { type: 'application/octet-stream' }));
-    h('a', { href: url, download: `gpt2-${this.saved.preset}-step${this.saved.step}.bin` }).click();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    let files: [string, ArrayBuffer | string][];
+    try {
+      files = exportFiles(buf, format, `gpt2-${this.saved.preset}-step${this.saved.step}`);
+    } catch (e) {
+      return this.showError(`The saved checkpoint cannot be exported: ${messageOf(e)}.`);
+    }
+    this.downloading = true;
+    this.render();
+    try {
+      for (const [i, [name, data]] of files.entries()) {
+        if (i > 0) await new Promise((resolve) => setTimeout(resolve, 250)); // one download at a time
+        const url = URL.createObjectURL(new Blob([data], { type: typeof data === 'string' ? 'application/json' : 'application/octet-stream' }));
+        h('a', { href: url, download: name }).click();
+        setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      }
+    } finally {
+      this.downloading = false;
+      this.render();
+    }
   }
 
-  private async loadFile(file: File): Promise<void> {
+  /**
+   * Files chosen or dropped: a trainer checkpoint is stored as the checkpoint to resume; llm.c's or
+   * Hugging Face's weights become the next Start's (the page checks them against the setup and the text).
+   * A file that cannot be used changes nothing and says why, in one line.
+   */
+  private async loadFiles(files: File[]): Promise<void> {
     this.showError(null);
-    let header: CheckpointHeader;
-    const buf = await file.arrayBuffer();
+    let model: LoadedModel;
     try {
-      header = decodeCheckpoint(buf).header; // every check, with a message that says what is wrong
+      model = await readModelFiles(files); // every check, with a message that says what is wrong
     } catch (e) {
-      return this.showError(`“${file.name}” cannot be used: ${messageOf(e)}.`);
+      return this.showError(sentence(messageOf(e)));
     }
-    const meta = store.metaFor(buf, file.name, this.page.corpus()?.name ?? '');
+    if (!model.weights.checkpoint || !model.bytes) {
+      try {
+        this.page.useWeights(model);
+      } catch (e) {
+        this.showError(sentence(messageOf(e)));
+      }
+      return;
+    }
+    const buf = model.bytes;
+    const meta = store.metaFor(buf, model.source, this.page.corpus()?.name ?? '');
     try {
       await store.saveCheckpoint(buf, meta);
     } catch (e) {
-      return this.showError(`“${file.name}” is a valid checkpoint, but this browser would not store it: ${messageOf(e)}.`);
+      return this.showError(`“${model.source}” is a valid checkpoint, but this browser would not store it: ${messageOf(e)}.`);
     }
     this.saved = meta;
-    if (!this.page.busy()) this.page.showHistory(header);
+    if (!this.page.busy()) this.page.showHistory(model.weights.checkpoint.header);
     this.page.changed();
   }
 
@@ -193,6 +238,10 @@ export class CheckpointPanel {
     this.error.textContent = message ?? '';
     this.error.hidden = message === null;
   }
+}
+
+function sentence(msg: string): string {
+  return /[.!?]$/.test(msg) ? msg : `${msg}.`;
 }
 
 function messageOf(e: unknown): string {

@@ -1,4 +1,5 @@
-// The training text: the default Tiny Shakespeare, or a .txt file the user drops in.
+// The training text: the default Tiny Shakespeare, or a .txt file the user drops in (model files dropped
+// on the page go to the checkpoint panel: src/ui/model-files.ts says which are which).
 // Every rejection says what is wrong with the file and what to do instead.
 // Reading and checking a text comes first (no DOM); CorpusPanel, below, is the page's “Training text”
 // panel: the file input, the drop zone and the user's own text kept in IndexedDB for the next visit.
@@ -9,6 +10,7 @@ import { charTokenizer } from '../data/tokenizer';
 import { byId, h } from './dom';
 import * as fmt from './format';
 import * as store from './store';
+import { droppedFiles, isModelName, startsAsCheckpoint } from './model-files';
 
 export const DEFAULT_CORPUS_URL = '/data/tinyshakespeare.txt';
 export const DEFAULT_CORPUS_NAME = 'tinyshakespeare.txt';
@@ -87,7 +89,7 @@ export function checkLength(corpus: Corpus, blockSize: number): void {
 export interface CorpusPage {
   busy(): boolean; // a run is starting, running or paused: the text cannot change
   blockSize(): number | null; // the setup's block_size, null while the setup is invalid
-  checkpointFile(file: File): void; // a .bin dropped on the page is a checkpoint, not a text
+  modelFiles(files: File[]): void; // model files dropped on the page (a checkpoint, llm.c's, Hugging Face's), not a text
   changed(): void; // redraw the page (the corpus changed)
 }
 
@@ -107,7 +109,8 @@ export class CorpusPanel {
     });
     this.defaultButton.addEventListener('click', () => void this.useDefault());
     // A file dropped anywhere on the page (not only on the drop zone) must not make the browser navigate
-    // away from a run: a .bin is a checkpoint, anything else a training text.
+    // away from a run. Model files (a checkpoint, an llm.c .bin, a .safetensors with its JSON files, or
+    // their folder) go to the checkpoint panel; one other file is a training text.
     window.addEventListener('dragover', (e) => {
       e.preventDefault();
       this.dropzone.classList.add('over');
@@ -116,11 +119,22 @@ export class CorpusPanel {
     window.addEventListener('drop', (e) => {
       e.preventDefault();
       this.dropzone.classList.remove('over');
-      const f = e.dataTransfer?.files[0];
-      if (!f) return;
-      if (/\.bin$/i.test(f.name)) page.checkpointFile(f);
-      else void this.useFile(f);
+      if (e.dataTransfer) void this.dropped(droppedFiles(e.dataTransfer));
     });
+  }
+
+  private async dropped(pending: Promise<File[]>): Promise<void> {
+    let files: File[];
+    try {
+      files = await pending;
+    } catch (e) {
+      return this.showError(`The dropped files could not be read: ${messageOf(e)}`);
+    }
+    if (files.length === 0) return;
+    // A checkpoint is one by its content, whatever its name (older downloads were *.bin).
+    if (files.some((f) => isModelName(f.name)) || (files.length === 1 && (await startsAsCheckpoint(files[0]).catch(() => false)))) this.page.modelFiles(files);
+    else if (files.length > 1) this.showError(`Drop one text file at a time (got ${files.length}), or a model's files.`);
+    else void this.useFile(files[0]);
   }
 
   /** The training text, null until one is loaded. */
