@@ -37,6 +37,8 @@ import { gradientSync } from './parallel/layout';
 import { mountCompare } from './ui/compare/view';
 import { WeightsNote, prepareWeights, reshaped, shapeProblem, startCheckpoint, vocabOf, type StartWeights } from './ui/weights';
 import type { LoadedModel } from './ui/model-files';
+import { banner, messageOf, sentence } from './ui/messages';
+import { renderRunInfo } from './ui/run-info';
 
 type Phase = 'starting' | RunState; // RunState: idle running paused stopped done error
 const MEMORY_EVERY = 20; // steps between memory readings of the workers (and at every evaluation)
@@ -50,9 +52,6 @@ const el = {
   startHint: byId('start-hint'),
   runInfo: byId('run-info'),
   estimate: byId('estimate'),
-  banner: byId('banner'),
-  bannerTitle: byId('banner-title'),
-  bannerMessage: byId('banner-message'),
   copyLink: byId<HTMLButtonElement>('copy-link'),
 };
 
@@ -94,39 +93,20 @@ const checkpoints = new CheckpointPanel({
   failed,
   resume: () => void launch(true),
   showHistory,
-  warn: showBanner,
+  warn: banner.show,
   changed: render,
   useWeights,
 });
 const weightsNote = new WeightsNote({ reshape: reshapeToWeights, forget: forgetWeights });
 
 // ---- messages -----------------------------------------------------------------------------------------
-function showBanner(title: string, message: string, kind: 'error' | 'warning' = 'error'): void {
-  el.bannerTitle.textContent = title;
-  el.bannerMessage.textContent = message;
-  el.banner.dataset.kind = kind;
-  el.banner.hidden = false;
-}
-
-function hideBanner(): void {
-  el.banner.hidden = true;
-}
-
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-function sentence(msg: string): string {
-  return `${msg.charAt(0).toUpperCase()}${msg.slice(1)}${/[.!?]$/.test(msg) ? '' : '.'}`;
-}
-
 /** The run failed: say why, keep the workers (rank 0's model may still sample) and the saved checkpoint. */
 function fail(e: unknown): void {
   phase = 'error';
   const saved = checkpoints.meta;
   const kept = saved ? ` Your last checkpoint (step ${saved.step}) is kept: use “Resume from step ${saved.step}” to continue.` : '';
   const msg = messageOf(e);
-  showBanner('Training stopped.', `${sentence(msg)}${kept}`);
+  banner.show('Training stopped.', `${sentence(msg)}${kept}`);
   workers.setPhase('error', msg);
   render();
 }
@@ -262,38 +242,13 @@ function render(): void {
   weightsNote.render(startWeights, weightsIssue, corpus, busy());
 }
 
-function renderInfo(i: InitInfo | null): void {
-  if (!i) {
-    el.runInfo.replaceChildren();
-    return;
-  }
-  const chip = (label: string, value: string) => h('span', { class: 'chip' }, h('span', {}, label), h('strong', {}, value));
-  const b = i.backend;
-  const backend = h('p', { class: 'backend' }, h('strong', {}, `Backend: ${b.name}`), ` — ${b.reason}.`);
-  if (b.adapter) {
-    const a = b.adapter;
-    backend.append(` GPU adapter: ${[a.vendor, a.architecture, a.description].filter(Boolean).join(' · ') || 'unknown'}${a.fallback ? ' (software fallback)' : ''}.`);
-  }
-  el.runInfo.replaceChildren(
-    backend,
-    h('div', { class: 'chips' },
-      chip('parameters', fmt.compact(i.numParams)),
-      chip('vocabulary', fmt.count(i.vocabSize)),
-      chip('train tokens', fmt.count(i.trainTokens)),
-      chip('val tokens', fmt.count(i.valTokens)),
-    ),
-  );
-  el.runInfo.dataset.backend = b.name;
-  el.runInfo.dataset.numParams = String(i.numParams);
-}
-
 // ---- a run ---------------------------------------------------------------------------------------------
 async function launch(resume: boolean): Promise<void> {
   const corpus = corpusPanel.corpus;
   if (!config || !dist || !corpus || busy()) return;
   const before = phase;
   phase = 'starting'; // from here on, a second click does nothing
-  hideBanner();
+  banner.hide();
   sampleForm.clearError();
   render();
   let checkpoint: ArrayBuffer | undefined;
@@ -327,7 +282,7 @@ async function launch(resume: boolean): Promise<void> {
       ({ config: cfg, checkpoint } = startCheckpoint(startWeights, cfg, corpus));
     } catch (e) {
       phase = before;
-      showBanner('Cannot start from the loaded weights.', sentence(messageOf(e)));
+      banner.show('Cannot start from the loaded weights.', sentence(messageOf(e)));
       render();
       return;
     }
@@ -342,7 +297,7 @@ async function launch(resume: boolean): Promise<void> {
   phase = 'starting';
   samples.clear();
   faults.reset();
-  renderInfo(null);
+  renderRunInfo(el.runInfo, null);
   workers.start(d, cfg.backend === 'auto' ? '' : cfg.backend, globalBatch(cfg, d.workers), paramTable(cfg, vocab));
   if (header) showHistory(header);
   else {
@@ -363,14 +318,14 @@ async function launch(resume: boolean): Promise<void> {
   run = r;
   runDist = d;
   info = r.info;
-  renderInfo(info);
+  renderRunInfo(el.runInfo, info);
   workers.ready(r.infos.map((i) => i.backend.name), r.dist, r.notice, paramTable(cfg, info.vocabSize));
   workers.setPhase('idle');
-  if (r.notice) showBanner('Using the ring transport instead.', `${sentence(r.notice)} Serve the page with the Cross-Origin-Opener-Policy and Cross-Origin-Embedder-Policy headers (as npm run dev does) to use shared.`, 'warning');
+  if (r.notice) banner.show('Using the ring transport instead.', `${sentence(r.notice)} Serve the page with the Cross-Origin-Opener-Policy and Cross-Origin-Embedder-Policy headers (as npm run dev does) to use shared.`, 'warning');
   void readMemory();
   if (info.step >= cfg.max_iters) {
     phase = 'done';
-    showBanner('This checkpoint has finished.', `It is at step ${info.step} and max_iters is ${cfg.max_iters}. Raise max_iters in the setup and press “Resume from step ${info.step}” to train further, or sample from it below.`, 'warning');
+    banner.show('This checkpoint has finished.', `It is at step ${info.step} and max_iters is ${cfg.max_iters}. Raise max_iters in the setup and press “Resume from step ${info.step}” to train further, or sample from it below.`, 'warning');
     render();
     return;
   }
@@ -451,7 +406,7 @@ el.start.addEventListener('click', () => void launch(false));
 el.pause.addEventListener('click', () => control('pause'));
 el.resume.addEventListener('click', () => control('resume'));
 el.stop.addEventListener('click', () => control('stop'));
-byId('banner-close').addEventListener('click', hideBanner);
+byId('banner-close').addEventListener('click', banner.hide);
 el.copyLink.addEventListener('click', async () => {
   const label = el.copyLink.textContent;
   try {
@@ -462,13 +417,13 @@ el.copyLink.addEventListener('click', async () => {
   }
   setTimeout(() => (el.copyLink.textContent = label), 2000);
 });
-window.addEventListener('unhandledrejection', (e) => showBanner('Something went wrong.', messageOf(e.reason)));
+window.addEventListener('unhandledrejection', (e) => banner.show('Something went wrong.', messageOf(e.reason)));
 // An uncaught error in a worker also reaches this page's 'error' handler. If it stopped the run, the
 // run's own failure (“training worker N crashed: …”, raised through the coordinator in the same task)
 // already says so: only speak when nothing else did.
 window.addEventListener('error', (e) => {
   const message = e.message;
-  setTimeout(() => !failed() && showBanner('Something went wrong.', message), 0);
+  setTimeout(() => !failed() && banner.show('Something went wrong.', message), 0);
 });
 
 // ---- the Compare view (src/ui/compare): runs this setup under several strategies, side by side --------
@@ -485,7 +440,7 @@ const compare = mountCompare(byId('compare'), {
 async function boot(): Promise<void> {
   const { setup: fromLink, problems } = fromQuery(location.search, cores);
   form.set(fromLink, true);
-  if (problems.length) showBanner('This link could not be used as it is.', problems.join(' '), 'warning');
+  if (problems.length) banner.show('This link could not be used as it is.', problems.join(' '), 'warning');
 
   await corpusPanel.restore(); // the user's own text from an earlier visit, else Tiny Shakespeare
   await checkpoints.restore(); // a checkpoint from an earlier visit: offer to resume it, with its loss curve

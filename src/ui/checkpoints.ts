@@ -15,6 +15,7 @@ import type { DistOptions } from '../parallel/coordinator';
 import type { CheckpointHeader } from '../train/checkpoint';
 import type { Corpus } from './corpus';
 import { byId, h } from './dom';
+import { messageOf } from './messages';
 import * as fmt from './format';
 import { exportFiles, readModelFiles, type DownloadFormat, type LoadedModel } from './model-files';
 import type { Run } from './run';
@@ -244,6 +245,3 @@ function sentence(msg: string): string {
   return /[.!?]$/.test(msg) ? msg : `${msg}.`;
 }
 
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}

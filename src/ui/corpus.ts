@@ -8,6 +8,7 @@ import { DataError, makeDataset } from '../data/dataset';
 import { checkText, decodeCorpus } from '../data/text';
 import { charTokenizer } from '../data/tokenizer';
 import { byId, h } from './dom';
+import { messageOf } from './messages';
 import * as fmt from './format';
 import * as store from './store';
 import { droppedFiles, isModelName, startsAsCheckpoint } from './model-files';
@@ -196,6 +197,3 @@ export class CorpusPanel {
   }
 }
 
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
