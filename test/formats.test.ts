@@ -1,3 +1,4 @@
+// (Long on purpose: one case per format and per bad file, each a few lines.)
 // Models in and out (src/model/safetensors.ts, hf.ts, llmc.ts, formats.ts and `convert`): every format
 // gives back exactly what it was given; llm.c -> Hugging Face -> llm.c is the original file byte for
 // byte; the exported files compute GPT-2's numbers in an independent NumPy forward

@@ -1,3 +1,4 @@
+// (Long on purpose: every scenario shares one dev server and one browser, which take most of the time.)
 // The page end to end: a Vite dev server and headless Chromium. Trains the tiny preset on wasm from a
 // shared link, with one worker, with DDP over 2 workers (ring, shared, star) and with FSDP FULL_SHARD
 // over 2, checks the loss goes down, that samples, worker cards (with memory bars by kind) and a

@@ -15,8 +15,7 @@ import { buildParamTable, type ParamTable } from '../model/params';
 import { checkpointHeader, decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint';
 import type { StepOptions, StepStats } from '../train/trainer';
 import { TrainingError } from '../train/errors';
-import { UNCALIBRATED, predict, type Plan } from './costmodel';
-import { DEFAULT_DEADLINES, RankFailure, Watchdog, type Deadlines, type FaultKind, type Injection, type Recovery } from './faults';
+import { DEFAULT_DEADLINES, RankFailure, Watchdog, outOfMemoryAdvice, type Deadlines, type FaultKind, type Injection, type Recovery } from './faults';
 
 /** Calls into one rank, wherever it runs (a comlink proxy of a Worker, or the service itself). */
 export interface RankHandle {
@@ -219,7 +218,7 @@ export class Coordinator {
         if (!(e instanceof RankFailure) || this.dist.faults?.recover === false) throw e;
         // The same fault again when the step is replayed is no passing fault: the run itself is at fault.
         const again: boolean = (previous as RankFailure | null)?.cause === e.cause && (e.cause === 'nan' || e.cause === 'oom');
-        if (again && e.cause === 'oom') throw new DistError(this.outOfMemory(e));
+        if (again && e.cause === 'oom') throw new DistError(outOfMemoryAdvice(e.rank, this.step + 1, this.config, this.dist));
         const skip: boolean = again && e.cause === 'nan' && this.dist.faults?.onNaN === 'skip';
         if (again && !skip) {
           throw new TrainingError(
@@ -232,21 +231,6 @@ export class Coordinator {
         previous = skip ? null : e;
       }
     }
-  }
-
-  /** Running out of memory twice on the same step: what failed, and what the cost model says would fit. */
-  private outOfMemory(f: RankFailure): string {
-    const { config: cfg, dist } = this;
-    const mb = (plan: Plan, batch = cfg.batch_size) => (predict({ ...cfg, batch_size: batch }, plan, UNCALIBRATED).memory.total / 2 ** 20).toFixed(1);
-    const now = `${dist.strategy}${dist.strategy === 'fsdp' ? ` ${dist.shard ?? 'full'}` : ''} x${dist.workers}`;
-    const ideas = [
-      ...(cfg.batch_size > 1 ? [`batch_size ${Math.ceil(cfg.batch_size / 2)} (${mb(dist, Math.ceil(cfg.batch_size / 2))} MB per worker)`] : []),
-      ...(gradientSync(dist) !== 'shard' && dist.workers > 1 ? [`strategy fsdp with shard full (${mb({ ...dist, strategy: 'fsdp', shard: 'full' })} MB per worker)`] : []),
-      ...(dist.workers < MAX_WORKERS && gradientSync(dist) === 'shard' ? [`more FSDP workers (${mb({ ...dist, workers: Math.min(MAX_WORKERS, dist.workers * 2) })} MB each with ${Math.min(MAX_WORKERS, dist.workers * 2)})`] : []),
-      ...(cfg.n_layer > 1 ? [`a smaller model`] : []),
-    ];
-    return `rank ${f.rank} ran out of memory twice training step ${this.step + 1} (preset ${cfg.preset}, batch_size ${cfg.batch_size} per worker, ${now}); ` +
-      `the cost model puts a worker at ${mb(dist)} MB. Try ${ideas.join(', or ')}`;
   }
 
   /** One try at a step: phase 1 on every rank (within the deadline), then, if every rank is ready and its gradients finite, phase 2. */

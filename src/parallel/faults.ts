@@ -14,6 +14,10 @@
 //               (FSDP), replace the failed worker, restart every rank from that state, replay the step.
 //   injection - a fault made on purpose (`--inject kill-worker:1@5`, the page's "Break something").
 
+import type { RunConfig } from '../model/config';
+import { UNCALIBRATED, predict, type Plan } from './costmodel';
+import { MAX_WORKERS, gradientSync } from './layout';
+
 export const FAULT_KINDS = ['kill', 'hang', 'nan', 'oom'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -135,4 +139,20 @@ export class Watchdog {
       Promise.all(calls).then(resolve, reject).finally(() => clearTimeout(timer));
     });
   }
+}
+
+/** Running out of memory twice on the same step: what failed, and what the cost model says would fit. */
+export function outOfMemoryAdvice(rank: number, step: number, cfg: RunConfig, dist: Plan): string {
+  const mb = (plan: Plan, batch = cfg.batch_size) => (predict({ ...cfg, batch_size: batch }, plan, UNCALIBRATED).memory.total / 2 ** 20).toFixed(1);
+  const more = Math.min(MAX_WORKERS, dist.workers * 2);
+  const sharded = gradientSync(dist) === 'shard';
+  const ideas = [
+    ...(cfg.batch_size > 1 ? [`batch_size ${Math.ceil(cfg.batch_size / 2)} (${mb(dist, Math.ceil(cfg.batch_size / 2))} MB per worker)`] : []),
+    ...(!sharded && dist.workers > 1 ? [`strategy fsdp with shard full (${mb({ ...dist, strategy: 'fsdp', shard: 'full' })} MB per worker)`] : []),
+    ...(sharded && more > dist.workers ? [`more FSDP workers (${mb({ ...dist, workers: more })} MB each with ${more})`] : []),
+    ...(cfg.n_layer > 1 ? ['a smaller model'] : []),
+  ];
+  const now = `${dist.strategy}${dist.strategy === 'fsdp' ? ` ${dist.shard ?? 'full'}` : ''} x${dist.workers}`;
+  return `rank ${rank} ran out of memory twice training step ${step} (preset ${cfg.preset}, batch_size ${cfg.batch_size} per worker, ${now}); ` +
+    `the cost model puts a worker at ${mb(dist)} MB. Try ${ideas.join(', or ')}`;
 }
