@@ -91,6 +91,8 @@ ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
                       the run detect it, recover and go on with no step lost: kill-worker (the
                       worker dies), hang-worker (it stops answering), nan (its gradients turn NaN),
                       oom (it runs out of memory). E.g. --inject kill-worker:1@5 --inject nan:0@9
+  --no-buddies        fsdp: do not keep each worker's shards also on the next one (less memory and
+                      traffic; a worker's death then ends the run)
   --on-nan stop|skip  a NaN or infinite gradient is first replayed (a passing fault); if the replay
                       is not finite either: stop (default: the run ends, naming the step and the
                       tensor) or skip (drop that step's update and go on, as a gradient scaler does)
@@ -177,6 +179,7 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
     'no-prefetch': { type: 'boolean' },
     inject: { type: 'string', multiple: true },
     'on-nan': { type: 'string' },
+    'no-buddies': { type: 'boolean' },
     set: { type: 'string', multiple: true },
     sample: { type: 'string' },
     prompt: { type: 'string' },
@@ -234,7 +237,7 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
 
 /** --strategy, --workers, --transport, --bucket-mb, --shard, --no-prefetch -> checked DistOptions (checkDist's messages, exit 2). */
 function parseDist(values: {
-  strategy?: string; workers?: string; transport?: string; 'bucket-mb'?: string; shard?: string; 'no-prefetch'?: boolean; inject?: string[]; 'on-nan'?: string;
+  strategy?: string; workers?: string; transport?: string; 'bucket-mb'?: string; shard?: string; 'no-prefetch'?: boolean; inject?: string[]; 'on-nan'?: string; 'no-buddies'?: boolean;
 }): DistOptions {
   const strategy = (values.strategy ?? DIST_DEFAULTS.strategy) as Strategy;
   const shard = choiceFlag('shard', values.shard, SHARD_STRATEGIES);
@@ -254,7 +257,11 @@ function parseDist(values: {
     prefetch: !values['no-prefetch'],
   };
   try {
-    dist.faults = { inject: (values.inject ?? []).map((t) => parseInjection(t, workers)), onNaN: choiceFlag('on-nan', values['on-nan'], ['stop', 'skip'] as const) ?? 'stop' };
+    dist.faults = {
+      inject: (values.inject ?? []).map((t) => parseInjection(t, workers)),
+      onNaN: choiceFlag('on-nan', values['on-nan'], ['stop', 'skip'] as const) ?? 'stop',
+      buddies: !values['no-buddies'],
+    };
   } catch (e) {
     throw new UsageError(`${(e as Error).message} (see \`npm run cli -- train --help\`)`);
   }

@@ -52,6 +52,11 @@ export interface FaultOptions {
    * step's update and goes on (as a gradient scaler skips an overflowing step).
    */
   onNaN?: 'stop' | 'skip';
+  /**
+   * FSDP: keep each rank's shards also on the next rank (default true). Without them a rank's death
+   * loses its shards: recovery goes back to lastCheckpoint, or fails.
+   */
+  buddies?: boolean;
   /** Where the state is lost (no healthy replica, no fresh buddy copy): the last checkpoint to go back to. */
   lastCheckpoint?: () => Promise<ArrayBuffer | null>;
 }
@@ -197,7 +202,7 @@ export class Coordinator {
     })));
     this.step = this.infos[0].step;
     if (this.tracing) await this.setTracing(true);
-    if (gradientSync(dist) === 'shard' && N > 1) await this.refreshBuddies(); // from the start: a rank may fail in step 1
+    if (this.keepsBuddies()) await this.refreshBuddies(); // from the start: a rank may fail in step 1
   }
 
   /**
@@ -247,7 +252,7 @@ export class Coordinator {
       throw new RankFailure(bad.rank, 'nan', `${what} (loss ${bad.loss}, gradient norm ${bad.gradNorm}); nothing was applied`);
     }
     const reports = await this.watchdog.race(this.ranks.map((h, r) => this.call(r, h.api.commitStep())));
-    const buddyBytes = gradientSync(this.dist) === 'shard' && this.dist.workers > 1 ? await this.refreshBuddies() : undefined;
+    const buddyBytes = this.keepsBuddies() ? await this.refreshBuddies() : undefined;
     const leastWait = Math.min(...reports.map((r) => r.waitMs));
     const perRank = reports.map((r) => ({ ...r, stragglerMs: r.waitMs - leastWait }));
     this.step = perRank[0].step;
@@ -257,6 +262,11 @@ export class Coordinator {
       ? gradientSync(this.dist) === 'shard' ? unshard(reports.map((r) => r.grads!), this.table()) : reports[0].grads
       : undefined;
     return { ...perRank[0], ms, perRank, hubBytes, buddyBytes, grads };
+  }
+
+  /** FSDP with more than one worker keeps buddy copies, unless faults.buddies is false. */
+  private keepsBuddies(): boolean {
+    return gradientSync(this.dist) === 'shard' && this.dist.workers > 1 && this.dist.faults?.buddies !== false;
   }
 
   private table(): ParamTable {
