@@ -95,6 +95,21 @@ describe('when the state of the step is lost too, the last checkpoint', () => {
   });
 });
 
+describe('fsdp without buddy copies', () => {
+  it('keeps none (no memory, no bytes), and a worker\'s death then says that its shards are lost', async () => {
+    const dist: DistOptions = { strategy: 'fsdp', workers: 2, transport: 'ring', bucketMb: 25, shard: 'full' };
+    const c = await Coordinator.create(config(), text, { ...dist, faults: { deadlines: FAST, buddies: false, inject: [parseInjection('kill-worker:1@2', 2)] } }, spawn);
+    try {
+      const first = await c.trainStep();
+      expect(first.buddyBytes).toBeUndefined();
+      expect(first.perRank.every((r) => r.memory.buddy === 0)).toBe(true);
+      await expect(c.trainStep()).rejects.toThrow(/rank 1's shards are lost and no fresh buddy copy of them is left.*resume from the last checkpoint/);
+    } finally {
+      c.dispose();
+    }
+  });
+});
+
 describe('a fault that comes back when the step is replayed is the run\'s own', () => {
   const dist: DistOptions = { strategy: 'ddp', workers: 2, transport: 'ring', bucketMb: 0.01 };
   const twice = (t: string) => [parseInjection(t, 2), parseInjection(t, 2)]; // the second fires on the replay
