@@ -24,7 +24,7 @@ import { LossChart } from './ui/chart';
 import { Run } from './ui/run';
 import { CheckpointPanel } from './ui/checkpoints';
 import { CorpusPanel } from './ui/corpus';
-import { byId, h } from './ui/dom';
+import { byId } from './ui/dom';
 import { SetupForm } from './ui/form';
 import * as fmt from './ui/format';
 import { SampleForm, SamplesPanel } from './ui/samples';
@@ -32,13 +32,12 @@ import { configValues, distValues, fromQuery, globalBatch, toConfig, toDist, toQ
 import { StatsPanel } from './ui/stats';
 import { WorkersPanel } from './ui/workers-panel';
 import { FaultsPanel } from './ui/faults-panel';
-import { expectedAtRest } from './ui/memory';
-import { gradientSync } from './parallel/layout';
 import { mountCompare } from './ui/compare/view';
 import { WeightsNote, prepareWeights, reshaped, shapeProblem, startCheckpoint, vocabOf, type StartWeights } from './ui/weights';
 import type { LoadedModel } from './ui/model-files';
 import { banner, messageOf, sentence } from './ui/messages';
 import { renderRunInfo } from './ui/run-info';
+import { recordSpeed, renderEstimate as renderEstimateLine } from './ui/estimate';
 
 type Phase = 'starting' | RunState; // RunState: idle running paused stopped done error
 const MEMORY_EVERY = 20; // steps between memory readings of the workers (and at every evaluation)
@@ -178,21 +177,7 @@ function renderEstimate(): void {
   }
   const table = paramTable(config);
   workers.previewModel(table);
-  const params = table.total;
-  el.estimate.dataset.params = String(params);
-  const shaped = startWeights && !weightsProblem() ? ` (the shape of ${startWeights.source})` : '';
-  const n = dist?.workers ?? 1;
-  const tokensPerStep = globalBatch(config, n).tokens;
-  const shards = dist !== null && gradientSync(dist) === 'shard' && n > 1;
-  const rest = expectedAtRest(table, dist ?? { strategy: 'single', workers: 1 }, config.backend).bytes;
-  el.estimate.replaceChildren(
-    h('strong', {}, `≈ ${fmt.compact(params)} parameters`),
-    shaped,
-    ` · ${fmt.bytes(rest)} for ${shards ? 'a 1/' + n + ' shard of ' : ''}weights, gradients and AdamW state${n > 1 ? ` in each of ${n} workers` : ''} · ${fmt.count(tokensPerStep)} tokens per step`,
-  );
-  if (config.lr_decay_iters < config.max_iters) {
-    el.estimate.append(h('br'), `The learning rate reaches min_lr at step ${fmt.count(config.lr_decay_iters)} (lr_decay_iters) and stays there.`);
-  }
+  renderEstimateLine(el.estimate, config, dist, table, startWeights && !weightsProblem() ? startWeights.source : null);
 }
 
 // ---- buttons and status ----------------------------------------------------------------------------
@@ -347,6 +332,7 @@ function onEvent(gen: number, e: TrainEvent): void {
   switch (e.type) {
     case 'step':
       chart.addStep(e.stats.step, e.stats.loss, e.stats.gradNorm);
+      if (info && config) recordSpeed(info.backend.name, config, e.stats, runDist?.workers ?? 1);
       stats.onStep(e);
       workers.onStep(e);
       for (const r of faults.onStep(e.stats.step)) {

@@ -84,6 +84,8 @@ describe('the trainer page', () => {
     expect(gradNorm).toBeGreaterThan(0);
     expect(await page.textContent('#s-gn')).not.toBe('–');
     expect(await page.textContent('#chart .u-legend')).toContain('grad norm');
+    // After a run, the estimate says what a step of the setup should take on this backend.
+    await expect.poll(() => page.textContent('#estimate')).toMatch(/A step should take about \d+ ms of compute per worker on wasm \([\d.]+ GFLOP at the [\d.]+ GFLOP\/s of your last wasm run here/);
 
     // What the page says about the run.
     await expect.poll(() => page.textContent('#run-info')).toContain('Backend: wasm');
@@ -195,6 +197,12 @@ describe('the trainer page', () => {
     await page.fill('#f-n_head', '4');
     await expect.poll(() => page.isEnabled('#start')).toBe(true);
     expect(page.url()).toBe(`${h.base}/?preset=tiny`);
+
+    // Before a run: what a setup needs, and whether a CPU worker can hold it (GPT-2 124M, batch 8 of 1,024 tokens).
+    await page.goto(h.base + '/?preset=gpt2&backend=wasm&batch_size=8');
+    await page.waitForSelector('body[data-ready="true"]');
+    expect(await page.textContent('#estimate')).toMatch(/124 M parameters.*A CPU worker can hold at most 4\.0 GB \(32-bit WebAssembly\): this needs [\d.]+ GB\. Lower batch_size/s);
+    expect(await page.getAttribute('#estimate [data-fits]', 'data-fits')).toBe('false');
 
     // Unknown settings and presets are named and dropped; the page falls back instead of crashing.
     await page.goto(h.base + '/?preset=huge&lr=0.1');

@@ -1,0 +1,74 @@
+// The line under the setup that says, before a run starts, what it will hold and cost: parameters,
+// memory per worker (the cost model's: weights, gradients, AdamW state and activations) and whether a
+// CPU worker can hold it, and the time a step should take on this machine, from the speed this page
+// measured on its last run with the same backend (the cost model's FLOPs per token over that FLOP/s).
+
+import type { RunConfig } from '../model/config';
+import type { ParamTable } from '../model/params';
+import type { DistOptions } from '../parallel/coordinator';
+import type { StepStats } from '../train/trainer';
+import { UNCALIBRATED, flopsPerToken, predict } from '../parallel/costmodel';
+import { gradientSync } from '../parallel/layout';
+import { expectedAtRest } from './memory';
+import { globalBatch } from './setup';
+import { h } from './dom';
+import * as fmt from './format';
+
+/** A wasm worker addresses at most 4 GiB (32-bit WebAssembly memory). */
+const WASM_MAX_BYTES = 4 * 2 ** 30;
+const speedKey = (backend: string) => `gpt2-trainer:gflops:${backend}`;
+
+/** A step's speed, one worker's FLOP/s, kept for the next estimate (per backend, in this browser). */
+export function recordSpeed(backend: string, cfg: RunConfig, stats: StepStats, workers: number): void {
+  if (!(stats.ms > 0) || stats.step < 3) return; // the first steps compile kernels
+  const flops = (flopsPerToken(cfg) * stats.tokens) / workers / (stats.ms / 1000);
+  try {
+    localStorage.setItem(speedKey(backend), String(flops / 1e9));
+  } catch {
+    // storage not allowed: the estimate just has no time
+  }
+}
+
+function savedGflops(backend: string): number | null {
+  try {
+    const v = Number(localStorage.getItem(speedKey(backend)));
+    return v > 0 ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+export function renderEstimate(target: HTMLElement, cfg: RunConfig, dist: DistOptions | null, table: ParamTable, shapedFrom: string | null): void {
+  const params = table.total;
+  target.dataset.params = String(params);
+  const d = dist ?? { strategy: 'single' as const, workers: 1, transport: 'ring' as const, bucketMb: 25 };
+  const n = d.workers;
+  const batch = globalBatch(cfg, n);
+  const shards = gradientSync(d) === 'shard' && n > 1;
+  const rest = expectedAtRest(table, d, cfg.backend).bytes;
+  const peak = predict(cfg, d, UNCALIBRATED, table).memory.total; // at rest + gathered units + activations
+  target.dataset.peakBytes = String(Math.round(peak));
+  target.replaceChildren(
+    h('strong', {}, `≈ ${fmt.compact(params)} parameters`),
+    shapedFrom ? ` (the shape of ${shapedFrom})` : '',
+    ` · ${fmt.bytes(rest)} for ${shards ? 'a 1/' + n + ' shard of ' : ''}weights, gradients and AdamW state${n > 1 ? ` in each of ${n} workers` : ''}` +
+      `, about ${fmt.bytes(peak)} at a step's peak · ${fmt.count(batch.tokens)} tokens per step`,
+  );
+  const cpu = cfg.backend === 'wasm' || cfg.backend === 'cpu' || cfg.backend === 'auto';
+  if (cpu && peak > WASM_MAX_BYTES) {
+    target.append(h('br'), h('span', { class: 'problem', 'data-fits': 'false' },
+      `A CPU worker can hold at most ${fmt.bytes(WASM_MAX_BYTES)} (32-bit WebAssembly): this needs ${fmt.bytes(peak)}. ` +
+        `Lower batch_size, use strategy fsdp with more workers, or a GPU (backend webgpu).`));
+  }
+  const backend = cfg.backend === 'auto' ? 'wasm' : cfg.backend;
+  const gflops = savedGflops(backend);
+  const stepFlops = flopsPerToken(cfg) * (batch.tokens / n);
+  const gflop = `${(stepFlops / 1e9).toFixed(stepFlops < 1e10 ? 2 : 0)} GFLOP`;
+  const ms = gflops ? (stepFlops / (gflops * 1e9)) * 1000 : 0;
+  target.append(h('br'), gflops
+    ? `A step should take about ${ms < 1000 ? `${Math.round(ms)} ms` : fmt.duration(ms)} of compute per worker on ${backend} (${gflop} at the ${gflops.toFixed(1)} GFLOP/s of your last ${backend} run here; communication and waiting come on top).`
+    : `A step is ${gflop} of compute per worker; its time shows here after a first run on ${backend}.`);
+  if (cfg.lr_decay_iters < cfg.max_iters) {
+    target.append(h('br'), `The learning rate reaches min_lr at step ${fmt.count(cfg.lr_decay_iters)} (lr_decay_iters) and stays there.`);
+  }
+}
