@@ -388,6 +388,9 @@ export class Coordinator {
       states.push(kept.state);
       sources.push(`rank ${keeper}'s buddy copy of rank ${r}`);
     }
+    // A rank that failed while the others updated (phase 2) leaves shards of two steps: no whole state.
+    const steps = [...new Set(states.map((s) => s.header.step))];
+    if (steps.length > 1) throw new DistError(`the ranks' shards are of different steps (${steps.join(' and ')}): a rank failed while the others updated; resume from the last checkpoint`);
     const checkpoint = this.assemble(states);
     return { checkpoint, from: sources.length ? `every rank's shards and ${sources.join(', ')}` : "every rank's shards" };
   }
