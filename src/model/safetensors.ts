@@ -39,7 +39,7 @@ export function readSafetensors(buf: ArrayBuffer, what = 'the safetensors file')
     }
     const t = raw as { dtype?: string; shape?: number[]; data_offsets?: [number, number] };
     if (!t || typeof t !== 'object' || !Array.isArray(t.shape) || !Array.isArray(t.data_offsets)) throw fail(`tensor "${name}" has no shape or data_offsets`);
-    if (!(t.dtype! in BYTES)) throw fail(`tensor "${name}" is ${t.dtype}; this reads F32, F16 and BF16 (convert the file to one of them)`);
+    if (!Object.hasOwn(BYTES, t.dtype ?? "")) throw fail(`tensor "${name}" is ${t.dtype}; this reads F32, F16 and BF16 (convert the file to one of them)`);
     const dtype = t.dtype as Dtype;
     const [begin, end] = t.data_offsets;
     const count = t.shape.reduce((a, b) => a * b, 1);
