@@ -3,7 +3,7 @@
 // from the loss those weights give in-process; --save with {step} and --resume continue a run exactly.
 
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +66,23 @@ describe('train --init: start from the weights of another tool', () => {
     const resume = await cli('train', '--resume', bin, '--steps', '2');
     expect(resume.code).toBe(1);
     expect(resume.stderr).toMatch(/error: --resume .*: not a checkpoint of this trainer.*--init/);
+  });
+});
+
+describe('FSDP\'s sharded checkpoint: each worker\'s shards in its own file, re-sharded on load', () => {
+  it('saved by 2 FSDP workers at step 3, continues exactly on 2, and within float rounding on 4, on one and on DDP', async () => {
+    const full = await train('fsdp-full', '--steps', '6', '--strategy', 'fsdp', '--workers', '2', '--save', join(tmp, 'f-{step}.shards'), '--save-every', '3');
+    const dir = join(tmp, 'f-3.shards');
+    expect(readdirSync(dir).sort()).toEqual(['index.json', 'rank-0-of-2.bin', 'rank-1-of-2.bin']);
+    const resume = (name: string, ...args: string[]) => train(name, '--resume', dir, '--steps', '6', ...args);
+    const same = await resume('fsdp-2', '--strategy', 'fsdp', '--workers', '2');
+    expect(same.losses).toEqual(full.losses.slice(3));
+    // the same global batch of 8, split over other workers and strategies
+    for (const r of await Promise.all([resume('fsdp-4', '--strategy', 'fsdp', '--workers', '4', '--batch', '2'), resume('one', '--batch', '8'), resume('ddp-2', '--strategy', 'ddp', '--workers', '2', '--batch', '4')])) {
+      expect(r.global_batch).toBe(8);
+      r.losses.forEach((l: number, i: number) => expect(Math.abs(l - full.losses[3 + i])).toBeLessThan(1e-5));
+    }
+    expect((await cli('convert', dir, join(tmp, 'f-3.ckpt'))).code).toBe(0); // and as one whole checkpoint
   });
 });
 

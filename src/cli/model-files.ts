@@ -10,6 +10,11 @@ import { CliError, readBytes, UsageError } from './args';
 export function loadModelFiles(path: string): ModelFiles {
   if (!existsSync(path)) throw new CliError(`${path} does not exist: check the path`);
   const format = formatOf(path, statSync(path).isDirectory() ? 'folder' : 'file');
+  if (format === 'shards') {
+    if (!existsSync(join(path, 'index.json'))) throw new CliError(`${path} has no index.json: not a sharded checkpoint`);
+    const file = (name: string) => (existsSync(join(path, name)) ? readBytes(join(path, name)) : undefined);
+    return { format, index: new TextDecoder().decode(readBytes(join(path, 'index.json'))), file };
+  }
   if (format !== 'hf') return { format, bytes: readBytes(path) };
   const dir = statSync(path).isDirectory() ? path : dirname(path);
   const weights = statSync(path).isDirectory() ? join(dir, 'model.safetensors') : path;
@@ -27,8 +32,9 @@ export const formatToWrite = (path: string) => formatOf(path, !existsSync(path) 
  */
 export function saveModelFiles(path: string, files: Map<string, ArrayBuffer | string>, force: boolean): string[] {
   const format = formatToWrite(path);
-  const dir = format === 'hf' ? (path.endsWith('.safetensors') ? dirname(path) : path) : dirname(path);
-  const target = (name: string) => (format === 'hf' ? join(dir, name === 'model.safetensors' && path.endsWith('.safetensors') ? basename(path) : name) : path);
+  const folder = format === 'hf' || format === 'shards'; // several files, by name
+  const dir = folder && !path.endsWith('.safetensors') ? path : dirname(path);
+  const target = (name: string) => (folder ? join(dir, name === 'model.safetensors' && path.endsWith('.safetensors') ? basename(path) : name) : path);
   const paths = [...files.keys()].map(target);
   const clash = paths.filter((p) => existsSync(p) && !statSync(p).isDirectory());
   if (clash.length && !force) throw new UsageError(`${clash.join(', ')} already exist${clash.length === 1 ? 's' : ''}: pass --force to overwrite, or choose another OUT`);

@@ -103,11 +103,14 @@ ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
                       vocabulary
   --resume FILE       continue a checkpoint of this trainer exactly (weights, AdamW state, step,
                       settings, tokenizer): --steps is the run's total, so a run saved at step 6 and
-                      resumed with --steps 12 trains steps 7 to 12 (the JSON's losses hold those)
+                      resumed with --steps 12 trains steps 7 to 12 (the JSON's losses hold those).
+                      Any strategy and number of workers: give --batch (and --accum) so that
+                      workers x batch x accum is the run's global batch. FILE may be a .shards folder
   --save FILE         save the model at the end, in the format its name says (see convert --help:
                       *.bin llm.c, *.safetensors or a folder Hugging Face, else a checkpoint that
                       --resume continues); written beside and renamed, so a crash keeps the old file;
-                      {step} in the name becomes the step (run-{step}.ckpt keeps every save)
+                      {step} in the name becomes the step (run-{step}.ckpt keeps every save);
+                      NAME.shards (fsdp): each worker's shards in its own file, never put together
   --save-every K      also save every K steps
   --sample N          after training, generate N tokens and print them
   --prompt TEXT       start the sample with TEXT (default: the first token of the vocabulary)
@@ -152,8 +155,11 @@ export interface TrainOptions {
   saveEvery?: number;
 }
 
-/** What --resume lets the flags change: not the math of a step. */
-const RESUME_KEYS = ['max_iters', 'eval_interval', 'eval_iters'];
+/**
+ * What --resume lets the flags change: not the math of a step. batch_size and grad_accum split the
+ * global batch over another number of workers (keep workers x batch x accum to continue exactly).
+ */
+const RESUME_KEYS = ['max_iters', 'eval_interval', 'eval_iters', 'batch_size', 'grad_accum'];
 
 /** Flags -> a checked config (ConfigError or UsageError on anything wrong). */
 export function parseTrainOptions(argv: string[]): TrainOptions | null {
@@ -213,7 +219,7 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
   if (values.resume) {
     // A resumed run is the checkpoint's run: only how long it trains, and how it is evaluated, may change.
     const changed = [...(values.preset ? ['--preset'] : []), ...Object.keys(overrides).filter((k) => !RESUME_KEYS.includes(k))];
-    if (changed.length) throw new UsageError(`--resume continues the checkpoint's run with its own settings: drop ${changed.join(', ')} (only --steps, the total, and the evaluation flags may change)`);
+    if (changed.length) throw new UsageError(`--resume continues the checkpoint's run with its own settings: drop ${changed.join(', ')} (only --steps, the total, the evaluation flags, and --batch and --accum to split the same global batch over other workers may change)`);
   }
   const saveEvery = numberFlag('save-every', values['save-every'], { integer: true, min: 1 });
   if (saveEvery !== undefined && !values.save) throw new UsageError('--save-every K needs --save FILE (where to save)');

@@ -9,7 +9,8 @@ import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node
 import { dirname, join, resolve } from 'node:path';
 import { checkVocab, type RunConfig } from '../model/config';
 import { readModel, startFromWeights, writeModel } from '../model/formats';
-import { decodeCheckpoint } from '../train/checkpoint';
+import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint';
+import { writeShards } from '../parallel/shards';
 import { bpeTokenizer, charTokenizer, makeTokenizer, type Tokenizer } from '../data/tokenizer';
 import { makeDataset, type Dataset } from '../data/dataset';
 import { decodeCorpus } from '../data/text';
@@ -94,10 +95,13 @@ async function startingPoint(opts: TrainOptions, text: string): Promise<{ cfg: R
   if (opts.resume) {
     const c = weights.checkpoint;
     if (!c) throw new CliError(`--resume ${path}: not a checkpoint of this trainer (llm.c's and Hugging Face's files hold no optimizer state or step): start from its weights with --init`);
-    const given = (k: 'eval_interval' | 'eval_iters') => (opts.given.includes(k) ? { [k]: opts.cfg[k] } : {});
-    const cfg: RunConfig = { ...c.header.config, max_iters: opts.steps ?? c.header.config.max_iters, ...given('eval_interval'), ...given('eval_iters'), backend: opts.backend };
+    const given = (k: 'eval_interval' | 'eval_iters' | 'batch_size' | 'grad_accum') => (opts.given.includes(k) ? { [k]: opts.cfg[k] } : {});
+    const cfg: RunConfig = {
+      ...c.header.config, max_iters: opts.steps ?? c.header.config.max_iters, backend: opts.backend,
+      ...given('eval_interval'), ...given('eval_iters'), ...given('batch_size'), ...given('grad_accum'),
+    };
     if (cfg.max_iters <= c.header.step) throw new UsageError(`--resume ${path}: the run is at step ${c.header.step} already; --steps is the run's total, give more than ${c.header.step}`);
-    return { cfg, tokenizer: await makeTokenizer(c.header.tokenizer), checkpoint: readBytes(path) };
+    return { cfg, tokenizer: await makeTokenizer(c.header.tokenizer), checkpoint: encodeCheckpoint(c) };
   }
   // --init: the shape is the file's; everything else the preset's and the flags'; the tokenizer the file's, or the data's.
   const tokenizer = weights.tokenizer ? await makeTokenizer(weights.tokenizer) : opts.cfg.tokenizer === 'bpe' ? await bpeTokenizer() : charTokenizer(text);
@@ -226,13 +230,24 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
     let saving = Promise.resolve();
     let savedAt = -1;
     const save = async () => {
-      const buf = await coordinator!.exportCheckpoint({ losses: [...(earlier?.losses ?? []), ...s.losses], val_losses: [...(earlier?.val_losses ?? []), ...s.valLosses] });
-      const c = decodeCheckpoint(buf);
-      const path = opts.save!.replaceAll('{step}', String(c.header.step));
-      const files = writeModel({ config: c.header.config, params: c.params, tokenizer: c.header.tokenizer, checkpoint: c }, formatToWrite(path), path);
+      const history = { losses: [...(earlier?.losses ?? []), ...s.losses], val_losses: [...(earlier?.val_losses ?? []), ...s.valLosses] };
+      // (the step comes from what was exported: training goes on while a --save-every save runs)
+      const named = (step: number) => opts.save!.replaceAll('{step}', String(step));
+      let files: Map<string, ArrayBuffer | string>;
+      let step: number;
+      if (formatToWrite(named(0)) === 'shards') {
+        const states = await coordinator!.exportShards();
+        step = states[0].header.step;
+        files = writeShards(states, history); // each worker's file as it is
+      } else {
+        const c = decodeCheckpoint(await coordinator!.exportCheckpoint(history));
+        step = c.header.step;
+        files = writeModel({ config: c.header.config, params: c.params, tokenizer: c.header.tokenizer, checkpoint: c }, formatToWrite(named(step)), named(step));
+      }
+      const path = named(step);
       const written = saveModelFiles(path, files, true);
-      savedAt = c.header.step;
-      progress.message(`saved step ${c.header.step} to ${written.join(', ')}`);
+      savedAt = step;
+      progress.message(`saved step ${step} to ${written.length > 2 ? `${dirname(written[0])}/ (${written.length} files)` : written.join(', ')}`);
     };
     await s.run();
     // A final validation estimate, unless the loop just made one.

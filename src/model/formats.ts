@@ -3,6 +3,8 @@
 //   hf          *.safetensors or a folder: Hugging Face's GPT-2 (hf.ts)
 //   checkpoint  anything else: this trainer's own checkpoint (src/train/checkpoint.ts), the only one
 //               that also holds the optimizer state, the step, the training settings and the loss history
+//   shards      a folder *.shards: the same, as FSDP's workers wrote it, one file per worker
+//               (src/parallel/shards.ts)
 // Pure (bytes in, bytes out): the CLI reads and writes files, the page Blobs.
 
 import { validateConfig, type ModelConfig, type RunConfig } from './config';
@@ -11,8 +13,9 @@ import { CheckpointError, readLlmcModel, writeLlmcModel } from './llmc';
 import { readHf, writeHf, type HfFiles } from './hf';
 import { checkpointHeader, decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../train/checkpoint';
 import type { TokenizerSpec } from '../data/tokenizer';
+import { readShards } from '../parallel/shards';
 
-export type ModelFormat = 'llmc' | 'hf' | 'checkpoint';
+export type ModelFormat = 'llmc' | 'hf' | 'checkpoint' | 'shards';
 
 /**
  * The format a path means: a folder (one that exists, or a new name without an extension) is Hugging
@@ -20,13 +23,17 @@ export type ModelFormat = 'llmc' | 'hf' | 'checkpoint';
  */
 export function formatOf(path: string, is: 'folder' | 'file' | 'new'): ModelFormat {
   const name = path.replace(/[\\/]+$/, '').split(/[\\/]/).pop() ?? '';
+  if (/\.shards$/i.test(name)) return 'shards';
   if (is === 'folder' || /\.safetensors$/i.test(name) || (is === 'new' && !name.includes('.'))) return 'hf';
   if (/\.bin$/i.test(name)) return 'llmc';
   return 'checkpoint';
 }
 
 /** What a format's reader is given. */
-export type ModelFiles = { format: 'llmc' | 'checkpoint'; bytes: ArrayBuffer } | { format: 'hf'; hf: Partial<HfFiles> };
+export type ModelFiles =
+  | { format: 'llmc' | 'checkpoint'; bytes: ArrayBuffer }
+  | { format: 'hf'; hf: Partial<HfFiles> }
+  | { format: 'shards'; index: string; file: (name: string) => ArrayBuffer | undefined };
 
 /** A model read from any format: its shape, its weights in this project's flat layout, and (if known) its tokenizer. */
 export interface ModelWeights {
@@ -45,6 +52,10 @@ export function readModel(files: ModelFiles, what: string): ModelWeights {
   if (files.format === 'llmc' && isTrainerCheckpoint(files.bytes)) files = { ...files, format: 'checkpoint' };
   try {
     if (files.format === 'hf') return readHf(files.hf);
+    if (files.format === 'shards') {
+      const c = decodeCheckpoint(encodeCheckpoint(readShards(files.index, files.file))); // every check a checkpoint gets
+      return { config: c.header.config, params: c.params, tokenizer: c.header.tokenizer, checkpoint: c };
+    }
     if (files.format === 'llmc') {
       const m = readLlmcModel(files.bytes);
       return { config: m.config, params: m.params };
@@ -82,6 +93,7 @@ export function startFromWeights(settings: RunConfig, weights: ModelWeights, tok
 export function writeModel(m: ModelWeights, format: ModelFormat, what: string): Map<string, ArrayBuffer | string> {
   if (format === 'llmc') return new Map([['', writeLlmcModel(m.config, m.params)]]);
   if (format === 'hf') return new Map(Object.entries(writeHf(m.config, m.params, m.tokenizer)));
+  if (format === 'shards') throw new CheckpointError(`${what}: a sharded checkpoint is written by an FSDP run's workers, one file each (train --strategy fsdp --save NAME.shards); convert to a .ckpt instead`);
   if (!m.checkpoint) {
     throw new CheckpointError(`${what}: a trainer checkpoint also holds the training settings, the tokenizer and the optimizer state, which llm.c's and Hugging Face's files do not: start a run from these weights with train --init instead`);
   }

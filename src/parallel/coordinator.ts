@@ -436,8 +436,13 @@ export class Coordinator {
    */
   async exportCheckpoint(history: History = {}): Promise<ArrayBuffer> {
     if (gradientSync(this.dist) !== 'shard') return this.guard(this.ranks[0].api.exportCheckpoint(history));
-    const states = await this.guard(Promise.all(this.ranks.map((h) => h.api.exportShard())));
-    return this.assemble(states, history);
+    return this.assemble(await this.exportShards(), history);
+  }
+
+  /** FSDP: every worker's own shards, exported in parallel (src/parallel/shards.ts writes them as they are). */
+  exportShards(): Promise<ShardState[]> {
+    if (gradientSync(this.dist) !== 'shard') throw new DistError(`a sharded checkpoint comes from FSDP's shards; this ${this.dist.strategy} run holds replicas: save a .ckpt`);
+    return this.guard(Promise.all(this.ranks.map((h) => h.api.exportShard())));
   }
 
   /** A whole checkpoint from every rank's ShardState (layout.ts unshard, one unit at a time). */

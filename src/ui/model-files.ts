@@ -75,7 +75,7 @@ export async function readModelFiles(files: File[]): Promise<LoadedModel> {
   const bytes = await file.arrayBuffer();
   // By its content first: a trainer checkpoint is one whatever its name (older downloads were *.bin).
   const format = isTrainerCheckpoint(bytes) ? 'checkpoint' : formatOf(file.name, 'file');
-  const weights = readModel({ format: format === 'hf' ? 'checkpoint' : format, bytes }, `${quoted(file.name)} cannot be used`);
+  const weights = readModel({ format: format === 'hf' || format === 'shards' ? 'checkpoint' : format, bytes }, `${quoted(file.name)} cannot be used`);
   return { weights, format: weights.checkpoint ? 'checkpoint' : format, source: file.name, bytes: weights.checkpoint ? bytes : undefined, ignored: [] };
 }
 

@@ -23,7 +23,7 @@ import { presetValues, toConfig, type Setup } from './setup';
 export const SHAPE_KEYS = ['n_layer', 'n_head', 'n_embd', 'block_size'] as const;
 
 const GPT2_VOCAB = 50257;
-const FORMAT_NAMES: Record<ModelFormat, string> = { llmc: 'llm.c', hf: 'Hugging Face', checkpoint: 'checkpoint' };
+const FORMAT_NAMES: Record<ModelFormat, string> = { llmc: 'llm.c', hf: 'Hugging Face', checkpoint: 'checkpoint', shards: 'sharded checkpoint' };
 
 export interface StartWeights {
   weights: ModelWeights;

@@ -1,0 +1,57 @@
+// FSDP's sharded checkpoint on storage (a folder NAME.shards): every worker's own shards in its own
+// file, written as each arrives, never put together:
+//   index.json        {"format": "gpt2-tfjs-shards", "world": N, "header": the whole checkpoint's header}
+//   rank-R-of-N.bin   rank R's shards (each unit's slice, unit by unit: layout.ts shardLayout) of the
+//                     parameters, then of AdamW's m, then of v, float32
+// Loading re-shards: the shards become one whole checkpoint, which any number of workers, and single or
+// DDP, then slice as they need (src/parallel/rank.ts).
+
+import type { ParamTable } from '../model/params';
+import { buildParamTable } from '../model/params';
+import { CheckpointError } from '../model/llmc';
+import { checkpointHeader, type Checkpoint, type CheckpointHeader, type History } from '../train/checkpoint';
+import { shardLayout, unshard } from './layout';
+import type { ShardState } from './protocol';
+
+const FORMAT = 'gpt2-tfjs-shards';
+const rankFile = (r: number, world: number) => `rank-${r}-of-${world}.bin`;
+
+/** The files of a sharded checkpoint (index.json and one per rank), from every rank's ShardState. */
+export function writeShards(states: ShardState[], history: History = {}): Map<string, ArrayBuffer | string> {
+  const world = states.length;
+  const h = states[0].header;
+  const header = checkpointHeader(h.config, h.tokenizer, h.step, h.adam_t, h.num_params, history);
+  const files = new Map<string, ArrayBuffer | string>([['index.json', JSON.stringify({ format: FORMAT, world, header }) + '\n']]);
+  states.forEach((s, r) => {
+    const out = new Float32Array(3 * s.params.length);
+    out.set(s.params, 0);
+    out.set(s.m, s.params.length);
+    out.set(s.v, 2 * s.params.length);
+    files.set(rankFile(r, world), out.buffer);
+  });
+  return files;
+}
+
+/** The whole checkpoint of a sharded one (index.json's text, and `file(name)` for each rank's bytes). */
+export function readShards(index: string, file: (name: string) => ArrayBuffer | undefined): Checkpoint {
+  let parsed: { format?: string; world?: number; header?: CheckpointHeader };
+  try {
+    parsed = JSON.parse(index);
+  } catch (e) {
+    throw new CheckpointError(`index.json is not valid JSON: ${(e as Error).message}`);
+  }
+  const { world, header } = parsed ?? {};
+  if (parsed?.format !== FORMAT || !Number.isInteger(world) || world! < 1 || !header?.config) {
+    throw new CheckpointError(`index.json is not a sharded checkpoint of this trainer (format "${FORMAT}", world, header)`);
+  }
+  const table: ParamTable = buildParamTable(header.config);
+  const floats = table.units.reduce((n, u) => n + shardLayout(u, world!).shard, 0);
+  const parts = Array.from({ length: world! }, (_, r) => {
+    const bytes = file(rankFile(r, world!));
+    if (!bytes) throw new CheckpointError(`${rankFile(r, world!)} is missing: a sharded checkpoint needs all ${world} ranks' files`);
+    if (bytes.byteLength !== 3 * floats * 4) throw new CheckpointError(`${rankFile(r, world!)} is ${bytes.byteLength} bytes; a shard of this model is ${3 * floats * 4}: truncated or from another model`);
+    return new Float32Array(bytes);
+  });
+  const part = (k: number) => unshard(parts.map((p) => p.subarray(k * floats, (k + 1) * floats)), table);
+  return { header, params: part(0), m: part(1), v: part(2) };
+}
