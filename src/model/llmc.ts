@@ -58,24 +58,26 @@ function llmcParamCount(L: number, C: number, Vp: number, maxT: number): number 
  */
 function llmcToOurs(src: Float32Array, table: ParamTable, L: number, C: number, Vp: number, maxT: number): Float32Array {
   const out = new Float32Array(table.total);
-  let pos = 0;
-  for (const t of LLMC_TENSORS) {
-    const shape = t.shape(C, Vp, maxT);
-    const size = shape.reduce((a, b) => a * b, 1);
-    for (let l = 0; l < (t.perLayer ? L : 1); l++) {
-      const spec = table.byName.get(t.ours(l))!;
-      const slice = src.subarray(pos, pos + size);
-      const dst = out.subarray(spec.offset, spec.offset + spec.size);
-      if (t.transpose) {
-        const [rows, cols] = shape; // llm.c (out, in) -> ours (in, out)
-        for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) dst[c * rows + r] = slice[r * cols + c];
-      } else {
-        dst.set(slice.subarray(0, spec.size)); // wte: keeps the first V of Vp rows
-      }
-      pos += size;
-    }
+  for (const { spec, llmc, rows, cols, transpose } of llmcTensors(table, L, C, Vp, maxT)) {
+    const slice = src.subarray(llmc, llmc + rows * cols);
+    const dst = out.subarray(spec.offset, spec.offset + spec.size);
+    if (transpose) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) dst[c * rows + r] = slice[r * cols + c]; // llm.c (out, in) -> ours (in, out)
+    else dst.set(slice.subarray(0, spec.size)); // wte: keeps the first V of Vp rows
   }
   return out;
+}
+
+/** Every tensor of llm.c's file in its order: our parameter, its float offset in llm.c's data, llm.c's (rows, cols). */
+function* llmcTensors(table: ParamTable, L: number, C: number, Vp: number, maxT: number) {
+  let llmc = 0;
+  for (const t of LLMC_TENSORS) {
+    const shape = t.shape(C, Vp, maxT);
+    const [rows, cols] = shape.length === 2 ? shape : [1, shape[0]];
+    for (let l = 0; l < (t.perLayer ? L : 1); l++) {
+      yield { spec: table.byName.get(t.ours(l))!, llmc, rows, cols, transpose: t.transpose };
+      llmc += rows * cols;
+    }
+  }
 }
 
 export interface LlmcModel {
@@ -140,20 +142,11 @@ export function writeLlmcModel(config: ModelConfig, params: Float32Array): Array
   const out = new ArrayBuffer(HEADER_INTS * 4 + count * 4);
   new Int32Array(out, 0, 8).set([MODEL_MAGIC, 3, maxT, V, L, NH, C, Vp]);
   const dst = new Float32Array(out, HEADER_INTS * 4, count);
-  let pos = 0;
-  for (const t of LLMC_TENSORS) {
-    const shape = t.shape(C, Vp, maxT);
-    const size = shape.reduce((a, b) => a * b, 1);
-    for (let l = 0; l < (t.perLayer ? L : 1); l++) {
-      const spec = table.byName.get(t.ours(l))!;
-      const src = params.subarray(spec.offset, spec.offset + spec.size);
-      const slice = dst.subarray(pos, pos + size);
-      if (t.transpose) {
-        const [rows, cols] = shape; // ours (in, out) -> llm.c (out, in)
-        for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) slice[r * cols + c] = src[c * rows + r];
-      } else slice.set(src); // wte: rows V..Vp stay zero
-      pos += size;
-    }
+  for (const { spec, llmc, rows, cols, transpose } of llmcTensors(table, L, C, Vp, maxT)) {
+    const src = params.subarray(spec.offset, spec.offset + spec.size);
+    const slice = dst.subarray(llmc, llmc + rows * cols);
+    if (transpose) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) slice[r * cols + c] = src[c * rows + r]; // ours (in, out) -> llm.c (out, in)
+    else slice.set(src); // wte: rows V..Vp stay zero
   }
   return out;
 }
