@@ -4,11 +4,9 @@
 // --data and the page's corpus reader share, src/data/text.ts) and checkpoint files (ours and llm.c's).
 // Each case names the input and the words its message must have: what was wrong, and what to do.
 
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeConfig, type RunConfig } from '../src/model/config';
 import { buildParamTable } from '../src/model/params';
@@ -19,9 +17,8 @@ import { decodeCheckpoint, encodeCheckpoint, checkpointHeader, type Checkpoint, 
 import { parseTrainOptions } from '../src/cli/train-options';
 import { DEFAULT_DIST, fromQuery, toConfig, toDist } from '../src/ui/setup';
 import { readCorpusFile } from '../src/ui/corpus';
+import { root, runTsx } from './run-cli';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const tsx = join(root, 'node_modules/.bin/tsx');
 const tmp = mkdtempSync(join(tmpdir(), 'bad-input-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -132,19 +129,6 @@ function distError(values: Partial<typeof DEFAULT_DIST>): string {
 
 const corpus = (name: string, bytes: Uint8Array<ArrayBuffer> | string) => () => readCorpusFile(new File([bytes], name), 32);
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function spawn(command: string[], args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(tsx, [...command, ...args], { cwd: root, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
 
 type Case =
   | { input: string; cli: string[]; bench?: boolean; code: 0 | 1 | 2; message: RegExp }
@@ -279,7 +263,7 @@ describe('bad input: a clear message, nothing started, nothing overwritten', () 
     const json = join(tmp, `${c.input.replace(/\W+/g, '-')}.json`);
     const before = '{"kept": "an earlier run"}\n';
     if (isTrain) writeFileSync(json, before);
-    const r = await spawn(c.bench ? ['bench/run.ts'] : ['src/cli/main.ts'], isTrain ? [...c.cli, '--json', json] : c.cli);
+    const r = await runTsx(c.bench ? 'bench/run.ts' : 'src/cli/main.ts', isTrain ? [...c.cli, '--json', json] : c.cli);
     expect(r.code, r.stderr).toBe(c.code);
     expect(r.stderr).not.toMatch(/^\s+at /m); // no stack trace
     if (c.code === 0) {

@@ -1,14 +1,11 @@
 // The command-line tool, run as a child process the way a user runs it (tsx src/cli/main.ts ...).
 
-import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { cli, root, type RunResult } from './run-cli';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const tsx = join(root, 'node_modules/.bin/tsx');
 const fixture = join(root, 'test/fixtures/llmc-tiny');
 const tmp = mkdtempSync(join(tmpdir(), 'cli-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -25,20 +22,7 @@ interface PerWorker {
   memory: Record<string, number>;
 }
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(tsx, ['src/cli/main.ts', ...args], { cwd: root, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+type Result = RunResult;
 
 /** A failure the tool expects: one line "error: ...", no stack trace, the given exit code. */
 function expectOneLineError(r: Result, code: number, mentions?: RegExp) {

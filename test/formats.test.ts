@@ -5,11 +5,10 @@
 // (scripts/numpy_gpt2.py) that reads them by hand: llm.c's logits and loss for the fixtures' weights,
 // and this trainer's loss for a model it trained; and every broken file is refused with its reason.
 
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend } from '../src/backend/node';
 import { makeConfig, type ModelConfig, type RunConfig } from '../src/model/config';
@@ -23,8 +22,8 @@ import { Trainer } from '../src/train/trainer';
 import { charTokenizer } from '../src/data/tokenizer';
 import { batchOffsets, makeBatch, makeDataset } from '../src/data/dataset';
 import { loadFixture, maxAbsDiff, readBuffer, shakespeare } from './helpers';
+import { cli, root, type RunResult } from './run-cli';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const script = join(root, 'scripts/numpy_gpt2.py');
 const tmp = mkdtempSync(join(tmpdir(), 'formats-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -405,21 +404,7 @@ describe('bad files', () => {
 
 // ---------------------------------------------------------------------------------------------------
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI as a user runs it (npm run cli): node --import tsx src/cli/main.ts ... */
-function cli(...args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+type Result = RunResult;
 
 function expectOneLineError(r: Result, code: number, mentions: RegExp) {
   expect(r.code, r.stderr).toBe(code);

@@ -2,11 +2,9 @@
 // train --init from llm.c's .bin and from Hugging Face's folder of the same weights trains the same,
 // from the loss those weights give in-process; --save with {step} and --resume continue a run exactly.
 
-import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend } from '../src/backend/node';
 import { makeConfig } from '../src/model/config';
@@ -15,20 +13,13 @@ import { charTokenizer } from '../src/data/tokenizer';
 import { makeDataset } from '../src/data/dataset';
 import { Trainer } from '../src/train/trainer';
 import { readBuffer, shakespeare } from './helpers';
+import { root, runTsx } from './run-cli';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const tsx = join(root, 'node_modules/.bin/tsx');
 const bin = join(root, 'test/fixtures/llmc-tiny/model.bin');
 const tmp = mkdtempSync(join(tmpdir(), 'model-io-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(tsx, ['src/cli/main.ts', ...args], { cwd: root, timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
+const cli = (...args: string[]) => runTsx('src/cli/main.ts', args, 120_000);
 
 async function train(name: string, ...args: string[]) {
   const json = join(tmp, `${name}.json`);
