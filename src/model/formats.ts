@@ -53,7 +53,7 @@ export function readModel(files: ModelFiles, what: string): ModelWeights {
   try {
     if (files.format === 'hf') return readHf(files.hf);
     if (files.format === 'shards') {
-      const c = decodeCheckpoint(encodeCheckpoint(readShards(files.index, files.file))); // every check a checkpoint gets
+      const c = readShards(files.index, files.file); // with every check a checkpoint gets
       return { config: c.header.config, params: c.params, tokenizer: c.header.tokenizer, checkpoint: c };
     }
     if (files.format === 'llmc') {
@@ -73,10 +73,19 @@ export function readModel(files: ModelFiles, what: string): ModelWeights {
  * is the weights', everything else `settings`' (a preset's, the flags', the form's). The tokenizer must
  * have the weights' vocabulary. CheckpointError says what does not fit.
  */
-export function startFromWeights(settings: RunConfig, weights: ModelWeights, tokenizer: TokenizerSpec, vocabSize: number): { config: RunConfig; checkpoint: ArrayBuffer } {
+export function startFromWeights(
+  settings: RunConfig,
+  weights: ModelWeights,
+  tokenizer: TokenizerSpec,
+  vocabSize: number,
+  tokenizerSource?: string, // where the tokenizer's vocabulary came from (a text), for the message
+): { config: RunConfig; checkpoint: ArrayBuffer } {
   const { n_layer, n_head, n_embd, block_size, vocab_size } = weights.config;
   if (vocabSize !== vocab_size) {
-    throw new CheckpointError(`the weights have a vocabulary of ${vocab_size} tokens, the ${tokenizer.kind} tokenizer has ${vocabSize}: train on the text (or with the tokenizer) the model was made for`);
+    throw new CheckpointError(
+      `the weights have a vocabulary of ${vocab_size} tokens, the ${tokenizer.kind} tokenizer${tokenizerSource ? ` of ${tokenizerSource}` : ''} has ${vocabSize}: ` +
+        'train on the text (or with the tokenizer) the model was made for',
+    );
   }
   const config: RunConfig = { ...settings, n_layer, n_head, n_embd, block_size, vocab_size, tokenizer: tokenizer.kind };
   try {

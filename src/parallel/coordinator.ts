@@ -12,7 +12,8 @@ import { TRANSPORTS, type TransportKind } from './collectives';
 import { endpointTransfers, wire, type Wiring } from './wiring';
 import { DEFAULT_BUCKET_MB, DEFAULT_PROBE_MB, MAX_WORKERS, SHARD_STRATEGIES, STRATEGIES, assignBuckets, ddpRegisteredSizes, gradientSync, registeredFloats, unshard, type ShardStrategy, type Strategy } from './layout';
 import { buildParamTable, type ParamTable } from '../model/params';
-import { checkpointHeader, decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint';
+import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint';
+import { checkpointOfShards } from './shards';
 import type { StepOptions, StepStats } from '../train/trainer';
 import { TrainingError } from '../train/errors';
 import { DEFAULT_DEADLINES, RankFailure, Watchdog, outOfMemoryAdvice, type Deadlines, type FaultKind, type Injection, type Recovery } from './faults';
@@ -447,12 +448,7 @@ export class Coordinator {
 
   /** A whole checkpoint from every rank's ShardState (layout.ts unshard, one unit at a time). */
   private assemble(states: ShardState[], history: History = {}): ArrayBuffer {
-    const table = this.table();
-    const h = states[0].header;
-    return encodeCheckpoint({
-      header: checkpointHeader(h.config, h.tokenizer, h.step, h.adam_t, h.num_params, history),
-      params: unshard(states.map((s) => s.params), table), m: unshard(states.map((s) => s.m), table), v: unshard(states.map((s) => s.v), table),
-    });
+    return encodeCheckpoint(checkpointOfShards(states, this.table(), history));
   }
 
   /** The full parameters (the "full state dict"). */

@@ -24,7 +24,7 @@ import { buildParamTable, mixSeed, type ParamTable, type UnitSpec } from '../mod
 import type { Dataset } from '../data/dataset';
 import { AdamW, clipScale, learningRate } from '../train/optim';
 import { Trainer, activationProbe, checkFinite, firstNonFinite, rankMicroBatches, tensorBytes, type MemoryReport, type StepOptions, type StepStats } from '../train/trainer';
-import { checkpointHeader, type Checkpoint, type CheckpointHeader, type History } from '../train/checkpoint';
+import { checkpointHeader, type Checkpoint, type CheckpointHeader } from '../train/checkpoint';
 import type { Collectives } from './collectives';
 import { WaitClock, yieldToEventLoop } from './ddp';
 import { shardLayout, type ShardStrategy } from './layout';
@@ -352,21 +352,6 @@ export class FSDPTrainer {
 
   exportParams(): Promise<Float32Array> {
     return this.exclusive(() => this.fullParams());
-  }
-
-  /** Collective. The full checkpoint (parameters, m, v gathered from the shards), like DDP's. */
-  toCheckpoint(history: History = {}): Promise<Checkpoint> {
-    return this.exclusive(async () => {
-      const st = await this.opt.state();
-      const byUnit = (m: Map<string, Float32Array>) =>
-        new Map(this.table.units.map((u) => [u.index, m.get(unitKey(u)) ?? new Float32Array(shardLayout(u, this.world).shard)]));
-      return {
-        header: checkpointHeader(this.cfg, this.data.tokenizer.spec(), this.step, st.t, this.table.total, history),
-        params: await this.gatherFlat(this.shardData),
-        m: await this.gatherFlat(byUnit(st.m)),
-        v: await this.gatherFlat(byUnit(st.v)),
-      };
-    });
   }
 
   /**

@@ -115,6 +115,7 @@ export interface RankAPI {
   setTracing(on: boolean): void;
   evalLoss(split: 'train' | 'val', iters: number): Promise<number>;
   sample(req: SampleRequest): Promise<string>;
+  /** A replica's checkpoint (a sharded rank hands over exportShard instead). */
   exportCheckpoint(history: History): Promise<ArrayBuffer>;
   exportParams(): Promise<Float32Array>;
   memory(): { numTensors: number; numBytes: number };

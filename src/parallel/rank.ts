@@ -321,7 +321,10 @@ export class RankService implements RankAPI {
   }
 
   async exportCheckpoint(history: History): Promise<ArrayBuffer> {
-    const buf = encodeCheckpoint(await this.need().toCheckpoint(history));
+    const t = this.need();
+    // A sharded rank hands over its shards (exportShard); the coordinator puts the checkpoint together.
+    if (t instanceof FSDPTrainer) throw new Error('exportCheckpoint: this rank holds shards: export them with exportShard');
+    const buf = encodeCheckpoint(await t.toCheckpoint(history));
     return Comlink.transfer(buf, [buf]);
   }
 

@@ -6,21 +6,36 @@
 // Loading re-shards: the shards become one whole checkpoint, which any number of workers, and single or
 // DDP, then slice as they need (src/parallel/rank.ts).
 
-import type { ParamTable } from '../model/params';
-import { buildParamTable } from '../model/params';
 import { CheckpointError } from '../model/llmc';
-import { checkpointHeader, type Checkpoint, type CheckpointHeader, type History } from '../train/checkpoint';
+import { checkHeader, checkpointHeader, checkState, type Checkpoint, type CheckpointHeader, type History } from '../train/checkpoint';
 import { shardLayout, unshard } from './layout';
+import type { ParamTable } from '../model/params';
 import type { ShardState } from './protocol';
 
 const FORMAT = 'gpt2-tfjs-shards';
 const rankFile = (r: number, world: number) => `rank-${r}-of-${world}.bin`;
 
+/** The header of the whole checkpoint every rank's shards make, with the run's loss history. */
+const headerOf = (states: ShardState[], history: History): CheckpointHeader => {
+  const h = states[0].header;
+  return checkpointHeader(h.config, h.tokenizer, h.step, h.adam_t, h.num_params, history);
+};
+
+/** The whole checkpoint of every rank's shards, put together unit by unit (layout.ts unshard). */
+export function assembleShards(states: Omit<ShardState, 'header'>[], header: CheckpointHeader, table: ParamTable): Checkpoint {
+  const whole = (k: 'params' | 'm' | 'v') => unshard(states.map((s) => s[k]), table);
+  return { header, params: whole('params'), m: whole('m'), v: whole('v') };
+}
+
+/** The whole checkpoint from every rank's ShardState (the coordinator's export and recovery). */
+export function checkpointOfShards(states: ShardState[], table: ParamTable, history: History = {}): Checkpoint {
+  return assembleShards(states, headerOf(states, history), table);
+}
+
 /** The files of a sharded checkpoint (index.json and one per rank), from every rank's ShardState. */
 export function writeShards(states: ShardState[], history: History = {}): Map<string, ArrayBuffer | string> {
   const world = states.length;
-  const h = states[0].header;
-  const header = checkpointHeader(h.config, h.tokenizer, h.step, h.adam_t, h.num_params, history);
+  const header = headerOf(states, history);
   const files = new Map<string, ArrayBuffer | string>([['index.json', JSON.stringify({ format: FORMAT, world, header }) + '\n']]);
   states.forEach((s, r) => {
     const out = new Float32Array(3 * s.params.length);
@@ -41,10 +56,10 @@ export function readShards(index: string, file: (name: string) => ArrayBuffer | 
     throw new CheckpointError(`index.json is not valid JSON: ${(e as Error).message}`);
   }
   const { world, header } = parsed ?? {};
-  if (parsed?.format !== FORMAT || !Number.isInteger(world) || world! < 1 || !header?.config) {
+  if (parsed?.format !== FORMAT || !Number.isInteger(world) || world! < 1 || !header) {
     throw new CheckpointError(`index.json is not a sharded checkpoint of this trainer (format "${FORMAT}", world, header)`);
   }
-  const table: ParamTable = buildParamTable(header.config);
+  const table = checkHeader(header); // before anything the size of the model is read
   const floats = table.units.reduce((n, u) => n + shardLayout(u, world!).shard, 0);
   const parts = Array.from({ length: world! }, (_, r) => {
     const bytes = file(rankFile(r, world!));
@@ -52,6 +67,8 @@ export function readShards(index: string, file: (name: string) => ArrayBuffer | 
     if (bytes.byteLength !== 3 * floats * 4) throw new CheckpointError(`${rankFile(r, world!)} is ${bytes.byteLength} bytes; a shard of this model is ${3 * floats * 4}: truncated or from another model`);
     return new Float32Array(bytes);
   });
-  const part = (k: number) => unshard(parts.map((p) => p.subarray(k * floats, (k + 1) * floats)), table);
-  return { header, params: part(0), m: part(1), v: part(2) };
+  const part = (p: Float32Array, k: number) => p.subarray(k * floats, (k + 1) * floats);
+  const c = assembleShards(parts.map((p) => ({ params: part(p, 0), m: part(p, 1), v: part(p, 2) })), header, table);
+  checkState(c, table);
+  return c;
 }

@@ -88,6 +88,27 @@ export function decodeCheckpoint(buf: ArrayBuffer): Checkpoint {
   } catch {
     throw new CheckpointError('checkpoint header is not valid JSON: the file is corrupt');
   }
+  const table = checkHeader(header);
+  const total = table.total;
+  const dataStart = Math.ceil((16 + len) / 4) * 4;
+  if (buf.byteLength !== dataStart + 3 * total * 4) {
+    const held = (buf.byteLength - dataStart) / 12; // weights, m and v: 3 float32 per parameter
+    const what = Number.isInteger(held) && held > 0 ? `, while its data holds ${held} (its header does not match its data)` : '';
+    throw new CheckpointError(
+      `checkpoint is ${buf.byteLength} bytes, expected ${dataStart + 3 * total * 4} for the ${total} parameters its header describes${what}: truncated or corrupt`,
+    );
+  }
+  const floats = new Float32Array(buf, dataStart, 3 * total);
+  const c = { header, params: floats.slice(0, total), m: floats.slice(total, 2 * total), v: floats.slice(2 * total) };
+  checkState(c, table);
+  return c;
+}
+
+/**
+ * Every check of a checkpoint's header (config, tokenizer, step counts, history, parameter count),
+ * before anything the size of the model is read or allocated; the model's parameter table.
+ */
+export function checkHeader(header: CheckpointHeader): ParamTable {
   if (typeof header !== 'object' || header === null || typeof header.config !== 'object' || header.config === null) {
     throw new CheckpointError('checkpoint header has no config: the file is corrupt');
   }
@@ -104,26 +125,17 @@ export function decodeCheckpoint(buf: ArrayBuffer): Checkpoint {
   }
   checkHistory(header);
   const table = buildParamTable(header.config);
-  const total = table.total;
-  if (header.num_params !== total) {
-    throw new CheckpointError(`checkpoint says ${header.num_params} parameters but its config implies ${total}: corrupt`);
+  if (header.num_params !== table.total) {
+    throw new CheckpointError(`checkpoint says ${header.num_params} parameters but its config implies ${table.total}: corrupt`);
   }
-  const dataStart = Math.ceil((16 + len) / 4) * 4;
-  if (buf.byteLength !== dataStart + 3 * total * 4) {
-    const held = (buf.byteLength - dataStart) / 12; // weights, m and v: 3 float32 per parameter
-    const what = Number.isInteger(held) && held > 0 ? `, while its data holds ${held} (its header does not match its data)` : '';
-    throw new CheckpointError(
-      `checkpoint is ${buf.byteLength} bytes, expected ${dataStart + 3 * total * 4} for the ${total} parameters its header describes${what}: truncated or corrupt`,
-    );
-  }
-  const floats = new Float32Array(buf, dataStart, 3 * total);
-  const params = floats.slice(0, total);
-  const m = floats.slice(total, 2 * total);
-  const v = floats.slice(2 * total);
-  checkFinite(params, table, "checkpoint's weights hold", 'the saved model is broken');
-  checkFinite(m, table, "checkpoint's AdamW first moment (m) holds", 'its optimizer state is broken');
-  checkFinite(v, table, "checkpoint's AdamW second moment (v) holds", 'its optimizer state is broken', true);
-  return { header, params, m, v };
+  return table;
+}
+
+/** The weights and AdamW's moments are finite (and v not negative): a broken state is refused, naming the tensor. */
+export function checkState(c: Checkpoint, table: ParamTable): void {
+  checkFinite(c.params, table, "checkpoint's weights hold", 'the saved model is broken');
+  checkFinite(c.m, table, "checkpoint's AdamW first moment (m) holds", 'its optimizer state is broken');
+  checkFinite(c.v, table, "checkpoint's AdamW second moment (v) holds", 'its optimizer state is broken', true);
 }
 
 /** The tokenizer must be the one the weights were trained with: its kind and size agree with the config. */
