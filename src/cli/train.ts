@@ -106,10 +106,10 @@ async function startingPoint(opts: TrainOptions, text: string): Promise<{ cfg: R
   // --init: the shape is the file's; everything else the preset's and the flags'; the tokenizer the file's, or the data's.
   const tokenizer = weights.tokenizer ? await makeTokenizer(weights.tokenizer) : opts.cfg.tokenizer === 'bpe' ? await bpeTokenizer() : charTokenizer(text);
   try {
-    const { config, checkpoint } = startFromWeights(opts.cfg, weights, tokenizer.spec(), tokenizer.vocabSize);
+    const { config, checkpoint } = startFromWeights(opts.cfg, weights, tokenizer.spec(), tokenizer.vocabSize, weights.tokenizer || opts.cfg.tokenizer === 'bpe' ? undefined : opts.data);
     return { cfg: config, tokenizer, checkpoint };
   } catch (e) {
-    throw new CliError(`--init ${path}: ${(e as Error).message.replace(/the (\w+) tokenizer has/, `the $1 tokenizer of ${opts.data} has`)}`);
+    throw new CliError(`--init ${path}: ${(e as Error).message}`);
   }
 }
 

@@ -80,15 +80,8 @@ function checkCovers(spec: TokenizerSpec, corpus: Corpus): void {
 /** startFromWeights, its tokenizer message naming the text the characters came from. */
 function start(sw: StartWeights, config: RunConfig, corpus: Corpus): { config: RunConfig; checkpoint: ArrayBuffer } {
   const { spec, vocab } = tokenizerFor(sw, corpus);
-  try {
-    checkCovers(spec, corpus);
-    return startFromWeights(config, sw.weights, spec, vocab);
-  } catch (e) {
-    if (e instanceof CheckpointError && sw.tokenizerFrom === 'corpus') {
-      throw new CheckpointError(e.message.replace(/the char tokenizer has/, `the char tokenizer of “${corpus.name}” has`));
-    }
-    throw e;
-  }
+  checkCovers(spec, corpus);
+  return startFromWeights(config, sw.weights, spec, vocab, sw.tokenizerFrom === 'corpus' ? `“${corpus.name}”` : undefined);
 }
 
 /**
