@@ -9,15 +9,16 @@ import { CliError, readBytes, UsageError } from './args';
 /** A path's files as the readers want them (a folder's known files, or one file). */
 export function loadModelFiles(path: string): ModelFiles {
   if (!existsSync(path)) throw new CliError(`${path} does not exist: check the path`);
-  const format = formatOf(path, statSync(path).isDirectory() ? 'folder' : 'file');
+  const isFolder = statSync(path).isDirectory();
+  const format = formatOf(path, isFolder ? 'folder' : 'file');
   if (format === 'shards') {
     if (!existsSync(join(path, 'index.json'))) throw new CliError(`${path} has no index.json: not a sharded checkpoint`);
     const file = (name: string) => (existsSync(join(path, name)) ? readBytes(join(path, name)) : undefined);
     return { format, index: new TextDecoder().decode(readBytes(join(path, 'index.json'))), file };
   }
   if (format !== 'hf') return { format, bytes: readBytes(path) };
-  const dir = statSync(path).isDirectory() ? path : dirname(path);
-  const weights = statSync(path).isDirectory() ? join(dir, 'model.safetensors') : path;
+  const dir = isFolder ? path : dirname(path);
+  const weights = isFolder ? join(dir, 'model.safetensors') : path;
   const text = (name: string) => (existsSync(join(dir, name)) ? new TextDecoder().decode(readBytes(join(dir, name))) : undefined);
   if (!existsSync(weights)) throw new CliError(`${dir} has no model.safetensors: not a Hugging Face model folder`);
   return { format, hf: { 'model.safetensors': readBytes(weights), 'config.json': text('config.json'), 'char_vocab.json': text('char_vocab.json') } };

@@ -18,9 +18,12 @@ import * as fmt from './format';
 const WASM_MAX_BYTES = 4 * 2 ** 30;
 const speedKey = (backend: string) => `gpt2-trainer:gflops:${backend}`;
 
-/** A step's speed, one worker's FLOP/s, kept for the next estimate (per backend, in this browser). */
+/**
+ * A step's speed, one worker's FLOP/s, kept for the next estimate (per backend, in this browser): every
+ * 10th step (not a storage write per step), after the first ones, which compile kernels.
+ */
 export function recordSpeed(backend: string, cfg: RunConfig, stats: StepStats, workers: number): void {
-  if (!(stats.ms > 0) || stats.step < 3) return; // the first steps compile kernels
+  if (!(stats.ms > 0) || stats.step % 10 !== 0) return;
   const flops = (flopsPerToken(cfg) * stats.tokens) / workers / (stats.ms / 1000);
   try {
     localStorage.setItem(speedKey(backend), String(flops / 1e9));
