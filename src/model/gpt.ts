@@ -307,6 +307,21 @@ export class GPT {
     return { logits, lnf };
   }
 
+  /**
+   * The head's forward and backward in one (tidied): the mean loss, dx into the last block, and the
+   * gradients of ln_f and of wte's head share (lm_head is tied to wte).
+   */
+  headLossBackward(p: Params, x: tf.Tensor2D, targets: tf.Tensor1D, lossScale: number): { loss: tf.Scalar; dx: tf.Tensor2D; grads: Record<string, tf.Tensor> } {
+    return tidy(() => {
+      const { logits, lnf } = this.headForward(p, x);
+      const { loss, dlogits } = this.crossEntropy(logits, targets, lossScale);
+      const dlnf = mm(dlogits, p('wte')); // (BT, C)
+      const dwte = mm(dlogits.transpose(), lnf.out); // (V, C)
+      const back = layerNormBackward(dlnf, lnf.cache, p('ln_f.weight'));
+      return { loss, dx: back.dx, grads: { 'ln_f.weight': back.dw, 'ln_f.bias': back.db, wte: dwte } };
+    });
+  }
+
   /** Mean cross-entropy of logits against targets, and dlogits = (softmax - onehot) * scale / BT. */
   crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, lossScale: number) {
     const BT = logits.shape[0];
@@ -357,18 +372,11 @@ export class GPT {
         await hooks.afterForward?.(1 + l);
       }
       const headOut = tr.span('head and loss', 'compute', () => {
-        const out = tidy(() => {
-          const { logits, lnf } = this.headForward(p, x);
-          const { loss, dlogits } = this.crossEntropy(logits, targets, opts.lossScale ?? 1);
-          const dlnf = mm(dlogits, p('wte')); // (BT, C)
-          const dwteHead = mm(dlogits.transpose(), lnf.out); // (V, C): lm_head is tied to wte
-          const lnfBack = layerNormBackward(dlnf, lnf.cache, p('ln_f.weight'));
-          return { loss, dx: lnfBack.dx, dwteHead, dw: lnfBack.dw, db: lnfBack.db };
-        });
+        const out = this.headLossBackward(p, x, targets, opts.lossScale ?? 1);
         x.dispose();
-        add('ln_f.weight', out.dw);
-        add('ln_f.bias', out.db);
-        add('wte', out.dwteHead); // the embedding's share is added at the end
+        add('ln_f.weight', out.grads['ln_f.weight']);
+        add('ln_f.bias', out.grads['ln_f.bias']);
+        add('wte', out.grads.wte); // the head's share; the embedding's is added at the end
         hooks.lossReady?.(out.loss);
         return out;
       });
