@@ -14,7 +14,7 @@ import { makeConfig, type RunConfig } from '../src/model/config';
 import { buildParamTable } from '../src/model/params';
 import { Coordinator, type DistOptions } from '../src/parallel/coordinator';
 import { spawnNodeWorker } from '../src/parallel/node-spawn';
-import { DEFAULT_BUCKET_MB, shardLayout, type ShardStrategy } from '../src/parallel/layout';
+import { DEFAULT_BUCKET_MB, shardLayout, type ShardStrategy, type Strategy } from '../src/parallel/layout';
 import { UNCALIBRATED, achievedFlops, fitAlphaBeta, predict, type Calibration, type Plan } from '../src/parallel/costmodel';
 import type { RankStepStats } from '../src/parallel/protocol';
 import type { MemoryReport } from '../src/train/trainer';
@@ -51,7 +51,7 @@ function otherLoad() {
 export interface RunEntry {
   section: 'scaling' | 'fsdp';
   preset: string;
-  strategy: 'single' | 'ddp' | 'fsdp';
+  strategy: Strategy;
   shard: ShardStrategy | null;
   prefetch: boolean | null;
   workers: number;

@@ -90,6 +90,47 @@ describe('formulas', () => {
   });
 });
 
+describe('model parallelism', () => {
+  const cfg = makeConfig('shakespeare-cpu', { vocab_size: 65, backend: 'webgpu' }); // L 4, H 4, C 128, B 12, T 64
+  const plan = (strategy: 'tp' | 'pp', workers: number, extra: object = {}) => ({ strategy, workers, transport: 'ring' as const, bucketMb: 25, ...extra });
+
+  it('TP: 4 ring all-reduces of a (B, T, C) activation per block per micro-batch, and the norm', () => {
+    const S = 4 * 12 * 64 * 128;
+    const p = predict({ ...cfg, grad_accum: 2 }, plan('tp', 4), cal);
+    expect(p.bytes_per_rank).toBeCloseTo(4 * 4 * 2 * 1.5 * S + 1.5 * 4 * 4, 6); // the norm: one float per rank
+    // each worker holds 1/4 of the split weights and all of the rest; one worker holds it all
+    const single = predict(cfg, { ...plan('tp', 1), strategy: 'single' }, cal).memory;
+    const tp = p.memory;
+    expect(tp.params).toBeLessThan(single.params);
+    expect(tp.params).toBeGreaterThan(single.params / 4); // wte, wpe and the LayerNorms stay whole
+    expect(tp.activations_peak).toBeLessThan(single.activations_peak);
+    // less compute per worker than one worker's, never less than a quarter
+    const one = predict(cfg, { ...plan('tp', 1), strategy: 'single' }, cal).compute_ms;
+    expect(p.compute_ms / 2).toBeLessThan(one); // (grad_accum 2: twice the tokens)
+    expect(p.compute_ms / 2).toBeGreaterThan(one / 4);
+  });
+
+  it('PP: the bubble is (N-1)/(M+N-1); more micro-batches shrink it; 1F1B holds fewer activations than GPipe', () => {
+    const few = predict(cfg, plan('pp', 4, { microbatches: 1, schedule: 'gpipe' }), cal);
+    const many = predict(cfg, plan('pp', 4, { microbatches: 12, schedule: 'gpipe' }), cal);
+    expect(few.bubble).toBeCloseTo(3 / 4, 12);
+    expect(many.bubble).toBeCloseTo(3 / 15, 12);
+    expect(many.step_ms).toBeLessThan(few.step_ms);
+    const onefb = predict(cfg, plan('pp', 2, { microbatches: 12, schedule: '1f1b' }), cal);
+    const gpipe = predict(cfg, plan('pp', 2, { microbatches: 12, schedule: 'gpipe' }), cal);
+    expect(onefb.memory.activations_peak).toBeLessThan(gpipe.memory.activations_peak / 4); // 2 in flight against 12
+    expect(onefb.bytes_per_rank).toBe(gpipe.bytes_per_rank); // the same messages, in another order
+  });
+
+  it('what moves least: PP sends activations at stage boundaries only, DDP the whole gradient, TP activations per block', () => {
+    const big = makeConfig('gpt2', { backend: 'webgpu' });
+    const bytes = (p: object) => predict(big, { transport: 'ring', bucketMb: 25, ...p } as never, cal).bytes_per_rank;
+    const pp = bytes({ strategy: 'pp', workers: 4, microbatches: 4 });
+    expect(pp).toBeLessThan(bytes({ strategy: 'ddp', workers: 4 }));
+    expect(pp).toBeLessThan(bytes({ strategy: 'tp', workers: 4 }));
+  });
+});
+
 describe('predicted bytes equal the bytes workers send', () => {
   const text = shakespeare.slice(0, 50_000);
   const cfg = { ...makeConfig('tiny', { n_layer: 2, n_embd: 32, block_size: 16, batch_size: 2, backend: 'wasm' }), vocab_size: charTokenizer(text).vocabSize };

@@ -8,6 +8,8 @@ import type { RankStepStats } from '../parallel/protocol';
 import { UNCALIBRATED, predict } from '../parallel/costmodel';
 import type { Recovery } from '../parallel/faults';
 import { median } from '../util/stats';
+import { globalSequences } from '../parallel/layout';
+import { bubbleFraction } from '../parallel/pp-layout';
 import { formatDuration } from './args';
 import type { TrainOptions } from './train-options';
 
@@ -35,7 +37,7 @@ export interface RunResult {
   sample?: string;
 }
 
-const globalBatch = (r: RunResult) => r.dist.workers * r.cfg.batch_size * r.cfg.grad_accum;
+const globalBatch = (r: RunResult) => globalSequences(r.dist, r.cfg);
 const tokensPerStep = (r: RunResult) => globalBatch(r) * r.cfg.block_size;
 const msPerStep = (r: RunResult) => median(r.stepMs, r.skip);
 const finite = (x: number) => (Number.isFinite(x) ? x : null);
@@ -46,7 +48,7 @@ const finite = (x: number) => (Number.isFinite(x) ? x : null);
  */
 export function perWorker(r: RunResult) {
   const { rankSteps: steps, skip } = r;
-  const bytesPredicted = predict(r.cfg, r.dist, UNCALIBRATED).bytes_per_rank;
+  const predicted = predict(r.cfg, r.dist, UNCALIBRATED);
   const world = steps[0]?.length ?? 0;
   return Array.from({ length: world }, (_, rank) => {
     const of = (f: (s: RankStepStats) => number) => finite(median(steps.map((ranks) => f(ranks[rank])), skip));
@@ -54,7 +56,7 @@ export function perWorker(r: RunResult) {
     return {
       rank, compute_ms: of((s) => s.computeMs), comm_ms: of((s) => s.commMs), wait_ms: of((s) => s.waitMs),
       straggler_ms: of((s) => s.stragglerMs ?? 0),
-      bytes_sent: of((s) => s.bytesSent), bytes_per_rank_predicted: bytesPredicted,
+      bytes_sent: of((s) => s.bytesSent), bytes_per_rank_predicted: predicted.bytes_by_rank?.[rank] ?? predicted.bytes_per_rank,
       memory: {
         params: m.params, grads: m.grads, optimizer: m.optimizer, buddy: m.buddy,
         gathered_peak: m.gathered_peak, activations_peak: m.activations_peak, comm_buffers: m.comm_buffers,
@@ -63,9 +65,19 @@ export function perWorker(r: RunResult) {
   });
 }
 
-/** "fsdp full x2 ring" and the like. */
+/** "fsdp full x2 ring", "pp 1f1b m4 x2 ring" and the like. */
 export function describeStrategy(d: DistOptions): string {
-  return `${d.strategy}${d.strategy === 'fsdp' ? ` ${d.shard}` : ''}${d.strategy === 'single' ? '' : ` x${d.workers} ${d.transport}`}`;
+  const variant = d.strategy === 'fsdp' ? ` ${d.shard}` : d.strategy === 'pp' ? ` ${d.schedule} m${d.microbatches}` : '';
+  return `${d.strategy}${variant}${d.strategy === 'single' ? '' : ` x${d.workers} ${d.transport}`}`;
+}
+
+/**
+ * PP: the share of a step a stage sits idle, as predicted ((N-1)/(M+N-1)) and as measured (each
+ * rank's waiting over the step's time, averaged over ranks; median over steps after the warm-up).
+ */
+function bubble(r: RunResult): { bubble_predicted: number; bubble_measured: number | null } {
+  const perStep = r.rankSteps.map((ranks, i) => ranks.reduce((s, x) => s + x.waitMs, 0) / ranks.length / r.stepMs[i]);
+  return { bubble_predicted: bubbleFraction(r.dist.workers, r.dist.microbatches ?? 1), bubble_measured: finite(median(perStep, r.skip)) };
 }
 
 /** The lines printed on stdout at the end. */
@@ -89,6 +101,10 @@ export function summaryLines(r: RunResult): string[] {
         `optimizer ${mb(m.optimizer)}${m.buddy ? `, buddy copy ${mb(m.buddy)}` : ''})${r.dist.strategy === 'fsdp' ? `, gathered peak ${mb(m.gathered_peak)} MB` : ''}, activations peak ${mb(m.activations_peak)} MB; ` +
         `sent ${mb(workers[0].bytes_sent ?? 0)} MB/step (predicted ${mb(workers[0].bytes_per_rank_predicted)})`,
     );
+  }
+  if (r.dist.strategy === 'pp' && r.rankSteps.length) {
+    const b = bubble(r);
+    lines.push(`pipeline bubble: ${(100 * (b.bubble_measured ?? NaN)).toFixed(0)}% of a step measured (waiting), ${(100 * b.bubble_predicted).toFixed(0)}% predicted ((N-1)/(M+N-1), ${r.dist.schedule}, M = ${r.dist.microbatches})`);
   }
   if (r.recoveries.length) {
     const lost = r.recoveries.reduce((n, x) => n + x.replayed_steps, 0);
@@ -116,6 +132,7 @@ export function jsonRecord(r: RunResult) {
     bucket_mb: r.dist.bucketMb,
     shard: fsdp ? r.dist.shard : null,
     prefetch: fsdp ? r.dist.prefetch : null,
+    ...(r.dist.strategy === 'pp' ? { microbatches: r.dist.microbatches, schedule: r.dist.schedule, ...bubble(r) } : {}),
     global_batch: globalBatch(r),
     steps: r.steps,
     completed: !r.interrupted && r.steps === r.cfg.max_iters,

@@ -4,7 +4,8 @@
 import { availableParallelism } from 'node:os';
 import { makeConfig, PRESETS, PRESET_NAMES, type RunConfig } from '../model/config';
 import { checkDist, DIST_DEFAULTS, DistError, type DistOptions } from '../parallel/coordinator';
-import { MAX_WORKERS, SHARD_STRATEGIES, defaultWorkers, type Strategy } from '../parallel/layout';
+import { MAX_WORKERS, PIPELINE_SCHEDULES, SHARD_STRATEGIES, defaultWorkers, type Strategy } from '../parallel/layout';
+import { checkSplit } from '../parallel/parts';
 import type { TransportKind } from '../parallel/collectives';
 import { NODE_BACKENDS, type NodeBackend } from '../backend/node';
 import { parseInjection } from '../parallel/faults';
@@ -63,7 +64,8 @@ ${presetLines.replace(/^/gm, '  ')}
                       --set warmup_iters=N override (warmup <= decay <= steps). The page follows
                       the same rules
   --batch B           sequences per micro-batch on each worker (batch_size), as in PyTorch DDP:
-                      the global batch of a step is workers x batch x accum sequences
+                      the global batch of a step is workers x batch x accum sequences (ddp, fsdp);
+                      tp and pp work on one batch together: their global batch is batch x accum
   --accum K           micro-batches per step on each worker (grad_accum); DDP communicates only
                       after the last one
   --lr X              peak learning rate; min_lr becomes X/10 (as in the presets) unless set
@@ -76,11 +78,19 @@ ${presetLines.replace(/^/gm, '  ')}
   --set KEY=VALUE     any other setting, repeatable (e.g. --set warmup_iters=10). Settings:
 ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
   --strategy NAME     single (default: one worker), ddp (data parallel: every worker holds the
-                      whole model, trains on its slice of the batch, gradients are averaged) or
-                      fsdp (fully sharded: as ddp, but each worker stores only 1/N of the model)
+                      whole model, trains on its slice of the batch, gradients are averaged),
+                      fsdp (fully sharded: as ddp, but each worker stores only 1/N of the model),
+                      tp (tensor parallel: each block split across the workers, whole heads and
+                      MLP columns each; every worker sees the whole batch; workers must divide
+                      n_head) or pp (pipeline parallel: each worker holds a stage of consecutive
+                      blocks; the batch flows through them in micro-batches)
   --shard NAME        fsdp: full (default; least memory), grad_op (less traffic) or none (= ddp)
   --no-prefetch       fsdp: don't fetch the next block's weights while this block's backward runs
-  --workers N         ddp, fsdp: worker threads, 1 to ${MAX_WORKERS} (default: one per core, at least 2, here ${defaultWorkers(availableParallelism())}); each
+  --microbatches M    pp: micro-batches per step (default ${DIST_DEFAULTS.microbatches}); M must divide batch x accum.
+                      The idle share of a step, the bubble, is (workers-1)/(M+workers-1)
+  --schedule NAME     pp: 1f1b (default; one forward, one backward: at most workers micro-batches'
+                      activations held) or gpipe (all forwards, then all backwards: M held)
+  --workers N         ddp, fsdp, tp, pp: worker threads, 1 to ${MAX_WORKERS} (default: one per core, at least 2, here ${defaultWorkers(availableParallelism())}); each
                       runs its own tfjs engine. single always runs 1
   --transport NAME    how workers exchange gradients (and, for fsdp, weights): ring (default;
                       neighbour to neighbour, as NCCL), star (through the coordinator), shared (one
@@ -117,7 +127,8 @@ ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
   --json FILE         write the run to FILE as JSON: config, losses (per step), grad_norms (per
                       step, before clipping), val_losses ([step, loss]), final_val_loss, ms_per_step and tokens_per_s (median after
                       the first ${WARMUP_STEPS} steps), step_ms, backend, wall_time_s, sample; strategy,
-                      transport, workers, global_batch (fsdp: shard, prefetch), and per_worker:
+                      transport, workers, global_batch (fsdp: shard, prefetch; pp: microbatches,
+                      schedule, bubble_predicted and bubble_measured), and per_worker:
                       for each rank, medians per step (after the warm-up) of compute_ms, comm_ms
                       (CPU time in collectives), wait_ms (blocked on other workers; straggler_ms of
                       it waiting for a slower worker rather than for data) and bytes_sent,
@@ -136,7 +147,9 @@ file.
 Examples:
   npm run cli -- train --preset tiny --steps 50 --sample 200 --json /tmp/run.json
   npm run cli -- train --strategy ddp --workers 2 --transport ring --batch 6 --steps 100
-  npm run cli -- train --strategy fsdp --shard full --workers 2 --batch 6 --steps 100`;
+  npm run cli -- train --strategy fsdp --shard full --workers 2 --batch 6 --steps 100
+  npm run cli -- train --strategy tp --workers 2 --batch 12 --steps 100
+  npm run cli -- train --strategy pp --workers 2 --microbatches 4 --schedule 1f1b --batch 12 --steps 100`;
 
 export interface TrainOptions {
   cfg: RunConfig;
@@ -183,6 +196,8 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
     'bucket-mb': { type: 'string' },
     shard: { type: 'string' },
     'no-prefetch': { type: 'boolean' },
+    microbatches: { type: 'string' },
+    schedule: { type: 'string' },
     inject: { type: 'string', multiple: true },
     'on-nan': { type: 'string' },
     'no-buddies': { type: 'boolean' },
@@ -223,10 +238,16 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
   }
   const saveEvery = numberFlag('save-every', values['save-every'], { integer: true, min: 1 });
   if (saveEvery !== undefined && !values.save) throw new UsageError('--save-every K needs --save FILE (where to save)');
+  const dist = parseDist(values);
+  try {
+    checkSplit(cfg, dist);
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message} (see \`npm run cli -- train --help\`)`);
+  }
   return {
     cfg,
     explicitVocab: 'vocab_size' in overrides,
-    dist: parseDist(values),
+    dist,
     backend,
     data: values.data ?? DEFAULT_DATA,
     json: values.json,
@@ -241,16 +262,23 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
   };
 }
 
-/** --strategy, --workers, --transport, --bucket-mb, --shard, --no-prefetch -> checked DistOptions (checkDist's messages, exit 2). */
+/** --strategy, --workers, --transport, --bucket-mb, --shard, --no-prefetch, --microbatches, --schedule -> checked DistOptions (checkDist's messages, exit 2). */
 function parseDist(values: {
   strategy?: string; workers?: string; transport?: string; 'bucket-mb'?: string; shard?: string; 'no-prefetch'?: boolean; inject?: string[]; 'on-nan'?: string; 'no-buddies'?: boolean;
+  microbatches?: string; schedule?: string;
 }): DistOptions {
   const strategy = (values.strategy ?? DIST_DEFAULTS.strategy) as Strategy;
   const shard = choiceFlag('shard', values.shard, SHARD_STRATEGIES);
-  // FSDP's own flags mean nothing to single or ddp: say so rather than ignore them.
-  if (strategy === 'single' || strategy === 'ddp') {
+  const schedule = choiceFlag('schedule', values.schedule, PIPELINE_SCHEDULES);
+  const microbatches = numberFlag('microbatches', values.microbatches, { integer: true, min: 1 });
+  // A strategy's own flags mean nothing to the others: say so rather than ignore them.
+  if (strategy !== 'fsdp') {
     const flag = shard !== undefined ? `--shard ${shard}` : values['no-prefetch'] ? '--no-prefetch' : null;
     if (flag) throw new UsageError(`${flag} needs --strategy fsdp (it only applies to fully sharded training; see \`npm run cli -- train --help\`)`);
+  }
+  if (strategy !== 'pp') {
+    const flag = microbatches !== undefined ? `--microbatches ${microbatches}` : schedule !== undefined ? `--schedule ${schedule}` : null;
+    if (flag) throw new UsageError(`${flag} needs --strategy pp (it only applies to pipeline parallel training; see \`npm run cli -- train --help\`)`);
   }
   const workers = numberFlag('workers', values.workers) ?? (strategy === 'single' ? 1 : defaultWorkers(availableParallelism()));
   const dist: DistOptions = {
@@ -261,6 +289,8 @@ function parseDist(values: {
     bucketMb: numberFlag('bucket-mb', values['bucket-mb']) ?? DIST_DEFAULTS.bucketMb,
     shard: shard ?? DIST_DEFAULTS.shard,
     prefetch: !values['no-prefetch'],
+    microbatches: microbatches ?? DIST_DEFAULTS.microbatches,
+    schedule: schedule ?? DIST_DEFAULTS.schedule,
   };
   try {
     dist.faults = {
@@ -277,7 +307,7 @@ function parseDist(values: {
     if (!(e instanceof DistError)) throw e;
     // --workers N alone: the default strategy is single, so say which flag is missing.
     const message = values.strategy === undefined && /strategy single/.test(e.message)
-      ? `--workers ${workers} needs --strategy ddp or fsdp (the default, single, runs one worker)`
+      ? `--workers ${workers} needs --strategy ddp, fsdp, tp or pp (the default, single, runs one worker)`
       : e.message;
     throw new UsageError(`${message} (see \`npm run cli -- train --help\`)`);
   }

@@ -16,14 +16,14 @@ import { makeDataset, type Dataset } from '../data/dataset';
 import { decodeCorpus } from '../data/text';
 import { Session, type TrainEvent } from '../train/session';
 import { Coordinator } from '../parallel/coordinator';
-import { gradientSync } from '../parallel/layout';
+import { globalSequences, gradientSync, splitsBatch } from '../parallel/layout';
 import { spawnNodeWorker } from '../parallel/node-spawn';
 import type { RankStepStats } from '../parallel/protocol';
 import { describeBackend } from '../backend/backend';
 import { prepareWebGPUEnv } from '../backend/node';
 import { CliError, formatDuration, readBytes, UsageError } from './args';
 import { help, parseTrainOptions, WARMUP_STEPS, type TrainOptions } from './train-options';
-import { jsonRecord, summaryLines, type RunResult } from './report';
+import { describeStrategy, jsonRecord, summaryLines, type RunResult } from './report';
 import { formatToWrite, loadModelFiles, saveModelFiles } from './model-files';
 
 export { help };
@@ -205,7 +205,7 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
     session = s;
 
     const ran = coordinator.dist; // the transport after any fallback
-    const globalBatch = dist.workers * cfg.batch_size * cfg.grad_accum;
+    const globalBatch = globalSequences(dist, cfg);
     const sync = gradientSync(dist);
     const details = [`${ran.transport} transport`, ...(sync === 'all-reduce' ? [`${dist.bucketMb} MB buckets`] : []), ...(sync === 'shard' ? [`prefetch ${dist.prefetch ? 'on' : 'off'}`] : [])];
     progress.message(
@@ -214,12 +214,12 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
         `${dataset.train.length} train / ${dataset.val.length} val tokens`,
     );
     progress.message(
-      `${dist.strategy === 'single' ? 'single: one worker thread' : `${dist.strategy}${dist.strategy === 'fsdp' ? ` ${dist.shard}` : ''} on ${dist.workers} worker thread${dist.workers > 1 ? 's' : ''} (${details.join(', ')})`}; ` +
+      `${dist.strategy === 'single' ? 'single: one worker thread' : `${describeStrategy(dist).replace(/ x\d+ \w+$/, '')} on ${dist.workers} worker thread${dist.workers > 1 ? 's' : ''} (${details.join(', ')})`}; ` +
         `backend ${describeBackend(info)}`,
     );
     if (coordinator.notice) progress.message(`note: ${coordinator.notice}`);
     progress.message(
-      `${cfg.max_iters} steps of global batch ${globalBatch} = ${dist.workers} worker${dist.workers > 1 ? 's' : ''} x batch ${cfg.batch_size} ` +
+      `${cfg.max_iters} steps of global batch ${globalBatch} = ${splitsBatch(dist) ? `${dist.workers} worker${dist.workers > 1 ? 's' : ''} x ` : ''}batch ${cfg.batch_size} ` +
         `x accum ${cfg.grad_accum} (${globalBatch * cfg.block_size} tokens of ${cfg.block_size}), seed ${cfg.seed}, ` +
         `lr ${cfg.lr} (warm-up ${cfg.warmup_iters} steps, cosine to ${cfg.min_lr} at step ${cfg.lr_decay_iters})`,
     );

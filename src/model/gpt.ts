@@ -46,6 +46,9 @@ export interface Batch {
   y: Int32Array; // (B*T) next-token targets
 }
 
+/** A tensor-parallel rank's heads: [h0, h0 + nh) of the model's NH (src/parallel/tp-layout.ts). */
+export interface HeadRange { h0: number; nh: number }
+
 export interface StepOptions {
   training: boolean; // enables dropout
   dropoutSeed?: number; // with the step and rank mixed in by the caller
@@ -114,7 +117,7 @@ function linearBackward(dy: tf.Tensor2D, x: tf.Tensor2D, w: tf.Tensor) {
   };
 }
 
-interface LNCache { xhat: tf.Tensor2D; rstd: tf.Tensor2D }
+export interface LNCache { xhat: tf.Tensor2D; rstd: tf.Tensor2D }
 
 function layerNormForward(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): { out: tf.Tensor2D; cache: LNCache } {
   const mean = tf.mean(x, -1, true);
@@ -185,16 +188,19 @@ export class GPT {
     return T === this.cfg.block_size ? this.mask : tf.slice(this.mask, [0, 0], [T, T]);
   }
 
-  /** (BT, C) -> (B*NH, T, hs). 4-D transposes only: 5-D ones are ~50x slower on wasm. */
+  /**
+   * (BT, nh*hs) -> (B*nh, T, hs). The head count comes from the width: all NH heads for one worker,
+   * a tensor-parallel rank's own heads (src/parallel/tp.ts). 4-D transposes only: 5-D ones are ~50x slower on wasm.
+   */
   private splitHeads(x: tf.Tensor, B: number, T: number): tf.Tensor3D {
-    const { n_head: NH } = this.cfg;
-    return x.reshape([B, T, NH, this.hs]).transpose([0, 2, 1, 3]).reshape([B * NH, T, this.hs]) as tf.Tensor3D;
+    const nh = x.shape[1]! / this.hs;
+    return x.reshape([B, T, nh, this.hs]).transpose([0, 2, 1, 3]).reshape([B * nh, T, this.hs]) as tf.Tensor3D;
   }
 
-  /** (B*NH, T, hs) -> (BT, C) */
+  /** (B*nh, T, hs) -> (BT, nh*hs) */
   private mergeHeads(x: tf.Tensor, B: number, T: number): tf.Tensor2D {
-    const { n_head: NH, n_embd: C } = this.cfg;
-    return x.reshape([B, NH, T, this.hs]).transpose([0, 2, 1, 3]).reshape([B * T, C]) as tf.Tensor2D;
+    const nh = x.shape[0]! / B;
+    return x.reshape([B, nh, T, this.hs]).transpose([0, 2, 1, 3]).reshape([B * T, nh * this.hs]) as tf.Tensor2D;
   }
 
   dispose(): void {
@@ -231,59 +237,102 @@ export class GPT {
   }
 
   // ---- transformer block -----------------------------------------------------------------------
-  blockForward(p: Params, l: number, x: tf.Tensor2D, B: number, T: number, dropSeed?: number) {
-    const { n_embd: C, dropout } = this.cfg;
+  // A block is two halves, each LayerNorm -> column-parallel linear -> ... -> row-parallel linear, then
+  // bias, dropout and the residual:
+  //   x1  = x  + drop(attnForward(x).partial  + attn.c_proj.bias)
+  //   out = x1 + drop(mlpForward(x1).partial + mlp.c_proj.bias)
+  // Each half returns its row-parallel layer's output before the bias (`partial`), so tensor
+  // parallelism (src/parallel/tp.ts) can all-reduce the ranks' partial sums in between. In backward,
+  // attnBackward/mlpBackward stop at the gradient of the LayerNorm's output (a partial sum under tensor
+  // parallelism: all-reduce it), and lnResidualBackward finishes the half. With all heads and all
+  // columns, blockForward/blockBackward below compose them into the one-worker block.
+
+  /** Attention half up to c_proj's matmul. heads: a tensor-parallel rank's [h0, h0 + nh) of NH (dropout masks). */
+  attnForward(p: Params, l: number, x: tf.Tensor2D, B: number, T: number, dropSeed?: number, heads?: HeadRange) {
+    const { n_embd: C, n_head: NH, dropout } = this.cfg;
     const hs = this.hs;
     const w = (n: string) => p(`h.${l}.${n}`);
     const seed = (site: number) => (dropSeed === undefined ? undefined : mixSeed(dropSeed, l, site));
 
     const ln1 = layerNormForward(x, w('ln_1.weight'), w('ln_1.bias'));
-    const qkv = linearForward(ln1.out, w('attn.c_attn.weight'), w('attn.c_attn.bias')); // (BT, 3C)
+    const qkv = linearForward(ln1.out, w('attn.c_attn.weight'), w('attn.c_attn.bias')); // (BT, 3C) (3 x nh*hs per rank)
     const [q, k, v] = tf.split(qkv, 3, 1).map((t) => this.splitHeads(t, B, T)); // (Ch, T, hs) each
     const scores = tf.add(tf.mul(this.bmmNT(q, k), 1 / Math.sqrt(hs)), this.causalMask(T)); // (Ch, T, T)
     const att = tf.softmax(scores) as tf.Tensor3D;
-    const attMask = dropoutMask(att.shape, dropout, seed(0));
+    // Dropout on the attention probabilities: the mask one worker draws for all NH heads; a rank keeps its heads' rows.
+    let attMask = dropoutMask([B * NH, T, T], dropout, seed(0));
+    if (attMask && heads && heads.nh !== NH) {
+      const full = attMask;
+      attMask = tf.slice(full.reshape([B, NH, T * T]), [0, heads.h0, 0], [B, heads.nh, T * T]).reshape(att.shape);
+      full.dispose();
+    }
     const attD = maybeMul(att, attMask) as tf.Tensor3D;
     const yh = this.bmmNN(attD, v); // (Ch, T, hs)
     const y = this.mergeHeads(yh, B, T);
-    const projMask = dropoutMask([B * T, C], dropout, seed(1));
-    const x1 = tf.add(x, maybeMul(linearForward(y, w('attn.c_proj.weight'), w('attn.c_proj.bias')), projMask)) as tf.Tensor2D;
+    const projMask = dropoutMask([B * T, C], dropout, seed(1)); // of a replicated activation: the same on every rank
+    const partial = mm(y, w('attn.c_proj.weight')); // (BT, C), before the bias
+    const cache = { ln1: ln1.cache, ln1out: ln1.out, q, k, v, att, attMask, attD, y, projMask };
+    return { partial, cache };
+  }
 
+  /** MLP half up to c_proj's matmul. */
+  mlpForward(p: Params, l: number, x1: tf.Tensor2D, B: number, T: number, dropSeed?: number) {
+    const { n_embd: C, dropout } = this.cfg;
+    const w = (n: string) => p(`h.${l}.${n}`);
     const ln2 = layerNormForward(x1, w('ln_2.weight'), w('ln_2.bias'));
-    const h = linearForward(ln2.out, w('mlp.c_fc.weight'), w('mlp.c_fc.bias')); // (BT, 4C)
+    const h = linearForward(ln2.out, w('mlp.c_fc.weight'), w('mlp.c_fc.bias')); // (BT, 4C) (4C/N per rank)
     const gelu = geluForward(h);
-    const mlpMask = dropoutMask([B * T, C], dropout, seed(2));
-    const out = tf.add(x1, maybeMul(linearForward(gelu.out, w('mlp.c_proj.weight'), w('mlp.c_proj.bias')), mlpMask)) as tf.Tensor2D;
-    const cache = { ln1: ln1.cache, ln1out: ln1.out, q, k, v, att, attMask, attD, y, projMask, ln2: ln2.cache, ln2out: ln2.out, h, sig: gelu.sig, g: gelu.out, mlpMask };
+    const mlpMask = dropoutMask([B * T, C], dropout, dropSeed === undefined ? undefined : mixSeed(dropSeed, l, 2));
+    const partial = mm(gelu.out, w('mlp.c_proj.weight')); // (BT, C), before the bias
+    const cache = { ln2: ln2.cache, ln2out: ln2.out, h, sig: gelu.sig, g: gelu.out, mlpMask };
+    return { partial, cache };
+  }
+
+  /** The end of a half: x + drop(partial + bias). */
+  residualForward(x: tf.Tensor2D, partial: tf.Tensor2D, bias: tf.Tensor, mask: tf.Tensor | null): tf.Tensor2D {
+    return tf.add(x, maybeMul(tf.add(partial, bias), mask)) as tf.Tensor2D;
+  }
+
+  blockForward(p: Params, l: number, x: tf.Tensor2D, B: number, T: number, dropSeed?: number) {
+    const a = this.attnForward(p, l, x, B, T, dropSeed);
+    const x1 = this.residualForward(x, a.partial, p(`h.${l}.attn.c_proj.bias`), a.cache.projMask);
+    const m = this.mlpForward(p, l, x1, B, T, dropSeed);
+    const out = this.residualForward(x1, m.partial, p(`h.${l}.mlp.c_proj.bias`), m.cache.mlpMask);
+    const cache: BlockCache = { ...a.cache, ...m.cache };
     return { out, cache };
   }
 
-  /** Returns dx and the block's gradients as a plain object (tf.tidy keeps tensors in objects, not in Maps). */
-  blockBackward(p: Params, l: number, dout: tf.Tensor2D, cache: BlockCache, B: number, T: number): { dx: tf.Tensor2D; grads: Record<string, tf.Tensor> } {
+  /**
+   * MLP half backward, from d(out) to d(ln_2's output): c_proj's weight and bias, c_fc's, and dln
+   * (a partial sum under tensor parallelism: each rank's c_fc columns contribute to every input).
+   */
+  mlpBackward(p: Params, l: number, dout: tf.Tensor2D, cache: MlpCache): { dln: tf.Tensor2D; grads: Record<string, tf.Tensor> } {
+    const name = (n: string) => `h.${l}.${n}`;
+    const w = (n: string) => p(name(n));
+    const grads: Record<string, tf.Tensor> = {};
+    // out = x1 + drop(gelu(ln2(x1) @ Wfc + bfc) @ Wproj + bproj)
+    const dmo = maybeMul(dout, cache.mlpMask) as tf.Tensor2D;
+    const fcproj = linearBackward(dmo, cache.g, w('mlp.c_proj.weight'));
+    grads[name('mlp.c_proj.weight')] = fcproj.dw;
+    grads[name('mlp.c_proj.bias')] = fcproj.db;
+    const dh = geluBackward(fcproj.dx, cache.h, cache.sig);
+    const fc = linearBackward(dh, cache.ln2out, w('mlp.c_fc.weight'));
+    grads[name('mlp.c_fc.weight')] = fc.dw;
+    grads[name('mlp.c_fc.bias')] = fc.db;
+    return { dln: fc.dx, grads };
+  }
+
+  /** Attention half backward, from d(x1) to d(ln_1's output) (a partial sum under tensor parallelism). */
+  attnBackward(p: Params, l: number, dx1: tf.Tensor2D, cache: AttnCache, B: number, T: number): { dln: tf.Tensor2D; grads: Record<string, tf.Tensor> } {
     const hs = this.hs;
     const name = (n: string) => `h.${l}.${n}`;
     const w = (n: string) => p(name(n));
     const grads: Record<string, tf.Tensor> = {};
-    const set = (n: string, dw: tf.Tensor, db: tf.Tensor) => {
-      grads[name(`${n}.weight`)] = dw;
-      grads[name(`${n}.bias`)] = db;
-    };
-
-    // MLP: out = x1 + drop(gelu(ln2(x1) @ Wfc + bfc) @ Wproj + bproj)
-    const dmo = maybeMul(dout, cache.mlpMask) as tf.Tensor2D;
-    const fcproj = linearBackward(dmo, cache.g, w('mlp.c_proj.weight'));
-    set('mlp.c_proj', fcproj.dw, fcproj.db);
-    const dh = geluBackward(fcproj.dx, cache.h, cache.sig);
-    const fc = linearBackward(dh, cache.ln2out, w('mlp.c_fc.weight'));
-    set('mlp.c_fc', fc.dw, fc.db);
-    const ln2 = layerNormBackward(fc.dx, cache.ln2, w('ln_2.weight'));
-    set('ln_2', ln2.dw, ln2.db);
-    const dx1 = tf.add(dout, ln2.dx) as tf.Tensor2D;
-
-    // Attention: x1 = x + drop(attn(ln1(x)) @ Wproj + bproj)
+    // x1 = x + drop(attn(ln1(x)) @ Wproj + bproj)
     const dao = maybeMul(dx1, cache.projMask) as tf.Tensor2D;
     const proj = linearBackward(dao, cache.y, w('attn.c_proj.weight'));
-    set('attn.c_proj', proj.dw, proj.db);
+    grads[name('attn.c_proj.weight')] = proj.dw;
+    grads[name('attn.c_proj.bias')] = proj.db;
     const dyh = this.splitHeads(proj.dx, B, T);
     const dattD = this.bmmNT(dyh, cache.v); // (Ch, T, T)
     const dv = this.bmmNN(cache.attD.transpose([0, 2, 1]) as tf.Tensor3D, dyh); // (Ch, T, hs)
@@ -294,10 +343,27 @@ export class GPT {
     const dk = this.bmmNN(dscores.transpose([0, 2, 1]) as tf.Tensor3D, cache.q);
     const dqkv = tf.concat([dq, dk, dv].map((t) => this.mergeHeads(t, B, T)), 1); // (BT, 3C)
     const attn = linearBackward(dqkv, cache.ln1out, w('attn.c_attn.weight'));
-    set('attn.c_attn', attn.dw, attn.db);
-    const ln1 = layerNormBackward(attn.dx, cache.ln1, w('ln_1.weight'));
-    set('ln_1', ln1.dw, ln1.db);
-    return { dx: tf.add(dx1, ln1.dx) as tf.Tensor2D, grads };
+    grads[name('attn.c_attn.weight')] = attn.dw;
+    grads[name('attn.c_attn.bias')] = attn.db;
+    return { dln: attn.dx, grads };
+  }
+
+  /**
+   * A half's LayerNorm backward and its residual: given d(half's output) and d(LayerNorm's output)
+   * (all-reduced under tensor parallelism), d(half's input) and the LayerNorm's gradients. ln: 'ln_1' or 'ln_2'.
+   */
+  lnResidualBackward(p: Params, l: number, ln: 'ln_1' | 'ln_2', dres: tf.Tensor2D, dln: tf.Tensor2D, cache: LNCache): { dx: tf.Tensor2D; grads: Record<string, tf.Tensor> } {
+    const back = layerNormBackward(dln, cache, p(`h.${l}.${ln}.weight`));
+    return { dx: tf.add(dres, back.dx) as tf.Tensor2D, grads: { [`h.${l}.${ln}.weight`]: back.dw, [`h.${l}.${ln}.bias`]: back.db } };
+  }
+
+  /** Returns dx and the block's gradients as a plain object (tf.tidy keeps tensors in objects, not in Maps). */
+  blockBackward(p: Params, l: number, dout: tf.Tensor2D, cache: BlockCache, B: number, T: number): { dx: tf.Tensor2D; grads: Record<string, tf.Tensor> } {
+    const mlp = this.mlpBackward(p, l, dout, cache);
+    const ln2 = this.lnResidualBackward(p, l, 'ln_2', dout, mlp.dln, cache.ln2);
+    const attn = this.attnBackward(p, l, ln2.dx, cache, B, T);
+    const ln1 = this.lnResidualBackward(p, l, 'ln_1', ln2.dx, attn.dln, cache.ln1);
+    return { dx: ln1.dx, grads: { ...mlp.grads, ...ln2.grads, ...attn.grads, ...ln1.grads } };
   }
 
   // ---- head: final LayerNorm, logits = ln_f(x) @ wte^T, mean cross-entropy ---------------------------
@@ -420,7 +486,8 @@ export class GPT {
     }
   }
 
-  private embedDropoutMask(B: number, T: number, dropSeed: number | undefined): tf.Tensor | null {
+  /** The embedding's dropout mask (B*T, C), or null: the same on every rank for the same seed. */
+  embedDropoutMask(B: number, T: number, dropSeed: number | undefined): tf.Tensor | null {
     return dropoutMask([B * T, this.cfg.n_embd], this.cfg.dropout, dropSeed === undefined ? undefined : mixSeed(dropSeed, 1 << 20));
   }
 
@@ -444,9 +511,12 @@ export class GPT {
   }
 }
 
-export type BlockCache = ReturnType<GPT['blockForward']>['cache'];
+export type AttnCache = ReturnType<GPT['attnForward']>['cache'];
+export type MlpCache = ReturnType<GPT['mlpForward']>['cache'];
+export type BlockCache = AttnCache & MlpCache;
 
-function disposeCache(cache: BlockCache): void {
+/** Disposes a block's (or a half's) saved tensors. */
+export function disposeCache(cache: Partial<BlockCache>): void {
   for (const v of Object.values(cache)) {
     if (v instanceof tf.Tensor) v.dispose();
     else if (v) for (const t of Object.values(v)) (t as tf.Tensor).dispose();

@@ -8,6 +8,10 @@
 //   shared - one shared memory all ranks can read (needs cross-origin isolation in a browser): each
 //            rank reduces its own chunk of every rank's buffer, between two barriers.
 // Every collective is issued in the same order on every rank; a rank runs them one at a time.
+// allReduceSum is allReduceMean without the 1/N (tensor parallelism). send/recv (pipeline parallelism)
+// are point-to-point between any two ranks, outside that order: see transports/base.ts for their tags and
+// each transport's file for its route (ring: neighbours, relayed the shorter way round; star: via the
+// hub; shared: a channel per pair of ranks).
 // The sums run in WebAssembly SIMD over each rank's communication memory (src/parallel/reduce.ts); buffers
 // from alloc() live in that memory and are reduced where they lie (ring, shared), without staging copies.
 //
@@ -52,12 +56,22 @@ export interface Collectives {
   alloc(n: number): Float32Array;
   /** In place: buf becomes the element-wise mean over ranks. */
   allReduceMean(buf: Float32Array): Promise<Float32Array>;
+  /** In place: buf becomes the element-wise sum over ranks (tensor parallelism's partial products). */
+  allReduceSum(buf: Float32Array): Promise<Float32Array>;
   /** Returns this rank's chunk of the element-wise mean (buf is used as scratch). */
   reduceScatterMean(buf: Float32Array): Promise<Float32Array>;
   /** Every rank's chunk, concatenated into a buffer of length total. */
   allGather(chunk: Float32Array, total: number): Promise<Float32Array>;
   /** In place: buf becomes root's buf. */
   broadcast(buf: Float32Array, root: number): Promise<Float32Array>;
+  /**
+   * Point-to-point (pipeline parallelism): hands buf to rank `to`. Resolves once handed over, without
+   * waiting for the receiver, so a schedule whose receives match its sends never deadlocks. buf may be
+   * transferred (zero-copy): the caller must not use it afterwards.
+   */
+  send(buf: Float32Array, to: number): Promise<void>;
+  /** The next buffer that rank `from` sent to this rank; it must hold n floats (else an error naming both ranks, the sizes and the step). */
+  recv(from: number, n: number): Promise<Float32Array>;
   /** Fails every collective in flight and every later one with `reason` (an aborted step). */
   abort(reason: Error): void;
   close(): void;

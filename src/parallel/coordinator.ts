@@ -10,7 +10,8 @@ import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest, ShardSt
 import type { History } from '../train/checkpoint';
 import { TRANSPORTS, type TransportKind } from './collectives';
 import { endpointTransfers, wire, type Wiring } from './wiring';
-import { DEFAULT_BUCKET_MB, DEFAULT_PROBE_MB, MAX_WORKERS, SHARD_STRATEGIES, STRATEGIES, assignBuckets, ddpRegisteredSizes, gradientSync, registeredFloats, unshard, type ShardStrategy, type Strategy } from './layout';
+import { DEFAULT_BUCKET_MB, DEFAULT_PROBE_MB, MAX_WORKERS, PIPELINE_SCHEDULES, SHARD_STRATEGIES, STRATEGIES, assignBuckets, ddpRegisteredSizes, gradientSync, holdsReplica, registeredFloats, type PipelineSchedule, type ShardStrategy, type Strategy } from './layout';
+import { assembleParts, checkSplit } from './parts';
 import { buildParamTable, type ParamTable } from '../model/params';
 import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint';
 import { checkpointOfShards } from './shards';
@@ -76,10 +77,12 @@ export interface DistOptions {
   shard?: ShardStrategy; // FSDP: full (default) | grad_op | none
   prefetch?: boolean; // FSDP backward prefetch (default on)
   probeMb?: number; // DDP: registered room for timing all-reduces of up to this size (default 4 MB)
+  microbatches?: number; // PP: micro-batches per step (default 4)
+  schedule?: PipelineSchedule; // PP: gpipe | 1f1b (default)
   faults?: FaultOptions;
 }
 
-export const DIST_DEFAULTS: DistOptions = { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB, shard: 'full', prefetch: true };
+export const DIST_DEFAULTS: DistOptions = { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB, shard: 'full', prefetch: true, microbatches: 4, schedule: '1f1b' };
 
 export class DistError extends Error {
   constructor(message: string) {
@@ -95,12 +98,14 @@ export interface DistStepStats extends StepStats {
 }
 
 export function checkDist(d: DistOptions): DistOptions {
-  if (!STRATEGIES.includes(d.strategy)) throw new DistError(`strategy must be single, ddp or fsdp, got "${d.strategy}"`);
+  if (!STRATEGIES.includes(d.strategy)) throw new DistError(`strategy must be ${STRATEGIES.join(', ')}, got "${d.strategy}"`);
   if (d.shard !== undefined && !SHARD_STRATEGIES.includes(d.shard)) throw new DistError(`shard must be full, grad_op or none, got "${d.shard}"`);
   if (!Number.isInteger(d.workers) || d.workers < 1 || d.workers > MAX_WORKERS) {
     throw new DistError(`workers must be a whole number from 1 to ${MAX_WORKERS}, got ${d.workers}`);
   }
-  if (d.strategy === 'single' && d.workers !== 1) throw new DistError(`strategy single runs one worker; use ddp or fsdp for ${d.workers} workers`);
+  if (d.strategy === 'single' && d.workers !== 1) throw new DistError(`strategy single runs one worker; use ddp, fsdp, tp or pp for ${d.workers} workers`);
+  if (d.schedule !== undefined && !PIPELINE_SCHEDULES.includes(d.schedule)) throw new DistError(`schedule must be gpipe or 1f1b, got "${d.schedule}"`);
+  if (d.microbatches !== undefined && !(Number.isInteger(d.microbatches) && d.microbatches >= 1)) throw new DistError(`micro-batches must be a whole number of at least 1, got ${d.microbatches}`);
   if (!TRANSPORTS.includes(d.transport)) throw new DistError(`transport must be ring, star or shared, got "${d.transport}"`);
   if (!(d.bucketMb > 0)) throw new DistError(`bucket size must be a positive number of MB, got ${d.bucketMb}`);
   return d;
@@ -157,6 +162,7 @@ export class Coordinator {
     checkpoint?: ArrayBuffer,
   ): Promise<Coordinator> {
     checkDist(dist);
+    checkSplit(config, dist); // TP: workers divide the heads; PP: at most one worker per block, micro-batches divide the batch
     let notice: string | null = null;
     let transport = dist.transport;
     if (transport === 'shared' && typeof SharedArrayBuffer === 'undefined') {
@@ -197,7 +203,8 @@ export class Coordinator {
       this.watchdog.listen(r, beat.port1);
       const spec: RankInit = {
         config, text: this.text, rank: r, world: N, strategy: dist.strategy, bucketMb: dist.bucketMb, probeMb,
-        shard: dist.shard ?? 'full', prefetch: dist.prefetch ?? true, comm: wiring.endpoints[r], beat: beat.port2, checkpoint,
+        shard: dist.shard ?? 'full', prefetch: dist.prefetch ?? true, microbatches: dist.microbatches ?? DIST_DEFAULTS.microbatches!,
+        schedule: dist.schedule ?? DIST_DEFAULTS.schedule!, comm: wiring.endpoints[r], beat: beat.port2, checkpoint,
       };
       return h.api.init(Comlink.transfer(spec, [...endpointTransfers(spec.comm), beat.port2 as unknown as Transferable]));
     })));
@@ -260,7 +267,7 @@ export class Coordinator {
     const ms = performance.now() - t0;
     const hubBytes = hub ? hub.stats.bytesIn + hub.stats.bytesOut - hub0 : undefined;
     const grads = opts.grads
-      ? gradientSync(this.dist) === 'shard' ? unshard(reports.map((r) => r.grads!), this.table()) : reports[0].grads
+      ? holdsReplica(this.dist) ? reports[0].grads : assembleParts(this.dist, reports.map((r) => r.grads!), this.table())
       : undefined;
     return { ...perRank[0], ms, perRank, hubBytes, buddyBytes, grads };
   }
@@ -368,10 +375,15 @@ export class Coordinator {
   /** The run's state at the start of the failed step, from the ranks that are still alive. */
   private async stateAtStepStart(alive: boolean[], failed: number): Promise<{ checkpoint: ArrayBuffer; from: string }> {
     const N = this.ranks.length;
-    if (gradientSync(this.dist) !== 'shard') {
+    if (holdsReplica(this.dist)) {
       const r = alive.indexOf(true);
       if (r < 0) throw new DistError(`no healthy replica is left to recover from (${failed === 0 && N === 1 ? 'the only worker failed' : 'every worker failed'}); resume from the last checkpoint`);
       return { checkpoint: await this.ranks[r].api.exportCheckpoint({}), from: `rank ${r}'s replica` };
+    }
+    // TP and PP keep no copy of a rank's part elsewhere: with one lost, only a checkpoint has it.
+    const lost = alive.indexOf(false);
+    if (!this.keepsBuddies() && lost >= 0) {
+      throw new DistError(`rank ${lost}'s part of the model is lost (${this.dist.strategy} keeps no copy of it on another worker); resume from the last checkpoint`);
     }
     // FSDP: every alive rank's own shards; a lost rank's from the rank that keeps its buddy copy.
     const states: ShardState[] = [];
@@ -397,11 +409,11 @@ export class Coordinator {
   }
 
   /**
-   * Calls rank 0, or, when the model is sharded (FSDP full / grad_op), every rank: gathering the full
-   * parameters is a collective, and rank 0 answers with the result.
+   * Calls rank 0, or, when each rank holds only a part of the model (FSDP full / grad_op, TP, PP),
+   * every rank: gathering the full parameters is a collective, and rank 0 answers with the result.
    */
   private onRank0<R>(call: (api: Comlink.Remote<RankAPI>) => Promise<R>): Promise<R> {
-    if (gradientSync(this.dist) !== 'shard') return this.guard(call(this.ranks[0].api));
+    if (holdsReplica(this.dist)) return this.guard(call(this.ranks[0].api));
     return this.guard(Promise.all(this.ranks.map((h) => call(h.api)))).then((all) => all[0]);
   }
 
@@ -431,13 +443,13 @@ export class Coordinator {
   }
 
   /**
-   * The run's checkpoint: rank 0's replica; or, under FSDP, every worker's own shards, handed over in
-   * parallel (no worker gathers anything: none holds more than its shard) and put together here, unit by
-   * unit. A checkpoint is always whole, so it loads into any number of workers and any strategy.
+   * The run's checkpoint: rank 0's replica; or, under FSDP, TP and PP, every worker's own part, handed
+   * over in parallel (no worker gathers anything: none holds more than its part) and put together here.
+   * A checkpoint is always whole, so it loads into any number of workers and any strategy.
    */
   async exportCheckpoint(history: History = {}): Promise<ArrayBuffer> {
-    if (gradientSync(this.dist) !== 'shard') return this.guard(this.ranks[0].api.exportCheckpoint(history));
-    return this.assemble(await this.exportShards(), history);
+    if (holdsReplica(this.dist)) return this.guard(this.ranks[0].api.exportCheckpoint(history));
+    return this.assemble(await this.guard(Promise.all(this.ranks.map((h) => h.api.exportShard()))), history);
   }
 
   /** FSDP: every worker's own shards, exported in parallel (src/parallel/shards.ts writes them as they are). */
@@ -446,9 +458,9 @@ export class Coordinator {
     return this.guard(Promise.all(this.ranks.map((h) => h.api.exportShard())));
   }
 
-  /** A whole checkpoint from every rank's ShardState (layout.ts unshard, one unit at a time). */
+  /** A whole checkpoint from every rank's part (parts.ts assembleParts: FSDP's shards, TP's slices, PP's stages). */
   private assemble(states: ShardState[], history: History = {}): ArrayBuffer {
-    return encodeCheckpoint(checkpointOfShards(states, this.table(), history));
+    return encodeCheckpoint(checkpointOfShards(states, this.table(), history, (parts, table) => assembleParts(this.dist, parts, table)));
   }
 
   /** The full parameters (the "full state dict"). */

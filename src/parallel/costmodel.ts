@@ -15,11 +15,21 @@
 //   memory      16 bytes per parameter for DDP (fp32 weights, gradients, AdamW m and v), 20 on the CPU
 //               backends (their AdamW also keeps a master copy of the weights); FULL_SHARD 16/n per
 //               parameter plus the gathered units (about two blocks and the root at the peak).
+//   tensor      TP (Megatron): each worker computes 1/n of every block (its heads, its MLP columns) on
+//               the whole batch and repeats the embeddings and the head; 4 all-reduces of a (B,T,C)
+//               activation per block per micro-batch (2 in forward, 2 in backward) on the critical path.
+//   pipeline    PP: stage r computes its blocks (and the embedding or the head) for every micro-batch;
+//               with equal stages a step takes (M + n - 1) micro-batch slots of the slowest stage, of
+//               which n - 1 are idle (the bubble, (n-1)/(M+n-1)); each boundary carries a (B/M,T,C)
+//               activation forward and its gradient back per micro-batch, and the first and last stage
+//               swap their tied wte gradients. Memory: the stage's parameters, and the activations of
+//               the micro-batches in flight (GPipe: M; 1F1B: at most n - r).
 
 import { HOST_OPTIMIZER_BACKENDS, type ModelConfig, type RunConfig } from '../model/config';
 import { buildParamTable, type ParamTable } from '../model/params';
 import type { TransportKind } from './collectives';
-import { assignBuckets, gradientSync, shardLayout, type ShardStrategy, type Strategy } from './layout';
+import { assignBuckets, gradientSync, shardLayout, type PipelineSchedule, type ShardStrategy, type Strategy } from './layout';
+import { bubbleFraction, peakInFlight, ppBytesPerStep, stageBlocks } from './pp-layout';
 
 /** What calibration measures on the user's machine. */
 export interface Calibration {
@@ -42,6 +52,8 @@ export interface Plan {
   transport: TransportKind;
   bucketMb: number;
   shard?: ShardStrategy;
+  microbatches?: number; // PP (default 4)
+  schedule?: PipelineSchedule; // PP (default 1f1b)
 }
 
 export interface Prediction {
@@ -50,7 +62,10 @@ export interface Prediction {
   copy_ms: number; // moving gradients and gathered parameters between the backend and JavaScript
   step_ms: number; // compute + comm + copies + waiting for the slowest worker (nothing overlaps on one thread per worker)
   tokens_per_s: number;
-  bytes_per_rank: number; // sent per step
+  bytes_per_rank: number; // sent per step (PP: the busiest rank's)
+  bytes_by_rank?: number[]; // PP: each stage's, which differ
+  bubble?: number; // PP: the share of a step a stage sits idle
+  bubble_ms?: number; // PP: that idle time (part of step_ms; measured as waiting)
   memory: { params: number; grads: number; optimizer: number; gathered_peak: number; activations_peak: number; total: number };
 }
 
@@ -80,13 +95,25 @@ export function collectiveCost(kind: TransportKind, op: CollectiveOp, S: number,
   return { seconds, bytes: op === 'all-gather' ? S / n : S }; // shared: what a rank writes into shared memory
 }
 
-/** Activation bytes saved for backward: per block ~19 (B,T,C) tensors and 2 attention maps, fp32. */
-export function activationBytes(cfg: ModelConfig, B: number): number {
+/**
+ * Activation bytes saved for backward: per block ~19 (B,T,C) tensors and 2 attention maps, fp32. Under
+ * tensor parallelism over tp workers, 16 of those (B,T,C) widths (q, k, v, the attention output, the MLP's
+ * 4C-wide ones) and the attention maps are split; LayerNorm's and the residual's stay whole.
+ */
+export function activationBytes(cfg: ModelConfig, B: number, layers = cfg.n_layer, tp = 1): number {
   const T = cfg.block_size;
-  return 4 * cfg.n_layer * (19 * B * T * cfg.n_embd + 2 * B * cfg.n_head * T * T);
+  const widths = tp === 1 ? 19 : 3 + 16 / tp;
+  return 4 * layers * (widths * B * T * cfg.n_embd + (2 * B * cfg.n_head * T * T) / tp);
+}
+
+/** Parameters inside the transformer blocks that TP splits: c_attn, c_fc (weights and biases), both c_proj weights. */
+function splitByTP(table: ParamTable): number {
+  return table.params.filter((p) => /\.(c_attn\.|c_fc\.|c_proj\.weight)/.test(p.name)).reduce((n, p) => n + p.size, 0);
 }
 
 export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: ParamTable = buildParamTable(cfg)): Prediction {
+  const sync = gradientSync(plan);
+  if (sync === 'tensor' || sync === 'pipeline') return predictModelParallel(cfg, plan, cal, table);
   const n = plan.workers;
   const { alpha: a, beta: b } = { alpha: cal.alpha[plan.transport], beta: cal.beta[plan.transport] };
   const tokens = cfg.batch_size * cfg.grad_accum * cfg.block_size; // per worker
@@ -96,7 +123,6 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
   const shareOfCore = cal.cores ? Math.min(1, cal.cores / n) : 1;
   const compute = (tokens * flopsPerToken(cfg)) / (probe ? probe.flops : cal.flops * shareOfCore);
   const P = table.total;
-  const sync = gradientSync(plan);
   const shard = plan.shard ?? 'full';
   let comm = 0;
   let bytes = 0;
@@ -152,6 +178,82 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
     step_ms: step * 1000,
     tokens_per_s: (n * tokens) / step,
     bytes_per_rank: bytes,
+    memory,
+  };
+}
+
+/**
+ * TP and PP: every worker works on the whole batch (batch x accum sequences), each on its part of the
+ * model; see the header for the formulas. Host copies (a GPU's readbacks of activations) are left out.
+ */
+function predictModelParallel(cfg: RunConfig, plan: Plan, cal: Calibration, table: ParamTable): Prediction {
+  const n = plan.workers;
+  const { alpha: a, beta: b } = { alpha: cal.alpha[plan.transport], beta: cal.beta[plan.transport] };
+  const { batch_size: B, grad_accum: K, block_size: T, n_embd: C, n_layer: L, n_head: H } = cfg;
+  const tokens = B * K * T; // the step's, on every worker
+  const probe = n > 1 && cal.concurrent?.workers === n ? cal.concurrent : null;
+  const flops = probe ? probe.flops : cal.flops * (cal.cores ? Math.min(1, cal.cores / n) : 1);
+  const P = table.total;
+  const wpe = cfg.block_size * C;
+  const attention = 12 * L * H * (C / H) * T; // per token, all blocks
+  const perBlock = (P - wpe - cfg.vocab_size * C - 2 * C) / L; // one block's parameters
+  const masterCopy = HOST_OPTIMIZER_BACKENDS.includes(cfg.backend) ? 4 : 0;
+  const state = (floats: number) => ({ params: 4 * floats, grads: 4 * floats, optimizer: (8 + masterCopy) * floats });
+  let comm = 0;
+  let bytes = 0;
+  let computeS: number;
+  let memory: Prediction['memory'];
+  let bytesByRank: number[] | undefined;
+  let bubble: number | undefined;
+  let idleS = 0;
+  if (gradientSync(plan) === 'tensor') {
+    const split = splitByTP(table);
+    // each worker: its 1/n of the split weights and of attention, all of the rest (embeddings, head, LayerNorms)
+    computeS = (tokens * (6 * (split / n + (P - wpe - split)) + attention / n)) / flops;
+    const S = 4 * B * T * C; // one micro-batch's (B, T, C) activation
+    for (let i = 0; i < 4 * L * K; i++) {
+      const c = collectiveCost(plan.transport, 'all-reduce', S, n, a, b);
+      comm += c.seconds;
+      bytes += c.bytes;
+    }
+    const norm = collectiveCost(plan.transport, 'all-reduce', 4 * n, n, a, b); // the gradient norm: each rank's sum of squares in its own slot
+    comm += norm.seconds;
+    bytes += norm.bytes;
+    memory = { ...state(split / n + P - split), gathered_peak: 0, activations_peak: activationBytes(cfg, B, L, n), total: 0 };
+  } else {
+    const M = plan.microbatches ?? 4;
+    const schedule = plan.schedule ?? '1f1b';
+    const stages = Array.from({ length: n }, (_, r) => {
+      const [lo, hi] = stageBlocks(L, n, r);
+      const blocks = hi - lo;
+      const floats = blocks * perBlock + (r === 0 ? cfg.vocab_size * C + wpe : 0) + (r === n - 1 ? (n > 1 ? cfg.vocab_size * C : 0) + 2 * C : 0);
+      const flopsPerToken = 6 * (blocks * perBlock + (r === n - 1 ? cfg.vocab_size * C : 0)) + (attention * blocks) / L;
+      return { blocks, floats, seconds: (tokens * flopsPerToken) / flops, inFlight: peakInFlight(schedule, n, M, r) };
+    });
+    // M slots of work and n - 1 idle ones, on the slowest stage's clock
+    computeS = Math.max(...stages.map((s) => s.seconds));
+    bubble = bubbleFraction(n, M);
+    idleS = (computeS * (n - 1)) / M;
+    bytesByRank = ppBytesPerStep(cfg, n, M);
+    bytes = Math.max(...bytesByRank);
+    // messages on the critical path: each boundary once forward and once back per micro-batch
+    const act = (4 * B * K * T * C) / M;
+    if (n > 1) comm = 2 * (M + n - 2) * (a + act / b) + 2 * (a + (4 * cfg.vocab_size * C) / b);
+    const busiest = stages.reduce((x, y) => (y.floats > x.floats ? y : x));
+    const activations = Math.max(...stages.map((s) => activationBytes(cfg, (B * K) / M, s.blocks) * s.inFlight));
+    memory = { ...state(busiest.floats), gathered_peak: 0, activations_peak: activations, total: 0 };
+  }
+  memory.total = memory.params + memory.grads + memory.optimizer + memory.activations_peak;
+  const straggler = probe ? probe.stragglerMs / 1000 : 0;
+  const step = computeS + idleS + comm + straggler;
+  return {
+    compute_ms: computeS * 1000,
+    comm_ms: comm * 1000,
+    copy_ms: 0,
+    step_ms: step * 1000,
+    tokens_per_s: tokens / step,
+    bytes_per_rank: bytes,
+    ...(bytesByRank ? { bytes_by_rank: bytesByRank, bubble, bubble_ms: idleS * 1000 } : {}),
     memory,
   };
 }

@@ -5,27 +5,63 @@
 import type { ParamSpec, ParamTable, UnitSpec } from '../model/params';
 import { alignUp } from './reduce';
 
-export type Strategy = 'single' | 'ddp' | 'fsdp';
-export const STRATEGIES: readonly Strategy[] = ['single', 'ddp', 'fsdp'];
+export type Strategy = 'single' | 'ddp' | 'fsdp' | 'tp' | 'pp';
+export const STRATEGIES: readonly Strategy[] = ['single', 'ddp', 'fsdp', 'tp', 'pp'];
 export type ShardStrategy = 'full' | 'grad_op' | 'none';
 export const SHARD_STRATEGIES: readonly ShardStrategy[] = ['full', 'grad_op', 'none'];
+export type PipelineSchedule = 'gpipe' | '1f1b';
+export const PIPELINE_SCHEDULES: readonly PipelineSchedule[] = ['gpipe', '1f1b'];
+
+/** One line per strategy: what it splits, for help texts and the page. */
+export const STRATEGY_LINES: Record<Strategy, string> = {
+  single: 'one worker trains the whole batch',
+  ddp: 'data parallel: every worker holds the whole model and its slice of the batch; gradients are averaged',
+  fsdp: 'fully sharded data parallel: as ddp, but each worker stores 1/N of the model and gathers layers as it needs them',
+  tp: 'tensor parallel: every layer split across the workers (whole heads, MLP columns); activations are summed inside each block',
+  pp: 'pipeline parallel: each worker holds a stage of consecutive blocks; micro-batches flow stage to stage',
+};
 
 /**
- * What a run's workers do with gradients, the one rule every part asks (ranks, coordinator, cost model,
+ * What a run's workers hold and exchange, the one rule every part asks (ranks, coordinator, cost model,
  * CLI, page):
  *   'none'       one worker (single): nothing to agree on.
  *   'all-reduce' every worker holds a full replica and averages gradients in buckets: DDP, and FSDP's
  *                NO_SHARD, which is DDP by definition.
  *   'shard'      FSDP FULL_SHARD or SHARD_GRAD_OP: every worker holds 1/N of each unit (parameters,
  *                gradients, AdamW state), all-gathers units to use them and reduce-scatters gradients.
+ *   'tensor'     TP (Megatron-LM): every worker holds a slice of each block (its heads, its MLP columns)
+ *                and sees the whole batch; partial activations are all-reduced inside each block.
+ *   'pipeline'   PP: every worker holds a stage of consecutive blocks and sees the whole batch, in
+ *                micro-batches; activations go to the next stage, their gradients come back.
  * With one worker, 'all-reduce' and 'shard' run the same code over a world of one and move no bytes.
  */
-export type GradientSync = 'none' | 'all-reduce' | 'shard';
+export type GradientSync = 'none' | 'all-reduce' | 'shard' | 'tensor' | 'pipeline';
 
 export function gradientSync(d: { strategy: Strategy; shard?: ShardStrategy }): GradientSync {
   if (d.strategy === 'single') return 'none';
+  if (d.strategy === 'tp') return 'tensor';
+  if (d.strategy === 'pp') return 'pipeline';
   if (d.strategy === 'fsdp' && (d.shard ?? 'full') !== 'none') return 'shard';
   return 'all-reduce';
+}
+
+/** Every worker holds the whole model (single, DDP, FSDP NO_SHARD); else each holds a part, and gathering it is collective. */
+export function holdsReplica(d: { strategy: Strategy; shard?: ShardStrategy }): boolean {
+  const sync = gradientSync(d);
+  return sync === 'none' || sync === 'all-reduce';
+}
+
+/**
+ * Data parallel (DDP, FSDP): each worker trains its own slice of the global batch, so the global batch is
+ * workers x batch x accum. Model parallel (TP, PP) and single: every worker works on the same batch x accum.
+ */
+export function splitsBatch(d: { strategy: Strategy }): boolean {
+  return d.strategy === 'ddp' || d.strategy === 'fsdp';
+}
+
+/** Sequences in one step's global batch. */
+export function globalSequences(d: { strategy: Strategy; workers: number }, cfg: { batch_size: number; grad_accum: number }): number {
+  return (splitsBatch(d) ? d.workers : 1) * cfg.batch_size * cfg.grad_accum;
 }
 
 /** At most this many workers (Web Workers or worker_threads) in one run. */

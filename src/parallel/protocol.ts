@@ -8,7 +8,7 @@ import type { FaultKind } from './faults';
 import type { PortLike } from './collectives';
 import type { CheckpointHeader, History } from '../train/checkpoint';
 import type { CommEndpoint } from './wiring';
-import type { ShardStrategy, Strategy } from './layout';
+import type { PipelineSchedule, ShardStrategy, Strategy } from './layout';
 import type { TraceEvent } from '../util/trace';
 import type { VerifyResult, AdamWExpectation } from '../verify';
 
@@ -42,6 +42,8 @@ export interface RankInit {
   probeMb: number; // DDP: registered room for timing all-reduces (timeCollective)
   shard: ShardStrategy; // FSDP: full | grad_op | none (none = DDP's all-reduce)
   prefetch: boolean; // FSDP backward prefetch
+  microbatches: number; // PP: micro-batches per step
+  schedule: PipelineSchedule; // PP: gpipe | 1f1b
   comm: CommEndpoint;
   /** Where the rank posts a heartbeat every HEARTBEAT_MS (src/parallel/faults.ts): a slow rank from a dead one. */
   beat?: PortLike;
@@ -59,7 +61,10 @@ export interface PrepareOptions {
   inject?: FaultKind;
 }
 
-/** FSDP: one rank's shards of the model and optimizer state (each unit's shard, unit by unit), for recovery. */
+/**
+ * One rank's part of the model and optimizer state, in its own layout: FSDP's shards (each unit's
+ * shard, unit by unit), TP's slices, PP's stage. For checkpoints and FSDP's recovery.
+ */
 export interface ShardState {
   header: CheckpointHeader; // of the whole model, as a checkpoint would have it
   params: Float32Array;
@@ -96,7 +101,7 @@ export interface RankAPI {
   prepareStep(opts?: PrepareOptions): Promise<RankReady>;
   commitStep(): Promise<RankStepStats>;
   abortStep(reason: string): Promise<void>;
-  /** FSDP: this rank's shards (for a buddy to keep), and a neighbour's to keep or hand back. */
+  /** FSDP, TP, PP: this rank's part (for a checkpoint, or a buddy to keep); FSDP: a neighbour's to keep or hand back. */
   exportShard(): Promise<ShardState>;
   keepBuddy(of: number, state: ShardState): void;
   buddy(): { of: number; state: ShardState } | null;

@@ -12,7 +12,9 @@ import { makeDataset } from '../data/dataset';
 import { makeTokenizer } from '../data/tokenizer';
 import { Trainer, type ReadyCheck, type StepOptions, type StepStats } from '../train/trainer';
 import { FSDPTrainer, shardOfUnit, shardsOf } from './fsdp';
-import { decodeCheckpoint, encodeCheckpoint, type History } from '../train/checkpoint';
+import { TPTrainer } from './tp';
+import { PPTrainer } from './pp';
+import { checkpointHeader, decodeCheckpoint, encodeCheckpoint, type History } from '../train/checkpoint';
 import type { InitInfo, PrepareOptions, RankAPI, RankInit, RankReady, RankStepStats, SampleRequest, ShardState } from './protocol';
 import { HEARTBEAT_MS, type FaultKind } from './faults';
 import type { Collectives, PortLike } from './collectives';
@@ -23,8 +25,8 @@ import { verifyLlmc, type AdamWExpectation, type VerifyResult } from '../verify'
 import { Tracer, clock } from '../util/trace';
 import { median } from '../util/stats';
 
-/** A rank's model: a full replica (single, DDP, FSDP NO_SHARD) or FSDP's shards. */
-type Replica = Trainer | FSDPTrainer;
+/** A rank's model: a full replica (single, DDP, FSDP NO_SHARD), FSDP's shards, TP's slices or PP's stage. */
+type Replica = Trainer | FSDPTrainer | TPTrainer | PPTrainer;
 
 /** What the host of a rank does for it. kill: end this worker as a crash would (an injected fault). */
 export interface RankHost {
@@ -108,10 +110,14 @@ export class RankService implements RankAPI {
     } else {
       const full = init ?? new Float32Array(table.total);
       if (!ckpt) await coll.broadcast(full, 0);
-      trainer = new Trainer(cfg, data, full);
-      trainer.rank = spec.rank;
-      trainer.world = spec.world;
-      trainer.tracer = this.tracer;
+      if (this.sync === 'tensor') trainer = new TPTrainer(cfg, data, full, coll);
+      else if (this.sync === 'pipeline') trainer = new PPTrainer(cfg, data, full, coll, { microbatches: spec.microbatches, schedule: spec.schedule });
+      else {
+        trainer = new Trainer(cfg, data, full);
+        trainer.rank = spec.rank;
+        trainer.world = spec.world;
+        trainer.tracer = this.tracer; // (the others trace through their collectives' tracer)
+      }
     }
     if (ckpt) trainer.restore(ckpt);
     this.trainer = trainer;
@@ -245,8 +251,13 @@ export class RankService implements RankAPI {
 
   async exportShard(): Promise<ShardState> {
     const t = this.need();
-    if (!(t instanceof FSDPTrainer)) throw new Error('exportShard: this rank holds a full replica, not shards');
-    const s = await t.shardState();
+    if (t instanceof Trainer) throw new Error('exportShard: this rank holds a full replica, not a part of the model');
+    let s: ShardState;
+    if (t instanceof FSDPTrainer) s = await t.shardState();
+    else {
+      const { params, m, v, t: adamT } = await t.localState();
+      s = { header: checkpointHeader(t.cfg, t.data.tokenizer.spec(), t.step, adamT, t.table.total, {}), params, m, v };
+    }
     return Comlink.transfer(s, [s.params.buffer, s.m.buffer, s.v.buffer] as ArrayBuffer[]);
   }
 
@@ -286,7 +297,7 @@ export class RankService implements RankAPI {
     let stats: StepStats;
     let waitMs: number;
     let buckets: number[] = [];
-    if (trainer instanceof FSDPTrainer) {
+    if (!(trainer instanceof Trainer)) {
       const w0 = trainer.clock.waitMs;
       stats = await trainer.trainStep(opts);
       waitMs = trainer.clock.waitMs - w0;
@@ -322,8 +333,8 @@ export class RankService implements RankAPI {
 
   async exportCheckpoint(history: History): Promise<ArrayBuffer> {
     const t = this.need();
-    // A sharded rank hands over its shards (exportShard); the coordinator puts the checkpoint together.
-    if (t instanceof FSDPTrainer) throw new Error('exportCheckpoint: this rank holds shards: export them with exportShard');
+    // A rank holding a part hands it over (exportShard); the coordinator puts the checkpoint together.
+    if (!(t instanceof Trainer)) throw new Error('exportCheckpoint: this rank holds a part of the model: export it with exportShard');
     const buf = encodeCheckpoint(await t.toCheckpoint(history));
     return Comlink.transfer(buf, [buf]);
   }

@@ -22,14 +22,20 @@ const headerOf = (states: ShardState[], history: History): CheckpointHeader => {
 };
 
 /** The whole checkpoint of every rank's shards, put together unit by unit (layout.ts unshard). */
-export function assembleShards(states: Omit<ShardState, 'header'>[], header: CheckpointHeader, table: ParamTable): Checkpoint {
-  const whole = (k: 'params' | 'm' | 'v') => unshard(states.map((s) => s[k]), table);
+export function assembleShards(
+  states: Omit<ShardState, 'header'>[], header: CheckpointHeader, table: ParamTable,
+  whole1: (parts: Float32Array[], table: ParamTable) => Float32Array = unshard,
+): Checkpoint {
+  const whole = (k: 'params' | 'm' | 'v') => whole1(states.map((s) => s[k]), table);
   return { header, params: whole('params'), m: whole('m'), v: whole('v') };
 }
 
-/** The whole checkpoint from every rank's ShardState (the coordinator's export and recovery). */
-export function checkpointOfShards(states: ShardState[], table: ParamTable, history: History = {}): Checkpoint {
-  return assembleShards(states, headerOf(states, history), table);
+/**
+ * The whole checkpoint from every rank's ShardState (the coordinator's export and recovery); `whole`
+ * puts one vector together from every rank's part (FSDP's shards by default; TP's and PP's: parts.ts).
+ */
+export function checkpointOfShards(states: ShardState[], table: ParamTable, history: History = {}, whole = unshard): Checkpoint {
+  return assembleShards(states, headerOf(states, history), table, whole);
 }
 
 /** The files of a sharded checkpoint (index.json and one per rank), from every rank's ShardState. */

@@ -29,7 +29,7 @@ export function makeCollectives(rank: number, world: number, ep: CommEndpoint, o
 export function endpointTransfers(ep: CommEndpoint): Transferable[] {
   if (ep.kind === 'ring') return [ep.next, ep.prev].filter((p): p is PortLike => p !== null) as unknown as Transferable[];
   if (ep.kind === 'star') return [ep.hub as unknown as Transferable];
-  return [];
+  return (ep.peers ?? []).filter((p): p is PortLike => p !== null) as unknown as Transferable[];
 }
 
 export interface Wiring {
@@ -39,9 +39,10 @@ export interface Wiring {
 }
 
 /**
- * Creates the links for N ranks: ring (N channels, rank r -> r+1), star (N channels to a hub run by the
- * caller), or shared (one shared memory: staging pieces of `capacity` floats, and `registered` floats of
- * registered buffers per rank, or none if that would not fit a WebAssembly memory).
+ * Creates the links for N ranks: ring (N channels, rank r -> r+1, used both ways by send/recv), star (N
+ * channels to a hub run by the caller), or shared (one shared memory: staging pieces of `capacity`
+ * floats, and `registered` floats of registered buffers per rank, or none if that would not fit a
+ * WebAssembly memory; and a channel per pair of ranks for send/recv). endpointTransfers() lists every port.
  */
 export function wire(
   kind: TransportKind,
@@ -76,5 +77,14 @@ export function wire(
   let memory = memoryFor(registered);
   if (!memory && registered > 0) memory = memoryFor((registered = 0));
   if (!memory) throw new Error(`the shared transport's memory (${world + 1} staging pieces of ${capacity} floats) cannot be allocated; use smaller buckets or another transport`);
-  return { endpoints: Array.from({ length: world }, () => ({ kind: 'shared', memory, capacity, registered })), hub: null, close() {} };
+  // send/recv: a channel per pair of ranks (the shared memory serves collectives of all ranks only)
+  const peers: (PortLike | null)[][] = Array.from({ length: world }, () => Array<PortLike | null>(world).fill(null));
+  for (let i = 0; i < world; i++) {
+    for (let j = i + 1; j < world; j++) {
+      const c = channel();
+      peers[i][j] = c.port1;
+      peers[j][i] = c.port2;
+    }
+  }
+  return { endpoints: peers.map((p) => ({ kind: 'shared', memory, capacity, registered, peers: p })), hub: null, close() {} };
 }

@@ -2,11 +2,18 @@
 // reduce-scatter then an all-gather, N-1 steps each, moving 2(N-1)/N x S per rank (as NCCL).
 // ArrayBuffers are transferred (zero-copy), never cloned; a chunk travels in pieces (2 MB), so a rank
 // sums one piece while the next is in flight.
+//
+// Point-to-point (send/recv, transports/base.ts): the ring's channels are two-way, so a rank's `next`
+// port also receives from rank r+1 and its `prev` port also sends to rank r-1. A message goes the
+// shorter way round (forward on a tie) and is relayed, transferred again, by each rank on its path:
+// min(d, N-d) hops for ranks d apart, each counted in the bytesSent of the rank that posts it. A relay
+// runs when the relaying rank's event loop is free (between its tasks), not when it reaches a recv.
+// Pipeline stages r <-> r+1 and first <-> last (the tied embedding) are neighbours on the ring: one hop.
 
 import { CommMemory } from '../reduce';
 import { unlessOutOfMemory } from '../../util/wasm';
 import { chunkBounds, type Collectives, type PortLike } from '../collectives';
-import { Base, Inbox, mismatch, mod, sameTag, type Tag } from './base';
+import { Base, Inbox, isP2P, mismatch, mod, sameTag, type P2PMessage, type Tag } from './base';
 
 /** A rank's own communication memory with room for `registered` floats, or none (ordinary buffers) if that cannot be had. */
 function localMemory(registered: number): CommMemory {
@@ -36,8 +43,8 @@ interface Piece { stream: string; tag: Tag; data: Float32Array }
 class Streams {
   private inboxes = new Map<string, Inbox<Piece>>();
   private failure: Error | null = null;
-  constructor(port: PortLike) {
-    port.onmessage = (ev) => this.inbox((ev.data as Piece).stream).deliver(ev.data as Piece);
+  deliver(piece: Piece): void {
+    this.inbox(piece.stream).deliver(piece);
   }
   private inbox(stream: string): Inbox<Piece> {
     let q = this.inboxes.get(stream);
@@ -71,8 +78,24 @@ export class RingCollectives extends Base implements Collectives {
   constructor(rank: number, world: number, private next: PortLike | null, private prev: PortLike | null, opts: RingOptions = {}) {
     super(rank, world, localMemory(opts.registered ?? 0));
     if (world > 1 && (!next || !prev)) throw new Error(`ring rank ${rank} of ${world} needs both neighbour ports`);
-    this.inbox = prev ? new Streams(prev) : null;
+    this.inbox = prev ? new Streams() : null;
+    if (prev) prev.onmessage = (ev) => (isP2P(ev.data) ? this.p2pArrived(ev.data) : this.inbox!.deliver(ev.data as Piece));
+    if (next) next.onmessage = (ev) => this.p2pArrived(ev.data as P2PMessage); // only point-to-point comes back this way
     this.piece = opts.piece ?? RING_PIECE;
+  }
+
+  /** A point-to-point message from a neighbour: for this rank, or passed on (unless this rank aborted). */
+  private p2pArrived(msg: P2PMessage): void {
+    if (msg.to === this.rank) this.arrived(msg);
+    else if (!this.aborted) this.timed(() => this.route(msg));
+  }
+
+  /** One hop the shorter way round: forward (next) if the destination is no farther that way, else back (prev). */
+  protected route(msg: P2PMessage): void {
+    const d = mod(msg.to - this.rank, this.world);
+    const port = d <= this.world - d ? this.next! : this.prev!;
+    this.stats.bytesSent += msg.data.byteLength;
+    port.postMessage(msg, [msg.data.buffer]);
   }
 
   protected wake(reason: Error): void {
@@ -160,17 +183,26 @@ export class RingCollectives extends Base implements Collectives {
     }
   }
 
-  allReduceMean(buf: Float32Array): Promise<Float32Array> {
-    return this.serial('all-reduce', async () => {
+  /** Ring all-reduce: the reduce-scatter's last step scales by `scale` (1/N: the mean, 1: the sum). */
+  private allReduce(kind: 'all-reduce' | 'all-reduce-sum', buf: Float32Array, scale: number): Promise<Float32Array> {
+    return this.serial(kind, async () => {
       if (this.world === 1) return buf;
       // Each finished piece of chunk `rank` is written into buf and sent on at once: the all-gather's start.
       await this.reduceScatterSteps(buf, (incoming, mine) => {
-        this.timed(() => this.mem.addScaled(mine, incoming, mine, 1 / this.world, [incoming]));
+        this.timed(() => this.mem.addScaled(mine, incoming, mine, scale, [incoming]));
         this.forward('ag0', incoming);
       });
       await this.gatherSteps(buf);
       return buf;
     });
+  }
+
+  allReduceMean(buf: Float32Array): Promise<Float32Array> {
+    return this.allReduce('all-reduce', buf, 1 / this.world);
+  }
+
+  allReduceSum(buf: Float32Array): Promise<Float32Array> {
+    return this.allReduce('all-reduce-sum', buf, 1);
   }
 
   reduceScatterMean(buf: Float32Array): Promise<Float32Array> {

@@ -2,13 +2,21 @@
 // holding a barrier, N slots and a result area for staging pieces of ordinary buffers, and each rank's
 // registered region (alloc()) and scratch. Each rank reduces its own chunk of every rank's buffer,
 // between two barriers; registered buffers are reduced where they lie, with no copies at all.
+//
+// Point-to-point (send/recv, transports/base.ts) does not use the shared memory, which is built for
+// collectives of all ranks at once (barriers): wire() makes a MessageChannel per pair of ranks (N(N-1)/2,
+// at most 28 for 8 ranks), and a message goes straight to its destination, transferred: one hop, its
+// bytes counted once in the sender's bytesSent. No rank waits on another to relay, so nothing can deadlock.
 
 import { CommMemory, PIECE, alignUp } from '../reduce';
-import { chunkBounds, type Collectives } from '../collectives';
-import { Base, COLLECTIVE_KINDS, mismatch, sameTag, type Tag } from './base';
+import { chunkBounds, type Collectives, type PortLike } from '../collectives';
+import { Base, COLLECTIVE_KINDS, mismatch, sameTag, type P2PMessage, type Tag } from './base';
 
-/** The shared transport's memory and its layout's sizes (see sharedLayout). */
-export interface SharedEndpoint { kind: 'shared'; memory: WebAssembly.Memory; capacity: number; registered: number }
+/**
+ * The shared transport's memory and its layout's sizes (see sharedLayout), and its point-to-point links:
+ * peers[j] is the port to rank j (null at this rank's own index).
+ */
+export interface SharedEndpoint { kind: 'shared'; memory: WebAssembly.Memory; capacity: number; registered: number; peers?: (PortLike | null)[] }
 
 /** The largest WebAssembly memory (4 GiB less one page: 65536 pages do not fit a 32-bit length). */
 export const MAX_MEMORY_BYTES = 65535 * 65536;
@@ -58,6 +66,18 @@ export class SharedCollectives extends Base implements Collectives {
     this.slots = l.slots.map((o) => this.mem.view(o, ep.capacity));
     this.result = this.mem.view(l.result, ep.capacity);
     this.regions = l.regions.map(([lo]) => lo);
+    this.peers = ep.peers ?? [];
+    for (const p of this.peers) if (p) p.onmessage = (ev) => this.arrived(ev.data as P2PMessage);
+  }
+
+  private peers: (PortLike | null)[];
+
+  /** Straight to the destination over the pair's own channel. */
+  protected route(msg: P2PMessage): void {
+    const port = this.peers[msg.to];
+    if (!port) throw new Error(`shared transport: rank ${this.rank} has no link to rank ${msg.to} for send/recv (wire() makes one per pair)`);
+    this.stats.bytesSent += msg.data.byteLength;
+    port.postMessage(msg, [msg.data.buffer]);
   }
 
   /** A reusable barrier: the last rank to arrive bumps the generation and wakes the others. */
@@ -125,6 +145,21 @@ export class SharedCollectives extends Base implements Collectives {
     return off >= 0;
   }
 
+  /**
+   * out = the element-wise mean of the sources (the sum, in an all-reduce-sum), copied into each of
+   * `also`; out may be sources[0] or [1].
+   */
+  private combine(out: Float32Array, sources: Float32Array[], also: Float32Array[] = []): void {
+    if (this.tag.kind !== 'all-reduce-sum') return this.mem.mean(out, sources, also);
+    const N = sources.length;
+    if (N === 1) {
+      if (out !== sources[0]) out.set(sources[0]);
+      for (const x of also) x.set(out);
+      return;
+    }
+    for (let j = 1; j < N; j++) this.mem.addScaled(out, j === 1 ? sources[0] : out, sources[j], 1, j === N - 1 ? also : []);
+  }
+
   /** buf registered on every rank, at the same place of each region: each rank reduces its own chunk of all. */
   private async reduceRegistered(buf: Float32Array, keepAll: boolean): Promise<Float32Array> {
     const { rank: r, world: N } = this;
@@ -133,7 +168,7 @@ export class SharedCollectives extends Base implements Collectives {
     const at = (j: number) => this.mem.view(this.regions[j] + this.mem.regionOffset(mine), hi - lo);
     const others = Array.from({ length: N - 1 }, (_, k) => at((r + 1 + k) % N));
     this.timed(() => {
-      this.mem.mean(mine, [mine, ...others], keepAll ? others : []);
+      this.combine(mine, [mine, ...others], keepAll ? others : []);
       this.stats.bytesSent += (keepAll ? N : 1) * mine.byteLength;
     });
     await this.barrier();
@@ -164,7 +199,7 @@ export class SharedCollectives extends Base implements Collectives {
       this.timed(() => {
         if (hi <= lo) return;
         const out = keepAll ? this.result.subarray(lo, hi) : mine.subarray(o + lo - myLo, o + hi - myLo);
-        this.mem.mean(out, this.slots.map((slot) => slot.subarray(lo, hi)));
+        this.combine(out, this.slots.map((slot) => slot.subarray(lo, hi)));
       });
       await this.barrier();
       if (keepAll) {
@@ -177,6 +212,10 @@ export class SharedCollectives extends Base implements Collectives {
 
   allReduceMean(buf: Float32Array): Promise<Float32Array> {
     return this.serial('all-reduce', () => (this.world === 1 ? Promise.resolve(buf) : this.reduce(buf, true)));
+  }
+
+  allReduceSum(buf: Float32Array): Promise<Float32Array> {
+    return this.serial('all-reduce-sum', () => (this.world === 1 ? Promise.resolve(buf) : this.reduce(buf, true)));
   }
 
   reduceScatterMean(buf: Float32Array): Promise<Float32Array> {
@@ -222,5 +261,7 @@ export class SharedCollectives extends Base implements Collectives {
     });
   }
 
-  close(): void {}
+  close(): void {
+    for (const p of this.peers) p?.close?.();
+  }
 }

@@ -1,8 +1,12 @@
 // The star transport: ranks talk only to the coordinator's hub, which sums and answers. Simple, and the
 // coordinator's link carries N x S each way: the naive design a class should see lose.
+//
+// Point-to-point (send/recv, transports/base.ts) goes through the hub too: the sender posts the message
+// on its link (its bytesSent counts it once) and the hub forwards it at once, transferred, to the
+// destination's link (counted in the hub's bytesIn and bytesOut), outside the hub's collective loop.
 
 import { chunkBounds, type Collectives, type PortLike } from '../collectives';
-import { Base, Inbox, mismatch, sameTag, type Tag } from './base';
+import { Base, Inbox, isP2P, mismatch, sameTag, type P2PMessage, type Tag } from './base';
 
 /** A rank's half of a collective (tag.kind says which); the hub answers with data, or an error for all. */
 interface StarRequest { tag: Tag; data: Float32Array; total?: number; root?: number }
@@ -14,7 +18,14 @@ export class StarCollectives extends Base implements Collectives {
 
   constructor(rank: number, world: number, private hub: PortLike) {
     super(rank, world, null); // the hub does the sums
-    this.inbox = Inbox.of(hub, (d) => d as StarReply);
+    this.inbox = new Inbox<StarReply>();
+    hub.onmessage = (ev) => (isP2P(ev.data) ? this.arrived(ev.data) : this.inbox.deliver(ev.data as StarReply));
+  }
+
+  /** To the hub, which forwards it to msg.to. */
+  protected route(msg: P2PMessage): void {
+    this.stats.bytesSent += msg.data.byteLength;
+    this.hub.postMessage(msg, [msg.data.buffer]);
   }
 
   protected wake(reason: Error): void {
@@ -33,6 +44,14 @@ export class StarCollectives extends Base implements Collectives {
 
   allReduceMean(buf: Float32Array): Promise<Float32Array> {
     return this.serial('all-reduce', async () => {
+      const out = await this.request({ data: buf.slice() });
+      this.timed(() => buf.set(out));
+      return buf;
+    });
+  }
+
+  allReduceSum(buf: Float32Array): Promise<Float32Array> {
+    return this.serial('all-reduce-sum', async () => {
       const out = await this.request({ data: buf.slice() });
       this.timed(() => buf.set(out));
       return buf;
@@ -71,8 +90,23 @@ export class StarHub {
   private closed = false;
 
   constructor(private ports: PortLike[], private onError: (message: string) => void = () => {}) {
-    this.inboxes = ports.map((p) => Inbox.of(p, (d) => d as StarRequest));
+    this.inboxes = ports.map((p) => {
+      const inbox = new Inbox<StarRequest>();
+      p.onmessage = (ev) => (isP2P(ev.data) ? this.relay(ev.data) : inbox.deliver(ev.data as StarRequest));
+      return inbox;
+    });
     void this.loop();
+  }
+
+  /** A point-to-point message: forwarded at once to its destination's link, whatever collective is running. */
+  private relay(msg: P2PMessage): void {
+    const port = this.ports[msg.to];
+    if (this.closed || !port) return;
+    const t0 = performance.now();
+    this.stats.bytesIn += msg.data.byteLength;
+    this.stats.bytesOut += msg.data.byteLength;
+    port.postMessage(msg, [msg.data.buffer]);
+    this.stats.busyMs += performance.now() - t0;
   }
 
   private async loop(): Promise<void> {
@@ -92,14 +126,14 @@ export class StarHub {
         continue;
       }
       let replies: Float32Array[];
-      if (op === 'all-reduce' || op === 'reduce-scatter') {
+      if (op === 'all-reduce' || op === 'all-reduce-sum' || op === 'reduce-scatter') {
         const sum = reqs[0].data;
         for (let j = 1; j < N; j++) {
           const d = reqs[j].data;
           for (let i = 0; i < sum.length; i++) sum[i] += d[i];
         }
-        for (let i = 0; i < sum.length; i++) sum[i] /= N;
-        replies = op === 'all-reduce'
+        if (op !== 'all-reduce-sum') for (let i = 0; i < sum.length; i++) sum[i] /= N;
+        replies = op !== 'reduce-scatter'
           ? reqs.map((_, j) => (j === N - 1 ? sum : sum.slice()))
           : reqs.map((_, j) => sum.slice(...chunkBounds(sum.length, N, j)));
       } else if (op === 'all-gather') {
