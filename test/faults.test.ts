@@ -48,6 +48,8 @@ describe('a run survives killed, hung, out-of-memory and poisoned workers and lo
   const cases: [string, DistOptions][] = [
     ...(['ring', 'star', 'shared'] as TransportKind[]).map((transport): [string, DistOptions] => [`ddp ${transport}`, { strategy: 'ddp', workers: 2, transport, bucketMb: 0.01 }]),
     ['fsdp full ring', { strategy: 'fsdp', workers: 2, transport: 'ring', bucketMb: 25, shard: 'full' }],
+    ['tp ring', { strategy: 'tp', workers: 2, transport: 'ring', bucketMb: 25 }],
+    ['pp 1f1b ring', { strategy: 'pp', workers: 2, transport: 'ring', bucketMb: 25, microbatches: 2, schedule: '1f1b' }],
   ];
   it.each(cases)('%s (worker_threads): kill, nan, oom and hang, each recovered; the losses equal a run without faults', async (_, dist) => {
     const clean = await run(dist, [], spawnNodeWorker);
@@ -55,7 +57,7 @@ describe('a run survives killed, hung, out-of-memory and poisoned workers and lo
     expect(faulty.recoveries.map((r) => [r.step, r.rank, r.cause])).toEqual([[2, 1, 'crash'], [3, 0, 'nan'], [4, 1, 'oom'], [6, 0, 'hang']]);
     for (const r of faulty.recoveries) {
       expect(r.replayed_steps).toBe(0);
-      expect(r.restored_from).toMatch(dist.strategy === 'fsdp' ? /shards/ : /replica/);
+      expect(r.restored_from).toMatch({ ddp: /replica/, fsdp: /shards/, tp: /part/, pp: /part/ }[dist.strategy as string]!);
     }
     expect(faulty.losses).toEqual(clean.losses); // bit for bit: the same samples, the same math
     expect(faulty.params).toEqual(clean.params);
@@ -103,7 +105,7 @@ describe('fsdp without buddy copies', () => {
       const first = await c.trainStep();
       expect(first.buddyBytes).toBeUndefined();
       expect(first.perRank.every((r) => r.memory.buddy === 0)).toBe(true);
-      await expect(c.trainStep()).rejects.toThrow(/rank 1's shards are lost and no fresh buddy copy of them is left.*resume from the last checkpoint/);
+      await expect(c.trainStep()).rejects.toThrow(/rank 1's shards are lost and no fresh buddy copy of it is left.*resume from the last checkpoint/);
     } finally {
       c.dispose();
     }

@@ -101,7 +101,7 @@ ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
                       the run detect it, recover and go on with no step lost: kill-worker (the
                       worker dies), hang-worker (it stops answering), nan (its gradients turn NaN),
                       oom (it runs out of memory). E.g. --inject kill-worker:1@5 --inject nan:0@9
-  --no-buddies        fsdp: do not keep each worker's shards also on the next one (less memory and
+  --no-buddies        fsdp, tp, pp: do not keep each worker's part also on the next one (less memory and
                       traffic; a worker's death then ends the run)
   --on-nan stop|skip  a NaN or infinite gradient is first replayed (a passing fault); if the replay
                       is not finite either: stop (default: the run ends, naming the step and the
@@ -134,7 +134,7 @@ ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
                       it waiting for a slower worker rather than for data) and bytes_sent,
                       bytes_per_rank_predicted (the cost model's bytes sent per step), and memory
                       in bytes from the last step: params, grads, optimizer, buddy (what the worker
-                      keeps between steps; buddy: fsdp's copy of the next worker's shards),
+                      keeps between steps; buddy: fsdp's, tp's and pp's copy of the next worker's part),
                       gathered_peak (fsdp: most fetched full weights at once), activations_peak,
                       comm_buffers; recoveries: every fault survived ({step, rank, cause, message,
                       detected_ms, restored_from, replayed_steps, ms})

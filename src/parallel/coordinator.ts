@@ -272,9 +272,9 @@ export class Coordinator {
     return { ...perRank[0], ms, perRank, hubBytes, buddyBytes, grads };
   }
 
-  /** FSDP with more than one worker keeps buddy copies, unless faults.buddies is false. */
+  /** FSDP, TP and PP with more than one worker keep buddy copies (each rank holds a part no other has), unless faults.buddies is false. */
   private keepsBuddies(): boolean {
-    return gradientSync(this.dist) === 'shard' && this.dist.workers > 1 && this.dist.faults?.buddies !== false;
+    return !holdsReplica(this.dist) && this.dist.workers > 1 && this.dist.faults?.buddies !== false;
   }
 
   private table(): ParamTable {
@@ -302,9 +302,9 @@ export class Coordinator {
   }
 
   /**
-   * FSDP: every rank's shards (parameters, m, v) also kept by the next rank, after every step, so that a
-   * rank's death loses nothing: 12 bytes per parameter / N more memory per rank, and as many bytes
-   * through the coordinator per step.
+   * FSDP, TP, PP: every rank's part (parameters, m, v) also kept by the next rank, after every step, so
+   * that a rank's death loses nothing: 12 bytes per parameter of the part more memory per rank (about
+   * 12/N per parameter), and as many bytes through the coordinator per step.
    */
   private async refreshBuddies(): Promise<number> {
     const N = this.dist.workers;
@@ -380,12 +380,7 @@ export class Coordinator {
       if (r < 0) throw new DistError(`no healthy replica is left to recover from (${failed === 0 && N === 1 ? 'the only worker failed' : 'every worker failed'}); resume from the last checkpoint`);
       return { checkpoint: await this.ranks[r].api.exportCheckpoint({}), from: `rank ${r}'s replica` };
     }
-    // TP and PP keep no copy of a rank's part elsewhere: with one lost, only a checkpoint has it.
-    const lost = alive.indexOf(false);
-    if (!this.keepsBuddies() && lost >= 0) {
-      throw new DistError(`rank ${lost}'s part of the model is lost (${this.dist.strategy} keeps no copy of it on another worker); resume from the last checkpoint`);
-    }
-    // FSDP: every alive rank's own shards; a lost rank's from the rank that keeps its buddy copy.
+    // FSDP, TP, PP: every alive rank's own part; a lost rank's from the rank that keeps its buddy copy.
     const states: ShardState[] = [];
     const sources: string[] = [];
     for (let r = 0; r < N; r++) {
@@ -396,7 +391,7 @@ export class Coordinator {
       const keeper = (r + 1) % N;
       const kept = alive[keeper] ? await this.ranks[keeper].api.buddy() : null;
       if (!kept || kept.of !== r || kept.state.header.step !== this.step) {
-        throw new DistError(`rank ${r}'s shards are lost and no fresh buddy copy of them is left (rank ${keeper} ${alive[keeper] ? 'holds none of this step' : 'failed too'}); resume from the last checkpoint`);
+        throw new DistError(`rank ${r}'s ${this.dist.strategy === 'fsdp' ? 'shards are' : 'part of the model is'} lost and no fresh buddy copy of it is left (rank ${keeper} ${alive[keeper] ? 'holds none of this step' : 'failed too'}); resume from the last checkpoint`);
       }
       states.push(kept.state);
       sources.push(`rank ${keeper}'s buddy copy of rank ${r}`);
@@ -405,7 +400,8 @@ export class Coordinator {
     const steps = [...new Set(states.map((s) => s.header.step))];
     if (steps.length > 1) throw new DistError(`the ranks' shards are of different steps (${steps.join(' and ')}): a rank failed while the others updated; resume from the last checkpoint`);
     const checkpoint = this.assemble(states);
-    return { checkpoint, from: sources.length ? `every rank's shards and ${sources.join(', ')}` : "every rank's shards" };
+    const own = `every rank's ${this.dist.strategy === 'fsdp' ? 'shards' : 'part'}`;
+    return { checkpoint, from: sources.length ? `${own} and ${sources.join(', ')}` : own };
   }
 
   /**

@@ -263,7 +263,7 @@ export class RankService implements RankAPI {
 
   keepBuddy(of: number, state: ShardState): void {
     this.kept = { of, state };
-    if (this.trainer instanceof FSDPTrainer) this.trainer.memory.buddy = state.params.byteLength + state.m.byteLength + state.v.byteLength;
+    if (this.trainer && !(this.trainer instanceof Trainer)) this.trainer.memory.buddy = state.params.byteLength + state.m.byteLength + state.v.byteLength;
   }
 
   buddy(): { of: number; state: ShardState } | null {
