@@ -28,7 +28,7 @@ import { byId } from './ui/dom';
 import { SetupForm } from './ui/form';
 import * as fmt from './ui/format';
 import { SampleForm, SamplesPanel } from './ui/samples';
-import { configValues, distValues, fromQuery, globalBatch, toConfig, toDist, toQuery, type Setup } from './ui/setup';
+import { configValues, distValues, fromQuery, globalBatch, splitError, toConfig, toDist, toQuery, type Setup } from './ui/setup';
 import { StatsPanel } from './ui/stats';
 import { WorkersPanel } from './ui/workers-panel';
 import { FaultsPanel } from './ui/faults-panel';
@@ -124,11 +124,15 @@ function onSetupChange(s: Setup): void {
   configError = r.error;
   form.showError(r.error);
   const d = toDist(s.dist);
-  dist = d.dist;
-  distError = d.error;
-  form.showDistError(d.error);
-  form.showDistHelp(config && dist ? { workers: dist.workers, batchSize: config.batch_size, gradAccum: config.grad_accum, ...globalBatch(config, dist.workers) } : null);
-  workers.preview(dist, config?.backend ?? s.values.backend, config && dist ? globalBatch(config, dist.workers) : null);
+  // TP's workers must divide the heads, PP's stages fit the blocks and its micro-batches the batch:
+  // a split that does not work disables Start with its reason, as any other invalid setting.
+  const split = config && d.dist ? splitError(config, d.dist) : null;
+  dist = split ? null : d.dist;
+  distError = split ?? d.error;
+  form.showDistError(distError);
+  const shown = split ? d.dist : dist; // the help still describes what was chosen
+  form.showDistHelp(config && shown ? { strategy: shown.strategy, workers: shown.workers, batchSize: config.batch_size, gradAccum: config.grad_accum, ...globalBatch(config, shown.workers, shown.strategy) } : null, config);
+  workers.preview(dist, config?.backend ?? s.values.backend, config && dist ? globalBatch(config, dist.workers, dist.strategy) : null);
   if (config && !busy()) stats.setMaxIters(config.max_iters);
   history.replaceState(null, '', location.pathname + toQuery(s) + location.hash);
   render();
@@ -176,7 +180,7 @@ function renderEstimate(): void {
     return;
   }
   const table = paramTable(config);
-  workers.previewModel(table);
+  workers.previewModel(table, config);
   renderEstimateLine(el.estimate, config, dist, table, startWeights && !weightsProblem() ? startWeights.source : null);
 }
 
@@ -283,7 +287,7 @@ async function launch(resume: boolean): Promise<void> {
   samples.clear();
   faults.reset();
   renderRunInfo(el.runInfo, null);
-  workers.start(d, cfg.backend === 'auto' ? '' : cfg.backend, globalBatch(cfg, d.workers), paramTable(cfg, vocab));
+  workers.start(d, cfg.backend === 'auto' ? '' : cfg.backend, globalBatch(cfg, d.workers, d.strategy), paramTable(cfg, vocab), cfg);
   if (header) showHistory(header);
   else {
     chart.reset();

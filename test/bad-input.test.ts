@@ -175,12 +175,12 @@ const cases: Case[] = [
     message: /rank 5 does not exist \(ranks are 0 to 1\)/ },
 
   // ---- the page: its settings and links ----
-  { input: 'form: strategy single with 4 workers', call: () => distError({ strategy: 'single', workers: '4' }), message: /strategy single runs one worker; use ddp or fsdp for 4 workers/ },
+  { input: 'form: strategy single with 4 workers', call: () => distError({ strategy: 'single', workers: '4' }), message: /strategy single runs one worker; use ddp, fsdp, tp or pp for 4 workers/ },
   { input: 'form: fsdp with prefetch "maybe"', call: () => distError({ strategy: 'fsdp', workers: '2', prefetch: 'maybe' }), message: /prefetch must be on or off, got "maybe"/ },
   { input: 'link ?preset=gpt3', call: () => linkProblems('?preset=gpt3'), message: /preset "gpt3", which does not exist \(choose one of tiny, .*\)\. Showing the default setup instead/ },
   { input: 'link ?preset=tiny&learning_rate=1 (unknown setting)', call: () => linkProblems('?preset=tiny&learning_rate=1'), message: /unknown setting "learning_rate"; it was ignored/ },
   { input: 'link ?preset=tiny&vocab_size=9', call: () => linkProblems('?preset=tiny&vocab_size=9'), message: /sets vocab_size, which the tokenizer decides; it was ignored/ },
-  { input: 'link ?workers=4 (strategy single)', call: () => linkProblems('?preset=tiny&workers=4'), message: /asks for 4 workers, but strategy single runs one worker; choose strategy ddp or fsdp/ },
+  { input: 'link ?workers=4 (strategy single)', call: () => linkProblems('?preset=tiny&workers=4'), message: /asks for 4 workers, but strategy single runs one worker; choose strategy ddp, fsdp, tp or pp/ },
   { input: 'link ?strategy=ddp&workers=99', call: () => linkProblems('?strategy=ddp&workers=99'), message: /workers could not be used \(workers must be a whole number from 1 to 8, got 99\); using 4 instead/ },
   { input: 'link ?strategy=ddp&transport=pigeon', call: () => linkProblems('?strategy=ddp&workers=2&transport=pigeon'), message: /transport could not be used \(transport must be ring, star or shared, got "pigeon"\); using ring instead/ },
   { input: 'link ?lr=NaN', call: () => linkConfigError('?preset=tiny&lr=NaN'), message: /lr must be a number, got "NaN"/ },

@@ -12,12 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { root, startHarness, type Harness } from './harness';
 import { makeConfig } from '../src/model/config';
 import type { TraceEvent } from '../src/util/trace';
-import { COMPARE_HANG_FLOOR_MS, DEFAULT_COMPARE, configFor, faultsFor, fromHash, middleStep, toHash } from '../src/ui/compare/settings';
+import { COMPARE_HANG_FLOOR_MS, DEFAULT_COMPARE, configFor, distFor, faultsFor, fromHash, middleStep, planOf, splitProblem, toHash } from '../src/ui/compare/settings';
 import { COINCIDE, maxLossDiff, resultRow, summarize, toCsv } from '../src/ui/compare/summary';
 import { median } from '../src/util/stats';
 import type { RunRecord } from '../src/ui/compare/runner';
-import { overlapFraction, recoveryLabel, stepWindows, tickStep, timeScale } from '../src/ui/compare/timeline';
-import { crossover, whatIfRows } from '../src/ui/compare/whatif';
+import { idleShares, kindOf, overlapFraction, recoveryLabel, stepWindows, tickStep, timeScale } from '../src/ui/compare/timeline';
+import { advice, crossover, explain, whatIfRows, type Measured } from '../src/ui/compare/whatif';
+import { predict, UNCALIBRATED } from '../src/parallel/costmodel';
 
 describe('compare: pure parts', () => {
   it('round-trips its settings through the URL hash, and names what it cannot use', () => {
@@ -108,7 +109,71 @@ describe('compare: pure parts', () => {
     expect(c.ddpFits).toBe(false);
     expect(c.fsdpFrom).toBeGreaterThan(1);
     const rows = whatIfRows(cfg, w, null);
-    expect(rows.map((r) => [r.key, r.fits])).toEqual([['single', false], ['ddp', false], ['fsdp-full', true], ['fsdp-grad_op', false]]);
+    expect(rows.map((r) => [r.key, r.fits])).toEqual([['single', false], ['ddp', false], ['fsdp-full', true], ['fsdp-grad_op', false], ['tp', false], ['pp-1f1b', false], ['pp-gpipe', false]]);
+    // TP cannot split GPT-2's 12 heads 8 ways; PP has at most 12 stages and never fits 2.4 GB
+    expect(rows.find((r) => r.key === 'tp')!.split).toBe('tensor parallelism splits the 12 heads among the workers: use 1, 2, 3, 4, 6 or 12 workers (not 8)');
+    expect([c.tpFrom, c.ppFrom]).toEqual([null, null]);
+  });
+
+  it('model parallelism in the comparison: the same global batch, TP and PP (both schedules) as entries, their splits checked', () => {
+    const tiny = makeConfig('tiny'); // batch 4, 4 heads, 2 blocks
+    expect(['single', 'ddp', 'fsdp-full', 'tp', 'pp-1f1b', 'pp-gpipe'].map((k) => configFor(k as 'tp', tiny, 2).batch_size)).toEqual([8, 4, 4, 8, 8, 8]);
+    expect(distFor('tp', { workers: 2, transport: 'ring' }, 25)).toEqual({ strategy: 'tp', workers: 2, transport: 'ring', bucketMb: 25 });
+    expect(distFor('pp-gpipe', { workers: 2, transport: 'star', microbatches: 2 }, 25)).toEqual({ strategy: 'pp', workers: 2, transport: 'star', bucketMb: 25, microbatches: 2, schedule: 'gpipe' });
+    expect(distFor('pp-1f1b', { workers: 2, transport: 'ring' }, 25)).toMatchObject({ microbatches: 4, schedule: '1f1b' });
+    expect(planOf(distFor('pp-gpipe', { workers: 2, transport: 'ring', microbatches: 8 }, 25))).toMatchObject({ strategy: 'pp', microbatches: 8, schedule: 'gpipe' });
+    // the link: PP's micro-batches ride along when a pipeline is compared
+    const s = { strategies: ['single', 'ddp', 'tp', 'pp-1f1b', 'pp-gpipe'] as const, workers: 2, transport: 'ring' as const, steps: 6, microbatches: 2 };
+    const hash = toHash({ ...s, strategies: [...s.strategies] });
+    expect(hash).toBe('#compare?strategies=single,ddp,tp,pp-1f1b,pp-gpipe&workers=2&transport=ring&steps=6&microbatches=2');
+    expect(fromHash(hash).settings).toEqual({ ...s, strategies: [...s.strategies] });
+    expect(fromHash('#compare?strategies=pp-1f1b&microbatches=0').problems.join()).toContain('microbatches must be a whole number from 1 to 64, got "0"');
+    // splits that do not work, named before anything starts
+    expect(splitProblem(['single', 'tp'], tiny, { workers: 3, transport: 'ring' })).toBe('TP: tensor parallelism splits the 4 heads among the workers: use 1, 2 or 4 workers (not 3)');
+    expect(splitProblem(['pp-1f1b'], tiny, { workers: 3, transport: 'ring' })).toMatch(/^PP 1F1B: .*n_layer 2/);
+    expect(splitProblem(['pp-gpipe'], tiny, { workers: 2, transport: 'ring', microbatches: 3 })).toMatch(/^PP GPipe: 3 micro-batches do not divide the step's batch of 8 sequences/);
+    expect(splitProblem(['single', 'ddp', 'fsdp-full', 'tp', 'pp-1f1b', 'pp-gpipe'], tiny, { workers: 2, transport: 'ring' })).toBeNull();
+  });
+
+  it('the timeline: PP\'s micro-batch spans are forwards and backwards, its waits the bubble, measured per stage', () => {
+    const e = (name: string, lane: 'main' | 'comm', cat: TraceEvent['cat'], ts: number, dur: number): TraceEvent => ({ name, lane, cat, ts, dur });
+    expect(kindOf(e('F3', 'main', 'compute', 0, 1)).id).toBe('forward');
+    expect(kindOf(e('B0', 'main', 'compute', 0, 1)).id).toBe('backward');
+    expect(kindOf(e('recv from rank 1', 'main', 'wait', 0, 1)).id).toBe('wait');
+    expect(kindOf(e('send to rank 1', 'comm', 'comm', 0, 1)).id).toBe('send');
+    expect(kindOf(e('backward h.1 mlp', 'main', 'compute', 0, 1)).id).toBe('backward'); // TP's block halves
+    // stage 0 waits 2 + 3 ms (overlapping waits counted once) of its 20 ms; stage 1 none of its 10
+    const stage0 = [e('F0', 'main', 'compute', 0, 5), e('recv', 'main', 'wait', 5, 2), e('recv', 'main', 'wait', 6, 1), e('B0', 'main', 'compute', 7, 5), e('recv', 'main', 'wait', 12, 3)];
+    expect(idleShares([stage0, [e('F0', 'main', 'compute', 0, 10)]], [20, 10])).toEqual([0.25, 0]);
+  });
+
+  it('when is each the better choice: too big for one worker, split it (here only PP 1F1B fits); a slow link, PP moves least', () => {
+    const cfg = makeConfig('baby'); // 10.7 M parameters, 6 blocks, 6 heads, batch 8 x 256
+    const w = { model: 'baby' as const, workers: 2, linkScale: 1, budget: 0.4 * 2 ** 30, transport: 'ring' as const, bucketMb: 25 };
+    const rows = whatIfRows(cfg, w, null);
+    expect(rows.filter((r) => r.fits).map((r) => r.key)).toEqual(['pp-1f1b']); // GPipe holds all 4 micro-batches: it does not
+    const pp = rows.find((r) => r.key === 'pp-1f1b')!.p;
+    expect(pp).toEqual(predict(configFor('pp-1f1b', cfg, 2), planOf(distFor('pp-1f1b', { workers: 2, transport: 'ring' }, 25)), UNCALIBRATED));
+    expect(pp.bubble).toBeCloseTo(1 / 5, 12);
+    const a = advice(cfg, w, null);
+    expect(a.replicaFits).toBe(false);
+    expect(a.fits).toEqual(['pp-1f1b']);
+    expect(a.memory).toMatch(/^The model is too big for one worker's .* as a replica \(DDP needs .*\): split it\. At 2 workers FSDP full .*, TP .*, PP 1F1B .* per worker; PP 1F1B fits\.$/);
+    expect(a.leastTraffic).toBe('pp-1f1b');
+    expect(a.traffic).toContain('PP 1F1B moves least');
+    expect(a.time).toBeNull(); // no calibration
+    // with a calibration and room for everything: DDP is fastest on this link, PP on one 100 times slower
+    const m: Measured = { flops: 2e10, flopsFrom: 'a test', link: { transport: 'ring', workers: 2, samples: [], alpha: 2e-5, beta: 1e9 } };
+    const roomy = advice(cfg, { ...w, budget: 4 * 2 ** 30 }, m);
+    expect(roomy.replicaFits).toBe(true);
+    expect(roomy.fastest).toBe('ddp');
+    expect(roomy.slowLink).toEqual({ scale: 0.01, fastest: 'pp-1f1b' });
+    expect(roomy.time).toMatch(/^Fastest that fits on this link: DDP .*; on a link 100 times slower: PP 1F1B/);
+    // the formulas with the numbers plugged in, for TP and PP
+    const tiny = makeConfig('tiny');
+    const lines = (key: 'tp' | 'pp-1f1b') => explain({ key, label: key, cfg: configFor(key, tiny, 2), dist: distFor(key, { workers: 2, transport: 'ring' }, 25) }, m).lines.join('\n');
+    expect(lines('tp')).toContain('comm = 4·L·K = 4·2·1 = 8 all-reduces of a (B, T, C) activation');
+    expect(lines('pp-1f1b')).toContain('bubble = (n − 1)/(M + n − 1) = 1/5 = 20% of a step idle');
   });
 });
 
@@ -248,7 +313,8 @@ describe('the Compare view', () => {
     await page.locator('#whatif-workers').fill('8');
     await expect.poll(() => page.textContent('#compare-crossover')).toContain('FSDP is the only option from');
     const fits = await page.locator('#compare-whatif tbody tr').evaluateAll((els) => els.map((el) => [(el as HTMLElement).dataset.strategy, (el as HTMLElement).dataset.fits]));
-    expect(fits).toEqual([['single', 'false'], ['ddp', 'false'], ['fsdp-full', 'true'], ['fsdp-grad_op', 'false']]);
+    expect(fits).toEqual([['single', 'false'], ['ddp', 'false'], ['fsdp-full', 'true'], ['fsdp-grad_op', 'false'], ['tp', 'false'], ['pp-1f1b', 'false'], ['pp-gpipe', 'false']]);
+    expect(await page.textContent('#compare-whatif tr[data-strategy="tp"] .cmp-badge')).toBe('cannot split'); // 12 heads, 8 workers
 
     // The settings are in the link.
     expect(page.url()).toContain('#compare?strategies=single,ddp&workers=2&transport=ring&steps=6&break=kill@3');

@@ -1,10 +1,15 @@
-// The page's setup (src/ui/setup.ts): the dist part (strategy, workers, transport, bucket_mb, and FSDP's
-// shard and prefetch) through the form values, checkDist and the URL; the memory expected at rest
-// (src/ui/memory.ts). Pure functions, no browser.
+// The page's setup (src/ui/setup.ts): the dist part (strategy, workers, transport, bucket_mb, FSDP's
+// shard and prefetch, PP's microbatches and schedule) through the form values, checkDist, checkSplit and
+// the URL; the global batch of data and model parallelism; the memory expected at rest (src/ui/memory.ts)
+// and the Workers panel's one-line descriptions. Pure functions, no browser.
 
 import { describe, expect, it } from 'vitest';
 import { defaultWorkers } from '../src/parallel/layout';
-import { DEFAULT_DIST, distFieldsInMessage, distValues, fromQuery, globalBatch, overrides, toConfig, toDist, toQuery } from '../src/ui/setup';
+import { DEFAULT_DIST, distFieldsInMessage, distValues, fromQuery, globalBatch, overrides, splitError, toConfig, toDist, toQuery } from '../src/ui/setup';
+import { describe as describeDist, partOf } from '../src/ui/workers-panel';
+import { makeConfig } from '../src/model/config';
+import { stageTable } from '../src/parallel/pp-layout';
+import { tpLocalTable } from '../src/parallel/tp-layout';
 import { parseTrainOptions } from '../src/cli/train-options';
 import { expectedAtRest } from '../src/ui/memory';
 import { buildParamTable } from '../src/model/params';
@@ -41,7 +46,7 @@ describe('the same settings train the same way in the page and the CLI', () => {
 describe('dist settings of the page', () => {
   it('defaults to one worker; ddp defaults to the cores, at least 2, at most 8', () => {
     expect(fromQuery('?preset=tiny').setup.dist).toEqual(DEFAULT_DIST);
-    expect(DEFAULT_DIST).toEqual({ strategy: 'single', workers: '1', transport: 'ring', bucket_mb: '25', shard: 'full', prefetch: 'on' });
+    expect(DEFAULT_DIST).toEqual({ strategy: 'single', workers: '1', transport: 'ring', bucket_mb: '25', shard: 'full', prefetch: 'on', microbatches: '4', schedule: '1f1b' });
     expect(toDist(DEFAULT_DIST)).toEqual({ dist: { strategy: 'single', workers: 1, transport: 'ring', bucketMb: 25 }, error: null });
     expect([1, 2, 6, 64, undefined].map(defaultWorkers)).toEqual([2, 2, 6, 8, 2]);
     expect(fromQuery('?preset=tiny&strategy=ddp', 6).setup.dist.workers).toBe('6');
@@ -60,14 +65,14 @@ describe('dist settings of the page', () => {
     const { setup, problems } = fromQuery('?preset=tiny&strategy=zero3&workers=0&transport=udp&bucket_mb=-1', 4);
     expect(setup.dist).toEqual(DEFAULT_DIST);
     expect(problems).toEqual([
-      'The link\'s strategy could not be used (strategy must be single, ddp or fsdp, got "zero3"); using single instead.',
+      'The link\'s strategy could not be used (strategy must be single, ddp, fsdp, tp or pp, got "zero3"); using single instead.',
       'The link\'s workers could not be used (workers must be a whole number from 1 to 8, got 0); using 1 instead.',
       'The link\'s transport could not be used (transport must be ring, star or shared, got "udp"); using ring instead.',
       'The link\'s bucket_mb could not be used (bucket_mb must be a positive number of MB, got -1); using 25 instead.',
     ]);
     const single = fromQuery('?preset=tiny&workers=3');
     expect(single.setup.dist.workers).toBe('1');
-    expect(single.problems[0]).toContain('strategy single runs one worker; choose strategy ddp or fsdp to train with 3');
+    expect(single.problems[0]).toContain('strategy single runs one worker; choose strategy ddp, fsdp, tp or pp to train with 3');
     const ddp = fromQuery('?preset=tiny&strategy=ddp&workers=many', 4);
     expect(ddp.setup.dist.workers).toBe('4');
     expect(ddp.problems[0]).toBe('The link\'s workers could not be used (workers must be a whole number from 1 to 8, got "many"); using 4 instead.');
@@ -87,7 +92,7 @@ describe('dist settings of the page', () => {
   it('fsdp: shard and prefetch round-trip through the link, only with fsdp', () => {
     const { setup, problems } = fromQuery('?preset=tiny&strategy=fsdp&workers=2&shard=grad_op&prefetch=off&transport=star', 4);
     expect(problems).toEqual([]);
-    expect(setup.dist).toEqual({ strategy: 'fsdp', workers: '2', transport: 'star', bucket_mb: '25', shard: 'grad_op', prefetch: 'off' });
+    expect(setup.dist).toEqual({ ...DEFAULT_DIST, strategy: 'fsdp', workers: '2', transport: 'star', bucket_mb: '25', shard: 'grad_op', prefetch: 'off' });
     expect(toDist(setup.dist)).toEqual({ dist: { strategy: 'fsdp', workers: 2, transport: 'star', bucketMb: 25, shard: 'grad_op', prefetch: false }, error: null });
     expect(toQuery(setup)).toBe('?preset=tiny&strategy=fsdp&workers=2&transport=star&shard=grad_op&prefetch=off');
     // The defaults (full, prefetch on) are left out; fsdp, like ddp, names its workers.
@@ -123,7 +128,7 @@ describe('dist settings of the page', () => {
     expect(bad({ prefetch: 'yes' })).toBe('prefetch must be on or off, got "yes"');
     expect(distFieldsInMessage(bad({ shard: 'half' })!)).toEqual(['shard']);
     expect(distFieldsInMessage(bad({ prefetch: 'yes' })!)).toEqual(['prefetch']);
-    expect(bad({ strategy: 'zero3' })).toBe('strategy must be single, ddp or fsdp, got "zero3"');
+    expect(bad({ strategy: 'zero3' })).toBe('strategy must be single, ddp, fsdp, tp or pp, got "zero3"');
     expect(bad({ workers: '9' })).toBe('workers must be a whole number from 1 to 8, got 9');
   });
 
@@ -143,7 +148,95 @@ describe('dist settings of the page', () => {
     expect(shards('grad_op')).toBe(shards('full'));
   });
 
-  it('global batch is workers x batch_size x grad_accum', () => {
-    expect(globalBatch({ batch_size: 4, grad_accum: 2, block_size: 32 }, 3)).toEqual({ sequences: 24, tokens: 768 });
+  it('global batch is workers x batch_size x grad_accum for data parallelism, batch_size x grad_accum for single, tp and pp', () => {
+    const cfg = { batch_size: 4, grad_accum: 2, block_size: 32 };
+    expect(globalBatch(cfg, 3)).toEqual({ sequences: 24, tokens: 768 });
+    expect(globalBatch(cfg, 3, 'fsdp')).toEqual({ sequences: 24, tokens: 768 });
+    expect(globalBatch(cfg, 1, 'single')).toEqual({ sequences: 8, tokens: 256 });
+    expect(globalBatch(cfg, 2, 'tp')).toEqual({ sequences: 8, tokens: 256 }); // every worker works on the same batch
+    expect(globalBatch(cfg, 4, 'pp')).toEqual({ sequences: 8, tokens: 256 });
+  });
+});
+
+describe('model parallelism in the setup: tp and pp', () => {
+  it('pp: microbatches and schedule round-trip through the link (always named), only with pp', () => {
+    const { setup, problems } = fromQuery('?preset=tiny&strategy=pp&workers=2&microbatches=4&schedule=1f1b', 4);
+    expect(problems).toEqual([]);
+    expect(setup.dist).toEqual({ ...DEFAULT_DIST, strategy: 'pp', workers: '2', microbatches: '4', schedule: '1f1b' });
+    expect(toDist(setup.dist)).toEqual({ dist: { strategy: 'pp', workers: 2, transport: 'ring', bucketMb: 25, microbatches: 4, schedule: '1f1b' }, error: null });
+    expect(toQuery(setup)).toBe('?preset=tiny&strategy=pp&workers=2&microbatches=4&schedule=1f1b');
+    const gpipe = fromQuery('?preset=tiny&strategy=pp&workers=2&microbatches=2&schedule=gpipe&transport=star');
+    expect(gpipe.problems).toEqual([]);
+    expect(toQuery(gpipe.setup)).toBe('?preset=tiny&strategy=pp&workers=2&transport=star&microbatches=2&schedule=gpipe');
+    expect(fromQuery(toQuery(gpipe.setup)).setup).toEqual(gpipe.setup);
+    // pp without them: the defaults, named in the link; a checkpoint's options give the same form values
+    expect(toQuery(fromQuery('?preset=tiny&strategy=pp&workers=2').setup)).toBe('?preset=tiny&strategy=pp&workers=2&microbatches=4&schedule=1f1b');
+    expect(distValues(toDist(gpipe.setup.dist).dist!)).toEqual(gpipe.setup.dist);
+    // another strategy: not part of the options, not in the link, and a link that sets them says so
+    const ddp = { ...setup, dist: { ...setup.dist, strategy: 'ddp', microbatches: '8', schedule: 'gpipe' } };
+    expect(toDist(ddp.dist).dist).toEqual({ strategy: 'ddp', workers: 2, transport: 'ring', bucketMb: 25 });
+    expect(toQuery(ddp)).toBe('?preset=tiny&strategy=ddp&workers=2');
+    expect(fromQuery('?preset=tiny&strategy=ddp&workers=2&microbatches=8&schedule=gpipe').problems)
+      .toEqual(['The link sets microbatches and schedule, which only strategy pp uses; they were ignored.']);
+  });
+
+  it('pp: bad values fall back (a link) or block Start (the form) with a reason', () => {
+    const { setup, problems } = fromQuery('?preset=tiny&strategy=pp&workers=2&microbatches=0&schedule=zigzag', 4);
+    expect(setup.dist).toMatchObject({ strategy: 'pp', microbatches: '4', schedule: '1f1b' });
+    expect(problems).toEqual([
+      'The link\'s microbatches could not be used (microbatches must be a whole number of at least 1, got 0); using 4 instead.',
+      'The link\'s schedule could not be used (schedule must be gpipe or 1f1b, got "zigzag"); using 1f1b instead.',
+    ]);
+    expect(fromQuery('?preset=tiny&strategy=pp&workers=2&microbatches=many').problems[0]).toContain('microbatches must be a whole number of at least 1, got "many"');
+    const bad = (patch: Partial<typeof DEFAULT_DIST>) => toDist({ ...DEFAULT_DIST, strategy: 'pp', workers: '2', ...patch }).error;
+    expect(bad({})).toBeNull();
+    expect(bad({ microbatches: 'two' })).toBe('microbatches must be a whole number of at least 1, got "two"');
+    expect(bad({ microbatches: '1.5' })).toBe('microbatches must be a whole number of at least 1, got 1.5');
+    expect(bad({ schedule: 'zigzag' })).toBe('schedule must be gpipe or 1f1b, got "zigzag"');
+    expect(distFieldsInMessage(bad({ microbatches: '0' })!)).toEqual(['microbatches']);
+    expect(distFieldsInMessage(bad({ schedule: 'x' })!)).toEqual(['schedule']);
+  });
+
+  it('a split that does not work blocks Start with a clear message: tp heads, pp blocks and micro-batches', () => {
+    const tiny = makeConfig('tiny'); // 4 heads, 2 blocks, batch 4
+    const dist = (d: string) => toDist({ ...DEFAULT_DIST, ...Object.fromEntries(new URLSearchParams(d)) }).dist!;
+    expect(splitError(tiny, dist('strategy=tp&workers=2'))).toBeNull();
+    expect(splitError(tiny, dist('strategy=tp&workers=4'))).toBeNull();
+    expect(splitError(tiny, dist('strategy=tp&workers=3'))).toBe('tensor parallelism splits the 4 heads among the workers: use 1, 2 or 4 workers (not 3)');
+    expect(distFieldsInMessage(splitError(tiny, dist('strategy=tp&workers=3'))!)).toEqual(['workers']);
+    expect(splitError(tiny, dist('strategy=pp&workers=2'))).toBeNull();
+    expect(splitError(tiny, dist('strategy=pp&workers=3'))).toMatch(/3 workers need n_layer >= 3, this model has n_layer 2/);
+    expect(splitError(tiny, dist('strategy=pp&workers=2&microbatches=3'))).toMatch(/3 micro-batches do not divide the step's batch of 4 sequences .*use one of 1, 2, 4/);
+    expect(distFieldsInMessage(splitError(tiny, dist('strategy=pp&workers=2&microbatches=3'))!)).toContain('microbatches');
+    expect(splitError({ ...tiny, grad_accum: 3 }, dist('strategy=pp&workers=2&microbatches=3'))).toBeNull(); // 12 sequences
+    expect(splitError(tiny, dist('strategy=ddp&workers=3'))).toBeNull();
+  });
+
+  it('memory at rest: tp keeps its slices, pp its largest stage', () => {
+    const table = buildParamTable(PRESETS['shakespeare-cpu']);
+    const tp = expectedAtRest(table, { strategy: 'tp', workers: 2 }, 'webgpu');
+    expect(tp.bytes).toBe(16 * tpLocalTable(table, 2, 0).total);
+    expect(tp.bytes).toBeLessThan(16 * table.total);
+    expect(tp.formula).toMatch(/^16 B × [\d,]+ parameters \(1\/2 of the [\d,]+ split among the workers \+ all [\d,]+ replicated/);
+    const pp = expectedAtRest(table, { strategy: 'pp', workers: 2 }, 'wasm');
+    const stages = [0, 1].map((r) => stageTable(table, 2, r).total);
+    expect(pp.bytes).toBe(20 * Math.max(...stages));
+    expect(pp.formula).toContain('parameters of the largest stage (worker 0: blocks 0–1, wte and wpe)');
+    expect(expectedAtRest(table, { strategy: 'pp', workers: 1 }, 'wasm').bytes).toBe(20 * table.total);
+  });
+
+  it('the Workers panel says what each strategy does with the run\'s numbers', () => {
+    const cfg = makeConfig('shakespeare-cpu'); // 4 heads, 4 blocks, batch 12
+    const tp = describeDist({ strategy: 'tp', workers: 2, transport: 'ring', bucketMb: 25 }, cfg);
+    expect(tp).toContain('TP: each of 2 workers holds 2 of the 4 heads and 1/2 of the MLP in every block, and all work on the same batch');
+    expect(tp).toContain('4 times per block (16 per micro-batch for 4 blocks)');
+    const pp = describeDist({ strategy: 'pp', workers: 2, transport: 'ring', bucketMb: 25, microbatches: 4, schedule: 'gpipe' }, cfg);
+    expect(pp).toContain('PP: 2 stages of 2 blocks each; every step\'s batch goes through in 4 micro-batches of 3 sequences');
+    expect(pp).toContain('GPipe');
+    expect(pp).toContain('(N−1)/(M+N−1) = 20%');
+    expect(describeDist({ strategy: 'pp', workers: 3, transport: 'ring', bucketMb: 25 }, cfg)).toContain('3 stages of 2, 1, 1 blocks');
+    expect([0, 1].map((r) => partOf({ strategy: 'tp', workers: 2 }, cfg, r))).toEqual(['heads 0–1', 'heads 2–3']);
+    expect([0, 1].map((r) => partOf({ strategy: 'pp', workers: 2 }, cfg, r))).toEqual(['stage 0: embedding, blocks 0–1', 'stage 1: blocks 2–3, head']);
+    expect(partOf({ strategy: 'ddp', workers: 2 }, cfg, 0)).toBe('');
   });
 });

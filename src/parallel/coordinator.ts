@@ -98,7 +98,7 @@ export interface DistStepStats extends StepStats {
 }
 
 export function checkDist(d: DistOptions): DistOptions {
-  if (!STRATEGIES.includes(d.strategy)) throw new DistError(`strategy must be ${STRATEGIES.join(', ')}, got "${d.strategy}"`);
+  if (!STRATEGIES.includes(d.strategy)) throw new DistError(`strategy must be ${STRATEGIES.slice(0, -1).join(', ')} or ${STRATEGIES.at(-1)}, got "${d.strategy}"`);
   if (d.shard !== undefined && !SHARD_STRATEGIES.includes(d.shard)) throw new DistError(`shard must be full, grad_op or none, got "${d.shard}"`);
   if (!Number.isInteger(d.workers) || d.workers < 1 || d.workers > MAX_WORKERS) {
     throw new DistError(`workers must be a whole number from 1 to ${MAX_WORKERS}, got ${d.workers}`);

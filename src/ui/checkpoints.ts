@@ -163,7 +163,9 @@ export class CheckpointPanel {
     const how = !m.dist ? null
       : m.dist.strategy === 'ddp' ? `ddp × ${m.dist.workers} (${m.dist.transport})`
         : m.dist.strategy === 'fsdp' ? `fsdp × ${m.dist.workers} (${m.dist.shard ?? 'full'}, ${m.dist.transport}${m.dist.prefetch === false ? ', no prefetch' : ''})`
-          : 'one worker';
+          : m.dist.strategy === 'tp' ? `tp × ${m.dist.workers} (${m.dist.transport})`
+            : m.dist.strategy === 'pp' ? `pp × ${m.dist.workers} (${m.dist.schedule ?? '1f1b'}, ${m.dist.microbatches ?? 4} micro-batches, ${m.dist.transport})`
+              : 'one worker';
     this.resumeButton.title = `Continue ${c.preset} (${c.n_layer} layers × ${c.n_embd}) from step ${m.step}${how ? ` with ${how}` : ''}, saved ${fmt.date(m.savedAt)}`;
     this.info.replaceChildren(
       h('strong', {}, `Step ${fmt.count(m.step)}`),

@@ -1,6 +1,7 @@
 // The line under the setup that says, before a run starts, what it will hold and cost: parameters,
 // memory per worker (the cost model's: weights, gradients, AdamW state and activations) and whether a
-// CPU worker can hold it, and the time a step should take on this machine, from the speed this page
+// CPU worker can hold it (FSDP, TP and PP hold parts: their per-worker figure is what one worker of the
+// group needs), and the time a step should take on this machine, from the speed this page
 // measured on its last run with the same backend (the cost model's FLOPs per token over that FLOP/s).
 
 import type { RunConfig } from '../model/config';
@@ -46,22 +47,23 @@ export function renderEstimate(target: HTMLElement, cfg: RunConfig, dist: DistOp
   target.dataset.params = String(params);
   const d = dist ?? { strategy: 'single' as const, workers: 1, transport: 'ring' as const, bucketMb: 25 };
   const n = d.workers;
-  const batch = globalBatch(cfg, n);
-  const shards = gradientSync(d) === 'shard' && n > 1;
+  const batch = globalBatch(cfg, n, d.strategy);
+  const sync = gradientSync(d);
+  const part = n === 1 ? '' : sync === 'shard' ? `a 1/${n} shard of ` : sync === 'tensor' ? `its 1/${n} slice of every block's ` : sync === 'pipeline' ? 'the largest stage\'s ' : '';
   const rest = expectedAtRest(table, d, cfg.backend).bytes;
-  const peak = predict(cfg, d, UNCALIBRATED, table).memory.total; // at rest + gathered units + activations
+  const peak = predict(cfg, d, UNCALIBRATED, table).memory.total; // at rest + gathered units + activations (PP: of the micro-batches in flight)
   target.dataset.peakBytes = String(Math.round(peak));
   target.replaceChildren(
     h('strong', {}, `≈ ${fmt.compact(params)} parameters`),
     shapedFrom ? ` (the shape of ${shapedFrom})` : '',
-    ` · ${fmt.bytes(rest)} for ${shards ? 'a 1/' + n + ' shard of ' : ''}weights, gradients and AdamW state${n > 1 ? ` in each of ${n} workers` : ''}` +
+    ` · ${fmt.bytes(rest)} for ${part}weights, gradients and AdamW state${n > 1 ? ` in each of ${n} workers` : ''}` +
       `, about ${fmt.bytes(peak)} at a step's peak · ${fmt.count(batch.tokens)} tokens per step`,
   );
   const cpu = cfg.backend === 'wasm' || cfg.backend === 'cpu' || cfg.backend === 'auto';
   if (cpu && peak > WASM_MAX_BYTES) {
     target.append(h('br'), h('span', { class: 'problem', 'data-fits': 'false' },
       `A CPU worker can hold at most ${fmt.bytes(WASM_MAX_BYTES)} (32-bit WebAssembly): this needs ${fmt.bytes(peak)}. ` +
-        `Lower batch_size, use strategy fsdp with more workers, or a GPU (backend webgpu).`));
+        `Lower batch_size, split the model over more workers (strategy fsdp, tp or pp), or use a GPU (backend webgpu).`));
   }
   const backend = cfg.backend === 'auto' ? 'wasm' : cfg.backend;
   const gflops = savedGflops(backend);

@@ -1,25 +1,35 @@
 // The setup form: preset, backend and every hyperparameter as text fields (so a link's value is shown
 // exactly as written, and makeConfig() explains whatever is wrong with it). Fields that differ from
 // the preset are marked; fields a config error names are highlighted. A "Parallel training" group holds
-// the dist settings (strategy, workers, transport, bucket_mb, and with strategy fsdp shard and prefetch),
-// with a line of help for each and the global batch they add up to.
+// the dist settings (strategy, workers, transport, bucket_mb, with strategy fsdp shard and prefetch, with
+// strategy pp microbatches and schedule), with a line of help for each and the global batch they add up
+// to: workers x batch x accum when the workers split the batch (ddp, fsdp), batch x accum when they all
+// work on the same one (tp, pp).
 
 import { DERIVED_KEYS, PRESET_NAMES, type DerivedKey, type PresetName } from '../model/config';
 import {
-  DEFAULT_DIST, DIST_FIELDS, DIST_HELP, FIELDS, FSDP_KEYS, PRESET_NOTES, distFieldsInMessage, fieldsInMessage, isParallel, isSharded,
+  DEFAULT_DIST, DIST_FIELDS, DIST_HELP, FIELDS, FSDP_KEYS, PP_KEYS, PRESET_NOTES, bubbleShare, distFieldsInMessage, fieldsInMessage, isParallel, isSharded,
   derivedValues, overrides, presetValues, type DistKey, type DistValues, type FieldKey, type FieldSpec, type Setup,
 } from './setup';
-import { defaultWorkers } from '../parallel/layout';
+import { defaultWorkers, splitsBatch, type Strategy } from '../parallel/layout';
+import { stageBlocks } from '../parallel/pp-layout';
 import { h } from './dom';
 import * as fmt from './format';
 
 /** What the dist settings add up to, for the help under them (null while the setup is invalid). */
 export interface GlobalBatch {
+  strategy: Strategy;
   workers: number;
   batchSize: number;
   gradAccum: number;
   sequences: number;
   tokens: number;
+}
+
+/** The model's shape, for the help lines of tp (heads per worker) and pp (blocks per stage). */
+export interface ModelShape {
+  n_head: number;
+  n_layer: number;
 }
 
 const GROUPS: { id: FieldSpec['group']; title: string }[] = [
@@ -92,15 +102,18 @@ export class SetupForm {
 
   /**
    * With one worker, workers, transport and bucket size have nothing to do: shown, but not editable.
-   * shard and prefetch appear only with fsdp; a sharded model has no buckets, NO_SHARD nothing to prefetch.
+   * shard and prefetch appear only with fsdp, microbatches and schedule only with pp; a sharded model
+   * has no buckets, nor has model parallelism (tp, pp); NO_SHARD has nothing to prefetch.
    */
   private syncDist(): void {
     const d = this.setup.dist;
     const single = !isParallel(d.strategy);
     const fsdp = d.strategy === 'fsdp';
+    const model = d.strategy === 'tp' || d.strategy === 'pp';
     for (const k of ['workers', 'transport', 'bucket_mb'] as const) this.distInputs.get(k)!.disabled = single;
-    if (isSharded(d)) this.distInputs.get('bucket_mb')!.disabled = true;
+    if (isSharded(d) || model) this.distInputs.get('bucket_mb')!.disabled = true;
     for (const k of FSDP_KEYS) (this.distInputs.get(k)!.closest('.field') as HTMLElement).hidden = !fsdp;
+    for (const k of PP_KEYS) (this.distInputs.get(k)!.closest('.field') as HTMLElement).hidden = d.strategy !== 'pp';
     this.distInputs.get('prefetch')!.disabled = !isSharded(d);
   }
 
@@ -167,8 +180,11 @@ export class SetupForm {
     markInvalid(this.distInputs, new Set(message ? distFieldsInMessage(message) : []));
   }
 
-  /** One line of help per dist setting (for the chosen strategy and transport), and the global batch. */
-  showDistHelp(global: GlobalBatch | null): void {
+  /**
+   * One line of help per dist setting (for the chosen strategy and transport), and the global batch;
+   * `shape` (the model's heads and blocks, when the config is valid) puts tp's and pp's numbers in.
+   */
+  showDistHelp(global: GlobalBatch | null, shape?: ModelShape | null): void {
     const d = this.setup.dist;
     const line = (key: string, text: string | undefined) => {
       if (!text) return null;
@@ -176,21 +192,33 @@ export class SetupForm {
       return h('li', { 'data-help': key }, h('strong', {}, `${name}:`), ` ${rest.join(': ')}`);
     };
     const fsdp = d.strategy === 'fsdp';
+    const pp = d.strategy === 'pp';
+    const model = d.strategy === 'tp' || pp;
+    const N = Number(d.workers);
+    const M = Number(d.microbatches);
+    const split = model && shape && Number.isInteger(N) && N >= 1 ? splitNumbers(d.strategy, N, shape) : '';
+    const bubble = pp && Number.isInteger(N) && N >= 1 && Number.isInteger(M) && M >= 1
+      ? ` Here (N−1)/(M+N−1) = ${N - 1}/${M + N - 1} = ${Math.round(100 * bubbleShare(N, M))}% of every step.` : '';
     const items = [
       line('strategy', DIST_HELP.strategy[d.strategy]),
       ...(isParallel(d.strategy)
         ? [
-          line('workers', `${DIST_HELP.workers}${this.cores ? ` This computer reports ${this.cores} cores.` : ''}`),
+          line('workers', `${(model ? DIST_HELP.workersModel[d.strategy] : DIST_HELP.workers)}${split}${this.cores ? ` This computer reports ${this.cores} cores.` : ''}`),
           ...(fsdp ? [line('shard', DIST_HELP.shard[d.shard]), isSharded(d) ? line('prefetch', DIST_HELP.prefetch[d.prefetch]) : null] : []),
+          ...(pp ? [line('microbatches', `${DIST_HELP.microbatches}${bubble}`), line('schedule', DIST_HELP.schedule[d.schedule])] : []),
           line('transport', DIST_HELP.transport[d.transport]),
-          line('bucket_mb', isSharded(d) ? DIST_HELP.bucketUnused : DIST_HELP.bucket_mb),
+          line('bucket_mb', model ? DIST_HELP.bucketModel : isSharded(d) ? DIST_HELP.bucketUnused : DIST_HELP.bucket_mb),
         ]
-        : [h('li', { class: 'muted' }, 'Choose strategy ddp or fsdp to train with several workers; workers, transport and bucket_mb apply to them.')]),
+        : [h('li', { class: 'muted' }, 'Choose strategy ddp, fsdp, tp or pp to train with several workers; workers, transport and bucket_mb apply to them.')]),
     ].filter((x): x is HTMLLIElement => x !== null);
     if (global) {
-      items.push(h('li', { id: 'global-batch', class: 'global-batch', 'data-sequences': global.sequences },
-        h('strong', {}, 'Global batch'), ` = ${global.workers} worker${global.workers === 1 ? '' : 's'} × ${global.batchSize} batch_size × ${global.gradAccum} grad_accum = `,
-        h('strong', {}, `${fmt.count(global.sequences)} sequences`), ` (${fmt.count(global.tokens)} tokens) per step`));
+      const sum = global.strategy === 'single' || splitsBatch(global)
+        ? [` = ${global.workers} worker${global.workers === 1 ? '' : 's'} × ${global.batchSize} batch_size × ${global.gradAccum} grad_accum = `]
+        : [` = ${global.batchSize} batch_size × ${global.gradAccum} grad_accum = `];
+      const same = global.strategy !== 'single' && !splitsBatch(global) ? ` (every worker works on the same batch: ${global.workers} workers, one batch)` : '';
+      items.push(h('li', { id: 'global-batch', class: 'global-batch', 'data-sequences': global.sequences, 'data-strategy': global.strategy },
+        h('strong', {}, 'Global batch'), ...sum,
+        h('strong', {}, `${fmt.count(global.sequences)} sequences`), ` (${fmt.count(global.tokens)} tokens) per step${same}`));
     }
     this.distHelp.replaceChildren(...items);
   }
@@ -211,6 +239,19 @@ export class SetupForm {
   setLocked(locked: boolean): void {
     this.fieldset.disabled = locked;
   }
+}
+
+/** tp: the heads each worker holds; pp: the blocks of each stage (a sentence, or '' when the split does not work). */
+function splitNumbers(strategy: string, N: number, shape: ModelShape): string {
+  if (strategy === 'tp') {
+    return shape.n_head % N === 0 ? ` Here each of ${N} workers holds ${shape.n_head / N} of the ${shape.n_head} heads of every block, and 1/${N} of its MLP.` : '';
+  }
+  if (N > shape.n_layer) return '';
+  const stages = Array.from({ length: N }, (_, r) => {
+    const [lo, hi] = stageBlocks(shape.n_layer, N, r);
+    return hi - lo === 1 ? `block ${lo}` : `blocks ${lo}–${hi - 1}`;
+  });
+  return ` Here the ${shape.n_layer} blocks make ${N} stages: ${stages.map((s, r) => `worker ${r} ${s}`).join(', ')}.`;
 }
 
 /** A setting's input (a select when it has options), kept in `inputs`, inside its label with a hint. */

@@ -2,7 +2,9 @@
 // horizontal bar, and what the memory at rest should be. The kinds, in the bar's order:
 //   at rest (between steps): params, grads, optimizer (AdamW m and v): 16 bytes per parameter for a
 //     full replica (single, DDP, FSDP NO_SHARD; 20 on the CPU backends, whose AdamW keeps a master copy
-//     of the weights); FULL_SHARD and SHARD_GRAD_OP keep 1/N of each unit.
+//     of the weights); FULL_SHARD and SHARD_GRAD_OP keep 1/N of each unit; TP keeps 1/N of every
+//     block's split weights (its heads, its MLP columns) and all of the replicated ones (embeddings,
+//     LayerNorms, two biases); PP keeps its stage's blocks (and the embedding or the head).
 //   peaks during a step: gathered (unsharded parameters alive at once, FSDP), activations (saved for
 //     backward), comm buffers (messages in flight).
 // Peaks need not coincide, so a bar's total is an upper bound of the worker's footprint.
@@ -14,6 +16,8 @@ import type { MemoryReport } from '../train/trainer';
 import type { DistOptions } from '../parallel/coordinator';
 import type { ParamTable } from '../model/params';
 import { gradientSync, shardLayout } from '../parallel/layout';
+import { stageBlocks, stageTable } from '../parallel/pp-layout';
+import { tpMemoryPerRank } from '../parallel/tp-layout';
 import { HOST_OPTIMIZER_BACKENDS } from '../model/config';
 import { h } from './dom';
 import * as fmt from './format';
@@ -28,12 +32,12 @@ export interface MemoryKindSpec {
 }
 
 export const MEMORY_KINDS: readonly MemoryKindSpec[] = [
-  { key: 'params', label: 'params', data: 'params', title: 'Parameters at rest, 4 bytes each: all of them, or only this worker\'s shard under FSDP' },
+  { key: 'params', label: 'params', data: 'params', title: 'Parameters at rest, 4 bytes each: all of them, or only this worker\'s part: its shard (FSDP), its slice of every layer (TP), its stage (PP)' },
   { key: 'grads', label: 'grads', data: 'grads', title: 'Gradients a step keeps, 4 bytes per parameter (a shard under FSDP: reduce-scattered)' },
   { key: 'optimizer', label: 'optimizer', data: 'optimizer', title: 'AdamW state at rest: m and v, 8 bytes per parameter (a shard under FSDP), and on the CPU backends the master copy of the weights it updates, 4 more' },
   { key: 'buddy', label: 'buddy copy', data: 'buddy', title: 'FSDP: the next worker\'s shards (weights, m and v), kept so that if it fails nothing is lost: 12 bytes per parameter ÷ N' },
   { key: 'gathered_peak', label: 'gathered', data: 'gathered', title: 'FSDP: most unsharded (all-gathered) parameters alive at once during a step' },
-  { key: 'activations_peak', label: 'activations', data: 'activations', title: 'Most activations alive at once: what forward saves for backward' },
+  { key: 'activations_peak', label: 'activations', data: 'activations', title: 'Most activations alive at once: what forward saves for backward (PP: of every micro-batch in flight on this stage)' },
   { key: 'comm_buffers', label: 'comm buffers', data: 'comm', title: 'Most bytes of communication buffers alive at once (gradient buckets, all-gathers in flight)' },
 ];
 
@@ -64,12 +68,33 @@ export const SHARD_NAMES: Record<NonNullable<DistOptions['shard']>, string> = { 
 /**
  * The bytes one worker should hold at rest, and how they add up: 16 per parameter for a full replica
  * (20 on the CPU backends), 16 per parameter of its shards (each unit padded to a multiple of N) when
- * FSDP shards.
+ * FSDP shards; 16 (20) per parameter of its slices under TP (tp-layout.ts tpMemoryPerRank), and of the
+ * largest stage under PP (pp-layout.ts stageTable: stage 0 also holds wte and wpe, the last ln_f and
+ * its copy of the tied wte).
  */
 export function expectedAtRest(table: ParamTable, d: Pick<DistOptions, 'strategy' | 'shard' | 'workers'>, backend: string): { bytes: number; formula: string } {
   const P = table.total;
   const replica = replicaBytesPerParam(backend);
-  if (gradientSync(d) !== 'shard') return { bytes: replica * P, formula: `${replica} B × ${fmt.count(P)} parameters` };
+  const sync = gradientSync(d);
+  const N = d.workers;
+  if (sync === 'tensor' && N > 1) {
+    const m = tpMemoryPerRank(table, N, backend);
+    return {
+      bytes: m.params + m.grads + m.optimizer,
+      formula: `${replica} B × ${fmt.count(m.localParams)} parameters (1/${N} of the ${fmt.count(m.sharded * N)} split among the workers + all ${fmt.count(m.replicated)} replicated: embeddings, LayerNorms, 2 biases per block)`,
+    };
+  }
+  if (sync === 'pipeline' && N > 1) {
+    const stages = Array.from({ length: N }, (_, r) => ({ r, floats: stageTable(table, N, r).total }));
+    const big = stages.reduce((a, b) => (b.floats > a.floats ? b : a));
+    const [lo, hi] = stageBlocks(table.units.length - 1, N, big.r);
+    const extra = big.r === 0 ? ', wte and wpe' : big.r === N - 1 ? ', ln_f and its copy of wte' : '';
+    return {
+      bytes: replica * big.floats,
+      formula: `${replica} B × ${fmt.count(big.floats)} parameters of the largest stage (worker ${big.r}: block${hi - lo > 1 ? `s ${lo}–${hi - 1}` : ` ${lo}`}${extra})`,
+    };
+  }
+  if (sync !== 'shard') return { bytes: replica * P, formula: `${replica} B × ${fmt.count(P)} parameters` };
   const floats = table.units.reduce((s, u) => s + shardLayout(u, d.workers).shard, 0);
   if (d.workers === 1) return { bytes: BYTES_PER_PARAM * floats, formula: `${BYTES_PER_PARAM} B × ${fmt.count(P)} parameters` };
   // and the buddy copy of the next worker's shards (weights, m, v), kept for recovery

@@ -5,6 +5,7 @@
 // The query string holds the preset and only the fields that differ from it, e.g.
 //   ?preset=tiny&backend=wasm&max_iters=60&strategy=ddp&workers=4&transport=star
 //   ?preset=tiny&strategy=fsdp&workers=2&shard=grad_op&prefetch=off
+//   ?preset=tiny&strategy=pp&workers=2&microbatches=4&schedule=1f1b
 // so a teacher can share a link that reproduces a setup. makeConfig() (src/model/config.ts) is the only
 // judge of a RunConfig, checkDist() (src/parallel/coordinator.ts) of the dist part; this file never
 // second-guesses them. The dist settings are not RunConfig keys (makeConfig rejects unknown keys).
@@ -12,7 +13,12 @@
 import { BACKENDS, ConfigError, DERIVED_KEYS, PRESETS, PRESET_NAMES, deriveSchedule, makeConfig, type DerivedKey, type PresetName, type RunConfig } from '../model/config';
 import { DIST_DEFAULTS, DistError, checkDist, type DistOptions } from '../parallel/coordinator';
 import { TRANSPORTS } from '../parallel/collectives';
-import { MAX_WORKERS, SHARD_STRATEGIES, defaultWorkers, gradientSync, type ShardStrategy, type Strategy } from '../parallel/layout';
+import {
+  MAX_WORKERS, PIPELINE_SCHEDULES, SHARD_STRATEGIES, STRATEGIES, STRATEGY_LINES, defaultWorkers, globalSequences, gradientSync,
+  type ShardStrategy, type Strategy,
+} from '../parallel/layout';
+import { checkSplit } from '../parallel/parts';
+import { bubbleFraction } from '../parallel/pp-layout';
 
 export const DEFAULT_PRESET: PresetName = 'shakespeare-cpu';
 
@@ -64,9 +70,10 @@ export interface Setup {
   dist: DistValues;
 }
 
-// ---- the dist part: strategy, workers, transport, bucket size, FSDP's shard and prefetch ---------------
+// ---- the dist part: strategy, workers, transport, bucket size, FSDP's shard and prefetch, PP's ---------
+// micro-batches and schedule
 
-export type DistKey = 'strategy' | 'workers' | 'transport' | 'bucket_mb' | 'shard' | 'prefetch';
+export type DistKey = 'strategy' | 'workers' | 'transport' | 'bucket_mb' | 'shard' | 'prefetch' | 'microbatches' | 'schedule';
 export type DistValues = Record<DistKey, string>;
 
 export const PREFETCH_OPTIONS = ['on', 'off'] as const;
@@ -78,12 +85,14 @@ export interface DistFieldSpec {
 }
 
 export const DIST_FIELDS: readonly DistFieldSpec[] = [
-  { key: 'strategy', hint: 'one worker, DDP or FSDP', options: ['single', 'ddp', 'fsdp'] },
+  { key: 'strategy', hint: 'one worker, data or model parallel', options: STRATEGIES },
   { key: 'workers', hint: `Web Workers, 1 to ${MAX_WORKERS}` },
   { key: 'transport', hint: 'how workers exchange data', options: TRANSPORTS },
   { key: 'bucket_mb', hint: 'MB per all-reduce' },
   { key: 'shard', hint: 'what FSDP shards', options: SHARD_STRATEGIES }, // fsdp only
   { key: 'prefetch', hint: 'gather ahead in backward', options: PREFETCH_OPTIONS }, // fsdp only
+  { key: 'microbatches', hint: 'pieces of each batch' }, // pp only
+  { key: 'schedule', hint: 'forward, backward order', options: PIPELINE_SCHEDULES }, // pp only
 ];
 
 const DIST_KEYS = new Set<string>(DIST_FIELDS.map((f) => f.key));
@@ -91,7 +100,10 @@ const DIST_KEYS = new Set<string>(DIST_FIELDS.map((f) => f.key));
 /** The settings that only mean something with strategy fsdp (the form shows them only then). */
 export const FSDP_KEYS: readonly DistKey[] = ['shard', 'prefetch'];
 
-/** Several workers: ddp or fsdp (single is one worker). */
+/** The settings that only mean something with strategy pp (the form shows them only then). */
+export const PP_KEYS: readonly DistKey[] = ['microbatches', 'schedule'];
+
+/** Several workers: ddp, fsdp, tp or pp (single is one worker). */
 export const isParallel = (strategy: string): boolean => strategy.trim() !== 'single';
 
 /** FSDP with its parameters really sharded (full or grad_op): no all-reduce buckets, something to prefetch. */
@@ -107,8 +119,14 @@ export const DIST_HELP = {
     single: 'single: one worker trains on the whole batch.',
     ddp: 'ddp: every worker holds a full copy of the model, trains on its own slice of the batch, and all workers average their gradients before each update.',
     fsdp: 'fsdp: fully sharded data parallel: the model is cut into units (one per transformer block, plus the embeddings); each worker keeps only its shard, 1/N of every unit, and a unit is all-gathered (unsharded) just before it is used.',
+    tp: `tp: ${STRATEGY_LINES.tp}, by two all-reduces in forward and two in backward per block (Megatron-LM).`,
+    pp: `pp: ${STRATEGY_LINES.pp}; each activation goes to the next worker, its gradient comes back, and a stage waits while the pipe fills and drains (the bubble).`,
   } as Record<string, string>,
   workers: 'workers: how many Web Workers train side by side, each on its own slice of the batch; more than this computer has cores only makes them take turns.',
+  workersModel: {
+    tp: 'workers: how many Web Workers share every layer, each holding whole heads: they must divide n_head. All of them work on the same batch; more than this computer has cores only makes them take turns.',
+    pp: 'workers: how many pipeline stages, each a run of consecutive blocks (at most n_layer). All of them work on the same batch, one micro-batch after another; more than this computer has cores only makes them take turns.',
+  } as Record<string, string>,
   transport: {
     ring: 'ring: each worker talks to its neighbours; an all-reduce moves 2(N-1)/N of the data per worker, an all-gather or a reduce-scatter (N-1)/N.',
     star: 'star: every worker sends everything to this page, which sums (or gathers) and sends back: the naive design.',
@@ -116,6 +134,12 @@ export const DIST_HELP = {
   } as Record<string, string>,
   bucket_mb: 'bucket_mb: gradients are averaged in buckets of up to this many MB, each sent as soon as backward has made it, while backward goes on.',
   bucketUnused: 'bucket_mb: not used by a sharded model: FSDP reduce-scatters the gradients one unit at a time.',
+  bucketModel: 'bucket_mb: not used by model parallelism: TP all-reduces activations inside every block, PP sends activations from stage to stage.',
+  microbatches: 'microbatches: the step\'s batch is cut into this many micro-batches that follow each other through the stages; more of them, a smaller bubble: (N−1)/(M+N−1) of a step idle.',
+  schedule: {
+    '1f1b': 'schedule 1f1b: after a warm-up, each stage alternates one forward and one backward (PyTorch\'s Schedule1F1B): the same bubble as GPipe, but at most N micro-batches\' activations held at once.',
+    gpipe: 'schedule gpipe: every stage runs all M forwards, then all M backwards (GPipe): simple, but it holds the activations of all M micro-batches.',
+  } as Record<string, string>,
   shard: {
     full: 'shard full (FULL_SHARD): a unit is all-gathered just before its forward, freed, all-gathered again before its backward, freed; its gradients are reduce-scattered: least memory, most traffic.',
     grad_op: 'shard grad_op (SHARD_GRAD_OP, ZeRO-2): a unit all-gathered for forward stays unsharded until its backward: one all-gather fewer per unit, more memory at the peak.',
@@ -132,6 +156,7 @@ export function distValues(d: DistOptions): DistValues {
   return {
     strategy: d.strategy, workers: String(d.workers), transport: d.transport, bucket_mb: String(d.bucketMb),
     shard: d.shard ?? DIST_DEFAULTS.shard ?? 'full', prefetch: (d.prefetch ?? DIST_DEFAULTS.prefetch) === false ? 'off' : 'on',
+    microbatches: String(d.microbatches ?? DIST_DEFAULTS.microbatches ?? 4), schedule: d.schedule ?? DIST_DEFAULTS.schedule ?? '1f1b',
   };
 }
 
@@ -146,7 +171,9 @@ function prefetchOf(raw: string): boolean {
 
 /**
  * Validates the dist part with checkDist: options, or a message that names the setting. shard and
- * prefetch are part of the options only with strategy fsdp (elsewhere the form hides them).
+ * prefetch are part of the options only with strategy fsdp, microbatches and schedule only with pp
+ * (elsewhere the form hides them). Whether the model can be split this way (TP's heads, PP's blocks
+ * and micro-batches) depends on the config too: splitError.
  */
 export function toDist(v: DistValues): { dist: DistOptions; error: null } | { dist: null; error: string } {
   const num = (key: DistKey, what: string): number => {
@@ -167,23 +194,56 @@ export function toDist(v: DistValues): { dist: DistOptions; error: null } | { di
       options.shard = v.shard.trim() as DistOptions['shard'];
       options.prefetch = prefetchOf(v.prefetch);
     }
+    if (strategy === 'pp') {
+      options.microbatches = num('microbatches', 'a whole number of at least 1');
+      options.schedule = v.schedule.trim() as DistOptions['schedule'];
+    }
     const dist = checkDist(options);
     return { dist, error: null };
   } catch (e) {
-    if (e instanceof DistError) return { dist: null, error: e.message.replace(/^bucket size/, 'bucket_mb') };
+    if (e instanceof DistError) return { dist: null, error: distMessage(e.message) };
     throw e;
+  }
+}
+
+/** checkDist's words for a setting, as the form names it. */
+function distMessage(message: string): string {
+  return message.replace(/^bucket size/, 'bucket_mb').replace(/^micro-batches/, 'microbatches');
+}
+
+/**
+ * Why this model cannot be split the way the dist options say (parts.ts checkSplit: TP's workers must
+ * divide n_head; PP needs at most one worker per block and micro-batches that divide batch_size x
+ * grad_accum), or null. The page disables Start with this message, as with any other invalid setting.
+ */
+export function splitError(cfg: Pick<RunConfig, 'n_head' | 'n_layer' | 'batch_size' | 'grad_accum'>, d: DistOptions): string | null {
+  try {
+    checkSplit(cfg, d);
+    return null;
+  } catch (e) {
+    return (e as Error).message;
   }
 }
 
 /** The dist settings a dist error message talks about (to highlight them in the form). */
 export function distFieldsInMessage(message: string): DistKey[] {
-  return DIST_FIELDS.map((f) => f.key).filter((k) => message.includes(k) || (k === 'bucket_mb' && /bucket/.test(message)));
+  return DIST_FIELDS.map((f) => f.key).filter((k) => message.includes(k) || (k === 'bucket_mb' && /bucket/.test(message))
+    || (k === 'microbatches' && /micro-batches/.test(message)));
 }
 
-/** Sequences and tokens per optimizer step over all workers: workers x batch_size x grad_accum. */
-export function globalBatch(cfg: Pick<RunConfig, 'batch_size' | 'grad_accum' | 'block_size'>, workers: number): { sequences: number; tokens: number } {
-  const sequences = workers * cfg.batch_size * cfg.grad_accum;
+/**
+ * Sequences and tokens per optimizer step over all workers: workers x batch_size x grad_accum when the
+ * strategy splits the batch (ddp, fsdp); batch_size x grad_accum otherwise (single, and tp and pp, whose
+ * workers all work on the same batch). Without a strategy: data parallel.
+ */
+export function globalBatch(cfg: Pick<RunConfig, 'batch_size' | 'grad_accum' | 'block_size'>, workers: number, strategy: Strategy = 'ddp'): { sequences: number; tokens: number } {
+  const sequences = globalSequences({ strategy, workers }, cfg);
   return { sequences, tokens: sequences * cfg.block_size };
+}
+
+/** PP's bubble for N stages and M micro-batches as a share of the step: (N-1)/(M+N-1). */
+export function bubbleShare(workers: number, microbatches: number): number {
+  return bubbleFraction(workers, microbatches);
 }
 
 export const PRESET_NOTES: Record<PresetName, string> = {
@@ -252,8 +312,9 @@ export function configValues(cfg: RunConfig): FieldValues {
 
 /**
  * The query string for a setup: the preset, then every field that differs from it, then the dist
- * settings that differ from the defaults (ddp and fsdp always name their workers, so a link means the
- * same on a machine with another number of cores; shard and prefetch appear only with fsdp).
+ * settings that differ from the defaults (every parallel strategy names its workers, so a link means the
+ * same on a machine with another number of cores; shard and prefetch appear only with fsdp, when not
+ * the default; microbatches and schedule with pp, always, so a pipeline's link says how it is fed).
  */
 export function toQuery(setup: Setup): string {
   const q = new URLSearchParams({ preset: setup.preset });
@@ -267,6 +328,7 @@ export function toQuery(setup: Setup): string {
   if (strategy === 'fsdp') {
     for (const k of FSDP_KEYS) if (d[k].trim() !== DEFAULT_DIST[k]) q.set(k, d[k].trim());
   }
+  if (strategy === 'pp') for (const k of PP_KEYS) q.set(k, d[k].trim());
   return '?' + q.toString();
 }
 
@@ -279,16 +341,17 @@ function distFromQuery(q: URLSearchParams, cores: number | undefined, problems: 
   const check = (key: DistKey, options: Partial<DistOptions>, fallback: string): boolean => {
     try {
       // A value that is not a number at all is quoted as written (checkDist would say NaN).
-      const notNumber = (k: 'workers' | 'bucketMb', what: string) => {
+      const notNumber = (k: 'workers' | 'bucketMb' | 'microbatches', what: string) => {
         if (k in options && Number.isNaN(options[k])) throw new DistError(`${key} must be ${what}, got "${q.get(key)}"`);
       };
       notNumber('workers', `a whole number from 1 to ${MAX_WORKERS}`);
       notNumber('bucketMb', 'a positive number of MB');
+      notNumber('microbatches', 'a whole number of at least 1');
       if (key === 'prefetch') prefetchOf(q.get(key) ?? '');
       checkDist({ ...DIST_DEFAULTS, strategy: 'ddp', workers: 2, ...options });
       return true;
     } catch (e) {
-      problems.push(`The link's ${key} could not be used (${(e as Error).message.replace(/^bucket size/, 'bucket_mb')}); using ${fallback} instead.`);
+      problems.push(`The link's ${key} could not be used (${distMessage((e as Error).message)}); using ${fallback} instead.`);
       return false;
     }
   };
@@ -301,7 +364,7 @@ function distFromQuery(q: URLSearchParams, cores: number | undefined, problems: 
   if (workersRaw !== undefined) {
     const n = workersRaw === '' ? NaN : Number(workersRaw);
     if (check('workers', { workers: n }, fallbackWorkers)) {
-      if (!parallel && n !== 1) problems.push(`The link asks for ${n} workers, but strategy single runs one worker; choose strategy ddp or fsdp to train with ${n}. Using 1 worker.`);
+      if (!parallel && n !== 1) problems.push(`The link asks for ${n} workers, but strategy single runs one worker; choose strategy ddp, fsdp, tp or pp to train with ${n}. Using 1 worker.`);
       else d.workers = String(n);
     }
   }
@@ -313,11 +376,18 @@ function distFromQuery(q: URLSearchParams, cores: number | undefined, problems: 
   if (shard !== undefined && check('shard', { shard: shard as DistOptions['shard'] }, DEFAULT_DIST.shard)) d.shard = shard;
   const prefetch = q.get('prefetch')?.trim();
   if (prefetch !== undefined && check('prefetch', {}, DEFAULT_DIST.prefetch)) d.prefetch = prefetch;
-  // shard and prefetch belong to fsdp: with another strategy they would be dropped from the link anyway.
-  const unused = FSDP_KEYS.filter((k) => d.strategy !== 'fsdp' && q.has(k) && d[k] !== DEFAULT_DIST[k]);
-  if (unused.length) {
-    problems.push(`The link sets ${unused.join(' and ')}, which only strategy fsdp uses; ${unused.length === 1 ? 'it was' : 'they were'} ignored.`);
-    for (const k of unused) d[k] = DEFAULT_DIST[k];
+  const mbRaw = q.get('microbatches')?.trim();
+  if (mbRaw !== undefined && check('microbatches', { microbatches: mbRaw === '' ? NaN : Number(mbRaw) }, DEFAULT_DIST.microbatches)) d.microbatches = mbRaw;
+  const schedule = q.get('schedule')?.trim();
+  if (schedule !== undefined && check('schedule', { schedule: schedule as DistOptions['schedule'] }, DEFAULT_DIST.schedule)) d.schedule = schedule;
+  // shard and prefetch belong to fsdp, microbatches and schedule to pp: with another strategy they
+  // would be dropped from the link anyway.
+  for (const [keys, owner] of [[FSDP_KEYS, 'fsdp'], [PP_KEYS, 'pp']] as const) {
+    const unused = keys.filter((k) => d.strategy !== owner && q.has(k) && d[k] !== DEFAULT_DIST[k]);
+    if (unused.length) {
+      problems.push(`The link sets ${unused.join(' and ')}, which only strategy ${owner} uses; ${unused.length === 1 ? 'it was' : 'they were'} ignored.`);
+      for (const k of unused) d[k] = DEFAULT_DIST[k];
+    }
   }
   return d;
 }

@@ -6,7 +6,10 @@
 //
 // Memory bars (src/ui/memory.ts) come with every step (RankStepStats.memory) and share one scale: at
 // least a full replica at rest (16 bytes per parameter) plus the same activations and buffers, what a
-// DDP worker would hold, so the bars of a sharded model (FSDP) come out shorter. One line above the cards gives the expected bytes at rest.
+// DDP worker would hold, so the bars of a model split among the workers (FSDP, TP, PP) come out shorter.
+// One line above the cards gives the expected bytes at rest. Under TP a card names the heads its worker
+// holds, under PP the blocks of its stage; the subtitle says in one sentence what the strategy does, with
+// the run's numbers (heads per worker; blocks per stage, micro-batches and the bubble).
 //
 // Updates are batched into one DOM write per animation frame. Numbers are also exposed as data
 // attributes for tests: on each .worker data-compute-ms, data-bytes-sent, data-num-tensors, data-backend
@@ -18,11 +21,16 @@ import type { RankStepStats } from '../parallel/protocol';
 import type { RunState, TrainEvent } from '../train/session';
 import type { DistOptions } from '../parallel/coordinator';
 import type { ParamTable } from '../model/params';
+import type { RunConfig } from '../model/config';
 import type { RankMemory } from './run';
 import { byId, h } from './dom';
 import * as fmt from './format';
 import { MEMORY_KINDS, MemoryBar, SHARD_NAMES, atRest, expectedAtRest, memoryLegend, memoryTotal, replicaBytesPerParam } from './memory';
-import { gradientSync } from '../parallel/layout';
+import { gradientSync, splitsBatch } from '../parallel/layout';
+import { bubbleFraction, stageBlocks } from '../parallel/pp-layout';
+
+/** What the descriptions need of the model: its heads and blocks, and the batch micro-batches cut. */
+export type RunShape = Pick<RunConfig, 'n_head' | 'n_layer' | 'batch_size' | 'grad_accum'>;
 
 type StepEvent = Extract<TrainEvent, { type: 'step' }>;
 export type Phase = 'starting' | RunState;
@@ -36,6 +44,7 @@ const TRANSPORT_NAMES: Record<DistOptions['transport'], string> = { ring: 'ring'
 interface Card {
   root: HTMLElement;
   backend: HTMLElement;
+  part: HTMLElement; // TP: the heads it holds; PP: its stage's blocks
   replaced: HTMLElement;
   mem: MemoryBar;
   state: HTMLElement;
@@ -64,6 +73,7 @@ export class WorkersPanel {
   private cards: Card[] = [];
   private backends: string[] = []; // per rank ('' until known)
   private table: ParamTable | null = null; // the model's parameters, for the memory expectations
+  private shape: RunShape | null = null; // the model's heads and blocks, for TP's and PP's descriptions
   private dist: DistOptions | null = null;
   private batch: { sequences: number; tokens: number } | null = null; // global batch per step
   private phase: Phase = 'idle';
@@ -85,16 +95,18 @@ export class WorkersPanel {
   }
 
   /** The model the setup would build (before any run; a run's own comes with ready()). */
-  previewModel(table: ParamTable | null): void {
+  previewModel(table: ParamTable | null, shape: RunShape | null = null): void {
     if (this.live) return;
     this.table = table;
+    this.shape = shape;
     this.schedule();
   }
 
   /** A run is starting with these options: fresh cards in the "starting" state. */
-  start(dist: DistOptions, backend: string, batch: { sequences: number; tokens: number }, table: ParamTable | null): void {
+  start(dist: DistOptions, backend: string, batch: { sequences: number; tokens: number }, table: ParamTable | null, shape: RunShape | null = null): void {
     this.live = true;
     this.table = table;
+    this.shape = shape;
     this.build(dist, backend, 'starting', batch);
   }
 
@@ -136,18 +148,19 @@ export class WorkersPanel {
     const tensors = row('tensors');
     const mem = new MemoryBar();
     const backend = h('span', { class: 'worker-backend' });
+    const part = h('span', { class: 'worker-backend worker-part', hidden: true });
     const replaced = h('span', { class: 'worker-replaced' });
     const state = h('span', { class: 'worker-state' });
     const total = h('span', { class: 'split-total' }, '–');
     const root = h('article', { class: 'worker', 'data-rank': rank },
-      h('header', {}, h('div', {}, h('h3', {}, `Worker ${rank}`), backend, replaced), state),
+      h('header', {}, h('div', {}, h('h3', {}, `Worker ${rank}`), backend, part, replaced), state),
       h('div', { class: 'bar-caption' }, 'last step'),
       h('div', { class: 'split' }, track, total),
       h('dl', { class: 'worker-nums' }, c.el, m.el, w.el),
       mem.root,
       h('dl', { class: 'worker-nums' }, sent.el, memory.el, tensors.el),
     );
-    return { root, backend, replaced, mem, state, track, fill, segs, total, values: { compute: c.v, comm: m.v, wait: w.v }, sent: sent.v, memory: memory.v, tensors: tensors.v };
+    return { root, backend, part, replaced, mem, state, track, fill, segs, total, values: { compute: c.v, comm: m.v, wait: w.v }, sent: sent.v, memory: memory.v, tensors: tensors.v };
   }
 
   /**
@@ -195,7 +208,7 @@ export class WorkersPanel {
     this.frame = 0;
     const d = this.dist;
     this.empty.hidden = this.cards.length > 0;
-    this.subtitle.textContent = d ? subtitle(d) : '';
+    this.subtitle.textContent = d ? describe(d, this.shape) : '';
     const e = this.last;
     const perRank: RankStepStats[] = e?.stats.perRank ?? [];
     const longest = Math.max(1, ...perRank.map((r) => r.computeMs + r.commMs + r.waitMs));
@@ -212,6 +225,9 @@ export class WorkersPanel {
       const backend = this.backends[rank] ?? '';
       c.backend.textContent = backend ? `${backend} · rank ${rank}` : `rank ${rank}`;
       c.root.dataset.backend = backend;
+      const part = d && this.shape ? partOf(d, this.shape, rank) : '';
+      c.part.textContent = part;
+      c.part.hidden = !part;
       const rec = this.replaced.get(rank);
       c.replaced.textContent = !rec ? '' : rec.replaced ? `replaced at step ${fmt.count(rec.step)}` : `recovered at step ${fmt.count(rec.step)}`;
       setData(c.root, 'replacedAt', rec?.replaced ? String(rec.step) : undefined);
@@ -268,9 +284,9 @@ export class WorkersPanel {
     this.totals.replaceChildren(
       stat('workers', backends.length > 1 ? `${d.workers}: ${backends.join(' + ')}` : `${d.workers} × ${backends[0] || '…'}`),
       stat('group tokens / s', e ? fmt.count(e.tokensPerSec) : '–', 'Tokens per second of all workers together (median of recent steps)'),
-      stat('global batch', this.batch ? `${fmt.count(this.batch.sequences)} seqs` : '–', this.batch ? `${fmt.count(this.batch.sequences)} sequences (${fmt.count(this.batch.tokens)} tokens) per optimizer step over all workers: workers × batch_size × grad_accum` : undefined),
+      stat('global batch', this.batch ? `${fmt.count(this.batch.sequences)} seqs` : '–', this.batch ? `${fmt.count(this.batch.sequences)} sequences (${fmt.count(this.batch.tokens)} tokens) per optimizer step over all workers: ${splitsBatch(d) ? 'workers × batch_size × grad_accum' : d.strategy === 'single' ? 'batch_size × grad_accum' : 'batch_size × grad_accum (every worker works on the same batch)'}` : undefined),
       d.transport === 'star' && d.strategy !== 'single'
-        ? stat('through this page', hub === undefined ? '–' : `${fmt.bytes(hub)} / step`, 'Star: every worker sends its data (gradients, FSDP shards) to this page and gets the result back (bytes in + out)')
+        ? stat('through this page', hub === undefined ? '–' : `${fmt.bytes(hub)} / step`, 'Star: every worker sends its data (gradients, FSDP shards, TP activations, PP messages) to this page and gets the result back (bytes in + out)')
         : stat('all workers sent', e ? `${fmt.bytes(sent)} / step` : '–', 'Bytes all workers put on their links (or into shared memory) in the last step'),
     );
     this.totals.dataset.hubBytes = hub === undefined ? '' : String(hub);
@@ -288,9 +304,13 @@ export class WorkersPanel {
     const backend = this.backends[0] ?? '';
     const x = expectedAtRest(t, d, backend);
     const measured = perRank.length ? Math.max(...perRank.map((r) => atRest(r.memory))) : null;
-    const sharded = gradientSync(d) === 'shard';
+    const sync = gradientSync(d);
+    const sharded = sync === 'shard';
+    const bytesEach = `weights 4 + gradients 4 + AdamW m and v 8${replicaBytesPerParam(backend) > 16 ? ' + the master copy the CPU optimizer updates 4' : ''} bytes per parameter`;
     const what = sharded ? `${SHARD_NAMES[d.shard ?? 'full']} keeps a 1/${d.workers} shard of weights, gradients and AdamW m and v`
-      : `weights 4 + gradients 4 + AdamW m and v 8${replicaBytesPerParam(backend) > 16 ? ' + the master copy the CPU optimizer updates 4' : ''} bytes per parameter`;
+      : sync === 'tensor' && d.workers > 1 ? `${bytesEach} of its slices (every worker holds as many)`
+        : sync === 'pipeline' && d.workers > 1 ? `${bytesEach} of its stage; stages differ (the first holds the embeddings, the last ln_f and the tied head)`
+          : bytesEach;
     this.expect.hidden = false;
     this.expect.replaceChildren(
       'At rest, expected per worker: ', h('strong', {}, `${x.formula} ${sharded && d.workers > 1 ? '≈' : '='} ${fmt.bytes(x.bytes)}`), ` (${what})`,
@@ -309,10 +329,48 @@ function setData(el: HTMLElement, key: string, value: string | undefined): void 
   else el.dataset[key] = value;
 }
 
-/** What the strategy does, in one sentence. */
-function subtitle(d: DistOptions): string {
+/** TP: the heads rank r holds; PP: its stage's blocks (with the embedding or the head). '' when it does not split. */
+export function partOf(d: Pick<DistOptions, 'strategy' | 'workers'>, shape: RunShape, rank: number): string {
+  const N = d.workers;
+  if (d.strategy === 'tp' && N > 1 && shape.n_head % N === 0) {
+    const nh = shape.n_head / N;
+    return nh === 1 ? `head ${rank}` : `heads ${rank * nh}–${(rank + 1) * nh - 1}`;
+  }
+  if (d.strategy === 'pp' && N > 1 && N <= shape.n_layer) {
+    const [lo, hi] = stageBlocks(shape.n_layer, N, rank);
+    const blocks = hi - lo === 1 ? `block ${lo}` : `blocks ${lo}–${hi - 1}`;
+    return `stage ${rank}: ${rank === 0 ? 'embedding, ' : ''}${blocks}${rank === N - 1 ? ', head' : ''}`;
+  }
+  return '';
+}
+
+/**
+ * What the strategy does, in one sentence, with the run's numbers: heads per worker (TP); blocks per
+ * stage, micro-batches and the bubble (PP). `shape` may be null before the setup is valid.
+ */
+export function describe(d: DistOptions, shape: RunShape | null): string {
   const over = TRANSPORT_NAMES[d.transport];
+  const N = d.workers;
   if (d.strategy === 'single') return 'One worker trains the whole batch.';
+  if (d.strategy === 'tp') {
+    const heads = shape && shape.n_head % N === 0 ? `${shape.n_head / N} of the ${shape.n_head} heads` : 'its share of the heads';
+    const per = shape ? ` (${4 * shape.n_layer} per micro-batch for ${shape.n_layer} blocks)` : '';
+    return `TP: each of ${N} workers holds ${heads} and 1/${N} of the MLP in every block, and all work on the same batch; partial activations are all-reduced over ${over} 4 times per block${per}, 2 in forward and 2 in backward.`;
+  }
+  if (d.strategy === 'pp') {
+    const M = d.microbatches ?? 4;
+    const schedule = (d.schedule ?? '1f1b') === 'gpipe' ? 'GPipe (all forwards, then all backwards)' : '1F1B (one forward, one backward in the steady state)';
+    const rows = shape ? (shape.batch_size * shape.grad_accum) / M : null;
+    const stages = shape && N <= shape.n_layer
+      ? Array.from({ length: N }, (_, r) => {
+        const [lo, hi] = stageBlocks(shape.n_layer, N, r);
+        return hi - lo;
+      })
+      : null;
+    const blocks = stages ? (stages.every((b) => b === stages[0]) ? `${stages[0]} block${stages[0] > 1 ? 's' : ''} each` : `${stages.join(', ')} blocks`) : 'consecutive blocks';
+    return `PP: ${N} stages of ${blocks}; every step's batch goes through in ${M} micro-batch${M > 1 ? 'es' : ''}${rows !== null && Number.isInteger(rows) ? ` of ${rows} sequence${rows === 1 ? '' : 's'}` : ''}, ` +
+      `activations forward and their gradients back over ${over}, scheduled ${schedule}; each stage idles (N−1)/(M+N−1) = ${Math.round(100 * bubbleFraction(N, M))}% of a step (the bubble).`;
+  }
   if (d.strategy === 'ddp') return `DDP: ${d.workers} copies of the model, gradients averaged over ${over} every step.`;
   if (gradientSync(d) !== 'shard') return `FSDP NO_SHARD: ${d.workers} full copies of the model, gradients all-reduced over ${over}: the same as DDP, the control.`;
   const prefetch = d.prefetch === false ? 'without backward prefetch' : 'with backward prefetch';

@@ -15,8 +15,13 @@ export const STRATEGY_STYLE: Record<StrategyKey, { color: string; width: number;
   ddp: { color: '#2563eb', width: 2.5 },
   'fsdp-full': { color: '#ea580c', width: 2.5, dash: [10, 7] },
   'fsdp-grad_op': { color: '#16a34a', width: 2.5, dash: [2, 6] },
+  tp: { color: '#9333ea', width: 2.5, dash: [6, 4] },
+  'pp-1f1b': { color: '#0891b2', width: 2.5, dash: [14, 5, 2, 5] },
+  'pp-gpipe': { color: '#be123c', width: 2.5, dash: [3, 9] },
 };
-export const STRATEGY_SWATCH: Record<StrategyKey, string> = { single: '#6b7280', ddp: '#2563eb', 'fsdp-full': '#ea580c', 'fsdp-grad_op': '#16a34a' };
+export const STRATEGY_SWATCH: Record<StrategyKey, string> = {
+  single: '#6b7280', ddp: '#2563eb', 'fsdp-full': '#ea580c', 'fsdp-grad_op': '#16a34a', tp: '#9333ea', 'pp-1f1b': '#0891b2', 'pp-gpipe': '#be123c',
+};
 
 function size(container: HTMLElement, height: number) {
   return { width: Math.max(300, container.clientWidth), height };
@@ -75,8 +80,11 @@ export class LossOverlay extends Chart {
 const GB = 2 ** 30;
 
 export class MemoryChart extends Chart {
-  /** Memory per worker (bytes) of each strategy for workers[i] workers, and the budget line. */
-  set(workers: number[], bytes: Record<StrategyKey, number[]>, budget: number, at: number): void {
+  /**
+   * Memory per worker (bytes) of each strategy for workers[i] workers (null where that many cannot split
+   * the model that way: TP's divisors of n_head, PP's at most n_layer stages), and the budget line.
+   */
+  set(workers: number[], bytes: Record<StrategyKey, (number | null)[]>, budget: number, at: number): void {
     const marker: uPlot.Series = { label: 'budget', stroke: '#b91c1c', width: 2, dash: [6, 4], points: { show: false }, value: (_u, v) => (v == null ? '–' : gb(v)) };
     this.build(
       {
@@ -94,6 +102,7 @@ export class MemoryChart extends Chart {
             width: k === 'single' ? 2 : 2.5,
             dash: STRATEGY_STYLE[k].dash,
             points: { show: false },
+            spanGaps: true, // TP exists only at the divisors of n_head: join them
             value: (_u: uPlot, v: number | null) => (v == null ? '–' : gb(v)),
           })),
           marker,

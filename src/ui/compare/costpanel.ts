@@ -1,7 +1,9 @@
 // The cost model panel: Calibrate (this machine's FLOP/s and the transport's alpha and beta), the
 // predictions of src/parallel/costmodel.ts beside the measured runs, the formulas with the numbers plugged
 // in, and "what if": more workers, a bigger model, a slower link, a memory budget per worker; which
-// strategies fit, and from where FSDP is the only one that does.
+// strategies fit, from how many workers FSDP, TP or PP does when a replica does not, and when each is
+// the better choice (too big for one worker: FSDP, TP or PP; a slow link: PP moves least). For PP the
+// bubble, predicted, sits beside the measured idle share.
 
 import costmodelSource from '../../parallel/costmodel.ts?raw';
 import { PRESET_NAMES, type RunConfig } from '../../model/config';
@@ -12,10 +14,10 @@ import * as fmt from '../format';
 import { MemoryChart, STRATEGY_SWATCH } from './charts';
 import type { RunRecord } from './runner';
 import type { RunSummary } from './summary';
-import { STRATEGY_HELP } from './settings';
+import { STRATEGY_HELP, type StrategyKey } from './settings';
 import {
-  WHATIF_MAX_WORKERS, crossover, explain, memoryCurves, predictRun, presetLabel, whatIfConfig, whatIfRows,
-  type Measured, type WhatIf, type WhatIfModel,
+  BETTER_WHEN, WHATIF_MAX_WORKERS, advice, crossover, explain, memoryCurves, predictRun, presetLabel, whatIfConfig, whatIfRows,
+  type Crossover, type Measured, type WhatIf, type WhatIfModel,
 } from './whatif';
 
 /** The formulas as costmodel.ts's header comment states them. */
@@ -50,6 +52,7 @@ export class CostPanel {
   private readonly explained = h('div', { class: 'cmp-explained' });
   private readonly whatTable = h('div', { class: 'cmp-table-wrap' });
   private readonly verdict = h('p', { class: 'cmp-crossover', id: 'compare-crossover' });
+  private readonly advice = h('ul', { class: 'cmp-advice', id: 'compare-advice' });
   private readonly chartBox = h('div', { class: 'cmp-chart' });
   private readonly chart: MemoryChart;
   private readonly inputs = {
@@ -66,6 +69,7 @@ export class CostPanel {
   private setup: RunConfig | null = null;
   private transport: TransportKind = 'ring';
   private bucketMb = 25;
+  private microbatches: number | undefined;
   private setupKey = '';
 
   constructor(root: HTMLElement, hooks: CostPanelHooks) {
@@ -91,7 +95,8 @@ export class CostPanel {
         h('pre', { class: 'cmp-pre' }, formulas()), this.explained),
       h('h3', { class: 'cmp-h3' }, 'What if?'),
       h('p', { class: 'muted cmp-sub' }, 'More workers, a bigger model, a slower link, less memory: the cost model predicts every strategy (single trains the same global batch alone).'),
-      controls, this.whatTable, this.verdict, this.chartBox,
+      controls, this.whatTable, this.verdict,
+      h('h4', { class: 'cmp-h4' }, 'When is each the better choice?'), this.advice, this.chartBox,
     );
     this.drawModels();
     this.draw();
@@ -114,14 +119,15 @@ export class CostPanel {
     this.draw();
   }
 
-  /** The page's setup (the what-if's "this setup"), the transport and bucket size compared. */
-  setSetup(cfg: RunConfig | null, transport: TransportKind, bucketMb: number): void {
-    const key = JSON.stringify([cfg, transport, bucketMb]);
+  /** The page's setup (the what-if's "this setup"), the transport, bucket size and PP's micro-batches compared. */
+  setSetup(cfg: RunConfig | null, transport: TransportKind, bucketMb: number, microbatches?: number): void {
+    const key = JSON.stringify([cfg, transport, bucketMb, microbatches]);
     if (key === this.setupKey) return; // main.ts calls this on every render
     this.setupKey = key;
     this.setup = cfg;
     this.transport = transport;
     this.bucketMb = bucketMb;
+    this.microbatches = microbatches;
     this.drawModels();
     this.drawWhatIf();
   }
@@ -157,23 +163,32 @@ export class CostPanel {
       return;
     }
     const head = h('thead', {},
-      h('tr', {}, h('th', { rowspan: 2 }, 'strategy'), ...['step time', 'tokens / s', 'sent / step / worker', 'memory / worker'].map((t) => h('th', { colspan: 2, class: 'group' }, t))),
-      h('tr', {}, ...Array.from({ length: 4 }, () => [h('th', { class: 'pred' }, 'predicted'), h('th', {}, 'measured')]).flat()),
+      h('tr', {}, h('th', { rowspan: 2 }, 'strategy'), ...['step time', 'tokens / s', 'sent / step / worker', 'memory / worker', 'idle (PP: the bubble)'].map((t) => h('th', { colspan: 2, class: 'group' }, t))),
+      h('tr', {}, ...Array.from({ length: 5 }, () => [h('th', { class: 'pred' }, 'predicted'), h('th', {}, 'measured')]).flat()),
     );
     const rows = this.runs.map((run, i) => {
       const s = this.summaries[i];
       const p = predictRun(run, m);
+      // PP's stages send different amounts: the mean, as measured (the busiest is p.bytes_per_rank)
+      const predBytes = p.bytes_by_rank ? p.bytes_by_rank.reduce((x, y) => x + y, 0) / p.bytes_by_rank.length : p.bytes_per_rank;
       const measuredMem = s.memoryTotal - s.memory.comm_buffers; // the kinds the model predicts
       const cell = (pred: string, meas: string, g: string, title?: string) => [
         h('td', { class: 'pred num' }, pred),
         h('td', { class: 'num', title }, meas, g ? h('span', { class: 'cmp-gap' }, ` ${g}`) : ''),
       ];
-      return h('tr', { 'data-strategy': run.key, 'data-predicted-ms': String(m ? p.step_ms : ''), 'data-measured-ms': String(s.stepMs) },
+      const bubble = p.bubble !== undefined;
+      return h('tr', {
+        id: `compare-pred-${run.key}`, 'data-strategy': run.key, 'data-predicted-ms': String(m ? p.step_ms : ''), 'data-measured-ms': String(s.stepMs),
+        'data-predicted-bytes': String(predBytes), 'data-predicted-memory': String(p.memory.total),
+        'data-predicted-bubble': bubble ? String(p.bubble) : '', 'data-measured-idle': String(s.idleShare),
+      },
         h('th', { scope: 'row' }, h('i', { class: 'swatch', style: `--c:${STRATEGY_SWATCH[run.key]}` }), ` ${run.label}`),
         ...cell(m ? ms(p.step_ms) : '–', ms(s.stepMs), m ? gap(p.step_ms, s.stepMs) : ''),
         ...cell(m ? rate(p.tokens_per_s) : '–', rate(s.tokensPerSec), m ? gap(p.tokens_per_s, s.tokensPerSec) : ''),
-        ...cell(fmt.bytes(Math.round(p.bytes_per_rank)), fmt.bytes(Math.round(s.bytesPerWorker)), ''),
+        ...cell(fmt.bytes(Math.round(predBytes)), fmt.bytes(Math.round(s.bytesPerWorker)), '', p.bytes_by_rank ? `mean over the stages; by stage, predicted: ${p.bytes_by_rank.map((x) => fmt.bytes(Math.round(x))).join(', ')}` : undefined),
         ...cell(fmt.bytes(Math.round(p.memory.total)), fmt.bytes(measuredMem), '', 'params + grads + optimizer + gathered peak + activations peak (communication buffers not counted)'),
+        ...cell(bubble ? `${pct(p.bubble!)} bubble` : '–', s.workers > 1 ? pct(s.idleShare) : '–', '',
+          bubble ? `predicted: (N−1)/(M+N−1) of a step; measured: the share of each worker's step it spent waiting, averaged over the workers (the bubble, and any other wait)` : 'the share of each worker\'s step it spent waiting for another, averaged over the workers'),
       );
     });
     this.table.replaceChildren(h('table', { class: 'cmp-table cmp-pvm', id: 'compare-predicted' }, head, h('tbody', {}, ...rows)),
@@ -210,6 +225,7 @@ export class CostPanel {
       budget: (budgetGb > 0 ? budgetGb : 4) * 2 ** 30,
       transport: this.measured?.link.transport ?? this.transport,
       bucketMb: this.bucketMb,
+      microbatches: this.microbatches,
     };
   }
 
@@ -222,17 +238,21 @@ export class CostPanel {
     this.inputs.budget.setAttribute('aria-invalid', String(!(Number(this.inputs.budget.value) > 0)));
     const rows = whatIfRows(cfg, w, m);
     const c = crossover(cfg, w);
-    const only = (key: string) => key.startsWith('fsdp') && !rows.find((r) => r.key === 'ddp')!.fits && !rows.find((r) => r.key === 'single')!.fits;
-    const head = h('thead', {}, h('tr', {}, ...['strategy', 'workers', 'step time', 'tokens / s', 'sent / step / worker', 'memory / worker', `fits in ${fmt.bytes(w.budget)}?`].map((t) => h('th', {}, t))));
+    const replica = rows.find((r) => r.key === 'ddp')!.fits || rows.find((r) => r.key === 'single')!.fits;
+    const fitting = rows.filter((r) => r.fits);
+    const only = (key: StrategyKey) => !replica && fitting.length > 0 && fitting.every((r) => r.key.startsWith('fsdp')) && key.startsWith('fsdp')
+      || (!replica && fitting.length === 1 && fitting[0].key === key);
+    const head = h('thead', {}, h('tr', {}, ...['strategy', 'workers', 'step time', 'tokens / s', 'sent / step / worker', 'memory / worker', `fits in ${fmt.bytes(w.budget)}?`, 'the better choice when…'].map((t) => h('th', {}, t))));
     const body = rows.map((r) =>
-      h('tr', { class: r.fits ? 'fits' : 'no-fit', 'data-strategy': r.key, 'data-fits': String(r.fits) },
+      h('tr', { class: r.fits ? 'fits' : 'no-fit', 'data-strategy': r.key, 'data-fits': String(r.fits), 'data-split': r.split ? 'false' : 'true' },
         h('th', { scope: 'row', title: STRATEGY_HELP[r.key] }, h('i', { class: 'swatch', style: `--c:${STRATEGY_SWATCH[r.key]}` }), ` ${r.label}`),
         h('td', { class: 'num' }, String(r.workers)),
-        h('td', { class: 'num' }, m ? ms(r.p.step_ms) : '–'),
-        h('td', { class: 'num' }, m ? rate(r.p.tokens_per_s) : '–'),
-        h('td', { class: 'num' }, fmt.bytes(Math.round(r.p.bytes_per_rank))),
-        h('td', { class: 'num' }, fmt.bytes(Math.round(r.p.memory.total))),
-        h('td', {}, h('span', { class: `cmp-badge ${r.fits ? 'ok' : 'bad'}` }, r.fits ? (only(r.key) ? 'fits · the only option' : 'fits') : 'does not fit')),
+        h('td', { class: 'num' }, m && !r.split ? ms(r.p.step_ms) : '–'),
+        h('td', { class: 'num' }, m && !r.split ? rate(r.p.tokens_per_s) : '–'),
+        h('td', { class: 'num' }, r.split ? '–' : fmt.bytes(Math.round(r.p.bytes_per_rank))),
+        h('td', { class: 'num' }, r.split ? '–' : fmt.bytes(Math.round(r.p.memory.total))),
+        h('td', {}, h('span', { class: `cmp-badge ${r.fits ? 'ok' : 'bad'}`, title: r.split ?? '' }, r.split ? 'cannot split' : r.fits ? (only(r.key) ? 'fits · the only option' : 'fits') : 'does not fit')),
+        h('td', { class: 'cmp-when' }, BETTER_WHEN[r.key]),
       ));
     const params = fmt.compact(buildParamTable(cfg).total);
     this.whatTable.replaceChildren(
@@ -241,15 +261,40 @@ export class CostPanel {
         (!m ? ' · press Calibrate for times' : m.cores ? ` · times for this computer (${m.cores} cores shared by the workers)` : '')),
       h('table', { class: 'cmp-table', id: 'compare-whatif' }, head, h('tbody', {}, ...body)),
     );
-    const b = fmt.bytes(w.budget);
-    this.verdict.replaceChildren(...(c.ddpFits
-      ? [h('strong', {}, 'DDP fits'), ` (${fmt.bytes(c.ddpNeed)} per worker ≤ ${b}). FSDP becomes the only option that fits below a budget of ${fmt.bytes(c.ddpNeed)}: FSDP full needs ${fmt.bytes(c.fsdpNeed)} at ${w.workers} workers, and never less than ${fmt.bytes(c.fsdpFloor)} (the activations, ${fmt.bytes(c.activations)}, are not sharded).`]
-      : c.fsdpFrom !== null
-        ? [h('strong', {}, `FSDP is the only option from ${c.fsdpFrom} worker${c.fsdpFrom > 1 ? 's' : ''} on`), `: DDP needs ${fmt.bytes(c.ddpNeed)} per worker however many workers there are, more than ${b}; FSDP full's share shrinks with every worker and fits from ${c.fsdpFrom}` +
-          (c.gradOpFrom !== null ? `, FSDP grad_op from ${c.gradOpFrom}.` : '; FSDP grad_op never does (it keeps every block gathered until its backward).')]
-        : [h('strong', {}, 'Nothing fits'), `: even with ${WHATIF_MAX_WORKERS} workers FSDP full needs ${fmt.bytes(c.fsdpFloor)} per worker, of which ${fmt.bytes(c.activations)} are activations (not sharded: lower batch_size or block_size).`]));
+    this.verdict.replaceChildren(...verdictOf(c, w));
     this.verdict.dataset.fsdpFrom = String(c.fsdpFrom ?? '');
+    this.verdict.dataset.tpFrom = String(c.tpFrom ?? '');
+    this.verdict.dataset.ppFrom = String(c.ppFrom ?? '');
+    const a = advice(cfg, w, m);
+    this.advice.replaceChildren(
+      h('li', { 'data-advice': 'memory' }, h('strong', {}, 'Memory: '), a.memory),
+      h('li', { 'data-advice': 'traffic' }, h('strong', {}, 'A slow link: '), a.traffic),
+      ...(a.time ? [h('li', { 'data-advice': 'time' }, h('strong', {}, 'Time: '), a.time)] : [h('li', { class: 'muted', 'data-advice': 'time' }, 'Calibrate to see which is fastest here and on a slower link.')]),
+    );
+    Object.assign(this.advice.dataset, { fits: a.fits.join(','), leastTraffic: a.leastTraffic ?? '', fastest: a.fastest ?? '', slowLink: a.slowLink?.fastest ?? '' });
     const curves = memoryCurves(cfg, w);
     this.chart.set(curves.workers, curves.bytes, w.budget, w.workers);
   }
+}
+
+const pct = (x: number) => (!Number.isFinite(x) ? '–' : `${Math.round(100 * x)}%`);
+
+/** Where a replica stops fitting, and from how many workers FSDP full, TP or PP (1F1B) fits instead. */
+function verdictOf(c: Crossover, w: WhatIf): (Node | string)[] {
+  const b = fmt.bytes(w.budget);
+  const from = (n: number | null) => (n === null ? 'never' : `from ${n} worker${n > 1 ? 's' : ''}`);
+  const others = `; TP fits ${from(c.tpFrom)}${c.tpFrom === null ? ' (its activations and the replicated embeddings stay on every worker)' : ''}, PP 1F1B ${from(c.ppFrom)}`;
+  if (c.ddpFits) {
+    return [h('strong', {}, 'DDP fits'), ` (${fmt.bytes(c.ddpNeed)} per worker ≤ ${b}). Below a budget of ${fmt.bytes(c.ddpNeed)} the model must be split: FSDP full needs ${fmt.bytes(c.fsdpNeed)} at ${w.workers} workers, and never less than ${fmt.bytes(c.fsdpFloor)} (the activations, ${fmt.bytes(c.activations)}, are not sharded).`];
+  }
+  if (c.fsdpFrom === null && c.tpFrom === null && c.ppFrom === null) {
+    return [h('strong', {}, 'Nothing fits'), `: even with ${WHATIF_MAX_WORKERS} workers FSDP full needs ${fmt.bytes(c.fsdpFloor)} per worker, of which ${fmt.bytes(c.activations)} are activations (not sharded: lower batch_size or block_size), and neither TP nor PP fits.`];
+  }
+  if (c.tpFrom === null && c.ppFrom === null) {
+    return [h('strong', {}, `FSDP is the only option from ${c.fsdpFrom} worker${c.fsdpFrom! > 1 ? 's' : ''} on`), `: DDP needs ${fmt.bytes(c.ddpNeed)} per worker however many workers there are, more than ${b}; FSDP full's share shrinks with every worker and fits from ${c.fsdpFrom}` +
+      (c.gradOpFrom !== null ? `, FSDP grad_op from ${c.gradOpFrom}` : '; FSDP grad_op never does (it keeps every block gathered until its backward)') + `${others}.`];
+  }
+  const first = ([['FSDP full', c.fsdpFrom], ['TP', c.tpFrom], ['PP', c.ppFrom]] as const).filter(([, n]) => n !== null).sort((x, y) => x[1]! - y[1]!);
+  return [h('strong', {}, `Split the model: ${first.map(([k, n]) => `${k} ${from(n)}`).join(', ')}`),
+    `. DDP needs ${fmt.bytes(c.ddpNeed)} per worker however many workers there are, more than ${b}; FSDP full fits ${from(c.fsdpFrom)}${c.gradOpFrom !== null ? `, FSDP grad_op ${from(c.gradOpFrom)}` : ''}${others}.`];
 }

@@ -1,14 +1,15 @@
 // The results of a comparison as DOM: the loss verdict, the table (tokens/s, the step time split as a
 // stacked bar, bytes per worker, memory per worker by kind, the losses), and its legends. Numbers are
 // also data attributes of each row (data-tokens-per-s, data-step-ms, data-bytes, data-memory,
-// data-loss-diff, data-recoveries) for tests. A run that recovered from a failed worker says so under
+// data-loss-diff, data-first-loss, data-recoveries) for tests; each row's id is compare-row-KEY (the
+// lesson panel links to it). A run that recovered from a failed worker says so under
 // its name ("1 recovery", the recoveries in its title).
 
 import { h } from '../dom';
 import * as fmt from '../format';
 import { STRATEGY_SWATCH } from './charts';
 import type { RunRecord } from './runner';
-import { FAULT_LABELS, type CompareFault, type StrategyKey } from './settings';
+import { FAULT_LABELS, MODEL_PARALLEL, type CompareFault, type StrategyKey } from './settings';
 import { describeRecovery } from '../faults-panel';
 import { COINCIDE, lossVerdict, reference, type RunSummary } from './summary';
 import { MEMORY_KINDS } from '../memory';
@@ -60,15 +61,18 @@ export function resultsTable(runs: RunRecord[], S: RunSummary[], selected: Strat
     const n = run.recoveries?.length ?? 0;
     const recovered = n ? h('span', { class: 'cmp-recovered', title: run.recoveries.map(describeRecovery).join('\n') }, `⟲ ${n} recover${n > 1 ? 'ies' : 'y'}`)
       : fault && s.workers < 2 ? h('span', { class: 'cmp-recovered none', title: 'One worker has no other copy of the model to recover from: the fault is made only on strategies with 2 or more workers.' }, 'not broken: one worker')
+        : fault && MODEL_PARALLEL.includes(run.key) ? h('span', { class: 'cmp-recovered none', title: 'TP and PP keep no copy of a worker\'s part of the model on another worker: a lost worker can only come back from a checkpoint, so the Compare view does not break them.' }, 'not broken: no copy of its part')
         : fault ? h('span', { class: 'cmp-recovered none', title: `${FAULT_LABELS[fault.kind]} at step ${fault.step} was asked for, and no recovery was needed` }, 'no recovery') : '';
     const diff = s.lossDiff ? (s.lossDiff.max === 0 ? '0' : s.lossDiff.max.toExponential(1)) : 'reference';
     const row = h('tr', {
-      'data-strategy': s.key, 'data-tokens-per-s': String(s.tokensPerSec), 'data-step-ms': String(s.stepMs), 'data-bytes': String(s.bytesPerWorker),
-      'data-memory': String(s.memoryTotal), 'data-loss-diff': String(s.lossDiff?.max ?? ''), 'data-recoveries': String(n), class: s.key === selected ? 'selected' : '',
+      id: `compare-row-${s.key}`, 'data-strategy': s.key, 'data-tokens-per-s': String(s.tokensPerSec), 'data-step-ms': String(s.stepMs), 'data-bytes': String(s.bytesPerWorker),
+      'data-memory': String(s.memoryTotal), 'data-loss-diff': String(s.lossDiff?.max ?? ''), 'data-first-loss': String(s.losses[0] ?? ''), 'data-recoveries': String(n), class: s.key === selected ? 'selected' : '',
       title: 'Show this run in the timeline',
     },
     h('th', { scope: 'row' }, h('i', { class: 'swatch', style: `--c:${STRATEGY_SWATCH[run.key]}` }), ' ', h('strong', {}, s.label),
-      h('span', { class: 'cmp-sub-value' }, `${s.workers} worker${s.workers > 1 ? 's' : ''} × ${s.batchPerWorker} seqs${s.workers > 1 ? ` · ${s.transport}` : ''}`), recovered),
+      h('span', { class: 'cmp-sub-value' }, s.workers > 1 && s.sameBatch
+        ? `${s.workers} workers, all on the same ${s.batchPerWorker} seqs · ${s.transport}`
+        : `${s.workers} worker${s.workers > 1 ? 's' : ''} × ${s.batchPerWorker} seqs${s.workers > 1 ? ` · ${s.transport}` : ''}`), recovered),
     h('td', { class: 'num big' }, fmt.count(s.tokensPerSec), speedup),
     h('td', {}, timeBar),
     h('td', { class: 'num' }, s.workers > 1 ? fmt.bytes(Math.round(s.bytesPerWorker)) : '0 B', h('span', { class: 'cmp-sub-value' }, s.workers > 1 ? `${fmt.bytes(Math.round(s.bytesPerWorker * s.workers))} all workers` : 'nothing to send')),

@@ -1,8 +1,11 @@
 // Runs the compared strategies one after another: a Coordinator per strategy (disposed before the next
 // starts, so they never compete for the cores), the same config, text and seed, and the same global
-// batch. Records every step's loss, time split and bytes; turns tracing on for the last few steps only;
+// batch (DDP and FSDP split it, each worker training batch_size; single, TP and PP train all of it,
+// workers x batch_size, on every worker). Records every step's loss, time split and bytes; turns tracing
+// on for the last few steps only;
 // and, on the first multi-worker run, times the transport's all-reduce for the cost model. With a fault
-// to inject ("Break something during the run"), the strategies of 2 or more workers get it, the steps
+// to inject ("Break something during the run"), the data-parallel strategies of 2 or more workers get it
+// (TP and PP keep no copy of a worker's part to recover from), the steps
 // around it are traced too, and every recovery is recorded on the trace events' clock.
 // No DOM here: the view renders what this returns.
 
@@ -15,7 +18,7 @@ import type { TransportKind } from '../../parallel/collectives';
 import { Coordinator, type DistOptions, type RankHandle } from '../../parallel/coordinator';
 import { achievedFlops, fitAlphaBeta } from '../../parallel/costmodel';
 import { DEFAULT_PROBE_MB } from '../../parallel/layout';
-import { STRATEGY_LABELS, configFor, distFor, faultsFor, tracedSteps, type CompareSettings, type StrategyKey } from './settings';
+import { MODEL_PARALLEL, STRATEGY_LABELS, configFor, distFor, faultsFor, tracedSteps, type CompareSettings, type StrategyKey } from './settings';
 import { median } from '../../util/stats';
 
 export type Spawn = (rank: number) => RankHandle;
@@ -132,7 +135,7 @@ export async function runCompare(
     hooks.onProgress({ phase: 'starting', ...at });
     const cfg = configFor(key, req.config, req.settings.workers);
     const dist = distFor(key, req.settings, req.bucketMb);
-    const faults = faultsFor(req.settings.fault, dist.workers);
+    const faults = MODEL_PARALLEL.includes(key) ? undefined : faultsFor(req.settings.fault, dist.workers);
     const coordinator = await Coordinator.create(cfg, req.text, faults ? { ...dist, faults } : dist, spawn);
     try {
       const around = faults ? req.settings.fault!.step : undefined;
@@ -143,7 +146,8 @@ export async function runCompare(
         hooks.onProgress({ phase: 'link', ...at });
         const measured = await measureLink(coordinator);
         coordinator.dispose();
-        hooks.onLink?.({ ...measured, concurrent: await measureConcurrent(cfg, req.text, run.dist.workers, spawn) });
+        // the probe: N independent workers of a data-parallel group (each its own slice of the batch)
+        hooks.onLink?.({ ...measured, concurrent: await measureConcurrent(configFor('ddp', req.config, run.dist.workers), req.text, run.dist.workers, spawn) });
         linkDone = true;
       }
     } finally {

@@ -1,7 +1,8 @@
 // What the Compare view runs: the strategies, the number of workers, the transport and the number of
 // steps, and their round trip through the URL. Pure functions (no DOM), tested in Node.
 //
-// The compare settings live in the URL's hash (#compare?strategies=single,ddp&workers=2&steps=20&break=kill@10),
+// The compare settings live in the URL's hash (#compare?strategies=single,ddp&workers=2&steps=20&break=kill@10,
+// with PP's micro-batches as &microbatches=4 when a pipeline is among the strategies),
 // not in its query: the query belongs to the setup form (src/ui/setup.ts), which names every key it
 // does not know as a problem, and keeps the hash when it rewrites the query.
 
@@ -10,15 +11,20 @@ import type { DistOptions, FaultOptions } from '../../parallel/coordinator';
 import type { TransportKind } from '../../parallel/collectives';
 import type { Plan } from '../../parallel/costmodel';
 import { FAULT_KINDS, type FaultKind } from '../../parallel/faults';
+import { splitsBatch, type Strategy } from '../../parallel/layout';
+import { checkSplit } from '../../parallel/parts';
 
-export type StrategyKey = 'single' | 'ddp' | 'fsdp-full' | 'fsdp-grad_op';
-export const STRATEGY_KEYS: readonly StrategyKey[] = ['single', 'ddp', 'fsdp-full', 'fsdp-grad_op'];
+export type StrategyKey = 'single' | 'ddp' | 'fsdp-full' | 'fsdp-grad_op' | 'tp' | 'pp-1f1b' | 'pp-gpipe';
+export const STRATEGY_KEYS: readonly StrategyKey[] = ['single', 'ddp', 'fsdp-full', 'fsdp-grad_op', 'tp', 'pp-1f1b', 'pp-gpipe'];
 
 export const STRATEGY_LABELS: Record<StrategyKey, string> = {
   single: 'single',
   ddp: 'DDP',
   'fsdp-full': 'FSDP full',
   'fsdp-grad_op': 'FSDP grad_op',
+  tp: 'TP',
+  'pp-1f1b': 'PP 1F1B',
+  'pp-gpipe': 'PP GPipe',
 };
 
 /** One line a student understands, per strategy. */
@@ -27,13 +33,24 @@ export const STRATEGY_HELP: Record<StrategyKey, string> = {
   ddp: 'every worker keeps the whole model and averages gradients (all-reduce)',
   'fsdp-full': 'every worker keeps 1/N of the model; blocks are gathered for forward and again for backward',
   'fsdp-grad_op': 'like FSDP full, but a gathered block stays until its backward (fewer gathers, more memory)',
+  tp: 'every layer split across the workers (whole heads, MLP columns); activations all-reduced 4 times per block',
+  'pp-1f1b': 'each worker a stage of blocks; micro-batches flow through, one forward then one backward',
+  'pp-gpipe': 'each worker a stage of blocks; all micro-batches forward, then all backward (more in flight)',
 };
+
+/** The strategies that split the model itself (their workers all work on the same batch). */
+export const MODEL_PARALLEL: readonly StrategyKey[] = ['tp', 'pp-1f1b', 'pp-gpipe'];
+export const isPipeline = (key: StrategyKey): boolean => key === 'pp-1f1b' || key === 'pp-gpipe';
+
+/** PP's micro-batches per step in a comparison, unless the settings say otherwise. */
+export const DEFAULT_MICROBATCHES = 4;
 
 export const TRANSPORT_KINDS: readonly TransportKind[] = ['ring', 'star', 'shared'];
 export const MIN_WORKERS = 2;
 export const MAX_COMPARE_WORKERS = 8; // MAX_WORKERS of the coordinator
 export const MIN_STEPS = 4;
 export const MAX_STEPS = 200;
+export const MAX_MICROBATCHES = 64;
 
 /** "Break something during the run": a fault on worker FAULT_RANK while it trains `step` (1-based). */
 export interface CompareFault {
@@ -47,6 +64,7 @@ export interface CompareSettings {
   transport: TransportKind;
   steps: number;
   fault?: CompareFault; // none when absent; only strategies with 2 or more workers get it
+  microbatches?: number; // PP's micro-batches per step (DEFAULT_MICROBATCHES when absent)
 }
 
 /** The worker the Compare view breaks: every strategy it breaks has at least 2. */
@@ -104,26 +122,55 @@ export function faultsFor(fault: CompareFault | undefined, workers: number): Fau
   };
 }
 
-/** The config a strategy runs: single trains the global batch (workers x batch_size) on its own. */
+/**
+ * The config a strategy runs, all with the same global batch of workers x batch_size x grad_accum
+ * sequences: DDP and FSDP split it (each worker's batch_size is the setup's); single, TP and PP work
+ * on all of it at once (batch_size x workers).
+ */
 export function configFor(key: StrategyKey, cfg: RunConfig, workers: number): RunConfig {
-  return key === 'single' ? { ...cfg, batch_size: cfg.batch_size * workers } : cfg;
+  return splitsBatch({ strategy: strategyOf(key) }) ? cfg : { ...cfg, batch_size: cfg.batch_size * workers };
 }
 
-export function distFor(key: StrategyKey, s: Pick<CompareSettings, 'workers' | 'transport'>, bucketMb: number): DistOptions {
+/** The coordinator's strategy of a compared one. */
+export function strategyOf(key: StrategyKey): Strategy {
+  return key === 'fsdp-full' || key === 'fsdp-grad_op' ? 'fsdp' : isPipeline(key) ? 'pp' : key as Strategy;
+}
+
+export function distFor(key: StrategyKey, s: Pick<CompareSettings, 'workers' | 'transport' | 'microbatches'>, bucketMb: number): DistOptions {
   if (key === 'single') return { strategy: 'single', workers: 1, transport: s.transport, bucketMb };
   if (key === 'ddp') return { strategy: 'ddp', workers: s.workers, transport: s.transport, bucketMb };
+  if (key === 'tp') return { strategy: 'tp', workers: s.workers, transport: s.transport, bucketMb };
+  if (isPipeline(key)) {
+    return { strategy: 'pp', workers: s.workers, transport: s.transport, bucketMb, microbatches: s.microbatches ?? DEFAULT_MICROBATCHES, schedule: key === 'pp-gpipe' ? 'gpipe' : '1f1b' };
+  }
   return { strategy: 'fsdp', workers: s.workers, transport: s.transport, bucketMb, shard: key === 'fsdp-full' ? 'full' : 'grad_op', prefetch: true };
+}
+
+/**
+ * Why the setup cannot be run under some of the chosen strategies (TP's workers must divide n_head;
+ * PP needs at most one worker per block, and micro-batches that divide its batch), or null.
+ */
+export function splitProblem(strategies: readonly StrategyKey[], cfg: RunConfig, s: Pick<CompareSettings, 'workers' | 'transport' | 'microbatches'>): string | null {
+  for (const key of strategies) {
+    try {
+      checkSplit(configFor(key, cfg, s.workers), distFor(key, s, 25));
+    } catch (e) {
+      return `${STRATEGY_LABELS[key]}: ${(e as Error).message}`;
+    }
+  }
+  return null;
 }
 
 /** The cost model's plan of a run. */
 export function planOf(d: DistOptions): Plan {
-  return { strategy: d.strategy, workers: d.workers, transport: d.transport, bucketMb: d.bucketMb, shard: d.shard };
+  return { strategy: d.strategy, workers: d.workers, transport: d.transport, bucketMb: d.bucketMb, shard: d.shard, microbatches: d.microbatches, schedule: d.schedule };
 }
 
 /** The URL hash of these settings ("#compare?..."). */
 export function toHash(s: CompareSettings): string {
   const q = new URLSearchParams({ strategies: s.strategies.join(','), workers: String(s.workers), transport: s.transport, steps: String(s.steps) });
   if (s.fault) q.set('break', `${s.fault.kind}@${s.fault.step}`);
+  if (s.microbatches !== undefined && (s.strategies.some(isPipeline) || s.microbatches !== DEFAULT_MICROBATCHES)) q.set('microbatches', String(s.microbatches));
   return '#compare?' + q.toString().replace(/%2C/g, ',').replace(/%40/g, '@');
 }
 
@@ -154,6 +201,12 @@ export function fromHash(hash: string): { settings: CompareSettings; problems: s
   };
   int('workers', MIN_WORKERS, MAX_COMPARE_WORKERS);
   int('steps', MIN_STEPS, MAX_STEPS);
+  const mb = q.get('microbatches');
+  if (mb !== null) {
+    const n = Number(mb);
+    if (mb.trim() !== '' && Number.isInteger(n) && n >= 1 && n <= MAX_MICROBATCHES) settings.microbatches = n;
+    else problems.push(`microbatches must be a whole number from 1 to ${MAX_MICROBATCHES}, got "${mb}"`);
+  }
   const t = q.get('transport');
   if (t !== null) {
     if ((TRANSPORT_KINDS as readonly string[]).includes(t)) settings.transport = t as TransportKind;

@@ -7,6 +7,7 @@ import type { RunRecord, StepRecord } from './runner';
 import { warmupSteps } from './settings';
 import { median } from '../../util/stats';
 import { memoryTotal } from '../memory';
+import { splitsBatch } from '../../parallel/layout';
 
 /** Loss curves closer than this coincide (float32 sums in another order differ by ~1e-6). */
 export const COINCIDE = 1e-4;
@@ -16,7 +17,8 @@ export interface RunSummary {
   label: string;
   workers: number;
   transport: string;
-  batchPerWorker: number; // sequences
+  batchPerWorker: number; // sequences each worker trains on (TP, PP: the whole global batch, the same on every worker)
+  sameBatch: boolean; // every worker works on the same batch (single, TP, PP) rather than its slice of it (DDP, FSDP)
   timedSteps: number;
   tokensPerSec: number;
   stepMs: number; // median coordinator step time
@@ -24,6 +26,7 @@ export interface RunSummary {
   commMs: number;
   waitMs: number;
   stragglerMs: number; // of waitMs, waiting for a slower worker rather than for data
+  idleShare: number; // median over timed steps of the mean over workers of waitMs / the worker's step (PP: mostly the bubble)
   bytesPerWorker: number; // sent per step, mean over workers
   memory: MemoryReport; // the worker that needs the most
   memoryTotal: number;
@@ -81,6 +84,7 @@ export function summarize(run: RunRecord, ref: RunRecord | undefined): RunSummar
     workers: run.dist.workers,
     transport: run.dist.transport,
     batchPerWorker: run.cfg.batch_size * run.cfg.grad_accum,
+    sameBatch: !splitsBatch(run.dist),
     timedSteps: timed.length,
     tokensPerSec: (tokens / stepMs) * 1000,
     stepMs,
@@ -88,6 +92,7 @@ export function summarize(run: RunRecord, ref: RunRecord | undefined): RunSummar
     commMs: part('commMs'),
     waitMs: part('waitMs'),
     stragglerMs: part('stragglerMs'),
+    idleShare: timed.length ? median(timed.map((s) => mean(s.ranks.map((r) => (r.ms > 0 ? r.waitMs / r.ms : 0))))) : 0,
     bytesPerWorker: last ? mean(last.ranks.map((r) => r.bytesSent)) : 0,
     memory,
     memoryTotal: memory ? memoryTotal(memory) : 0,
@@ -121,6 +126,7 @@ export interface ResultRow {
   comm_ms: number;
   wait_ms: number;
   wait_for_slower_worker_ms: number;
+  idle_share: number; // of each worker's step spent waiting (PP: the bubble)
   bytes_per_step_per_worker: number;
   memory_per_worker_bytes: number;
   first_loss: number;
@@ -131,9 +137,10 @@ export interface ResultRow {
   predicted_tokens_per_s?: number;
   predicted_bytes_per_step_per_worker?: number;
   predicted_memory_per_worker_bytes?: number;
+  predicted_bubble?: number; // PP: (N-1)/(M+N-1)
 }
 
-export function resultRow(s: RunSummary, predicted?: { step_ms: number; tokens_per_s: number; bytes_per_rank: number; memory: { total: number } }): ResultRow {
+export function resultRow(s: RunSummary, predicted?: { step_ms: number; tokens_per_s: number; bytes_per_rank: number; bytes_by_rank?: number[]; bubble?: number; memory: { total: number } }): ResultRow {
   return {
     strategy: s.label,
     workers: s.workers,
@@ -146,6 +153,7 @@ export function resultRow(s: RunSummary, predicted?: { step_ms: number; tokens_p
     comm_ms: round(s.commMs, 2),
     wait_ms: round(s.waitMs, 2),
     wait_for_slower_worker_ms: round(s.stragglerMs, 2),
+    idle_share: round(s.idleShare, 4),
     bytes_per_step_per_worker: Math.round(s.bytesPerWorker),
     memory_per_worker_bytes: s.memoryTotal,
     first_loss: s.losses[0],
@@ -156,8 +164,10 @@ export function resultRow(s: RunSummary, predicted?: { step_ms: number; tokens_p
       ? {
         predicted_step_ms: round(predicted.step_ms, 2),
         predicted_tokens_per_s: round(predicted.tokens_per_s, 1),
-        predicted_bytes_per_step_per_worker: Math.round(predicted.bytes_per_rank),
+        // PP's stages differ: their mean, as bytes_per_step_per_worker is measured
+        predicted_bytes_per_step_per_worker: Math.round(predicted.bytes_by_rank ? predicted.bytes_by_rank.reduce((a, b) => a + b, 0) / predicted.bytes_by_rank.length : predicted.bytes_per_rank),
         predicted_memory_per_worker_bytes: Math.round(predicted.memory.total),
+        ...(predicted.bubble !== undefined ? { predicted_bubble: round(predicted.bubble, 4) } : {}),
       }
       : {}),
   };

@@ -10,10 +10,17 @@
 // with data-step, data-rank, data-cause, data-detected-ms, data-ms): from the start of the step's failed
 // try to the failure being noticed, then to every worker being ready to train the step again. A band
 // much longer than the steps around it (a hang waits for the deadline) is drawn shortened, and says so.
+//
+// Pipeline parallelism (PP): a stage's thread shows its micro-batches' forwards and backwards (F0, B0,
+// ...) and, between them, the time it waits for its neighbour (the 'wait' spans: the bubble); its comm
+// lane the sends to the next or previous stage. Under each stage a label gives the share of its steps
+// it waited (measured, class cmp-bubble-label, data-measured) beside the predicted (N−1)/(M+N−1)
+// (data-predicted); the line under the chart gives their mean (#compare-bubble).
 
 import type { TraceEvent } from '../../util/trace';
 import type { FailureCause } from '../../parallel/faults';
 import type { RecoveryRecord, RunRecord } from './runner';
+import { bubbleFraction } from '../../parallel/pp-layout';
 import { h } from '../dom';
 import * as fmt from '../format';
 
@@ -28,10 +35,11 @@ export const KINDS: readonly Kind[] = [
   { id: 'backward', label: 'backward', color: '#0d9488' },
   { id: 'update', label: 'grad norm, optimizer', color: '#134e4a' },
   { id: 'copy', label: 'copies for collectives', color: '#c4b5fd' },
-  { id: 'wait', label: 'waiting for others', color: '#f59e0b' },
+  { id: 'wait', label: 'waiting for others (PP: the bubble)', color: '#f59e0b' },
   { id: 'all-gather', label: 'all-gather', color: '#3b82f6' },
   { id: 'reduce-scatter', label: 'reduce-scatter', color: '#c026d3' },
   { id: 'all-reduce', label: 'all-reduce', color: '#7c3aed' },
+  { id: 'send', label: 'send to a neighbour stage', color: '#0ea5e9' },
   { id: 'broadcast', label: 'broadcast', color: '#64748b' },
 ];
 const KIND = new Map(KINDS.map((k) => [k.id, k]));
@@ -41,8 +49,8 @@ export function kindOf(e: TraceEvent): Kind {
   if (e.cat === 'wait') return KIND.get('wait')!;
   if (e.lane === 'comm') return KIND.get(e.name.split(' ')[0]) ?? KIND.get('all-reduce')!;
   if (e.cat === 'comm') return KIND.get('copy')!;
-  if (e.name.startsWith('forward') || e.name === 'head and loss') return KIND.get('forward')!;
-  if (e.name.startsWith('backward')) return KIND.get('backward')!;
+  if (e.name.startsWith('forward') || e.name === 'head and loss' || /^F\d+$/.test(e.name)) return KIND.get('forward')!; // PP: F3 is micro-batch 3's forward
+  if (e.name.startsWith('backward') || /^B\d+$/.test(e.name)) return KIND.get('backward')!;
   return KIND.get('update')!;
 }
 
@@ -111,6 +119,17 @@ export function timeScale(t0: number, t1: number, bands: Band[], width: number):
   return { x, shortened: clipped.map((b, i) => drawn[i] < b.len - 1e-9), span };
 }
 
+/**
+ * PP: the share of each stage's own step time it spent waiting (the union of its main-lane 'wait'
+ * spans over the sum of its step times), for the steps shown.
+ */
+export function idleShares(perWorker: TraceEvent[][], stepMs: number[]): number[] {
+  return perWorker.map((events, r) => {
+    const waits = events.filter((e) => e.lane === 'main' && e.cat === 'wait').map((e) => [e.ts, e.ts + e.dur] as [number, number]);
+    return stepMs[r] > 0 ? unionLength(waits) / stepMs[r] : 0;
+  });
+}
+
 /** Total length of the union of intervals [start, end). */
 function unionLength(iv: [number, number][]): number {
   const s = [...iv].sort((a, b) => a[0] - b[0]);
@@ -157,6 +176,7 @@ const MAIN_H = 26;
 const COMM_H = 16;
 const GAP = 12;
 const BAND_ROW = 20; // recovery labels, above the step labels, when a recovery is shown
+const BUBBLE_H = 16; // PP: the stage's bubble label, under its lanes
 
 export class Timeline {
   private readonly pills = h('div', { class: 'cmp-pills', role: 'group', 'aria-label': 'Steps shown' });
@@ -227,7 +247,7 @@ export class Timeline {
    * The events of the steps shown, per worker, the recoveries of those steps, and the time range they
    * cover (a recovery happens before its step's events: the step is traced as trained again).
    */
-  private visible(): { perWorker: TraceEvent[][]; t0: number; t1: number; starts: { step: number; ts: number }[]; recoveries: RecoveryRecord[] } | null {
+  private visible(): { perWorker: TraceEvent[][]; t0: number; t1: number; starts: { step: number; ts: number }[]; recoveries: RecoveryRecord[]; stepMs: number[] } | null {
     const t = this.run?.trace;
     if (!t) return null;
     const windows = stepWindows(t.steps);
@@ -241,7 +261,9 @@ export class Timeline {
     const t0 = Math.min(...all.map((e) => e.ts), ...recoveries.map((r) => r.started_at));
     const t1 = Math.max(...all.map((e) => e.ts + e.dur), ...recoveries.map((r) => r.recovered_at));
     const starts = t.steps.map((step, i) => ({ step, ts: t.stepStart[i] })).slice(a, b + 1);
-    return { perWorker, t0, t1: Math.max(t1, t0 + 1e-3), starts, recoveries };
+    // each worker's own step time over the steps shown
+    const stepMs = t.perWorker.map((_, r) => t.rankMs.slice(a, b + 1).reduce((sum, ms) => sum + (ms[r] ?? 0), 0));
+    return { perWorker, t0, t1: Math.max(t1, t0 + 1e-3), starts, recoveries, stepMs };
   }
 
   private draw(): void {
@@ -258,7 +280,8 @@ export class Timeline {
     const scale = timeScale(v.t0, v.t1, bands, plot);
     const x = (t: number) => GUTTER + scale.x(t);
     const top = v.recoveries.length ? BAND_ROW : 0;
-    const laneY = (rank: number) => top + AXIS + rank * (MAIN_H + COMM_H + GAP);
+    const pp = this.run.dist.strategy === 'pp' && v.perWorker.length > 1;
+    const laneY = (rank: number) => top + AXIS + rank * (MAIN_H + COMM_H + GAP + (pp ? BUBBLE_H : 0));
     const H = laneY(v.perWorker.length) + 4;
     const svg = s('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `Timeline of ${this.run.label}: ${v.perWorker.length} workers${v.recoveries.length ? `, ${v.recoveries.length} recover${v.recoveries.length > 1 ? 'ies' : 'y'}` : ''}` });
 
@@ -316,10 +339,25 @@ export class Timeline {
         svg.append(g);
       }
     });
+    if (pp) this.drawBubbles(svg, v.perWorker, v.stepMs, laneY);
     // over the lanes (no worker traced anything then: the failed try's spans were dropped with it)
     v.recoveries.forEach((r, i) => svg.append(this.band(r, x, scale.shortened[i], top, H, W)));
     this.canvas.replaceChildren(svg);
-    this.drawOverlap(v.perWorker);
+    this.drawOverlap(v.perWorker, pp ? v.stepMs : null);
+  }
+
+  /** PP: under each stage's lanes, the share of its steps it waited, beside the predicted bubble. */
+  private drawBubbles(svg: SVGSVGElement, perWorker: TraceEvent[][], stepMs: number[], laneY: (rank: number) => number): void {
+    const d = this.run!.dist;
+    const N = perWorker.length;
+    const M = d.microbatches ?? 4;
+    const predicted = bubbleFraction(N, M);
+    idleShares(perWorker, stepMs).forEach((share, rank) => {
+      const y = laneY(rank) + MAIN_H + COMM_H + BUBBLE_H - 4;
+      const text = `stage ${rank}: idle ${pct(share)} of its steps (the bubble, measured) · predicted (N−1)/(M+N−1) = ${N - 1}/${M + N - 1} = ${pct(predicted)}`;
+      svg.append(s('text', { x: GUTTER, y, class: 'cmp-bubble-label', 'data-rank': rank, 'data-measured': share.toFixed(4), 'data-predicted': predicted.toFixed(4) },
+        s('title', {}, `Stage ${rank} waited for its neighbour ${pct(share)} of the time of the steps shown (its amber 'wait' spans); with equal stages a synchronous pipeline of ${N} stages and ${M} micro-batches idles (N−1)/(M+N−1) = ${pct(predicted)} of every step.`), text));
+    });
   }
 
   /**
@@ -345,9 +383,26 @@ export class Timeline {
     return g;
   }
 
-  private drawOverlap(perWorker: TraceEvent[][]): void {
+  private drawOverlap(perWorker: TraceEvent[][], ppStepMs: number[] | null): void {
+    delete this.overlap.dataset.measured;
+    delete this.overlap.dataset.predicted;
+    this.overlap.id = '';
     if (perWorker.length < 2) {
       this.overlap.textContent = 'One worker: nothing to communicate, the thread computes all the time.';
+      return;
+    }
+    if (ppStepMs) {
+      const d = this.run!.dist;
+      const N = perWorker.length;
+      const M = d.microbatches ?? 4;
+      const shares = idleShares(perWorker, ppStepMs);
+      const mean = shares.reduce((a, b) => a + b, 0) / N;
+      const predicted = bubbleFraction(N, M);
+      this.overlap.id = 'compare-bubble';
+      this.overlap.dataset.measured = mean.toFixed(4);
+      this.overlap.dataset.predicted = predicted.toFixed(4);
+      this.overlap.textContent = `Bubble: the ${N} stages waited ${pct(mean)} of their steps on average (measured: the amber spans), the cost model predicts (N−1)/(M+N−1) = ${N - 1}/${M + N - 1} = ${pct(predicted)} ` +
+        `for ${M} micro-batches (${d.schedule === 'gpipe' ? 'GPipe' : '1F1B'}). More micro-batches shrink it; the first stage also waits for the gradients to come back, the last for the activations to arrive.`;
       return;
     }
     const o = perWorker.map(overlapFraction);
@@ -358,3 +413,5 @@ export class Timeline {
       : '';
   }
 }
+
+const pct = (x: number) => `${Math.round(100 * x)}%`;

@@ -4,7 +4,10 @@
 // must coincide), a timeline of every worker's last steps, exports, and the cost model's predictions.
 // "Break something during the run" injects a fault on worker 1 of every strategy with 2 or more workers
 // at a chosen step: each recovers, its row says so, the timeline draws the recovery, the losses still
-// coincide.
+// coincide. Beside data parallelism (DDP, FSDP) it runs model parallelism: TP and PP (1F1B and GPipe
+// as separate entries), each with the same global batch (DDP and FSDP split it; single, TP and PP train
+// all of it on every worker). After a comparison a lesson panel (lesson.ts) says what each strategy
+// split and what it paid for it, in the run's numbers.
 //
 // main.ts mounts it with getters for its setup and corpus (mountCompare) and calls refresh() when they
 // change. Everything is built inside the #compare section; numbers are also exposed as data attributes
@@ -23,12 +26,13 @@ import { CostPanel } from './costpanel';
 import { copy, download, traceFileName, traceJson } from './export';
 import { CompareStopped, StopSignal, calibrate, runCompare, type CompareRequest, type LinkCalibration, type Progress, type RunRecord } from './runner';
 import {
-  COMPARE_HANG_FLOOR_MS, FAULT_LABELS, MAX_COMPARE_WORKERS, MAX_STEPS, MIN_STEPS, MIN_WORKERS, STRATEGY_HELP, STRATEGY_KEYS, STRATEGY_LABELS, TRANSPORT_KINDS,
-  faultStepProblem, fromHash, middleStep, toHash, type CompareFault, type CompareSettings, type StrategyKey,
+  COMPARE_HANG_FLOOR_MS, DEFAULT_MICROBATCHES, FAULT_LABELS, MAX_COMPARE_WORKERS, MAX_MICROBATCHES, MAX_STEPS, MIN_STEPS, MIN_WORKERS, STRATEGY_HELP, STRATEGY_KEYS, STRATEGY_LABELS, TRANSPORT_KINDS,
+  faultStepProblem, fromHash, isPipeline, middleStep, splitProblem, toHash, type CompareFault, type CompareSettings, type StrategyKey,
 } from './settings';
 import { reference, resultRow, summarize, toCsv, type RunSummary } from './summary';
 import { legends, renderVerdict, resultsTable } from './results';
 import { Timeline, stepWindows } from './timeline';
+import { LESSON_TITLE, lesson } from './lesson';
 import { flopsFromRun, predictRun, type Measured } from './whatif';
 
 /** What the view reads from the page. */
@@ -65,6 +69,7 @@ export class CompareView {
     workers: h('select', { id: 'compare-workers' }),
     transport: h('select', { id: 'compare-transport' }, ...TRANSPORT_KINDS.map((t) => h('option', { value: t }, t))),
     steps: h('input', { id: 'compare-steps', type: 'text', inputmode: 'numeric' }),
+    microbatches: h('input', { id: 'compare-microbatches', type: 'text', inputmode: 'numeric' }),
     breakKind: h('select', { id: 'compare-break' }, h('option', { value: '' }, 'nothing'), ...FAULT_KINDS.map((k) => h('option', { value: k }, FAULT_LABELS[k]))),
     breakStep: h('input', { id: 'compare-break-step', type: 'text', inputmode: 'numeric', 'aria-label': 'at step' }),
     run: h('button', { id: 'compare-run', type: 'button', class: 'primary big' }, 'Run comparison'),
@@ -81,7 +86,9 @@ export class CompareView {
     runPills: h('div', { class: 'cmp-pills', role: 'group', 'aria-label': 'Run shown in the timeline' }),
     traceButton: h('button', { id: 'compare-trace', type: 'button', disabled: true }, 'Download trace (Perfetto)'),
     timelineTitle: h('p', { class: 'muted' }, 'Every worker’s last steps: its thread above, its collectives below.'),
+    lesson: h('div', { class: 'cmp-lesson', id: 'compare-lesson-body' }),
   };
+  private problem: string | null = null; // what is wrong with the compare form (Run is disabled meanwhile)
   private readonly loss: LossOverlay;
   private readonly timeline: Timeline;
   private readonly cost: CostPanel;
@@ -102,9 +109,10 @@ export class CompareView {
     const form = h('form', { id: 'compare-form', class: 'cmp-form', autocomplete: 'off' },
       h('fieldset', { class: 'cmp-strategies' }, h('legend', {}, 'Strategies'), ...checks),
       h('div', { class: 'cmp-options' },
-        field('workers', this.el.workers, 'DDP and FSDP'),
+        field('workers', this.el.workers, 'all but single'),
         field('transport', this.el.transport, 'how workers talk'),
         field('steps', this.el.steps, `per strategy`),
+        field('microbatches', this.el.microbatches, 'PP: per step'),
         h('div', { class: 'cmp-break' },
           h('label', { class: 'field' }, h('span', { class: 'field-name' }, 'break something during the run'),
             h('span', { class: 'cmp-break-row' }, this.el.breakKind, h('span', { class: 'muted' }, 'at step'), this.el.breakStep),
@@ -141,8 +149,20 @@ export class CompareView {
         this.el.verdict, this.el.results, legends()),
       card('compare-loss-title', 'Loss curves', 'Same samples, same math: the curves should lie on top of each other.', this.el.lossBox),
       card('compare-timeline-title', 'Timeline', h('div', { class: 'cmp-head-right' }, this.el.runPills, this.el.traceButton), this.el.timelineTitle, timelineBox),
+      h('section', { class: 'card cmp-lesson-card', id: 'compare-lesson', 'aria-labelledby': 'compare-lesson-title' },
+        h('div', { class: 'card-head' }, h('h2', { id: 'compare-lesson-title' }, LESSON_TITLE)), this.el.lesson),
       costBox,
     );
+    // A number in the lesson that points at the timeline shows that run there.
+    this.el.lesson.addEventListener('click', (e) => {
+      const a = (e.target as Element).closest('a[data-select]');
+      const key = a?.getAttribute('data-select') as StrategyKey | null;
+      if (key && this.runs.some((r) => r.key === key)) {
+        this.selected = key;
+        this.renderTable();
+        this.renderTimeline();
+      }
+    });
 
     this.loss = new LossOverlay(this.el.lossBox, 300);
     this.timeline = new Timeline(timelineBox);
@@ -167,6 +187,7 @@ export class CompareView {
     this.el.workers.value = String(s.workers);
     this.el.transport.value = s.transport;
     this.el.steps.value = String(s.steps);
+    this.el.microbatches.value = String(s.microbatches ?? DEFAULT_MICROBATCHES);
     this.el.breakKind.value = s.fault?.kind ?? '';
     this.el.breakStep.value = s.fault ? String(s.fault.step) : '';
     this.el.breakStep.placeholder = `${middleStep(s.steps)}`;
@@ -174,6 +195,20 @@ export class CompareView {
 
   /** The form's settings, or a message saying what is wrong. */
   private readForm(): string | null {
+    const { settings, problem } = this.formState();
+    if (settings) {
+      this.settings = settings;
+      history.replaceState(null, '', location.pathname + location.search + toHash(this.settings));
+    }
+    this.refresh();
+    return problem;
+  }
+
+  /**
+   * The form's settings and what is wrong with them (then no settings), including whether the page's
+   * setup can be split the chosen ways (TP: heads; PP: blocks and micro-batches).
+   */
+  private formState(): { settings: CompareSettings | null; problem: string | null } {
     const strategies = STRATEGY_KEYS.filter((k) => this.el.strategies.get(k)!.checked);
     const steps = Number(this.el.steps.value.trim());
     const stepsOk = Number.isInteger(steps) && steps >= MIN_STEPS && steps <= MAX_STEPS;
@@ -185,17 +220,25 @@ export class CompareView {
     const faultStep = rawStep === '' && stepsOk ? middleStep(steps) : Number(rawStep);
     const faultProblem = kind && stepsOk ? faultStepProblem(faultStep, steps) : null;
     const fault: CompareFault | undefined = kind && !faultProblem ? { kind, step: faultStep } : undefined;
+    const pp = strategies.some(isPipeline);
+    const mbRaw = this.el.microbatches.value.trim();
+    const microbatches = Number(mbRaw);
+    const mbOk = mbRaw !== '' && Number.isInteger(microbatches) && microbatches >= 1 && microbatches <= MAX_MICROBATCHES;
+    const workers = Number(this.el.workers.value);
+    const transport = this.el.transport.value as TransportKind;
+    // TP's workers must divide n_head; PP's stages fit the blocks and its micro-batches the global batch.
+    const cfg = this.ctx.config();
+    const split = cfg && (mbOk || !pp) ? splitProblem(strategies, cfg, { workers, transport, microbatches: mbOk ? microbatches : undefined }) : null;
     const problem = !strategies.length ? 'Choose at least one strategy.'
       : !stepsOk ? `steps must be a whole number from ${MIN_STEPS} to ${MAX_STEPS}.`
-        : faultProblem ? `Break something: ${faultProblem}.` : null;
+        : pp && !mbOk ? `microbatches must be a whole number from 1 to ${MAX_MICROBATCHES}.`
+          : faultProblem ? `Break something: ${faultProblem}.`
+            : split ? `${split}.` : null;
     this.el.steps.setAttribute('aria-invalid', String(!stepsOk));
+    this.el.microbatches.setAttribute('aria-invalid', String(pp && (!mbOk || /micro-batches/.test(split ?? ''))));
     this.el.breakStep.setAttribute('aria-invalid', String(!!faultProblem));
-    if (!problem) {
-      this.settings = { strategies, workers: Number(this.el.workers.value), transport: this.el.transport.value as TransportKind, steps, ...(fault ? { fault } : {}) };
-      history.replaceState(null, '', location.pathname + location.search + toHash(this.settings));
-    }
-    this.refresh();
-    return problem;
+    if (problem) return { settings: null, problem };
+    return { settings: { strategies, workers, transport, steps, ...(fault ? { fault } : {}), ...(mbOk && (pp || microbatches !== DEFAULT_MICROBATCHES) ? { microbatches } : {}) }, problem };
   }
 
   /** Re-reads the page's setup (main.ts calls it whenever the setup or the corpus changes). */
@@ -204,9 +247,17 @@ export class CompareView {
     const corpus = this.ctx.corpus();
     const s = this.settings;
     const active = this.state === 'running' || this.state === 'calibrating';
-    this.el.run.disabled = active || !cfg || !corpus || this.ctx.busy();
+    // The form's problem (the setup may have changed under it: n_head, n_layer, batch_size), shown until it is fixed.
+    const { problem } = this.formState();
+    if (problem !== this.problem) {
+      if (problem) this.showError(problem);
+      else if (this.el.error.textContent === this.problem) this.showError(null);
+      this.problem = problem;
+    }
+    this.el.run.disabled = active || !cfg || !corpus || this.ctx.busy() || this.problem !== null;
     this.el.stop.disabled = this.state !== 'running';
     for (const el of [...this.el.strategies.values(), this.el.workers, this.el.transport, this.el.steps, this.el.breakKind]) el.disabled = active;
+    this.el.microbatches.disabled = active || !STRATEGY_KEYS.some((k) => isPipeline(k) && this.el.strategies.get(k)!.checked);
     this.el.breakStep.disabled = active || !this.el.breakKind.value;
     this.root.dataset.state = this.state;
     if (!cfg) {
@@ -216,15 +267,17 @@ export class CompareView {
       this.el.setup.classList.remove('problem');
       const b = cfg.batch_size * cfg.grad_accum;
       const seqs = s.workers * b;
+      const model = s.strategies.filter((k) => k === 'tp' || isPipeline(k)).map((k) => STRATEGY_LABELS[k]);
+      const pp = s.strategies.some(isPipeline) ? ` PP cuts them into ${s.microbatches ?? DEFAULT_MICROBATCHES} micro-batches of ${seqs / (s.microbatches ?? DEFAULT_MICROBATCHES)}.` : '';
       this.el.setup.replaceChildren(
-        h('strong', {}, `${cfg.preset}`), ` (${cfg.n_layer} layers × ${cfg.n_embd}, seed ${cfg.seed}, ${cfg.backend} backend) · `,
+        h('strong', {}, `${cfg.preset}`), ` (${cfg.n_layer} layers × ${cfg.n_embd}, ${cfg.n_head} heads, seed ${cfg.seed}, ${cfg.backend} backend) · `,
         h('strong', {}, `global batch ${seqs} sequences (${fmt.count(seqs * cfg.block_size)} tokens)`),
-        ` per step: ${s.workers} workers × ${b} each; single trains all ${seqs} at once.`,
+        ` per step: DDP and FSDP ${s.workers} workers × ${b} each; single${model.length ? `, ${model.join(', ')}` : ''} train${model.length ? '' : 's'} all ${seqs} at once${model.length ? ' (every worker on the same batch)' : ''}.${pp}`,
         ...(this.ctx.busy() ? [h('br'), h('span', { class: 'problem' }, 'The training run above is using the computer: stop it to compare.')] : []),
       );
     }
     const vocab = cfg ? (cfg.tokenizer === 'bpe' ? 50257 : corpus?.vocab ?? cfg.vocab_size) : 0;
-    this.cost.setSetup(cfg ? { ...cfg, vocab_size: vocab } : null, s.transport, (this.ctx.bucketMb() ?? DEFAULT_BUCKET_MB));
+    this.cost.setSetup(cfg ? { ...cfg, vocab_size: vocab } : null, s.transport, (this.ctx.bucketMb() ?? DEFAULT_BUCKET_MB), s.microbatches);
   }
 
   private request(): CompareRequest | null {
@@ -360,6 +413,7 @@ export class CompareView {
     this.renderTimeline();
     this.cost.setRuns(this.runs, this.summaries);
     this.renderCalibration();
+    this.el.lesson.replaceChildren(...lesson(this.runs, this.summaries));
     for (const b of this.el.exports.querySelectorAll('button')) b.disabled = !this.runs.length;
   }
 
@@ -428,7 +482,7 @@ export class CompareView {
     const m = this.measured();
     return JSON.stringify({
       settings: this.ranWith ?? this.settings, // the settings of the results (the form may have changed since)
-      setup: this.config, // as in the setup form (single ran it with batch_size × workers)
+      setup: this.config, // as in the setup form (single, TP and PP ran it with batch_size × workers)
       backend: this.runs[0]?.info.backend.name,
       calibration: m ? { flops: m.flops, flops_from: m.flopsFrom, cores: m.cores ?? null, transport: m.link.transport, workers: m.link.workers, alpha_s: m.link.alpha, beta_bytes_per_s: m.link.beta, samples: m.link.samples } : null,
       results: this.jsonRows(),

@@ -2,15 +2,17 @@
 // src/parallel/costmodel.ts (predict, achievedFlops, flopsPerToken); this file only chooses what to ask it:
 // the calibration from measurements, predictions for the runs that were measured, the "what if" table
 // (more workers, a bigger model, a slower link, a memory budget), where FSDP becomes the only strategy
-// that fits, and the formulas with this machine's numbers plugged in.
+// that fits, when each strategy is the better choice (a model too big for one worker: FSDP, TP or PP; a
+// slow link: PP moves least), and the formulas with this machine's numbers plugged in.
 
 import { PRESETS, makeConfig, type PresetName, type RunConfig } from '../../model/config';
 import { buildParamTable } from '../../model/params';
 import { UNCALIBRATED, achievedFlops, activationBytes, flopsPerToken, predict, type Calibration, type Prediction } from '../../parallel/costmodel';
 import type { TransportKind } from '../../parallel/collectives';
 import { assignBuckets, gradientSync, shardLayout } from '../../parallel/layout';
+import { bubbleFraction, stageBlocks } from '../../parallel/pp-layout';
 import type { LinkCalibration, RunRecord } from './runner';
-import { STRATEGY_KEYS, STRATEGY_LABELS, configFor, distFor, planOf, type StrategyKey } from './settings';
+import { STRATEGY_KEYS, STRATEGY_LABELS, configFor, distFor, planOf, splitProblem, type StrategyKey } from './settings';
 import { timedSteps } from './summary';
 import { median } from '../../util/stats';
 import * as fmt from '../format';
@@ -51,6 +53,7 @@ export interface WhatIf {
   budget: number; // bytes of memory per worker
   transport: TransportKind;
   bucketMb: number;
+  microbatches?: number; // PP's (DEFAULT_MICROBATCHES when absent)
 }
 
 export const WHATIF_MAX_WORKERS = 64;
@@ -71,27 +74,41 @@ export interface WhatIfRow {
   label: string;
   workers: number;
   p: Prediction; // times are meaningful only with a calibration
-  fits: boolean;
+  fits: boolean; // it can split the model this way, and its memory per worker is within the budget
+  split: string | null; // why this many workers cannot split the model this way (TP: heads; PP: blocks, micro-batches)
 }
 
-function need(key: StrategyKey, cfg: RunConfig, n: number, w: Pick<WhatIf, 'transport' | 'bucketMb'>, cal: Calibration): Prediction {
-  const d = distFor(key, { workers: n, transport: w.transport }, w.bucketMb);
+type Setting = Pick<WhatIf, 'transport' | 'bucketMb' | 'microbatches'>;
+
+function need(key: StrategyKey, cfg: RunConfig, n: number, w: Setting, cal: Calibration): Prediction {
+  const d = distFor(key, { workers: n, transport: w.transport, microbatches: w.microbatches }, w.bucketMb);
   return predict(configFor(key, cfg, n), planOf(d), cal);
 }
 
-/** Every strategy at the what-if's workers, model, link and budget (single trains their global batch). */
+/** Why n workers cannot run key on this model (checkSplit's words), or null. */
+function splitOf(key: StrategyKey, cfg: RunConfig, n: number, w: Setting): string | null {
+  if (key === 'single') return null;
+  const p = splitProblem([key], cfg, { workers: n, transport: w.transport, microbatches: w.microbatches });
+  return p ? p.replace(/^[^:]+: /, '') : null;
+}
+
+/** Every strategy at the what-if's workers, model, link and budget (single, TP and PP train their global batch at once). */
 export function whatIfRows(cfg: RunConfig, w: WhatIf, m: Measured | null): WhatIfRow[] {
   const cal = m ? toCalibration(m, w.linkScale) : UNCALIBRATED;
   return STRATEGY_KEYS.map((key) => {
     const p = need(key, cfg, w.workers, w, cal);
-    return { key, label: STRATEGY_LABELS[key], workers: key === 'single' ? 1 : w.workers, p, fits: p.memory.total <= w.budget };
+    const split = splitOf(key, cfg, w.workers, w);
+    return { key, label: STRATEGY_LABELS[key], workers: key === 'single' ? 1 : w.workers, p, fits: !split && p.memory.total <= w.budget, split };
   });
 }
 
-/** Memory per worker of each strategy for 1..max workers (the what-if chart). */
-export function memoryCurves(cfg: RunConfig, w: Pick<WhatIf, 'transport' | 'bucketMb'>, max = WHATIF_MAX_WORKERS): { workers: number[]; bytes: Record<StrategyKey, number[]> } {
+/**
+ * Memory per worker of each strategy for 1..max workers (the what-if chart); null where that many
+ * workers cannot split the model that way (TP: not a divisor of n_head; PP: more stages than blocks).
+ */
+export function memoryCurves(cfg: RunConfig, w: Setting, max = WHATIF_MAX_WORKERS): { workers: number[]; bytes: Record<StrategyKey, (number | null)[]> } {
   const workers = Array.from({ length: max }, (_, i) => i + 1);
-  const bytes = Object.fromEntries(STRATEGY_KEYS.map((k) => [k, workers.map((n) => need(k, cfg, n, w, UNCALIBRATED).memory.total)])) as Record<StrategyKey, number[]>;
+  const bytes = Object.fromEntries(STRATEGY_KEYS.map((k) => [k, workers.map((n) => (splitOf(k, cfg, n, w) ? null : need(k, cfg, n, w, UNCALIBRATED).memory.total))])) as Record<StrategyKey, (number | null)[]>;
   return { workers, bytes };
 }
 
@@ -100,6 +117,8 @@ export interface Crossover {
   ddpFits: boolean;
   fsdpFrom: number | null; // fewest workers at which FSDP full fits the budget
   gradOpFrom: number | null;
+  tpFrom: number | null; // fewest workers (a divisor of n_head) at which TP fits
+  ppFrom: number | null; // fewest stages at which PP 1F1B fits
   fsdpNeed: number; // FSDP full's need at the what-if's workers
   fsdpFloor: number; // FSDP full's need at the most workers (it never gets lower)
   activations: number; // per worker (not sharded)
@@ -108,18 +127,21 @@ export interface Crossover {
 /** Where FSDP becomes the only strategy that fits: DDP's need does not shrink with workers, FSDP's does. */
 export function crossover(cfg: RunConfig, w: WhatIf, max = WHATIF_MAX_WORKERS): Crossover {
   const curves = memoryCurves(cfg, w, max);
+  // from 2 workers on: with one, FSDP, TP and PP are not parallel at all
   const first = (k: StrategyKey) => {
-    const i = curves.bytes[k].findIndex((b) => b <= w.budget);
+    const i = curves.bytes[k].findIndex((b, j) => curves.workers[j] >= 2 && b !== null && b <= w.budget);
     return i < 0 ? null : curves.workers[i];
   };
-  const ddpNeed = curves.bytes.ddp[Math.min(1, max - 1)];
+  const ddpNeed = curves.bytes.ddp[Math.min(1, max - 1)]!;
   return {
     ddpNeed,
     ddpFits: ddpNeed <= w.budget,
     fsdpFrom: first('fsdp-full'),
     gradOpFrom: first('fsdp-grad_op'),
-    fsdpNeed: curves.bytes['fsdp-full'][w.workers - 1],
-    fsdpFloor: curves.bytes['fsdp-full'][max - 1],
+    tpFrom: first('tp'),
+    ppFrom: first('pp-1f1b'),
+    fsdpNeed: curves.bytes['fsdp-full'][w.workers - 1]!,
+    fsdpFloor: curves.bytes['fsdp-full'][max - 1]!,
     activations: activationBytes(cfg, cfg.batch_size),
   };
 }
@@ -151,15 +173,22 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
   const B = cfg.batch_size;
   const K = cfg.grad_accum;
   const T = cfg.block_size;
+  const C = cfg.n_embd;
+  const L = cfg.n_layer;
   const fpt = flopsPerToken(cfg);
+  const sync = gradientSync(dist);
   const share = cal.cores ? Math.min(1, cal.cores / n) : 1; // predict's share of a core per CPU worker
   const probe = n > 1 && cal.concurrent?.workers === n ? cal.concurrent : null; // what predict uses when it fits
   const flops = probe
     ? `${(probe.flops / 1e9).toFixed(2)} GFLOP/s (each of ${n} workers computing at once, measured)`
     : share < 1 ? `(${(m.flops / 1e9).toFixed(2)} GFLOP/s × ${cal.cores} cores / ${n} workers)` : `${(m.flops / 1e9).toFixed(2)} GFLOP/s`;
+  const perToken = `(FLOPs/token = 6N + 12·L·H·Q·T = 6·${big(P - T * C)} + 12·${L}·${cfg.n_head}·${C / cfg.n_head}·${T})`;
   const lines = [
-    `compute = B·K·T × FLOPs/token ÷ FLOP/s = ${B}·${K}·${T} × ${big(fpt)} ÷ ${flops} = ${ms(p.compute_ms)}` +
-      `   (FLOPs/token = 6N + 12·L·H·Q·T = 6·${big(P - T * cfg.n_embd)} + 12·${cfg.n_layer}·${cfg.n_head}·${cfg.n_embd / cfg.n_head}·${T})`,
+    sync === 'tensor' && n > 1
+      ? `compute = B·K·T × (1/${n} of the FLOPs of the split weights and of attention, all of the embeddings', the head's and the LayerNorms') ÷ FLOP/s = ${B}·${K}·${T} tokens on every worker ÷ ${flops} = ${ms(p.compute_ms)}   ${perToken}`
+      : sync === 'pipeline' && n > 1
+        ? `compute = the slowest stage's blocks (and the head, on the last stage) for all ${dist.microbatches ?? 4} micro-batches: B·K·T = ${B}·${K}·${T} tokens through ${stageList(L, n)} ÷ ${flops} = ${ms(p.compute_ms)}   ${perToken}`
+        : `compute = B·K·T × FLOPs/token ÷ FLOP/s = ${B}·${K}·${T} × ${big(fpt)} ÷ ${flops} = ${ms(p.compute_ms)}   ${perToken}`,
   ];
   const star = dist.transport === 'star';
   const arTerm = star ? '2α + 2n·S/β' : '2(n−1)·α + 2(n−1)/n · S/β';
@@ -167,9 +196,18 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
   const link = `n = ${n}, α = ${us(a)}, β = ${gbs(b)} (${dist.transport})`;
   if (n === 1) {
     lines.push('comm = 0: one worker has nobody to talk to');
-  } else if (gradientSync(dist) === 'all-reduce') {
+  } else if (sync === 'all-reduce') {
     const buckets = assignBuckets(table, dist.bucketMb * 2 ** 20);
     lines.push(`comm = ${buckets.length} bucket all-reduce${buckets.length > 1 ? 's' : ''} of the gradients, S = 4·P = ${mb(4 * P)} in all, each ${arTerm}; ${link} → ${ms(p.comm_ms)}`);
+  } else if (sync === 'tensor') {
+    lines.push(`comm = 4·L·K = 4·${L}·${K} = ${4 * L * K} all-reduces of a (B, T, C) activation (2 in forward, 2 in backward per block), S = 4·B·T·C = ${mb(4 * B * T * C)} each, ${arTerm}, and one of the gradient norm; ${link} → ${ms(p.comm_ms)}`);
+  } else if (sync === 'pipeline') {
+    const M = dist.microbatches ?? 4;
+    lines.push(
+      `comm = each boundary carries every micro-batch's activation forward and its gradient back: 2(M + n − 2) = ${2 * (M + n - 2)} messages on the critical path of S = 4·B·K·T·C/M = ${mb((4 * B * K * T * C) / M)} (α + S/β each), ` +
+        `and the tied wte's gradient between the first and the last stage (${mb(4 * cfg.vocab_size * C)}); ${link} → ${ms(p.comm_ms)}`,
+    );
+    lines.push(`bubble = (n − 1)/(M + n − 1) = ${n - 1}/${M + n - 1} = ${pct(bubbleFraction(n, M))} of a step idle: compute × (n − 1)/M = ${ms(p.bubble_ms ?? 0)} (${dist.schedule ?? '1f1b'}; 1F1B and GPipe idle the same, 1F1B holds fewer micro-batches)`);
   } else {
     const [root, ...blocks] = table.units.map((u) => 4 * shardLayout(u, n).padded);
     const gathers = dist.shard === 'full' ? 2 : 1;
@@ -180,16 +218,107 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
   }
   const wait = probe ? ` + waiting for the slowest worker (${ms(probe.stragglerMs)}, measured with the ${n} workers computing at once)` : '';
   const copies = p.copy_ms > 0 ? ` + copies between the backend and JavaScript (${ms(p.copy_ms)}: gradients read back, results uploaded)` : '';
-  lines.push(`step = compute + comm${copies}${wait} = ${ms(p.step_ms)};  tokens/s = n·B·K·T ÷ step = ${n}·${B * K * T} ÷ ${ms(p.step_ms)} = ${Math.round(p.tokens_per_s).toLocaleString('en-US')}`);
-  lines.push(`bytes sent per worker per step = ${mb(p.bytes_per_rank)}${n > 1 ? (star ? ' (S to the page per collective)' : ' (ring: 2(n−1)/n · S per all-reduce, (n−1)/n · S per all-gather or reduce-scatter)') : ''}`);
+  const bubble = p.bubble_ms ? ` + the bubble (${ms(p.bubble_ms)})` : '';
+  const model = sync === 'tensor' || sync === 'pipeline';
+  lines.push(`step = compute + comm${bubble}${copies}${wait} = ${ms(p.step_ms)};  tokens/s = ${model ? 'B·K·T' : 'n·B·K·T'} ÷ step = ${model ? `${B * K * T}` : `${n}·${B * K * T}`} ÷ ${ms(p.step_ms)} = ${Math.round(p.tokens_per_s).toLocaleString('en-US')}` +
+    (model && n > 1 ? ' (every worker works on the same batch)' : ''));
+  lines.push(`bytes sent per worker per step = ${mb(p.bytes_per_rank)}${p.bytes_by_rank ? ` (the busiest stage; by stage: ${p.bytes_by_rank.map(mb).join(', ')})` : ''}` +
+    (n > 1 && !p.bytes_by_rank ? (star ? ' (S to the page per collective)' : ' (ring: 2(n−1)/n · S per all-reduce, (n−1)/n · S per all-gather or reduce-scatter)') : ''));
   const mem = p.memory;
+  const state = mem.params + mem.grads + mem.optimizer;
+  const perParam = mem.optimizer > 2 * mem.params ? 20 : 16;
+  const what = perParam === 20 ? 'weights 4 + grads 4 + AdamW 8 + the host optimizer\'s master copy 4' : 'weights 4 + grads 4 + AdamW 8';
   lines.push(
-    (gradientSync(dist) === 'shard' && n > 1
-      ? `memory = 16 bytes × P/n (weights 4 + grads 4 + AdamW 8, sharded) = 16 × ${big(Math.round(mem.params / 4))} = ${mb(mem.params + mem.grads + mem.optimizer)}, + gathered units at the peak ${mb(mem.gathered_peak)}`
-      : mem.optimizer > 2 * mem.params // the CPU backends' AdamW also keeps a master copy of the weights
-        ? `memory = 20 bytes × P (weights 4 + grads 4 + AdamW 8 + the host optimizer's master copy 4) = 20 × ${big(P)} = ${mb(mem.params + mem.grads + mem.optimizer)}`
-        : `memory = 16 bytes × P (weights 4 + grads 4 + AdamW 8) = 16 × ${big(P)} = ${mb(mem.params + mem.grads + mem.optimizer)}`) +
-      `, + activations 4·L·(19·B·T·C + 2·B·H·T²) = ${mb(mem.activations_peak)} → ${mb(mem.total)} per worker`,
+    (sync === 'shard' && n > 1
+      ? `memory = 16 bytes × P/n (weights 4 + grads 4 + AdamW 8, sharded) = 16 × ${big(Math.round(mem.params / 4))} = ${mb(state)}, + gathered units at the peak ${mb(mem.gathered_peak)}`
+      : sync === 'tensor' && n > 1
+        ? `memory = ${perParam} bytes (${what}) × the worker's ${big(Math.round(mem.params / 4))} parameters (1/${n} of every split weight, all of the replicated ones) = ${mb(state)}`
+        : sync === 'pipeline' && n > 1
+          ? `memory = ${perParam} bytes (${what}) × the largest stage's ${big(Math.round(mem.params / 4))} parameters = ${mb(state)}`
+          : `memory = ${perParam} bytes × P (${what}) = ${perParam} × ${big(P)} = ${mb(state)}`) +
+      (sync === 'pipeline' && n > 1
+        ? `, + the activations of the micro-batches in flight (${dist.schedule === 'gpipe' ? 'GPipe: all M' : '1F1B: at most n − r on stage r'}) ${mb(mem.activations_peak)} → ${mb(mem.total)} per worker`
+        : `, + activations 4·L·(19·B·T·C + 2·B·H·T²)${sync === 'tensor' && n > 1 ? ' (16 of the 19 widths and the attention maps split 1/n)' : ''} = ${mb(mem.activations_peak)} → ${mb(mem.total)} per worker`),
   );
   return { key: run.key, label: run.label, lines };
+}
+
+function stageList(L: number, n: number): string {
+  const sizes = Array.from({ length: n }, (_, r) => {
+    const [lo, hi] = stageBlocks(L, n, r);
+    return hi - lo;
+  });
+  return sizes.every((x) => x === sizes[0]) ? `${sizes[0]} block${sizes[0] > 1 ? 's' : ''} per stage` : `stages of ${sizes.join(', ')} blocks`;
+}
+
+const pct = (x: number) => `${Math.round(100 * x)}%`;
+
+// ---- when each is the better choice --------------------------------------------------------------------
+
+/** In a few words, when a strategy is the one to choose (the what-if table's last column). */
+export const BETTER_WHEN: Record<StrategyKey, string> = {
+  single: 'the model and the batch fit one worker, and one is all there is',
+  ddp: 'a whole replica fits every worker: the simplest, and its traffic does not grow with the batch',
+  'fsdp-full': 'a replica does not fit: memory shrinks with every worker, at about 1.5× DDP\'s traffic',
+  'fsdp-grad_op': 'a replica does not fit but a gathered model nearly does: fewer gathers than FSDP full',
+  tp: 'one layer or its activations are too big for a worker, on a very fast link: its traffic grows with the batch',
+  'pp-1f1b': 'the model is too big and the link is slow: only activations between stages move; it pays the bubble',
+  'pp-gpipe': 'as PP 1F1B, but simpler: it holds all M micro-batches\' activations, so it needs more memory',
+};
+
+export interface Advice {
+  fits: StrategyKey[]; // at the what-if's workers and budget
+  replicaFits: boolean; // DDP's whole replica fits
+  leastTraffic: StrategyKey | null; // of the strategies with 2 or more workers that can split the model
+  fastest: StrategyKey | null; // of those that fit, at the what-if's link (calibrated only)
+  slowLink: { scale: number; fastest: StrategyKey | null } | null; // the same on a link 100 times slower
+  memory: string;
+  traffic: string;
+  time: string | null;
+}
+
+/**
+ * When each strategy is the better choice, from predict()'s numbers at the what-if's model, workers,
+ * link and budget: which fit (a model too big for one worker's memory: FSDP, TP or PP); which moves
+ * least per step (on a slow link, usually PP: only the activations between stages); with a calibration,
+ * which is fastest here and on a link 100 times slower.
+ */
+export function advice(cfg: RunConfig, w: WhatIf, m: Measured | null): Advice {
+  const rows = whatIfRows(cfg, w, m);
+  const row = (k: StrategyKey) => rows.find((r) => r.key === k)!;
+  const b = fmt.bytes(w.budget);
+  const label = (k: StrategyKey) => STRATEGY_LABELS[k];
+  const fits = rows.filter((r) => r.fits).map((r) => r.key);
+  const replicaFits = row('ddp').fits || (w.workers === 1 && row('single').fits);
+  const splitters: StrategyKey[] = ['fsdp-full', 'tp', 'pp-1f1b'];
+  const need = (k: StrategyKey) => (row(k).split ? `${label(k)} cannot use ${w.workers} workers (${row(k).split})` : `${label(k)} ${fmt.bytes(row(k).p.memory.total)}`);
+  const memory = replicaFits
+    ? `A whole replica fits: DDP needs ${fmt.bytes(row('ddp').p.memory.total)} per worker (≤ ${b}), so there is no need to split the model; DDP is the simple choice.`
+    : `The model is too big for one worker's ${b} as a replica (DDP needs ${fmt.bytes(row('ddp').p.memory.total)}): split it. At ${w.workers} workers ${splitters.map(need).join(', ')} per worker; ` +
+      (fits.length ? `${fits.map(label).join(', ')} fit${fits.length === 1 ? 's' : ''}.` : 'none fits: more workers, a smaller batch, or more memory.');
+  const parallel = rows.filter((r) => r.key !== 'single' && !r.split && w.workers > 1);
+  const byBytes = [...parallel].sort((x, y) => x.p.bytes_per_rank - y.p.bytes_per_rank);
+  const leastTraffic = byBytes[0]?.key ?? null;
+  const traffic = !byBytes.length
+    ? 'With one worker nothing moves.'
+    : `Sent per worker per step: ${byBytes.map((r) => `${r.label} ${fmt.bytes(Math.round(r.p.bytes_per_rank))}`).join(', ')}. ` +
+      (leastTraffic?.startsWith('pp')
+        ? `${label(leastTraffic)} moves least (only the activations at the boundaries between stages, and the tied embedding's gradient), so on a slow link it is the better choice, if its bubble (${pct(row(leastTraffic).p.bubble ?? 0)} of a step) is worth it.`
+        : `${label(leastTraffic!)} moves least here.`) +
+      (parallel.some((r) => r.key === 'tp') ? ` TP's traffic grows with the batch and the depth (4 all-reduces of activations per block): it belongs on a fast link.` : '');
+  let fastest: StrategyKey | null = null;
+  let slowLink: Advice['slowLink'] = null;
+  let time: string | null = null;
+  if (m) {
+    const best = (rs: WhatIfRow[]) => rs.filter((r) => r.fits).reduce<WhatIfRow | null>((x, y) => (!x || y.p.step_ms < x.p.step_ms ? y : x), null);
+    const here = best(rows);
+    const scale = w.linkScale / 100;
+    const slow = best(whatIfRows(cfg, { ...w, linkScale: scale }, m));
+    fastest = here?.key ?? null;
+    slowLink = { scale, fastest: slow?.key ?? null };
+    time = !here ? 'Nothing that fits can be timed.'
+      : `Fastest that fits on this link: ${here.label} (${here.p.step_ms.toFixed(1)} ms per step)` +
+        (slow ? `; on a link 100 times slower: ${slow.label} (${slow.p.step_ms.toFixed(1)} ms).` : '.');
+  }
+  return { fits, replicaFits, leastTraffic, fastest, slowLink, memory, traffic, time };
 }
