@@ -17,6 +17,8 @@ import { spawnInProcess } from '../src/parallel/spawn';
 import { UNCALIBRATED, predict } from '../src/parallel/costmodel';
 import { decodeCheckpoint } from '../src/train/checkpoint';
 import { checkSplit } from '../src/parallel/parts';
+import { bubbleFraction, measuredBubble } from '../src/parallel/pp-layout';
+import { median } from '../src/util/stats';
 import { shakespeare } from './helpers';
 
 const text = shakespeare.slice(0, 100_000);
@@ -121,6 +123,27 @@ describe('model parallelism in worker_threads equals one worker with the global 
     for (const transport of ['star', 'shared'] as const) {
       expectEqual(await parallel(cfg, { strategy: 'tp', workers: 2, transport }, spawnInProcess(initNodeBackend)), ref, cfg);
       expectEqual(await parallel(cfg, { strategy: 'pp', workers: 2, microbatches: 2, transport }, spawnInProcess(initNodeBackend)), ref, cfg);
+    }
+  });
+});
+
+describe('the pipeline bubble, measured against (N-1)/(M+N-1)', () => {
+  // shakespeare-cpu's 4 blocks on 2 stages: equal stages (the head's 65-token vocabulary is small), and
+  // micro-batches big enough that the bubble, not the messages, is what the timings show
+  const cases: [number, 'gpipe' | '1f1b'][] = [[1, 'gpipe'], [4, '1f1b']];
+  it.each(cases)('N = 2, M = %i, %s: within a fifth of the prediction', async (M, schedule) => {
+    const cfg = { ...makeConfig('shakespeare-cpu', { batch_size: 8, backend: 'wasm' }), vocab_size: vocab };
+    const c = await Coordinator.create(cfg, text, { ...DIST_DEFAULTS, strategy: 'pp', workers: 2, microbatches: M, schedule }, spawnNodeWorker);
+    try {
+      const bubbles: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const s = await c.trainStep();
+        if (i > 0) bubbles.push(measuredBubble(s.perRank.map((r) => r.pipeline!)).mean);
+      }
+      const measured = median(bubbles);
+      expect(Math.abs(measured / bubbleFraction(2, M) - 1), `measured ${measured.toFixed(3)}`).toBeLessThan(0.2);
+    } finally {
+      c.dispose();
     }
   });
 });

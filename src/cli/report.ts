@@ -9,7 +9,7 @@ import { UNCALIBRATED, predict } from '../parallel/costmodel';
 import type { Recovery } from '../parallel/faults';
 import { median } from '../util/stats';
 import { globalSequences } from '../parallel/layout';
-import { bubbleFraction } from '../parallel/pp-layout';
+import { bubbleFraction, measuredBubble } from '../parallel/pp-layout';
 import { formatDuration } from './args';
 import type { TrainOptions } from './train-options';
 
@@ -72,11 +72,11 @@ export function describeStrategy(d: DistOptions): string {
 }
 
 /**
- * PP: the share of a step a stage sits idle, as predicted ((N-1)/(M+N-1)) and as measured (each
- * rank's waiting over the step's time, averaged over ranks; median over steps after the warm-up).
+ * PP: the share of the schedule a stage sits idle, as predicted ((N-1)/(M+N-1)) and as measured
+ * (pp-layout.ts measuredBubble, averaged over stages; median over steps after the warm-up).
  */
 function bubble(r: RunResult): { bubble_predicted: number; bubble_measured: number | null } {
-  const perStep = r.rankSteps.map((ranks, i) => ranks.reduce((s, x) => s + x.waitMs, 0) / ranks.length / r.stepMs[i]);
+  const perStep = r.rankSteps.map((ranks) => measuredBubble(ranks.map((x) => x.pipeline ?? { spanMs: 0, busyMs: 0 })).mean);
   return { bubble_predicted: bubbleFraction(r.dist.workers, r.dist.microbatches ?? 1), bubble_measured: finite(median(perStep, r.skip)) };
 }
 
@@ -104,7 +104,7 @@ export function summaryLines(r: RunResult): string[] {
   }
   if (r.dist.strategy === 'pp' && r.rankSteps.length) {
     const b = bubble(r);
-    lines.push(`pipeline bubble: ${(100 * (b.bubble_measured ?? NaN)).toFixed(0)}% of a step measured (waiting), ${(100 * b.bubble_predicted).toFixed(0)}% predicted ((N-1)/(M+N-1), ${r.dist.schedule}, M = ${r.dist.microbatches})`);
+    lines.push(`pipeline bubble: ${(100 * (b.bubble_measured ?? NaN)).toFixed(0)}% of the schedule idle, measured; ${(100 * b.bubble_predicted).toFixed(0)}% predicted ((N-1)/(M+N-1), ${r.dist.schedule}, M = ${r.dist.microbatches})`);
   }
   if (r.recoveries.length) {
     const lost = r.recoveries.reduce((n, x) => n + x.replayed_steps, 0);

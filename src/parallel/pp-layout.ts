@@ -162,6 +162,18 @@ export function bubbleFraction(N: number, M: number): number {
   return (N - 1) / (M + N - 1);
 }
 
+/**
+ * The bubble as measured: every stage starts the step together; the schedule lasts as long as the
+ * stage that finishes last (the longest span), and a stage is idle for the part of that it did not work
+ * (waiting for a neighbour, or done early). Per stage 1 - busy / longest span, and their mean: what
+ * (N-1)/(M+N-1) predicts. (The step's wte exchange, norm and update after the schedule are left out.)
+ */
+export function measuredBubble(stages: { spanMs: number; busyMs: number }[]): { perStage: number[]; mean: number } {
+  const span = Math.max(...stages.map((s) => s.spanMs));
+  const perStage = stages.map((s) => (span > 0 ? Math.max(0, 1 - s.busyMs / span) : 0));
+  return { perStage, mean: perStage.reduce((a, b) => a + b, 0) / Math.max(1, perStage.length) };
+}
+
 /** The most micro-batches whose activations stage r holds at once: GPipe M, 1F1B min(N - r, M). */
 export function peakInFlight(kind: PipelineSchedule, N: number, M: number, r: number): number {
   return kind === 'gpipe' ? M : Math.min(N - r, M);

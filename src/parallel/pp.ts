@@ -251,6 +251,7 @@ export class PPTrainer {
     const [lo, hi] = this.blocks;
     const rows = batches[0].B;
     const n = rows * T * this.cfg.n_embd;
+    const waited0 = this.clock.waitMs;
     try {
       for (const { op, mb } of ops) {
         const batch = batches[mb];
@@ -329,7 +330,9 @@ export class PPTrainer {
           inFlight -= h.bytes;
         }
       }
-      return await this.finish(acc, losses, opts, t0, M * rows * T);
+      const spanMs = performance.now() - t0; // the schedule, on this stage (measuredBubble)
+      const pipeline = { spanMs, busyMs: spanMs - (this.clock.waitMs - waited0) };
+      return { ...(await this.finish(acc, losses, opts, t0, M * rows * T)), pipeline };
     } finally {
       for (const h of held.values()) {
         for (const c of h.caches) disposeCache(c);

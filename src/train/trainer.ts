@@ -69,6 +69,14 @@ export interface StepStats {
    * replicas and micro-batches), in the flat layout; FSDP's shards of each unit (padded), unit by unit.
    */
   grads?: Float32Array;
+  /** PP: this stage's run through the schedule: its length, and the time not spent waiting for a neighbour. */
+  pipeline?: StageTime;
+}
+
+/** A pipeline stage's step (pp-layout.ts measuredBubble): from the step's start to its last operation, and of that, busy. */
+export interface StageTime {
+  spanMs: number;
+  busyMs: number;
 }
 
 /** What a step should hand back beside its stats, and how it may be stopped before its update. */
@@ -233,14 +241,19 @@ export class Trainer {
       if (sync) ({ grads, loss: syncedLoss } = await sync.finish(grads, this.host?.grads));
       const ts = clock();
       let sumSqV: number;
+      let lossV: number;
       if (this.host) {
         if (!sync) await this.host.readGrads(grads); // (a sync wrote them there)
         sumSqV = this.host.sumOfSquares();
+        lossV = (await lossSum.data())[0];
       } else {
+        // On a GPU, one readback for both: each is a round trip to the device (bench/gpu-counters.ts).
         sumSq = sumOfSquares(grads.values());
-        sumSqV = (await sumSq.data())[0];
+        const both = tf.stack([sumSq, lossSum]);
+        const d = await both.data();
+        both.dispose();
+        [sumSqV, lossV] = [d[0], d[1]];
       }
-      const lossV = (await lossSum.data())[0];
       this.tracer.record('gradient norm', 'compute', 'main', ts);
       const captured = opts.grads ? (this.host ? this.host.grads.slice() : await this.flatten(grads)) : undefined;
       const loss = syncedLoss ?? lossV / K;

@@ -188,7 +188,7 @@ export class CostPanel {
         ...cell(fmt.bytes(Math.round(predBytes)), fmt.bytes(Math.round(s.bytesPerWorker)), '', p.bytes_by_rank ? `mean over the stages; by stage, predicted: ${p.bytes_by_rank.map((x) => fmt.bytes(Math.round(x))).join(', ')}` : undefined),
         ...cell(fmt.bytes(Math.round(p.memory.total)), fmt.bytes(measuredMem), '', 'params + grads + optimizer + gathered peak + activations peak (communication buffers not counted)'),
         ...cell(bubble ? `${pct(p.bubble!)} bubble` : '–', s.workers > 1 ? pct(s.idleShare) : '–', '',
-          bubble ? `predicted: (N−1)/(M+N−1) of a step; measured: the share of each worker's step it spent waiting, averaged over the workers (the bubble, and any other wait)` : 'the share of each worker\'s step it spent waiting for another, averaged over the workers'),
+          bubble ? `predicted: (N−1)/(M+N−1) of the schedule; measured: the share of the schedule each stage did not work (waiting for a neighbour, or done before the last stage), averaged over the stages` : 'the share of each worker\'s step it spent waiting for another, averaged over the workers'),
       );
     });
     this.table.replaceChildren(h('table', { class: 'cmp-table cmp-pvm', id: 'compare-predicted' }, head, h('tbody', {}, ...rows)),

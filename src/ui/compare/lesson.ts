@@ -66,7 +66,7 @@ export function lessonParagraph(run: RunRecord, s: RunSummary, all: { run: RunRe
       return p(` splits the model by depth: ${N} stages of ${blocks}, `, mem, ` for the worker that needs the most (it holds ${held})${compare}. `,
         'It sends the least of the model-parallel ways: only the activations crossing a stage boundary and their gradients, ', sent,
         ` per worker per step${vsDdpBytes}. It pays in time, the bubble: a stage idles while the pipe fills and drains, `,
-        link(`${pct(s.idleShare)} of its step measured`, '#compare-timeline', key),
+        link(`${pct(s.idleShare)} of the schedule measured`, '#compare-timeline', key),
         ` against (N−1)/(M+N−1) = ${N - 1}/${M + N - 1} = ${pct(predicted)} predicted for ${M} micro-batches.`);
     }
   }

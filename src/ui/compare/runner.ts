@@ -11,7 +11,7 @@
 
 import type { RunConfig } from '../../model/config';
 import type { InitInfo } from '../../parallel/protocol';
-import type { MemoryReport } from '../../train/trainer';
+import type { MemoryReport, StageTime } from '../../train/trainer';
 import { clock, type TraceEvent } from '../../util/trace';
 import type { Recovery } from '../../parallel/faults';
 import type { TransportKind } from '../../parallel/collectives';
@@ -30,6 +30,7 @@ export interface RankRecord {
   waitMs: number;
   stragglerMs: number; // of waitMs, waiting for a slower worker (RankStepStats.stragglerMs)
   bytesSent: number;
+  pipeline?: StageTime; // PP: this stage's schedule (pp-layout.ts measuredBubble)
 }
 
 export interface StepRecord {
@@ -213,7 +214,10 @@ async function trainSteps(c: Coordinator, key: StrategyKey, cfg: RunConfig, step
     }
     records.push({
       step: s.step, loss: s.loss, ms: s.ms, tokens: s.tokens, traced, recovered: c.recoveries.length > known,
-      ranks: s.perRank.map((r) => ({ ms: r.ms, computeMs: r.computeMs, commMs: r.commMs, waitMs: r.waitMs, stragglerMs: r.stragglerMs ?? 0, bytesSent: r.bytesSent })),
+      ranks: s.perRank.map((r) => ({
+        ms: r.ms, computeMs: r.computeMs, commMs: r.commMs, waitMs: r.waitMs, stragglerMs: r.stragglerMs ?? 0, bytesSent: r.bytesSent,
+        ...(r.pipeline ? { pipeline: r.pipeline } : {}),
+      })),
     });
     memory = s.perRank.map((r) => r.memory);
     if (traced) {

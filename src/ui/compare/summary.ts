@@ -8,6 +8,7 @@ import { warmupSteps } from './settings';
 import { median } from '../../util/stats';
 import { memoryTotal } from '../memory';
 import { splitsBatch } from '../../parallel/layout';
+import { measuredBubble } from '../../parallel/pp-layout';
 
 /** Loss curves closer than this coincide (float32 sums in another order differ by ~1e-6). */
 export const COINCIDE = 1e-4;
@@ -26,7 +27,7 @@ export interface RunSummary {
   commMs: number;
   waitMs: number;
   stragglerMs: number; // of waitMs, waiting for a slower worker rather than for data
-  idleShare: number; // median over timed steps of the mean over workers of waitMs / the worker's step (PP: mostly the bubble)
+  idleShare: number; // median over timed steps of the mean over workers of waitMs / the worker's step (PP: the bubble, measuredBubble)
   bytesPerWorker: number; // sent per step, mean over workers
   memory: MemoryReport; // the worker that needs the most
   memoryTotal: number;
@@ -37,6 +38,15 @@ export interface RunSummary {
 
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/**
+ * A step's idle share, the mean over workers: PP's bubble as measured (the part of the schedule each
+ * stage did not work, pp-layout.ts measuredBubble), else the share of each worker's step spent waiting.
+ */
+function idleOf(s: StepRecord): number {
+  if (s.ranks.every((r) => r.pipeline)) return measuredBubble(s.ranks.map((r) => r.pipeline!)).mean;
+  return mean(s.ranks.map((r) => (r.ms > 0 ? r.waitMs / r.ms : 0)));
+}
 
 /**
  * The steps that count for speed: after the warm-up, not trained again after a recovery, and not traced
@@ -92,7 +102,7 @@ export function summarize(run: RunRecord, ref: RunRecord | undefined): RunSummar
     commMs: part('commMs'),
     waitMs: part('waitMs'),
     stragglerMs: part('stragglerMs'),
-    idleShare: timed.length ? median(timed.map((s) => mean(s.ranks.map((r) => (r.ms > 0 ? r.waitMs / r.ms : 0))))) : 0,
+    idleShare: timed.length ? median(timed.map(idleOf)) : 0,
     bytesPerWorker: last ? mean(last.ranks.map((r) => r.bytesSent)) : 0,
     memory,
     memoryTotal: memory ? memoryTotal(memory) : 0,

@@ -19,8 +19,9 @@
 
 import type { TraceEvent } from '../../util/trace';
 import type { FailureCause } from '../../parallel/faults';
-import type { RecoveryRecord, RunRecord } from './runner';
-import { bubbleFraction } from '../../parallel/pp-layout';
+import type { RecoveryRecord, RunRecord, StepRecord } from './runner';
+import { bubbleFraction, measuredBubble } from '../../parallel/pp-layout';
+import { median } from '../../util/stats';
 import { h } from '../dom';
 import * as fmt from '../format';
 
@@ -128,6 +129,17 @@ export function idleShares(perWorker: TraceEvent[][], stepMs: number[]): number[
     const waits = events.filter((e) => e.lane === 'main' && e.cat === 'wait').map((e) => [e.ts, e.ts + e.dur] as [number, number]);
     return stepMs[r] > 0 ? unionLength(waits) / stepMs[r] : 0;
   });
+}
+
+/**
+ * PP: each stage's bubble as measured (pp-layout.ts measuredBubble: the part of the schedule it did not
+ * work), the median over the traced steps; from the trace's wait spans when the steps lack stage times.
+ */
+export function bubbleShares(steps: StepRecord[], perWorker: TraceEvent[][], stepMs: number[]): number[] {
+  const shown = steps.filter((st) => st.traced && st.ranks.every((r) => r.pipeline));
+  if (!shown.length) return idleShares(perWorker, stepMs);
+  const per = shown.map((st) => measuredBubble(st.ranks.map((r) => r.pipeline!)).perStage);
+  return perWorker.map((_, r) => median(per.map((p) => p[r])));
 }
 
 /** Total length of the union of intervals [start, end). */
@@ -352,11 +364,11 @@ export class Timeline {
     const N = perWorker.length;
     const M = d.microbatches ?? 4;
     const predicted = bubbleFraction(N, M);
-    idleShares(perWorker, stepMs).forEach((share, rank) => {
+    bubbleShares(this.run!.steps, perWorker, stepMs).forEach((share, rank) => {
       const y = laneY(rank) + MAIN_H + COMM_H + BUBBLE_H - 4;
-      const text = `stage ${rank}: idle ${pct(share)} of its steps (the bubble, measured) · predicted (N−1)/(M+N−1) = ${N - 1}/${M + N - 1} = ${pct(predicted)}`;
+      const text = `stage ${rank}: idle ${pct(share)} of the schedule (the bubble, measured) · predicted (N−1)/(M+N−1) = ${N - 1}/${M + N - 1} = ${pct(predicted)}`;
       svg.append(s('text', { x: GUTTER, y, class: 'cmp-bubble-label', 'data-rank': rank, 'data-measured': share.toFixed(4), 'data-predicted': predicted.toFixed(4) },
-        s('title', {}, `Stage ${rank} waited for its neighbour ${pct(share)} of the time of the steps shown (its amber 'wait' spans); with equal stages a synchronous pipeline of ${N} stages and ${M} micro-batches idles (N−1)/(M+N−1) = ${pct(predicted)} of every step.`), text));
+        s('title', {}, `Stage ${rank} did not work ${pct(share)} of the pipeline schedule in the steps shown (waiting for a neighbour: its amber 'wait' spans, or done before the last stage finished); with equal stages a synchronous pipeline of ${N} stages and ${M} micro-batches idles (N−1)/(M+N−1) = ${pct(predicted)} of it.`), text));
     });
   }
 
