@@ -8,7 +8,7 @@
 
 import { Worker, MessageChannel } from 'node:worker_threads';
 import type { PortLike, TransportKind } from '../src/parallel/collectives';
-import { wire, type CommEndpoint } from '../src/parallel/wiring';
+import { endpointTransfers, wire } from '../src/parallel/wiring';
 import { median } from '../src/util/stats';
 import { CommMemory } from '../src/parallel/reduce';
 import { registeredFor, type BenchResult } from './collectives-worker';
@@ -41,12 +41,6 @@ export interface CollectiveRow {
   comm_share: number; // of the slowest rank's time, the part the collective spent on CPU work (copies, sums)
 }
 
-function transfers(ep: CommEndpoint): unknown[] {
-  if (ep.kind === 'ring') return [ep.next, ep.prev].filter((p) => p !== null);
-  if (ep.kind === 'star') return [ep.hub];
-  return [];
-}
-
 /** One transport at N ranks: all sizes, each rank in its own worker_thread. */
 export async function runTransport(transport: TransportKind, world: number, sizesMb: number[], memcpy: number, registered: boolean, warmup = 3): Promise<CollectiveRow[]> {
   const sizes = sizesMb.map((m) => m * MB);
@@ -61,7 +55,7 @@ export async function runTransport(transport: TransportKind, world: number, size
           new Promise<void>((resolve, reject) => {
             const w = new Worker(ENTRY, {
               workerData: { rank, world, endpoint, sizes, registered, warmup },
-              transferList: transfers(endpoint) as never[],
+              transferList: endpointTransfers(endpoint) as never[],
             });
             workers.push(w);
             w.on('message', (m: BenchResult | 'done') => (m === 'done' ? resolve() : results.push(m)));

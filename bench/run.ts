@@ -18,6 +18,11 @@
 //                for baby at N = 4 against DDP; tokens/s against DDP at N = 2 with and without prefetch;
 //                bytes per step per rank against the analytic figures; the cost model's predicted step
 //                time against the measured one.
+//   gpu          (only with --only gpu) WebGPU counts per training step for single, DDP and FSDP on 2
+//                worker_threads (each its own Dawn device): kernel dispatches, synchronous and asynchronous
+//                readbacks, bytes read back and uploaded (bench/gpu-counters.ts), with what each readback
+//                is for. On this machine WebGPU is SwiftShader (a CPU emulation): counts, not speed. The
+//                speed bench for a real GPU is bench/gpu-main.ts (npm run bench:gpu, npm run gpu-pack).
 //
 // Writes everything to bench.json: each section's results, and `runs`, one entry per distributed run
 // (scaling and fsdp) in one shape. A run of some sections (--only) keeps the other sections' results
@@ -30,6 +35,7 @@
 //     collectives:  [--sizes 1,4,16,64] [--coll-workers 2,4] [--transports ring,star,shared] (browser too)
 //     scaling/fsdp: [--scaling-steps 15] [--scaling-warmup 3] [--fsdp-steps 12] [--fsdp-warmup 3]
 //                   [--fsdp-baby-steps 4] [--fsdp-baby-warmup 1]
+//     gpu:          [--gpu-preset tiny] [--gpu-strategies single,ddp,fsdp] [--gpu-steps 2] [--gpu-warmup 1]
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -50,16 +56,18 @@ import { DEFAULT_BUCKET_MB } from '../src/parallel/layout';
 import { runBrowserBench, printBrowserBench } from './browser';
 import type { BackendName } from '../src/model/config';
 
-const SECTIONS = ['browser', 'speed', 'collectives', 'scaling', 'fsdp'] as const;
+const SECTIONS = ['browser', 'speed', 'collectives', 'scaling', 'fsdp', 'gpu'] as const;
+const DEFAULT_SECTIONS = SECTIONS.filter((s) => s !== 'gpu'); // gpu: only when asked (SwiftShader is slow)
 
 const USAGE = `Usage: npm run bench -- [options]
 
-Measures this trainer side by side and writes bench.json. Sections (all by default):
+Measures this trainer side by side and writes bench.json. Sections (all but gpu by default):
   browser      the page's runtime in headless Chromium with real Web Workers: single, DDP, FSDP
   speed        ms per training step per backend, one worker in this thread
   collectives  all-reduce bus bandwidth of ring, star and shared on worker_threads
   scaling      DDP on 2 wasm worker_threads against 1
   fsdp         FSDP memory, throughput, bytes and the cost model on worker_threads
+  gpu          WebGPU counts per step (dispatches, sync/async readbacks, bytes) for single, DDP, FSDP
 
   --only LIST          sections to run, comma-separated (${SECTIONS.join(',')}); the file keeps the others'
   --preset NAME        model preset (default shakespeare-cpu)
@@ -70,6 +78,7 @@ Measures this trainer side by side and writes bench.json. Sections (all by defau
   collectives: --sizes 1,4,16,64 (MB)  --coll-workers 2,4  --transports ${TRANSPORTS.join(',')} (browser too)
   scaling:     --scaling-steps 15  --scaling-warmup 3
   fsdp:        --fsdp-steps 12  --fsdp-warmup 3  --fsdp-baby-steps 4  --fsdp-baby-warmup 1
+  gpu:         --gpu-preset tiny  --gpu-strategies single,ddp,fsdp  --gpu-steps 2  --gpu-warmup 1
   -h, --help           show this help
 
 Example: npm run bench -- --only speed,collectives --preset tiny --json /tmp/bench.json`;
@@ -84,7 +93,7 @@ function parseFlags() {
   try {
     return parseArgs({
       options: {
-        only: { type: 'string', default: SECTIONS.join(',') },
+        only: { type: 'string', default: DEFAULT_SECTIONS.join(',') },
         backends: { type: 'string', default: 'wasm,cpu' },
         preset: { type: 'string', default: 'shakespeare-cpu' },
         steps: { type: 'string', default: '12' },
@@ -100,6 +109,10 @@ function parseFlags() {
         'fsdp-warmup': { type: 'string', default: '3' },
         'fsdp-baby-steps': { type: 'string', default: '4' },
         'fsdp-baby-warmup': { type: 'string', default: '1' },
+        'gpu-preset': { type: 'string', default: 'tiny' },
+        'gpu-strategies': { type: 'string', default: 'single,ddp,fsdp' },
+        'gpu-steps': { type: 'string', default: '2' },
+        'gpu-warmup': { type: 'string', default: '1' },
         // the browser section (the page's runtime in headless Chromium)
         backend: { type: 'string', default: 'wasm' },
         strategies: { type: 'string', default: 'single,ddp,fsdp-full,fsdp-grad_op' },
@@ -351,6 +364,30 @@ if (calibration) {
     const rcfg = makeConfig(r.preset, { vocab_size: 65, batch_size: r.batch_per_worker });
     r.predicted_ms_per_step = predict(rcfg, { strategy: r.strategy, workers: r.workers, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB }, calibration).step_ms;
   }
+}
+
+// ---- gpu: WebGPU counts per step, single in this thread, DDP and FSDP on worker_threads ------------
+if (sections.has('gpu')) {
+  const { startWebGPU } = await import('./gpu-webgpu');
+  const { GPU_STRATEGIES, READBACK_NOTES, benchConfig, runDistributed, runSingle } = await import('./gpu');
+  const strategies = list('gpu-strategies', opts['gpu-strategies'], GPU_STRATEGIES);
+  const info = await startWebGPU();
+  const a = info.adapter!;
+  const gcfg = benchConfig(opts['gpu-preset'], text);
+  const ro = { steps: Number(opts['gpu-steps']), warmup: Number(opts['gpu-warmup']), capMs: Infinity, log: (l: string) => process.stderr.write(`  [gpu] ${l}\n`) };
+  console.log(`\n## gpu\n\nWebGPU counts per training step, ${gcfg.preset} (batch ${gcfg.batch_size} x ${gcfg.block_size} per worker), on ${a.vendor} ${a.architecture}${a.fallback ? ' (a software adapter: counts, not speed)' : ''}; median over ${ro.steps} steps after ${ro.warmup} warm-up\n`);
+  console.log('| strategy | rank | dispatches | submits | sync reads | async reads | bytes read | uploads | bytes uploaded | uniform bytes | ms/step |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  const gpuRuns = [];
+  for (const s of strategies) {
+    const r = s === 'single' ? await runSingle(gcfg, text, ro) : await runDistributed(gcfg, text, s, 2, ro);
+    gpuRuns.push(r);
+    r.counts.forEach((c, rank) =>
+      console.log(`| ${s} | ${rank} | ${c.dispatches} | ${c.submits} | ${c.sync_reads} | ${c.async_reads} | ${thousands(c.bytes_read)} | ${c.uploads} | ${thousands(c.bytes_uploaded)} | ${thousands(c.uniform_bytes)} | ${r.ms_per_step.toFixed(0)} |`));
+  }
+  console.log('');
+  for (const s of strategies) console.log(`${s}: ${READBACK_NOTES[s]}`);
+  out.gpu = { adapter: a, preset: gcfg.preset, runs: gpuRuns };
 }
 
 // A run of some sections keeps what the file holds for the others (and their entries of `runs`).

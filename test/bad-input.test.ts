@@ -153,7 +153,7 @@ const cases: Case[] = [
   { input: 'cli verify-llmc --help', cli: ['verify-llmc', '--help'], code: 0, message: /^Usage: npm run cli -- verify-llmc DIR/ },
   { input: 'bench --help', cli: ['--help'], bench: true, code: 0, message: /^Usage: npm run bench -- \[options\]/ },
   { input: 'bench --only nope', cli: ['--only', 'nope'], bench: true, code: 2,
-    message: /--only: unknown "nope", choose from browser, speed, collectives, scaling, fsdp \(see `npm run bench -- --help`\)/ },
+    message: /--only: unknown "nope", choose from browser, speed, collectives, scaling, fsdp, gpu \(see `npm run bench -- --help`\)/ },
 
   // ---- the CLI's flags -> config (the same code the runs above go through, without a process) ----
   { input: '--lr NaN', call: () => parseTrainOptions(['--lr', 'NaN']), message: /--lr needs a number, got "NaN"/ },

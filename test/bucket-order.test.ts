@@ -37,7 +37,7 @@ describe('DDP bucket order', () => {
     const sizes = bucketBufferSizes(buckets);
     const calls: Float32Array[] = [];
     const buffers: Float32Array[] = sizes.map((n) => new Float32Array(n)); // bucket i packs into buffers[i]
-    const sync = new DDPSync(buckets, recordingCollectives(calls), buffers);
+    const sync = new DDPSync(buckets, recordingCollectives(calls), buffers, false); // one read per gradient, as on the CPU backends
     sync.setLocalLoss(Promise.resolve(1));
 
     // Fake gradient tensors whose data() resolves only when released, and release them last-first.

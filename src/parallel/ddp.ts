@@ -11,6 +11,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import type { Grads, UnitHooks } from '../model/gpt';
+import { HOST_OPTIMIZER_BACKENDS } from '../model/config';
 import type { GradSync } from '../train/trainer';
 import type { Collectives } from './collectives';
 import type { Bucket } from './layout';
@@ -51,7 +52,10 @@ export function yieldToEventLoop(): Promise<void> {
 /** One step's DDP synchronisation (a new one per step). */
 export class DDPSync implements GradSync {
   readonly clock: WaitClock;
-  private reads = new Map<string, Promise<Float32Array>>();
+  private reads = new Map<string, Promise<Float32Array>>(); // per gradient (CPU backends)
+  private ready = new Map<string, tf.Tensor>(); // GPU backends: gradients kept on the device until their bucket is complete
+  private bucketReads = new Map<number, Promise<Float32Array>>(); // GPU backends: one readback per bucket
+
   private launched: Promise<Float32Array>[] = [];
   readonly issued: number[] = []; // bucket indices in the order they reached the collectives
   private lastIssued: Promise<unknown> = Promise.resolve(); // the previous bucket's hand-over to the collectives
@@ -59,23 +63,48 @@ export class DDPSync implements GradSync {
   private localLoss: Promise<number> | null = null;
 
   /** buffers: one per bucket, bucketBufferSizes(buckets) long, from coll.alloc(); reused every step. */
-  constructor(private buckets: Bucket[], private coll: Collectives, private buffers: Float32Array[]) {
+  /**
+   * perBucket: read each bucket back at once (concatenated on the device) rather than each gradient: on a
+   * GPU every readback is a round trip (the default there); on the CPU backends a read is a copy.
+   */
+  constructor(
+    private buckets: Bucket[], private coll: Collectives, private buffers: Float32Array[],
+    private readonly perBucket = !HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend()),
+  ) {
     this.clock = new WaitClock(coll);
   }
 
   readonly hooks: UnitHooks = {
     gradsReady: (grads) =>
       this.coll.tracer.span('read gradients', 'comm', () => {
-        for (const [name, g] of grads) this.reads.set(name, g.data() as Promise<Float32Array>);
+        for (const [name, g] of grads) {
+          if (this.perBucket) this.ready.set(name, g);
+          else this.reads.set(name, g.data() as Promise<Float32Array>);
+        }
         // Buckets start strictly in order, so every rank issues the same all-reduces in the same order.
-        while (this.launched.length < this.buckets.length && this.buckets[this.launched.length].params.every((p) => this.reads.has(p.name))) {
-          const reduced = this.allReduce(this.buckets[this.launched.length]);
+        while (this.launched.length < this.buckets.length && this.buckets[this.launched.length].params.every((p) => this.isReady(p.name))) {
+          const b = this.buckets[this.launched.length];
+          if (this.perBucket) this.bucketReads.set(b.index, this.readBucket(b));
+          const reduced = this.allReduce(b);
           reduced.catch(() => {}); // awaited in finish(); an aborted step may never get there
           this.launched.push(reduced);
         }
       }),
     afterBackward: () => this.clock.wait(yieldToEventLoop()),
   };
+
+  private isReady(name: string): boolean {
+    return this.perBucket ? this.ready.has(name) : this.reads.has(name);
+  }
+
+  /** A bucket's gradients as one flat tensor on the device, read back at once (asynchronously). */
+  private readBucket(b: Bucket): Promise<Float32Array> {
+    const flat = tf.tidy(() => tf.concat(b.params.map((p) => tf.reshape(this.ready.get(p.name)!, [-1]))));
+    return flat.data().then(
+      (d) => (flat.dispose(), d as Float32Array),
+      (e) => (flat.dispose(), Promise.reject(e)),
+    );
+  }
 
   setLocalLoss(loss: Promise<number>): void {
     this.localLoss = loss;
@@ -92,7 +121,7 @@ export class DDPSync implements GradSync {
     const last = b.index === this.buckets.length - 1;
     const before = this.lastIssued;
     const handedOver = (async () => {
-      const arrays = await Promise.all(b.params.map((p) => this.reads.get(p.name)!));
+      const arrays = this.perBucket ? [await this.bucketReads.get(b.index)!] : await Promise.all(b.params.map((p) => this.reads.get(p.name)!));
       const loss = last ? await this.localLoss : null;
       await before;
       this.issued.push(b.index);
@@ -119,7 +148,7 @@ export class DDPSync implements GradSync {
 
   async finish(grads: Grads, into?: Float32Array): Promise<{ grads: Grads; loss: number }> {
     if (this.launched.length < this.buckets.length) {
-      const missing = this.buckets[this.launched.length].params.filter((p) => !this.reads.has(p.name)).map((p) => p.name);
+      const missing = this.buckets[this.launched.length].params.filter((p) => !this.isReady(p.name)).map((p) => p.name);
       throw new Error(`DDP: the gradients of ${missing.join(', ')} never became ready, so their bucket was never all-reduced`);
     }
     const flats = await this.clock.wait(Promise.all(this.launched));

@@ -18,7 +18,7 @@
 // PyTorch keeps the root unsharded (lm_head is tied to wte and is used at both ends).
 
 import * as tf from '@tensorflow/tfjs';
-import type { RunConfig } from '../model/config';
+import { HOST_OPTIMIZER_BACKENDS, type RunConfig } from '../model/config';
 import { GPT, type Grads, type Params, type UnitHooks } from '../model/gpt';
 import { buildParamTable, mixSeed, type ParamTable, type UnitSpec } from '../model/params';
 import type { Dataset } from '../data/dataset';
@@ -281,11 +281,25 @@ export class FSDPTrainer {
     const ts = clock();
     const { padded } = shardLayout(u, this.world);
     const flat = new Float32Array(padded);
-    for (const spec of u.params) {
-      const g = acc.get(spec.name)!;
-      flat.set((await g.data()) as Float32Array, spec.offset - u.offset);
-      g.dispose();
-      acc.delete(spec.name);
+    if (!HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend())) {
+      // On a GPU each readback is a round trip: the unit's gradients (contiguous, in order) concatenated there, read once.
+      const one = tf.tidy(() => tf.concat(u.params.map((spec) => tf.reshape(acc.get(spec.name)!, [-1]))));
+      for (const spec of u.params) {
+        acc.get(spec.name)!.dispose();
+        acc.delete(spec.name);
+      }
+      try {
+        flat.set((await one.data()) as Float32Array, u.params[0].offset - u.offset);
+      } finally {
+        one.dispose();
+      }
+    } else {
+      for (const spec of u.params) {
+        const g = acc.get(spec.name)!;
+        flat.set((await g.data()) as Float32Array, spec.offset - u.offset);
+        g.dispose();
+        acc.delete(spec.name);
+      }
     }
     this.coll.tracer.record(`pack ${u.name} gradients`, 'comm', 'main', ts);
     this.commBytes += padded * 4;
@@ -306,10 +320,27 @@ export class FSDPTrainer {
     const scale = tf.scalar(clip);
     const next = this.opt.step(params, grads, lr, scale);
     tf.dispose([scale, ...grads.values(), ...params.values()]);
-    for (const u of this.table.units) {
-      const t = next.get(unitKey(u))!;
-      this.shardData.set(u.index, (await t.data()) as Float32Array); // the next all-gather's input
-      t.dispose();
+    if (!HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend())) {
+      // On a GPU: every unit's new shard in one readback (each readback is a round trip to the device).
+      const all = tf.concat(this.table.units.map((u) => next.get(unitKey(u))!));
+      tf.dispose([...next.values()]);
+      try {
+        const d = (await all.data()) as Float32Array;
+        let o = 0;
+        for (const u of this.table.units) {
+          const n = shardLayout(u, this.world).shard;
+          this.shardData.set(u.index, d.slice(o, o + n)); // the next all-gather's input
+          o += n;
+        }
+      } finally {
+        all.dispose();
+      }
+    } else {
+      for (const u of this.table.units) {
+        const t = next.get(unitKey(u))!;
+        this.shardData.set(u.index, (await t.data()) as Float32Array); // the next all-gather's input
+        t.dispose();
+      }
     }
     this.coll.tracer.record('optimizer', 'compute', 'main', ts);
   }

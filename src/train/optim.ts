@@ -2,7 +2,7 @@
 // gradient-norm clipping: the optimizer side of nanoGPT's train.py, on tfjs tensors.
 
 import * as tf from '@tensorflow/tfjs';
-import type { TrainConfig } from '../model/config';
+import { HOST_OPTIMIZER_BACKENDS, type TrainConfig } from '../model/config';
 
 /** nanoGPT's get_lr: linear warmup, cosine decay to min_lr at lr_decay_iters, then flat. */
 export function learningRate(it: number, c: Pick<TrainConfig, 'lr' | 'min_lr' | 'warmup_iters' | 'lr_decay_iters'>): number {
@@ -91,6 +91,27 @@ export class AdamW {
 
   /** Optimizer state for a checkpoint: m and v per name, and the step count. */
   async state(): Promise<{ t: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }> {
+    if (!HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend()) && this.m.size > 0) {
+      // On a GPU (FSDP's buddy copy asks every step): m and v concatenated there and read back at once.
+      const names = [...this.m.keys()];
+      const all = tf.tidy(() => tf.concat([...names.map((n) => this.m.get(n)!), ...names.map((n) => this.v.get(n)!)].map((t) => tf.reshape(t, [-1]))));
+      try {
+        const d = (await all.data()) as Float32Array;
+        const m = new Map<string, Float32Array>();
+        const v = new Map<string, Float32Array>();
+        let o = 0;
+        for (const into of [m, v]) {
+          for (const n of names) {
+            const size = this.m.get(n)!.size;
+            into.set(n, d.slice(o, o + size));
+            o += size;
+          }
+        }
+        return { t: this.t, m, v };
+      } finally {
+        all.dispose();
+      }
+    }
     const read = async (src: Map<string, tf.Tensor>) =>
       new Map(await Promise.all([...src].map(async ([k, t]) => [k, (await t.data()) as Float32Array] as const)));
     return { t: this.t, m: await read(this.m), v: await read(this.v) };
