@@ -187,9 +187,9 @@ describe('the Compare view: data and model parallelism side by side', () => {
       expect(Number(l.dataset.predicted)).toBeCloseTo(0.2, 4);
       expect(Number(l.dataset.measured)).toBeGreaterThan(0);
       expect(Number(l.dataset.measured)).toBeLessThan(1);
-      expect(l.lastChild!.textContent).toMatch(/^stage \d: idle \d+% of its steps \(the bubble, measured\) · predicted \(N−1\)\/\(M\+N−1\) = 1\/5 = 20%$/);
+      expect(l.lastChild!.textContent).toMatch(/^stage \d: idle \d+% of the schedule \(the bubble, measured\) · predicted \(N−1\)\/\(M\+N−1\) = 1\/5 = 20%$/);
     }
-    expect(text(p, '#compare-bubble')).toMatch(/^Bubble: the 2 stages waited \d+% of their steps on average .* predicts \(N−1\)\/\(M\+N−1\) = 1\/5 = 20%/);
+    expect(text(p, '#compare-bubble')).toMatch(/^Bubble: the 2 stages sat idle \d+% of the schedule on average .* predicts \(N−1\)\/\(M\+N−1\) = 1\/5 = 20%/);
 
     // The cost model: its predictions beside the measurements, PP's bubble among them
     await until(() => $(p, '#compare-calibration').dataset.calibrated === 'true', 60_000, 'the calibration');
@@ -216,7 +216,7 @@ describe('the Compare view: data and model parallelism side by side', () => {
     expect(lesson[0].textContent).toContain('splits nothing');
     expect(lesson[1].textContent).toContain('splits the batch: each of 2 workers trains 4 of the 8 sequences');
     expect(lesson[2].textContent).toContain('splits every layer: each of 2 workers holds 2 of the 4 heads');
-    expect(lesson[3].textContent).toMatch(/splits the model by depth: 2 stages of 1 block each.*the bubble.*\d+% of its step measured against \(N−1\)\/\(M\+N−1\) = 1\/5 = 20% predicted/);
+    expect(lesson[3].textContent).toMatch(/splits the model by depth: 2 stages of 1 block each.*the bubble.*\d+% of the schedule measured against \(N−1\)\/\(M\+N−1\) = 1\/5 = 20% predicted/);
     const hrefs = lesson.flatMap((e) => [...e.querySelectorAll('a')].map((a) => a.getAttribute('href')));
     for (const id of ['#compare-row-tp', '#compare-pred-pp-1f1b', '#compare-timeline']) expect(hrefs).toContain(id);
     for (const href of new Set(hrefs)) expect(p.doc.querySelector(href!), href!).not.toBeNull();

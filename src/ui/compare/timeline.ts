@@ -301,9 +301,13 @@ export class Timeline {
     const step = tickStep(scale.span);
     const inShortened = (t: number) => bands.some((b, i) => scale.shortened[i] && t > b.start && t < b.end);
     let lastX = -Infinity;
+    // a tick's label is not drawn across a step's marker line (nor its grid line right on it)
+    const stepXs = v.starts.map((st) => x(st.ts));
     for (let t = 0; t <= v.t1 - v.t0 + 1e-9; t += step) {
       const X = x(v.t0 + t);
-      if (inShortened(v.t0 + t) || X - lastX < 44) continue;
+      const half = (`${+t.toFixed(3)} ms`.length * 6.6) / 2 + 4;
+      const [left, right] = t === 0 ? [X - 2, X + 2 * half] : [X - half, X + half];
+      if (inShortened(v.t0 + t) || X - lastX < 44 || stepXs.some((sx) => sx >= left && sx <= right)) continue;
       lastX = X;
       svg.append(
         s('line', { x1: X, x2: X, y1: top + AXIS - 4, y2: H, class: 'cmp-grid' }),
@@ -407,13 +411,13 @@ export class Timeline {
       const d = this.run!.dist;
       const N = perWorker.length;
       const M = d.microbatches ?? 4;
-      const shares = idleShares(perWorker, ppStepMs);
+      const shares = bubbleShares(this.run!.steps, perWorker, ppStepMs);
       const mean = shares.reduce((a, b) => a + b, 0) / N;
       const predicted = bubbleFraction(N, M);
       this.overlap.id = 'compare-bubble';
       this.overlap.dataset.measured = mean.toFixed(4);
       this.overlap.dataset.predicted = predicted.toFixed(4);
-      this.overlap.textContent = `Bubble: the ${N} stages waited ${pct(mean)} of their steps on average (measured: the amber spans), the cost model predicts (N−1)/(M+N−1) = ${N - 1}/${M + N - 1} = ${pct(predicted)} ` +
+      this.overlap.textContent = `Bubble: the ${N} stages sat idle ${pct(mean)} of the schedule on average (measured: the amber spans, and a stage done before the last), the cost model predicts (N−1)/(M+N−1) = ${N - 1}/${M + N - 1} = ${pct(predicted)} ` +
         `for ${M} micro-batches (${d.schedule === 'gpipe' ? 'GPipe' : '1F1B'}). More micro-batches shrink it; the first stage also waits for the gradients to come back, the last for the activations to arrive.`;
       return;
     }
