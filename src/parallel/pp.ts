@@ -39,21 +39,17 @@
 // tfjs engine (the tests) cannot tell their tensors apart in tf.memory().
 
 import * as tf from '@tensorflow/tfjs';
-import { HOST_OPTIMIZER_BACKENDS, type RunConfig } from '../model/config';
-import { GPT, tidy, type Batch, type BlockCache, type Grads, type Params } from '../model/gpt';
-import { buildParamTable, mixSeed, paramViews, type ParamTable } from '../model/params';
+import type { RunConfig } from '../model/config';
+import { disposeCache, tidy, type Batch, type BlockCache, type Grads } from '../model/gpt';
+import { mixSeed } from '../model/params';
 import type { Dataset } from '../data/dataset';
-import { AdamW, clipScale, learningRate, sumOfSquares } from '../train/optim';
-import { HostAdamW } from '../train/host-adamw';
-import { Trainer, checkFinite, firstNonFinite, rankMicroBatches, tensorBytes, type MemoryReport, type StepOptions, type StepStats } from '../train/trainer';
-import { flatten, type Checkpoint } from '../train/checkpoint';
+import { sumOfSquares } from '../train/optim';
+import { rankMicroBatches, tensorBytes, type StepOptions, type StepStats } from '../train/trainer';
 import { TrainingError } from '../train/errors';
 import type { Collectives } from './collectives';
-import { WaitClock } from './ddp';
+import { PartTrainer } from './part-trainer';
 import { pipelineSchedule, ppAssemble, ppCheck, ppSlice, stageBlocks, stageTable, type PipelineSchedule } from './pp-layout';
-import { serializer } from '../util/serial';
-import { clock, type Tracer } from '../util/trace';
-import { unlessOutOfMemory } from '../util/wasm';
+import { clock } from '../util/trace';
 
 export interface PPOptions {
   microbatches: number; // M
@@ -70,13 +66,6 @@ interface Held {
   bytes: number;
 }
 
-function disposeCache(cache: BlockCache): void {
-  for (const v of Object.values(cache)) {
-    if (v instanceof tf.Tensor) v.dispose();
-    else if (v) for (const t of Object.values(v)) (t as tf.Tensor).dispose();
-  }
-}
-
 /** Distinct tensors of the caches (attD is att itself without dropout), and their bytes. */
 function heldBytes(h: Omit<Held, 'bytes'>): number {
   const seen = new Set<tf.Tensor>();
@@ -91,82 +80,30 @@ function heldBytes(h: Omit<Held, 'bytes'>): number {
   return tensorBytes(seen);
 }
 
-export class PPTrainer {
-  readonly table: ParamTable; // the whole model's
-  readonly local: ParamTable; // this stage's parameters, in its own flat layout
-  readonly model: GPT;
+export class PPTrainer extends PartTrainer {
   readonly blocks: [number, number]; // this stage's blocks [lo, hi)
   readonly microbatches: number;
   readonly schedule: PipelineSchedule;
-  step = 0;
-  params: Map<string, tf.Tensor>; // this stage's parameters
-  /** AdamW: on the CPU backends on the host (HostAdamW over the local layout), else tfjs. Exactly one is set. */
-  private readonly host: HostAdamW | null;
-  private readonly opt: AdamW | null;
-  readonly memory: MemoryReport = { params: 0, grads: 0, optimizer: 0, buddy: 0, gathered_peak: 0, activations_peak: 0, comm_buffers: 0 };
-  clock: WaitClock;
   private commBytes = 0;
 
-  constructor(
-    readonly cfg: RunConfig,
-    readonly data: Dataset,
-    full: Float32Array, // every rank gets the full initial flat parameters and keeps its stage's
-    readonly coll: Collectives,
-    opts: PPOptions,
-  ) {
+  /** full: the whole model's initial flat parameters (every rank gets them and keeps its stage's). */
+  constructor(cfg: RunConfig, data: Dataset, full: Float32Array, coll: Collectives, opts: PPOptions) {
     ppCheck(cfg, coll.world, opts.microbatches);
     if (opts.schedule !== 'gpipe' && opts.schedule !== '1f1b') throw new TrainingError(`unknown pipeline schedule "${opts.schedule}" (use gpipe or 1f1b)`);
+    const { world: N, rank: r } = coll;
+    super(cfg, data, full, coll, { local: (table) => stageTable(table, N, r), slice: (flat, table) => ppSlice(flat, table, N, r) },
+      opts.optimizer ? opts.optimizer === 'host' : undefined);
     this.microbatches = opts.microbatches;
     this.schedule = opts.schedule;
-    this.table = buildParamTable(cfg);
-    if (full.length !== this.table.total) throw new TrainingError(`initial parameters have ${full.length} values, this model needs ${this.table.total}`);
-    this.local = stageTable(this.table, this.world, this.rank);
-    this.blocks = stageBlocks(cfg.n_layer, this.world, this.rank);
-    this.model = new GPT(cfg, this.table);
-    this.clock = new WaitClock(coll);
-    const init = ppSlice(full, this.table, this.world, this.rank);
-    this.params = new Map(this.local.params.map((p) => [p.name, tf.tensor(init.subarray(p.offset, p.offset + p.size), p.shape)]));
-    const adamw = { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay };
-    const onHost = opts.optimizer ? opts.optimizer === 'host' : HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend());
-    this.host = onHost ? unlessOutOfMemory(() => new HostAdamW(this.local, adamw, init)) : null;
-    const decay = new Set(this.local.params.filter((p) => p.decay).map((p) => p.name));
-    this.opt = this.host ? null : new AdamW(adamw, (n) => decay.has(n));
-    this.measureAtRest(0);
+    this.blocks = stageBlocks(cfg.n_layer, N, r);
   }
 
-  get rank() {
-    return this.coll.rank;
-  }
-  get world() {
-    return this.coll.world;
-  }
-  get tracer(): Tracer {
-    return this.coll.tracer;
-  }
   private get first() {
     return this.rank === 0;
   }
   private get last() {
     return this.rank === this.world - 1;
   }
-
-  /** This stage's parameters, its gradients, AdamW's state (as Trainer's measureAtRest). */
-  private measureAtRest(gradBytes: number): void {
-    this.memory.params = tensorBytes(this.params.values());
-    if (this.host) {
-      this.memory.grads = this.host.grads.byteLength;
-      this.memory.optimizer = this.host.params.byteLength + this.host.m.byteLength + this.host.v.byteLength;
-    } else {
-      this.memory.grads = gradBytes;
-      this.memory.optimizer = this.opt!.stateBytes();
-    }
-  }
-
-  private readonly p: Params = (name) => {
-    const t = this.params.get(name);
-    if (!t) throw new Error(`PP: stage ${this.rank} used ${name}, which it does not own`);
-    return t;
-  };
 
   /** The step's M micro-batches: the global batch of G rows (world 1's view) cut into M equal parts. */
   microBatches(): Batch[] {
@@ -224,8 +161,6 @@ export class PPTrainer {
   }
 
   // ---- one step -------------------------------------------------------------------------------------
-  private readonly exclusive = serializer(); // steps and full-parameter gathers, one at a time
-
   trainStep(opts: StepOptions = {}): Promise<StepStats> {
     return this.exclusive(() => this.step_(opts));
   }
@@ -262,7 +197,7 @@ export class PPTrainer {
           const ts = clock();
           const h: Omit<Held, 'bytes'> = { caches: [], dx: null, mask: null };
           if (!x) {
-            h.mask = this.embedDropoutMask(rows, T, dropSeed);
+            h.mask = this.model.embedDropoutMask(rows, T, dropSeed);
             x = tidy(() => {
               const e = this.model.embedForward(this.p, tf.tensor1d(batch.x, 'int32'), rows, T);
               return h.mask ? (tf.mul(e, h.mask) as tf.Tensor2D) : e;
@@ -402,48 +337,13 @@ export class PPTrainer {
       gradNorm = Math.sqrt(red[0]);
       loss = red[1];
     }
-    const captured = opts.grads ? (this.host ? this.host.grads.slice() : flatten(this.local, await readAll(acc))) : undefined;
-    if (opts.beforeUpdate) {
-      const bad = Number.isFinite(gradNorm) ? null : this.host ? firstNonFinite(this.local, this.host.grads) : await firstNonFiniteTensor(this.local, acc);
-      await opts.beforeUpdate({ loss, gradNorm, nonFinite: bad });
-    } else checkFinite(loss, gradNorm, this.step, this.cfg.lr);
-
-    const lr = learningRate(this.step, this.cfg);
-    const clip = clipScale(gradNorm, this.cfg.grad_clip);
-    const next = this.tracer.span('optimizer', 'compute', () => {
-      if (this.host) {
-        this.host.step(lr, clip);
-        return this.host.tensors();
-      }
-      const scale = tf.scalar(clip);
-      const updated = this.opt!.step(this.params, acc, lr, scale);
-      scale.dispose();
-      return updated;
-    });
-    for (const t of this.params.values()) t.dispose();
-    this.params = next;
-    this.measureAtRest(tensorBytes(acc.values()));
-    this.step += 1;
+    const { lr, grads: captured } = await this.update(acc, loss, gradNorm, opts);
     return { step: this.step, loss, lr, gradNorm, ms: performance.now() - t0, tokens, ...(captured ? { grads: captured } : {}) };
   }
 
-  /** gpt.ts's embedding dropout mask (the same seed, so the same mask as one worker's forward of this micro-batch). */
-  private embedDropoutMask(B: number, T: number, dropSeed: number | undefined): tf.Tensor | null {
-    const p = this.cfg.dropout;
-    if (p <= 0 || dropSeed === undefined) return null;
-    const seed = mixSeed(dropSeed, 1 << 20);
-    return tf.tidy(() => tf.div(tf.cast(tf.greaterEqual(tf.randomUniform([B * T, this.cfg.n_embd], 0, 1, 'float32', seed), p), 'float32'), 1 - p));
-  }
-
   // ---- the whole model: every stage's parameters, for evaluation, samples, export -------------------
-  /** This stage's parameters in its local layout. */
-  private async localParams(): Promise<Float32Array> {
-    if (this.host) return this.host.params.slice();
-    return flatten(this.local, await readAll(this.params));
-  }
-
   /** Collective: every stage broadcasts its vector in turn; every rank gets the full flat parameters. */
-  private async fullParams(): Promise<Float32Array> {
+  protected async fullParams(): Promise<Float32Array> {
     const mine = await this.localParams();
     const parts: Float32Array[] = [];
     for (let s = 0; s < this.world; s++) {
@@ -452,81 +352,4 @@ export class PPTrainer {
     }
     return ppAssemble(parts, this.table, this.world);
   }
-
-  /** Collective: runs fn on rank 0 with a temporary full model (the others only take part in the gathers). */
-  private async withFullModel<R>(fn: (t: Trainer) => Promise<R>, otherwise: R): Promise<R> {
-    const full = await this.exclusive(() => this.fullParams());
-    if (this.rank !== 0) return otherwise;
-    const t = new Trainer(this.cfg, this.data, full, undefined, { optimizer: false });
-    t.step = this.step;
-    try {
-      return await fn(t);
-    } finally {
-      t.dispose();
-    }
-  }
-
-  /** Collective; rank 0 answers (the others NaN). */
-  evalLoss(split: 'train' | 'val', iters: number): Promise<number> {
-    return this.withFullModel((t) => t.evalLoss(split, iters), NaN);
-  }
-
-  /** Collective; rank 0 answers (the others ''). */
-  sample(prompt: string, tokens: number, opts: { temperature?: number; topK?: number; seed?: number } = {}): Promise<string> {
-    return this.withFullModel((t) => t.sample(prompt, tokens, opts), '');
-  }
-
-  /** Collective: the full flat parameters, on every rank. */
-  exportParams(): Promise<Float32Array> {
-    return this.exclusive(() => this.fullParams());
-  }
-
-  /**
-   * This stage's parameters and AdamW's m and v in its local layout (stageTable), and AdamW's step
-   * count. Not a collective: the coordinator puts the whole model together with ppAssemble.
-   */
-  localState(): Promise<{ params: Float32Array; m: Float32Array; v: Float32Array; t: number }> {
-    return this.exclusive(async () => {
-      if (this.host) return { params: this.host.params.slice(), m: this.host.m.slice(), v: this.host.v.slice(), t: this.host.t };
-      const st = await this.opt!.state();
-      return { params: await this.localParams(), m: flatten(this.local, st.m), v: flatten(this.local, st.v), t: st.t };
-    });
-  }
-
-  /** Continues from a (full) checkpoint: keeps this stage's slices of parameters, m and v. */
-  restore(c: Checkpoint): void {
-    if (c.params.length !== this.table.total) {
-      throw new TrainingError(`checkpoint has ${c.params.length} parameters, this model ${this.table.total}: different model shape`);
-    }
-    const slice = (flat: Float32Array) => ppSlice(flat, this.table, this.world, this.rank);
-    const params = slice(c.params);
-    const resumed = c.header.adam_t > 0;
-    for (const t of this.params.values()) t.dispose();
-    if (this.host) {
-      this.host.load(params, c.header.adam_t, resumed ? slice(c.m) : undefined, resumed ? slice(c.v) : undefined);
-      this.params = this.host.tensors();
-    } else {
-      this.params = new Map(this.local.params.map((p) => [p.name, tf.tensor(params.subarray(p.offset, p.offset + p.size), p.shape)]));
-      const shapes = new Map(this.local.params.map((p) => [p.name, p.shape]));
-      if (resumed) this.opt!.loadState({ t: c.header.adam_t, m: paramViews(this.local, slice(c.m)), v: paramViews(this.local, slice(c.v)) }, shapes);
-    }
-    this.step = c.header.step;
-    this.measureAtRest(0);
-  }
-
-  dispose(): void {
-    for (const t of this.params.values()) t.dispose();
-    this.params.clear();
-    this.opt?.dispose();
-    this.model.dispose();
-  }
-}
-
-async function readAll(tensors: Map<string, tf.Tensor>): Promise<Map<string, Float32Array>> {
-  return new Map(await Promise.all([...tensors].map(async ([k, t]) => [k, (await t.data()) as Float32Array] as const)));
-}
-
-async function firstNonFiniteTensor(table: ParamTable, grads: Grads): Promise<string | null> {
-  for (const p of table.params) if ((await grads.get(p.name)!.data()).some((x) => !Number.isFinite(x))) return p.name;
-  return null;
 }

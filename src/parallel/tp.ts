@@ -37,90 +37,32 @@
 // attnBackward / lnResidualBackward); this file only runs it on local slices and all-reduces in between.
 
 import * as tf from '@tensorflow/tfjs';
-import { HOST_OPTIMIZER_BACKENDS, type RunConfig } from '../model/config';
-import { GPT, disposeCache, tidy, type AttnCache, type Batch, type Grads, type HeadRange, type MlpCache, type Params } from '../model/gpt';
-import { buildParamTable, mixSeed, paramViews, type ParamTable } from '../model/params';
+import type { RunConfig } from '../model/config';
+import { disposeCache, tidy, type AttnCache, type Batch, type Grads, type HeadRange, type MlpCache } from '../model/gpt';
+import { mixSeed } from '../model/params';
 import type { Dataset } from '../data/dataset';
-import { AdamW, clipScale, learningRate, sumOfSquares } from '../train/optim';
-import { HostAdamW } from '../train/host-adamw';
-import { Trainer, activationProbe, checkFinite, firstNonFinite, rankMicroBatches, tensorBytes, type MemoryReport, type StepOptions, type StepStats } from '../train/trainer';
-import { flatten, type Checkpoint } from '../train/checkpoint';
-import { TrainingError } from '../train/errors';
+import { sumOfSquares } from '../train/optim';
+import { activationProbe, rankMicroBatches, type StepOptions, type StepStats } from '../train/trainer';
 import type { Collectives } from './collectives';
-import { WaitClock } from './ddp';
-import { tpAssemble, tpHeads, tpLocalTable, tpSlice, type TPTable } from './tp-layout';
-import { serializer } from '../util/serial';
-import { clock, type Tracer } from '../util/trace';
-import { unlessOutOfMemory } from '../util/wasm';
+import { PartTrainer } from './part-trainer';
+import { tpAssemble, tpCheck, tpHeads, tpLocalTable, tpSlice, type TPTable } from './tp-layout';
+import { clock } from '../util/trace';
 
-export class TPTrainer {
-  readonly table: ParamTable; // the full model's
-  readonly local: TPTable; // this rank's slices: the layout of its flat vectors (params, grads, m, v)
-  readonly model: GPT;
+export class TPTrainer extends PartTrainer {
+  declare readonly local: TPTable; // this rank's slices
   readonly heads: HeadRange;
-  step = 0;
-  /** This rank's parameters (local shapes), by the full table's names. */
-  private params: Map<string, tf.Tensor>;
-  /** AdamW on the host (wasm, cpu) or in tfjs kernels (GPU backends): exactly one is set. */
-  private readonly host: HostAdamW | null;
-  private readonly opt: AdamW | null;
-  readonly memory: MemoryReport = { params: 0, grads: 0, optimizer: 0, buddy: 0, gathered_peak: 0, activations_peak: 0, comm_buffers: 0 };
-  readonly clock: WaitClock;
-  /** Compute spans go here (the rank sets it; by default the collectives' tracer, which records the all-reduces). */
-  tracer: Tracer;
   private commBytes = 0;
 
   /**
    * full: the whole model's initial flat parameters (every rank gets them and keeps its slices).
    * opts.hostOptimizer: AdamW on the host (default: on the CPU backends, as Trainer) or in tfjs kernels.
    */
-  constructor(readonly cfg: RunConfig, readonly data: Dataset, full: Float32Array, readonly coll: Collectives, opts: { hostOptimizer?: boolean } = {}) {
-    this.table = buildParamTable(cfg);
-    if (full.length !== this.table.total) {
-      throw new TrainingError(`initial parameters have ${full.length} values, this model needs ${this.table.total}`);
-    }
-    this.heads = tpHeads(cfg, coll.world, coll.rank); // (throws the clear error when N does not divide the heads)
-    this.local = tpLocalTable(this.table, coll.world, coll.rank);
-    this.model = new GPT(cfg, this.table);
-    this.clock = new WaitClock(coll);
-    this.tracer = coll.tracer;
-    const init = tpSlice(full, this.table, coll.world, coll.rank);
-    this.params = this.tensorsOf(init);
-    const adamw = { beta1: cfg.beta1, beta2: cfg.beta2, eps: 1e-8, weight_decay: cfg.weight_decay };
-    this.host = (opts.hostOptimizer ?? HOST_OPTIMIZER_BACKENDS.includes(tf.getBackend())) ? unlessOutOfMemory(() => new HostAdamW(this.local, adamw, init)) : null;
-    const decay = new Set(this.local.params.filter((p) => p.decay).map((p) => p.name));
-    this.opt = this.host ? null : new AdamW(adamw, (n) => decay.has(n));
-    this.measureAtRest(0);
+  constructor(cfg: RunConfig, data: Dataset, full: Float32Array, coll: Collectives, opts: { hostOptimizer?: boolean } = {}) {
+    tpCheck(cfg, coll.world); // the clear error when N does not divide the heads
+    const { world: N, rank: r } = coll;
+    super(cfg, data, full, coll, { local: (table) => tpLocalTable(table, N, r), slice: (flat, table) => tpSlice(flat, table, N, r) }, opts.hostOptimizer);
+    this.heads = tpHeads(cfg, N, r);
   }
-
-  get rank() {
-    return this.coll.rank;
-  }
-  get world() {
-    return this.coll.world;
-  }
-
-  private tensorsOf(flat: Float32Array): Map<string, tf.Tensor> {
-    return new Map(this.local.params.map((p) => [p.name, tf.tensor(flat.slice(p.offset, p.offset + p.size), p.shape)]));
-  }
-
-  /** What this rank holds between steps (as Trainer's, of its local parameters). */
-  private measureAtRest(gradBytes: number): void {
-    this.memory.params = tensorBytes(this.params.values());
-    if (this.host) {
-      this.memory.grads = this.host.grads.byteLength;
-      this.memory.optimizer = this.host.params.byteLength + this.host.m.byteLength + this.host.v.byteLength;
-    } else {
-      this.memory.grads = gradBytes;
-      this.memory.optimizer = this.opt!.stateBytes();
-    }
-  }
-
-  private readonly p: Params = (name) => {
-    const t = this.params.get(name);
-    if (!t) throw new Error(`TP: no parameter ${name}`);
-    return t;
-  };
 
   /** All-reduce SUM of a (B*T, C) partial sum; returns the sum as a new tensor (t is disposed). */
   private async allReduce(t: tf.Tensor2D): Promise<tf.Tensor2D> {
@@ -138,8 +80,6 @@ export class TPTrainer {
   }
 
   // ---- one step -------------------------------------------------------------------------------------
-  private readonly exclusive = serializer(); // steps and full-state gathers, one at a time
-
   trainStep(opts: StepOptions = {}): Promise<StepStats> {
     return this.exclusive(() => this.step_(opts));
   }
@@ -180,28 +120,7 @@ export class TPTrainer {
       await this.clock.wait(this.coll.allReduceSum(norms));
       const gradNorm = Math.sqrt(norms.reduce((s, x) => s + x, 0) + replicatedSq);
 
-      const captured = opts.grads ? (this.host ? this.host.grads.slice() : await this.flatten(grads)) : undefined;
-      if (opts.beforeUpdate) {
-        const bad = Number.isFinite(gradNorm) ? null : this.host ? firstNonFinite(this.local, this.host.grads) : await this.firstNonFiniteTensor(grads);
-        await opts.beforeUpdate({ loss, gradNorm, nonFinite: bad });
-      } else checkFinite(loss, gradNorm, this.step, this.cfg.lr);
-
-      const lr = learningRate(this.step, this.cfg);
-      const clip = clipScale(gradNorm, this.cfg.grad_clip);
-      const next = this.tracer.span('optimizer', 'compute', () => {
-        if (this.host) {
-          this.host.step(lr, clip);
-          return this.host.tensors();
-        }
-        const scale = tf.scalar(clip);
-        const updated = this.opt!.step(this.params, grads, lr, scale);
-        scale.dispose();
-        return updated;
-      });
-      for (const t of this.params.values()) t.dispose();
-      this.params = next;
-      this.measureAtRest(tensorBytes(grads.values()));
-      this.step += 1;
+      const { lr, grads: captured } = await this.update(grads, loss, gradNorm, opts);
       const tokens = batches.reduce((n, b) => n + b.B * b.T, 0); // the global batch, once (every rank saw all of it)
       return { step: this.step, loss, lr, gradNorm, ms: performance.now() - t0, tokens, ...(captured ? { grads: captured } : {}) };
     } finally {
@@ -314,99 +233,11 @@ export class TPTrainer {
     }
   }
 
-  private async firstNonFiniteTensor(grads: Grads): Promise<string | null> {
-    for (const p of this.local.params) if ((await grads.get(p.name)!.data()).some((x) => !Number.isFinite(x))) return p.name;
-    return null;
-  }
-
-  /** Gradient tensors in the local flat layout. */
-  private async flatten(grads: Grads): Promise<Float32Array> {
-    const flat = new Float32Array(this.local.total);
-    for (const p of this.local.params) flat.set((await grads.get(p.name)!.data()) as Float32Array, p.offset);
-    return flat;
-  }
-
-  /** This rank's parameters in its local flat layout. */
-  private async localParams(): Promise<Float32Array> {
-    if (this.host) return this.host.params.slice();
-    const flat = new Float32Array(this.local.total);
-    for (const p of this.local.params) flat.set((await this.params.get(p.name)!.data()) as Float32Array, p.offset);
-    return flat;
-  }
-
   // ---- the full model: every rank's slices gathered, for evaluation, samples, export ----------------
   /** Collective: every rank must call it. The full flat parameters (every rank gets them). */
-  private async fullParams(): Promise<Float32Array> {
+  protected async fullParams(): Promise<Float32Array> {
     const L = this.local.total; // the same on every rank (N divides the heads)
     const all = await this.coll.allGather(await this.localParams(), this.world * L);
     return tpAssemble(Array.from({ length: this.world }, (_, r) => all.subarray(r * L, (r + 1) * L)), this.table, this.world);
-  }
-
-  /** Runs fn on rank 0 with a temporary full model (the others only take part in the gather). */
-  private async withFullModel<R>(fn: (t: Trainer) => Promise<R>, otherwise: R): Promise<R> {
-    const full = await this.exclusive(() => this.fullParams());
-    if (this.rank !== 0) return otherwise;
-    const t = new Trainer(this.cfg, this.data, full, undefined, { optimizer: false });
-    t.step = this.step;
-    try {
-      return await fn(t);
-    } finally {
-      t.dispose();
-    }
-  }
-
-  /** Collective. Rank 0 answers; the others return NaN. */
-  evalLoss(split: 'train' | 'val', iters: number): Promise<number> {
-    return this.withFullModel((t) => t.evalLoss(split, iters), NaN);
-  }
-
-  /** Collective. Rank 0 answers; the others return ''. */
-  sample(prompt: string, tokens: number, opts: { temperature?: number; topK?: number; seed?: number } = {}): Promise<string> {
-    return this.withFullModel((t) => t.sample(prompt, tokens, opts), '');
-  }
-
-  /** Collective: the full flat parameters. */
-  exportParams(): Promise<Float32Array> {
-    return this.exclusive(() => this.fullParams());
-  }
-
-  /**
-   * This rank's local vectors (parameters, AdamW m and v, in the layout of tpLocalTable(table, N, rank))
-   * and AdamW's step count; the coordinator assembles every rank's with tpAssemble. Not a collective.
-   */
-  localState(): Promise<{ params: Float32Array; m: Float32Array; v: Float32Array; t: number }> {
-    return this.exclusive(async () => {
-      if (this.host) return { params: this.host.params.slice(), m: this.host.m.slice(), v: this.host.v.slice(), t: this.host.t };
-      const st = await this.opt!.state();
-      return { params: await this.localParams(), m: flatten(this.local, st.m), v: flatten(this.local, st.v), t: st.t };
-    });
-  }
-
-  /** Continues from a full checkpoint: keeps this rank's slices of parameters, m and v, and the step. */
-  restore(c: Checkpoint): void {
-    if (c.params.length !== this.table.total) {
-      throw new TrainingError(`checkpoint has ${c.params.length} parameters, this model ${this.table.total}: different model shape`);
-    }
-    const slice = (flat: Float32Array) => tpSlice(flat, this.table, this.world, this.rank);
-    const params = slice(c.params);
-    const resumed = c.header.adam_t > 0;
-    for (const t of this.params.values()) t.dispose();
-    if (this.host) {
-      this.host.load(params, c.header.adam_t, resumed ? slice(c.m) : undefined, resumed ? slice(c.v) : undefined);
-      this.params = this.host.tensors();
-    } else {
-      this.params = this.tensorsOf(params);
-      const shapes = new Map(this.local.params.map((p) => [p.name, p.shape]));
-      if (resumed) this.opt!.loadState({ t: c.header.adam_t, m: paramViews(this.local, slice(c.m)), v: paramViews(this.local, slice(c.v)) }, shapes);
-    }
-    this.step = c.header.step;
-    this.measureAtRest(0);
-  }
-
-  dispose(): void {
-    for (const t of this.params.values()) t.dispose();
-    this.params.clear();
-    this.opt?.dispose();
-    this.model.dispose();
   }
 }
