@@ -3,6 +3,8 @@
 //   src/parallel/reduce.wat -> src/parallel/reduce-wasm.ts   the collectives' sums (for a plain and a shared
 //                                                    memory: an imported memory's type must match)
 //   src/train/adamw.wat -> src/train/adamw-wasm.ts   AdamW of the CPU backends
+//   src/model/kernels/fused.wat -> src/model/kernels/fused-wasm.ts   the model's fused kernels on the wasm backend
+//                                                    (plain and relaxed-SIMD multiply-adds: `(madd a b c)`)
 // test/wasm.test.ts fails if an output is out of date with its .wat.
 
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -11,25 +13,77 @@ import initWabt from 'wabt';
 interface Target {
   wat: string; // relative to the project root
   out: string;
-  consts: Record<string, boolean>; // exported constant -> compiled for a shared memory?
+  consts: Record<string, boolean | Variant>; // exported constant -> compiled for a shared memory? (or a variant)
 }
+
+/** How a constant's module is compiled: for a shared memory; with relaxed-SIMD fused multiply-adds. */
+interface Variant { shared: boolean; relaxed: boolean }
 
 export const TARGETS: Target[] = [
   { wat: 'src/parallel/reduce.wat', out: 'src/parallel/reduce-wasm.ts', consts: { REDUCE_WASM_BASE64: false, REDUCE_WASM_SHARED_BASE64: true } },
   { wat: 'src/train/adamw.wat', out: 'src/train/adamw-wasm.ts', consts: { ADAMW_WASM_BASE64: false } },
+  {
+    wat: 'src/model/kernels/fused.wat',
+    out: 'src/model/kernels/fused-wasm.ts',
+    consts: {
+      FUSED_WASM_BASE64: { shared: false, relaxed: false },
+      FUSED_WASM_RELAXED_BASE64: { shared: false, relaxed: true },
+      FUSED_WASM_SHARED_BASE64: { shared: true, relaxed: false },
+      FUSED_WASM_SHARED_RELAXED_BASE64: { shared: true, relaxed: true },
+    },
+  },
 ];
+
+/**
+ * Expands each `(madd A B C)` (A * B + C on f32x4) into a relaxed-SIMD fused multiply-add or into a
+ * multiply and an add (rounded twice: the fallback, and what engines without relaxed SIMD run).
+ */
+export function expandMadd(text: string, relaxed: boolean): string {
+  const open = '(madd ';
+  let out = '';
+  let i = 0;
+  for (let at = text.indexOf(open); at >= 0; at = text.indexOf(open, i)) {
+    out += text.slice(i, at);
+    // the three operands: balanced s-expressions (or single tokens) after "(madd "
+    let j = at + open.length;
+    const args: string[] = [];
+    while (args.length < 3) {
+      while (/\s/.test(text[j])) j++;
+      const start = j;
+      if (text[j] === '(') {
+        let depth = 0;
+        do {
+          if (text[j] === '(') depth++;
+          else if (text[j] === ')') depth--;
+          j++;
+        } while (depth > 0);
+      } else {
+        while (!/[\s()]/.test(text[j])) j++;
+      }
+      args.push(expandMadd(text.slice(start, j), relaxed));
+    }
+    while (/\s/.test(text[j])) j++;
+    if (text[j] !== ')') throw new Error(`madd takes three operands, at ${text.slice(at, at + 60)}`);
+    const [a, b, c] = args;
+    out += relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`;
+    i = j + 1;
+  }
+  return out + text.slice(i);
+}
 
 const root = new URL('../', import.meta.url);
 
 /** A .wat's module bytes for a plain or a shared memory. */
-export async function compileWat(wat: string, shared: boolean): Promise<Uint8Array<ArrayBuffer>> {
+export async function compileWat(wat: string, shared: boolean, relaxed = false): Promise<Uint8Array<ArrayBuffer>> {
   const wabt = await initWabt();
-  const text = readFileSync(new URL(wat, root), 'utf8').replace('{limits}', shared ? '1 65536 shared' : '1');
-  const module = wabt.parseWat(wat, text, { simd: true, threads: true });
+  const text = expandMadd(readFileSync(new URL(wat, root), 'utf8').replace('{limits}', shared ? '1 65536 shared' : '1'), relaxed);
+  const module = wabt.parseWat(wat, text, { simd: true, threads: true, bulk_memory: true, relaxed_simd: relaxed });
   try {
     const bytes = new Uint8Array(module.toBinary({}).buffer);
-    // (wabt's own validate() ignores the feature flags; the engine's check is the one that matters)
-    if (!WebAssembly.validate(bytes)) throw new Error(`${wat} (${shared ? 'shared' : 'plain'} memory) compiled to an invalid module`);
+    // (wabt's own validate() ignores the feature flags; the engine's check is the one that matters. An
+    // engine without relaxed SIMD, Node 20's V8 among them, cannot check a relaxed module: it is checked
+    // where it runs, and the loader falls back to the plain one.)
+    if (!relaxed && !WebAssembly.validate(bytes)) throw new Error(`${wat} (${shared ? 'shared' : 'plain'} memory) compiled to an invalid module`);
     return bytes;
   } finally {
     module.destroy();
@@ -39,8 +93,9 @@ export async function compileWat(wat: string, shared: boolean): Promise<Uint8Arr
 /** The generated TypeScript source of a target. */
 export async function wasmSource(t: Target): Promise<string> {
   const lines = [`// Generated by \`npm run build:wasm\` from ${t.wat.split('/').pop()}: do not edit.`];
-  for (const [name, shared] of Object.entries(t.consts)) {
-    lines.push(`export const ${name} = '${Buffer.from(await compileWat(t.wat, shared)).toString('base64')}';`);
+  for (const [name, v] of Object.entries(t.consts)) {
+    const { shared, relaxed } = typeof v === 'boolean' ? { shared: v, relaxed: false } : v;
+    lines.push(`export const ${name} = '${Buffer.from(await compileWat(t.wat, shared, relaxed)).toString('base64')}';`);
   }
   return lines.join('\n') + '\n';
 }

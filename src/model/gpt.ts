@@ -9,11 +9,18 @@
 // Legend: B batch, T time, C channels, NH heads, hs = C/NH, V vocab, BT = B*T, Ch = B*NH.
 // Linear weights are (in, out): y = x @ W + b. On tfjs-wasm only an untransposed 2-D matMul reaches
 // XNNPACK speed, so every matmul here is written that way, with explicit transposes where needed.
+//
+// On the wasm backend the memory-bound parts run as fused kernels (src/model/kernels/fused.ts: LayerNorm
+// and its backward with the residual's add, GELU with its bias, bias and residual adds, bias gradients,
+// and causal attention straight from the q|k|v matrix, with no head split, transposed or merged): one pass
+// each instead of several tfjs kernels. `fused(...)` says when; every other backend runs the tfjs ops below,
+// which are also the fused kernels' reference (test/kernels.test.ts).
 
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config';
 import { mixSeed, type ParamTable } from './params';
 import { clock, noTrace, type Tracer } from '../util/trace';
+import * as fk from './kernels/fused';
 
 const LN_EPS = 1e-5;
 const GELU_S = Math.sqrt(2 / Math.PI);
@@ -96,23 +103,41 @@ export function defaultAttentionKernel(backend: string = tf.getBackend()): Atten
 // ---------------------------------------------------------------------------------------------------
 // Layers: x_forward returns what x_backward needs; x_backward returns input and parameter gradients.
 
+/** Whether the fused wasm kernels run for these widths (the wasm backend, kernels on, widths multiples of 4). */
+const fused = (...widths: number[]) => fk.fusedFits(...widths) && fk.fusedActive();
+
+/** A 2-D transpose (explicit: transposed matmuls are slow on wasm; there the fused kernel is the faster one). */
+const tr = (x: tf.Tensor): tf.Tensor2D => (fused() ? fk.transpose2d(x as tf.Tensor2D) : (x.transpose() as tf.Tensor2D));
+
 /** A 2-D matmul, typed. */
 const mm = (a: tf.Tensor, b: tf.Tensor) => tf.matMul<tf.Tensor2D>(a as tf.Tensor2D, b as tf.Tensor2D);
 
 /** Sums the rows of a (N, K) matrix as ones(1, N) @ x: on wasm ~9x faster than tf.sum(x, 0). */
 function sumRows(x: tf.Tensor2D): tf.Tensor1D {
+  if (fused(x.shape[1])) return fk.colSum(x);
   return mm(tf.ones([1, x.shape[0]]), x).reshape([x.shape[1]]) as tf.Tensor1D;
 }
 
 function linearForward(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  if (fused(w.shape[1]!)) return fk.biasAdd(mm(x, w), b);
   return tf.add(mm(x, w), b) as tf.Tensor2D;
+}
+
+/**
+ * A weight's gradient x^T @ dy, x (N, in), dy (N, out). XNNPACK packs a matmul's right operand on every
+ * call (~4 ns a float here): with the fused kernels, when out > in, (dy^T @ x)^T packs the smaller x
+ * instead of dy, and its transposes cost less than the packing saved (qkv's and c_fc's: ~1.6 ms a layer).
+ */
+function weightGrad(x: tf.Tensor2D, dy: tf.Tensor2D): tf.Tensor2D {
+  if (dy.shape[1] > x.shape[1] && fused()) return tr(mm(tr(dy), x));
+  return mm(tr(x), dy);
 }
 
 /** dy (N, out), x (N, in), w (in, out) -> dx (N, in), dw (in, out), db (out). */
 function linearBackward(dy: tf.Tensor2D, x: tf.Tensor2D, w: tf.Tensor) {
   return {
-    dx: mm(dy, w.transpose()),
-    dw: mm(x.transpose(), dy),
+    dx: mm(dy, tr(w)),
+    dw: weightGrad(x, dy),
     db: sumRows(dy),
   };
 }
@@ -120,6 +145,10 @@ function linearBackward(dy: tf.Tensor2D, x: tf.Tensor2D, w: tf.Tensor) {
 export interface LNCache { xhat: tf.Tensor2D; rstd: tf.Tensor2D }
 
 function layerNormForward(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): { out: tf.Tensor2D; cache: LNCache } {
+  if (fused(x.shape[1])) {
+    const { out, xhat, rstd } = fk.layerNorm(x, w, b, LN_EPS);
+    return { out, cache: { xhat, rstd } };
+  }
   const mean = tf.mean(x, -1, true);
   const xc = tf.sub(x, mean);
   const variance = tf.mean(tf.square(xc), -1, true);
@@ -128,12 +157,15 @@ function layerNormForward(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): { out: tf
   return { out: tf.add(tf.mul(xhat, w), b) as tf.Tensor2D, cache: { xhat, rstd } };
 }
 
-function layerNormBackward(dout: tf.Tensor2D, cache: LNCache, w: tf.Tensor) {
+/** dx (+ dres, the residual's gradient, when given), dw, db. */
+function layerNormBackward(dout: tf.Tensor2D, cache: LNCache, w: tf.Tensor, dres?: tf.Tensor2D) {
   const { xhat, rstd } = cache;
+  if (fused(dout.shape[1])) return fk.layerNormBackward(dout, xhat, rstd, w, dres);
   const dnorm = tf.mul(dout, w);
   const dnormMean = tf.mean(dnorm, -1, true);
   const dnormXhatMean = tf.mean(tf.mul(dnorm, xhat), -1, true);
-  const dx = tf.mul(tf.sub(tf.sub(dnorm, dnormMean), tf.mul(xhat, dnormXhatMean)), rstd) as tf.Tensor2D;
+  const dxn = tf.mul(tf.sub(tf.sub(dnorm, dnormMean), tf.mul(xhat, dnormXhatMean)), rstd) as tf.Tensor2D;
+  const dx = dres ? (tf.add(dres, dxn) as tf.Tensor2D) : dxn;
   return { dx, dw: sumRows(tf.mul(dout, xhat) as tf.Tensor2D), db: sumRows(dout) };
 }
 
@@ -211,6 +243,7 @@ export class GPT {
   // ---- embedding: x0 = wte[idx] + wpe[t] -------------------------------------------------------
   embedForward(p: Params, idx: tf.Tensor1D, B: number, T: number): tf.Tensor2D {
     const C = this.cfg.n_embd;
+    if (fused(C)) return fk.embed(p('wte') as tf.Tensor2D, p('wpe') as tf.Tensor2D, idx, T);
     const tok = tf.gather(p('wte'), idx) as tf.Tensor2D; // (BT, C)
     const pos = tf.slice(p('wpe'), [0, 0], [T, C]); // (T, C)
     return tf.add(tok.reshape([B, T, C]), pos).reshape([B * T, C]) as tf.Tensor2D;
@@ -256,6 +289,15 @@ export class GPT {
 
     const ln1 = layerNormForward(x, w('ln_1.weight'), w('ln_1.bias'));
     const qkv = linearForward(ln1.out, w('attn.c_attn.weight'), w('attn.c_attn.bias')); // (BT, 3C) (3 x nh*hs per rank)
+    const projMaskOf = () => dropoutMask([B * T, C], dropout, seed(1)); // of a replicated activation: the same on every rank
+    if (fused(hs) && !(dropout > 0 && seed(0) !== undefined)) {
+      // wasm: attention read straight from qkv, y written with its heads merged (no dropout on it here)
+      const { y, att } = fk.causalAttention(qkv, B, T, hs);
+      const projMask = projMaskOf();
+      const partial = mm(y, w('attn.c_proj.weight'));
+      const cache: AttnCacheOf = { ln1: ln1.cache, ln1out: ln1.out, qkv, q: null, k: null, v: null, att, attMask: null, attD: att, y, projMask };
+      return { partial, cache };
+    }
     const [q, k, v] = tf.split(qkv, 3, 1).map((t) => this.splitHeads(t, B, T)); // (Ch, T, hs) each
     const scores = tf.add(tf.mul(this.bmmNT(q, k), 1 / Math.sqrt(hs)), this.causalMask(T)); // (Ch, T, T)
     const att = tf.softmax(scores) as tf.Tensor3D;
@@ -269,9 +311,9 @@ export class GPT {
     const attD = maybeMul(att, attMask) as tf.Tensor3D;
     const yh = this.bmmNN(attD, v); // (Ch, T, hs)
     const y = this.mergeHeads(yh, B, T);
-    const projMask = dropoutMask([B * T, C], dropout, seed(1)); // of a replicated activation: the same on every rank
+    const projMask = projMaskOf();
     const partial = mm(y, w('attn.c_proj.weight')); // (BT, C), before the bias
-    const cache = { ln1: ln1.cache, ln1out: ln1.out, q, k, v, att, attMask, attD, y, projMask };
+    const cache: AttnCacheOf = { ln1: ln1.cache, ln1out: ln1.out, qkv: null, q, k, v, att, attMask, attD, y, projMask };
     return { partial, cache };
   }
 
@@ -280,16 +322,26 @@ export class GPT {
     const { n_embd: C, dropout } = this.cfg;
     const w = (n: string) => p(`h.${l}.${n}`);
     const ln2 = layerNormForward(x1, w('ln_2.weight'), w('ln_2.bias'));
-    const h = linearForward(ln2.out, w('mlp.c_fc.weight'), w('mlp.c_fc.bias')); // (BT, 4C) (4C/N per rank)
-    const gelu = geluForward(h);
+    const width = w('mlp.c_fc.weight').shape[1]!; // 4C (4C/N per rank)
+    let h: tf.Tensor2D, g: tf.Tensor2D, sig: tf.Tensor2D | null;
+    if (fused(width)) {
+      // wasm: the bias and GELU in one pass; backward recomputes the sigmoid from h
+      ({ h, g } = fk.geluForward(mm(ln2.out, w('mlp.c_fc.weight')), w('mlp.c_fc.bias')));
+      sig = null;
+    } else {
+      h = linearForward(ln2.out, w('mlp.c_fc.weight'), w('mlp.c_fc.bias')); // (BT, 4C)
+      const gelu = geluForward(h);
+      [g, sig] = [gelu.out, gelu.sig];
+    }
     const mlpMask = dropoutMask([B * T, C], dropout, dropSeed === undefined ? undefined : mixSeed(dropSeed, l, 2));
-    const partial = mm(gelu.out, w('mlp.c_proj.weight')); // (BT, C), before the bias
-    const cache = { ln2: ln2.cache, ln2out: ln2.out, h, sig: gelu.sig, g: gelu.out, mlpMask };
+    const partial = mm(g, w('mlp.c_proj.weight')); // (BT, C), before the bias
+    const cache = { ln2: ln2.cache, ln2out: ln2.out, h, sig, g, mlpMask };
     return { partial, cache };
   }
 
   /** The end of a half: x + drop(partial + bias). */
   residualForward(x: tf.Tensor2D, partial: tf.Tensor2D, bias: tf.Tensor, mask: tf.Tensor | null): tf.Tensor2D {
+    if (!mask && fused(x.shape[1])) return fk.residual(x, partial, bias);
     return tf.add(x, maybeMul(tf.add(partial, bias), mask)) as tf.Tensor2D;
   }
 
@@ -315,6 +367,13 @@ export class GPT {
     const fcproj = linearBackward(dmo, cache.g, w('mlp.c_proj.weight'));
     grads[name('mlp.c_proj.weight')] = fcproj.dw;
     grads[name('mlp.c_proj.bias')] = fcproj.db;
+    if (!cache.sig) {
+      // the fused GELU backward, with the bias gradient (column sums of dh) in the same pass
+      const { dh, db } = fk.geluBackward(fcproj.dx, cache.h);
+      grads[name('mlp.c_fc.weight')] = weightGrad(cache.ln2out, dh);
+      grads[name('mlp.c_fc.bias')] = db;
+      return { dln: mm(dh, tr(w('mlp.c_fc.weight'))), grads };
+    }
     const dh = geluBackward(fcproj.dx, cache.h, cache.sig);
     const fc = linearBackward(dh, cache.ln2out, w('mlp.c_fc.weight'));
     grads[name('mlp.c_fc.weight')] = fc.dw;
@@ -333,7 +392,22 @@ export class GPT {
     const proj = linearBackward(dao, cache.y, w('attn.c_proj.weight'));
     grads[name('attn.c_proj.weight')] = proj.dw;
     grads[name('attn.c_proj.bias')] = proj.db;
-    const dyh = this.splitHeads(proj.dx, B, T);
+    let dqkv: tf.Tensor2D;
+    if (cache.qkv) {
+      dqkv = fk.causalAttentionBackward(cache.qkv, cache.att, proj.dx, B, T, hs); // (BT, 3C), straight into q|k|v's layout
+    } else {
+      dqkv = this.attentionBackwardOps(proj.dx, cache as AttnCacheOf & { q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D; attD: tf.Tensor3D }, B, T);
+    }
+    const attn = linearBackward(dqkv, cache.ln1out, w('attn.c_attn.weight'));
+    grads[name('attn.c_attn.weight')] = attn.dw;
+    grads[name('attn.c_attn.bias')] = attn.db;
+    return { dln: attn.dx, grads };
+  }
+
+  /** Attention backward in tfjs ops: d(y) (BT, nh*hs) -> d(qkv) (BT, 3*nh*hs). */
+  private attentionBackwardOps(dy: tf.Tensor2D, cache: { q: tf.Tensor3D; k: tf.Tensor3D; v: tf.Tensor3D; att: tf.Tensor3D; attD: tf.Tensor3D; attMask: tf.Tensor | null }, B: number, T: number): tf.Tensor2D {
+    const hs = this.hs;
+    const dyh = this.splitHeads(dy, B, T);
     const dattD = this.bmmNT(dyh, cache.v); // (Ch, T, T)
     const dv = this.bmmNN(cache.attD.transpose([0, 2, 1]) as tf.Tensor3D, dyh); // (Ch, T, hs)
     const datt = maybeMul(dattD, cache.attMask);
@@ -341,11 +415,7 @@ export class GPT {
     const dscores = tf.mul(tf.mul(cache.att, tf.sub(datt, tf.sum(tf.mul(datt, cache.att), -1, true))), 1 / Math.sqrt(hs)) as tf.Tensor3D;
     const dq = this.bmmNN(dscores, cache.k);
     const dk = this.bmmNN(dscores.transpose([0, 2, 1]) as tf.Tensor3D, cache.q);
-    const dqkv = tf.concat([dq, dk, dv].map((t) => this.mergeHeads(t, B, T)), 1); // (BT, 3C)
-    const attn = linearBackward(dqkv, cache.ln1out, w('attn.c_attn.weight'));
-    grads[name('attn.c_attn.weight')] = attn.dw;
-    grads[name('attn.c_attn.bias')] = attn.db;
-    return { dln: attn.dx, grads };
+    return tf.concat([dq, dk, dv].map((t) => this.mergeHeads(t, B, T)), 1) as tf.Tensor2D; // (BT, 3C)
   }
 
   /**
@@ -353,8 +423,8 @@ export class GPT {
    * (all-reduced under tensor parallelism), d(half's input) and the LayerNorm's gradients. ln: 'ln_1' or 'ln_2'.
    */
   lnResidualBackward(p: Params, l: number, ln: 'ln_1' | 'ln_2', dres: tf.Tensor2D, dln: tf.Tensor2D, cache: LNCache): { dx: tf.Tensor2D; grads: Record<string, tf.Tensor> } {
-    const back = layerNormBackward(dln, cache, p(`h.${l}.${ln}.weight`));
-    return { dx: tf.add(dres, back.dx) as tf.Tensor2D, grads: { [`h.${l}.${ln}.weight`]: back.dw, [`h.${l}.${ln}.bias`]: back.db } };
+    const back = layerNormBackward(dln, cache, p(`h.${l}.${ln}.weight`), dres);
+    return { dx: back.dx, grads: { [`h.${l}.${ln}.weight`]: back.dw, [`h.${l}.${ln}.bias`]: back.db } };
   }
 
   /** Returns dx and the block's gradients as a plain object (tf.tidy keeps tensors in objects, not in Maps). */
@@ -369,7 +439,7 @@ export class GPT {
   // ---- head: final LayerNorm, logits = ln_f(x) @ wte^T, mean cross-entropy ---------------------------
   headForward(p: Params, x: tf.Tensor2D) {
     const lnf = layerNormForward(x, p('ln_f.weight'), p('ln_f.bias'));
-    const logits = mm(lnf.out, p('wte').transpose()); // (BT, V)
+    const logits = mm(lnf.out, tr(p('wte'))); // (BT, V)
     return { logits, lnf };
   }
 
@@ -382,7 +452,7 @@ export class GPT {
       const { logits, lnf } = this.headForward(p, x);
       const { loss, dlogits } = this.crossEntropy(logits, targets, lossScale);
       const dlnf = mm(dlogits, p('wte')); // (BT, C)
-      const dwte = mm(dlogits.transpose(), lnf.out); // (V, C)
+      const dwte = mm(tr(dlogits), lnf.out); // (V, C)
       const back = layerNormBackward(dlnf, lnf.cache, p('ln_f.weight'));
       return { loss, dx: back.dx, grads: { 'ln_f.weight': back.dw, 'ln_f.bias': back.db, wte: dwte } };
     });
@@ -499,7 +569,8 @@ export class GPT {
   /**
    * The whole forward: (BT, V) logits, or (B, V) for the last position only (sampling). With dropSeed it
    * applies the same dropout masks as forwardBackward with that seed. Written with differentiable tfjs
-   * ops only, so tf.grads of it is the oracle the explicit backward is tested against.
+   * ops only, so tf.grads of it is the oracle the explicit backward is tested against (on cpu; on wasm,
+   * where tf.grads cannot run it anyway for want of gather's gradient, the forward uses the fused kernels).
    */
   logits(p: Params, x: Int32Array, B: number, T: number, opts: { lastOnly?: boolean; dropSeed?: number } = {}): tf.Tensor2D {
     return tf.tidy(() => {
@@ -509,6 +580,24 @@ export class GPT {
       return this.headForward(p, h).logits;
     });
   }
+}
+
+/**
+ * What attention's backward needs. The fused wasm path keeps qkv and att (q, k, v null); the tfjs path
+ * keeps the heads q, k, v (qkv null). attD is att after dropout (att itself without dropout).
+ */
+interface AttnCacheOf {
+  ln1: LNCache;
+  ln1out: tf.Tensor2D;
+  qkv: tf.Tensor2D | null;
+  q: tf.Tensor3D | null;
+  k: tf.Tensor3D | null;
+  v: tf.Tensor3D | null;
+  att: tf.Tensor3D;
+  attMask: tf.Tensor | null;
+  attD: tf.Tensor3D;
+  y: tf.Tensor2D;
+  projMask: tf.Tensor | null;
 }
 
 export type AttnCache = ReturnType<GPT['attnForward']>['cache'];
