@@ -10,8 +10,17 @@
 // Life of a run: Start (or Resume from a checkpoint) disposes the previous run's workers, starts
 // `workers` new ones (1 for strategy single), waits until every replica is built, then runs the loop.
 // Events: 'step' -> progress (loss, grad norm), chart and the Workers panel (and any recovery the step
-// needed: src/ui/faults-panel.ts lists it, the chart and the worker's card mark it), 'eval' -> chart, an
-// autosave and a memory reading, 'sample' -> the samples panel, 'state' -> buttons. Pause and stop also save.
+// needed: src/ui/faults-panel.ts lists it, the chart and the worker's card mark it) and an autosave when
+// the last one is 20 s old (src/ui/checkpoints.ts AutosaveClock), 'eval' -> chart, an autosave and a
+// memory reading, 'sample' -> the samples panel, 'state' -> buttons. Pause and stop also save, and so
+// does hiding or leaving the page; leaving while a run trains asks first (beforeunload).
+//
+// One Resume button: it resumes a paused run, and otherwise (after a reload, a stop or a failure) continues
+// the checkpoint saved in this browser, as the Checkpoint panel's “Resume from step N” does.
+//
+// A setup that one worker could not hold (the cost model's memory per worker against what a worker holds:
+// memoryError in src/ui/setup.ts) is refused like an invalid setting: the error says how much it would
+// need and what to change, and Start stays disabled.
 
 import './ui/style.css';
 import type { RunConfig } from './model/config';
@@ -28,7 +37,7 @@ import { byId } from './ui/dom';
 import { SetupForm } from './ui/form';
 import * as fmt from './ui/format';
 import { SampleForm, SamplesPanel } from './ui/samples';
-import { configValues, distValues, fromQuery, globalBatch, splitError, toConfig, toDist, toQuery, type Setup } from './ui/setup';
+import { configValues, distValues, fromQuery, globalBatch, memoryError, splitError, toConfig, toDist, toQuery, type Setup } from './ui/setup';
 import { StatsPanel } from './ui/stats';
 import { WorkersPanel } from './ui/workers-panel';
 import { FaultsPanel } from './ui/faults-panel';
@@ -64,6 +73,7 @@ let config: RunConfig | null = null;
 let configError: string | null = null;
 let dist: DistOptions | null = null; // strategy, workers, transport, bucket size (not RunConfig keys)
 let distError: string | null = null;
+let sizeError: string | null = null; // one worker could not hold this setup (memoryError), set by render()
 let run: Run | null = null; // the current run: its workers and training loop
 let runDist: DistOptions | null = null; // what the current run was started with (saved with its checkpoints)
 let generation = 0; // bumped per launch: events and results of an older run are ignored
@@ -103,7 +113,7 @@ const weightsNote = new WeightsNote({ reshape: reshapeToWeights, forget: forgetW
 function fail(e: unknown): void {
   phase = 'error';
   const saved = checkpoints.meta;
-  const kept = saved ? ` Your last checkpoint (step ${saved.step}) is kept: use “Resume from step ${saved.step}” to continue.` : '';
+  const kept = saved ? ` Your last checkpoint (step ${saved.step}) is kept: press Resume to continue from it.` : '';
   const msg = messageOf(e);
   banner.show('Training stopped.', `${sentence(msg)}${kept}`);
   workers.setPhase('error', msg);
@@ -122,7 +132,7 @@ function onSetupChange(s: Setup): void {
   const r = toConfig(s);
   config = r.config;
   configError = r.error;
-  form.showError(r.error);
+  form.showError(r.error); // (render() adds a setup too big for a worker: memoryError)
   const d = toDist(s.dist);
   // TP's workers must divide the heads, PP's stages fit the blocks and its micro-batches the batch:
   // a split that does not work disables Start with its reason, as any other invalid setting.
@@ -194,15 +204,31 @@ function failed(): boolean {
   return phase === 'error';
 }
 
+/** The saved checkpoint, when the Resume button would continue it (no run going, one not finished). */
+function resumable(): { step: number } | null {
+  const m = checkpoints.meta;
+  if (!m || busy() || compare.active || !config || !dist || !corpusPanel.corpus) return null;
+  return m.step < config.max_iters ? { step: m.step } : null;
+}
+
 function render(): void {
   const corpus = corpusPanel.corpus;
   const ready = config !== null && dist !== null && corpus !== null;
   const weightsIssue = weightsProblem();
+  // Judged on the model as it will be built (the text's vocabulary, or the loaded weights')
+  sizeError = config && dist ? memoryError(config, dist, paramTable(config)) : null;
+  if (!busy()) form.showError(configError ?? sizeError);
   compare.refresh();
-  el.start.disabled = !ready || busy() || compare.active || weightsIssue !== null; // one thing at a time on the workers
-  el.start.textContent = startWeights ? 'Start from the loaded weights' : info && !busy() ? 'Start new run' : 'Start training';
+  el.start.disabled = !ready || busy() || compare.active || weightsIssue !== null || sizeError !== null; // one thing at a time on the workers
+  el.start.textContent = startWeights ? 'Start from the loaded weights' : (info || checkpoints.meta) && !busy() ? 'Start new run' : 'Start training';
   el.pause.disabled = phase !== 'running';
-  el.resume.disabled = phase !== 'paused';
+  const saved = phase === 'paused' ? null : resumable();
+  el.resume.disabled = phase !== 'paused' && !saved;
+  el.resume.dataset.from = saved ? String(saved.step) : '';
+  el.resume.title = phase === 'paused' ? 'Continue this run'
+    : saved ? `Continue the checkpoint saved in this browser, from step ${fmt.count(saved.step)}`
+      : checkpoints.meta && config && checkpoints.meta.step >= config.max_iters ? `The saved checkpoint reached max_iters (${fmt.count(config.max_iters)}): raise max_iters to train it further`
+        : 'Resumes a paused run, or a checkpoint saved in this browser';
   el.stop.disabled = phase !== 'running' && phase !== 'paused';
   el.state.textContent = STATE_LABELS[phase];
   el.state.dataset.state = phase;
@@ -218,14 +244,16 @@ function render(): void {
         ? 'Waiting for the training text…'
         : busy()
           ? 'The setup is locked while a run is going. Stop it to change settings.'
-          : weightsIssue
-            ? `Fix the setup first: ${weightsIssue}.`
-            : startWeights
-              ? `Start trains from the weights of ${startWeights.source} (step 0, a fresh optimizer)${checkpoints.meta ? '; “Resume” in the Checkpoint panel continues the saved checkpoint' : ''}.`
-              : checkpoints.meta && !info
-                ? 'Start trains a new model from scratch; “Resume” in the Checkpoint panel continues the saved one.'
-                : '';
-  el.startHint.classList.toggle('problem', !config || !dist || (weightsIssue !== null && !busy()));
+          : sizeError
+            ? `Too big to start: ${sizeError}.`
+            : weightsIssue
+              ? `Fix the setup first: ${weightsIssue}.`
+              : startWeights
+                ? `Start trains from the weights of ${startWeights.source} (step 0, a fresh optimizer)${saved ? `; Resume continues the checkpoint saved at step ${fmt.count(saved.step)}` : ''}.`
+                : saved
+                  ? `Resume continues the checkpoint saved in this browser at step ${fmt.count(saved.step)}; Start trains a new model from scratch.`
+                  : '';
+  el.startHint.classList.toggle('problem', !config || !dist || (!busy() && (sizeError !== null || weightsIssue !== null)));
   renderEstimate();
   checkpoints.render();
   weightsNote.render(startWeights, weightsIssue, corpus, busy());
@@ -243,6 +271,7 @@ async function launch(resume: boolean): Promise<void> {
   let checkpoint: ArrayBuffer | undefined;
   let header: CheckpointHeader | undefined;
   if (resume) {
+    await checkpoints.settled(); // a save still on its way (a stop's) is the one to continue
     const saved = await checkpoints.loadSaved();
     if (saved) {
       header = saved.header;
@@ -261,6 +290,11 @@ async function launch(resume: boolean): Promise<void> {
       render();
       return;
     }
+  }
+  if (memoryError(config, dist, paramTable(config, header?.config.vocab_size))) {
+    phase = before; // too big for a worker: render() says so in the setup panel and the hint
+    render();
+    return;
   }
   let cfg: RunConfig = config;
   const d: DistOptions = dist;
@@ -304,6 +338,7 @@ async function launch(resume: boolean): Promise<void> {
     return;
   }
   if (gen !== generation) return r.dispose();
+  checkpoints.clock.restart(); // the first autosave by time is one interval from now
   run = r;
   runDist = d;
   info = r.info;
@@ -345,6 +380,7 @@ function onEvent(gen: number, e: TrainEvent): void {
         void readMemory(); // the new worker's tensors
       }
       if (e.stats.step % MEMORY_EVERY === 0) void readMemory();
+      checkpoints.tick(); // an autosave when the last one is an interval old
       break;
     case 'eval':
       chart.addVal(e.step, e.val);
@@ -394,7 +430,11 @@ async function readMemory(): Promise<void> {
 // ---- event wiring (once, for the page's lifetime) -----------------------------------------------------
 el.start.addEventListener('click', () => void launch(false));
 el.pause.addEventListener('click', () => control('pause'));
-el.resume.addEventListener('click', () => control('resume'));
+// Resume: the paused run, or else the checkpoint saved in this browser (after a reload, a stop, a failure).
+el.resume.addEventListener('click', () => {
+  if (phase === 'paused') control('resume');
+  else if (resumable()) void launch(true);
+});
 el.stop.addEventListener('click', () => control('stop'));
 byId('banner-close').addEventListener('click', banner.hide);
 el.copyLink.addEventListener('click', async () => {
@@ -406,6 +446,18 @@ el.copyLink.addEventListener('click', async () => {
     el.copyLink.textContent = 'Copy the address bar instead';
   }
   setTimeout(() => (el.copyLink.textContent = label), 2000);
+});
+// Leaving (or hiding) the page while a run trains: save now, and ask before leaving; a reload then
+// offers the saved checkpoint through the Resume button.
+const training = () => phase === 'running' || phase === 'starting';
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'hidden' && phase === 'running') void checkpoints.save();
+});
+window.addEventListener('beforeunload', (e) => {
+  if (!training() && !checkpoints.pending) return;
+  if (phase === 'running') void checkpoints.save();
+  e.preventDefault();
+  e.returnValue = ''; // older browsers ask only when this is set
 });
 window.addEventListener('unhandledrejection', (e) => banner.show('Something went wrong.', messageOf(e.reason)));
 // An uncaught error in a worker also reaches this page's 'error' handler. If it stopped the run, the

@@ -15,7 +15,7 @@ import { makeDataset } from '../src/data/dataset';
 import { charTokenizer } from '../src/data/tokenizer';
 import { decodeCheckpoint, encodeCheckpoint, checkpointHeader, type Checkpoint, type CheckpointHeader } from '../src/train/checkpoint';
 import { parseTrainOptions } from '../src/cli/train-options';
-import { DEFAULT_DIST, fromQuery, toConfig, toDist } from '../src/ui/setup';
+import { DEFAULT_DIST, fromQuery, memoryError, toConfig, toDist } from '../src/ui/setup';
 import { readCorpusFile } from '../src/ui/corpus';
 import { root, runTsx } from './run-cli';
 
@@ -121,6 +121,17 @@ function linkConfigError(search: string): string {
   return r.error!;
 }
 
+/** The error the page shows for a link whose config is valid but more than one worker can hold (Start stays disabled). */
+function linkMemoryError(search: string): string {
+  const { setup } = fromQuery(search, 4);
+  const r = toConfig(setup);
+  const d = toDist(setup.dist);
+  expect(r.error).toBeNull();
+  const error = memoryError(r.config!, d.dist!);
+  expect(error).not.toBeNull();
+  return error!;
+}
+
 function distError(values: Partial<typeof DEFAULT_DIST>): string {
   const r = toDist({ ...DEFAULT_DIST, ...values });
   expect(r.dist).toBeNull();
@@ -153,14 +164,14 @@ const cases: Case[] = [
   { input: 'cli verify-llmc --help', cli: ['verify-llmc', '--help'], code: 0, message: /^Usage: npm run cli -- verify-llmc DIR/ },
   { input: 'bench --help', cli: ['--help'], bench: true, code: 0, message: /^Usage: npm run bench -- \[options\]/ },
   { input: 'bench --only nope', cli: ['--only', 'nope'], bench: true, code: 2,
-    message: /--only: unknown "nope", choose from browser, speed, collectives, scaling, fsdp, gpu \(see `npm run bench -- --help`\)/ },
+    message: /--only: unknown "nope", choose from [a-z, ]*browser, speed, collectives, scaling, fsdp[a-z, ]* \(see `npm run bench -- --help`\)/ }, // (the list grows with the bench)
 
   // ---- the CLI's flags -> config (the same code the runs above go through, without a process) ----
   { input: '--lr NaN', call: () => parseTrainOptions(['--lr', 'NaN']), message: /--lr needs a number, got "NaN"/ },
   { input: '--set lr=NaN', call: () => parseTrainOptions(['--set', 'lr=NaN']), message: /lr must be a number, got "NaN"/ },
   { input: '--batch 0', call: () => parseTrainOptions(['--batch', '0']), message: /batch_size must be at least 1, got 0/ },
   { input: '--batch 1000000000 (absurd)', call: () => parseTrainOptions(['--preset', 'tiny', '--batch', '1000000000']),
-    message: /one micro-batch would need a tensor of 8\.19e\+12 numbers \(MLP, batch_size x block_size x 4 n_embd = 1000000000 x 32 x 256\); at most 1\.07B fit: lower batch_size \(grad_accum/ },
+    message: /one micro-batch would need a tensor of 8\.19e\+12 numbers, 29\.8 TB of float32 for that tensor alone \(MLP, batch_size x block_size x 4 n_embd = 1000000000 x 32 x 256\); at most 1\.07B \(4\.0 GB\) fit: lower batch_size \(grad_accum/ },
   { input: '--steps 1e300 (absurd)', call: () => parseTrainOptions(['--steps', '1e300']), message: /max_iters must be at most 9007199254740991, got 1e\+300/ },
   { input: '--seed 2^40 (aliases a 32-bit seed)', call: () => parseTrainOptions(['--seed', String(2 ** 40)]), message: /seed must be at most 4294967295 \(seeds are 32-bit\)/ },
   { input: '--set n_head=3 (n_embd % n_head)', call: () => parseTrainOptions(['--preset', 'tiny', '--set', 'n_head=3']),
@@ -186,6 +197,16 @@ const cases: Case[] = [
   { input: 'link ?lr=NaN', call: () => linkConfigError('?preset=tiny&lr=NaN'), message: /lr must be a number, got "NaN"/ },
   { input: 'link ?n_layer=abc (tampered)', call: () => linkConfigError('?preset=tiny&n_layer=abc'), message: /n_layer must be a number, got "abc"/ },
   { input: 'link ?n_embd=1048576 (absurd)', call: () => linkConfigError('?preset=tiny&n_embd=1048576'), message: /the model would have 2\.64e\+13 parameters \(n_layer 2, n_embd 1048576, vocab_size 65, block_size 32\); this trainer takes at most 1\.60B/ },
+  { input: 'link ?batch_size=1000000000 (absurd)', call: () => linkConfigError('?preset=tiny&batch_size=1000000000'),
+    message: /one micro-batch would need a tensor of 8\.19e\+12 numbers, 29\.8 TB of float32 for that tensor alone .*lower batch_size/ },
+  { input: 'link ?grad_accum=1000000000 (absurd)', call: () => linkConfigError('?preset=tiny&grad_accum=1000000000'),
+    message: /one step would take 4\.00B sequences per worker \(batch_size x grad_accum = 4 x 1000000000\); at most 1\.05M \(1048576\) are taken: lower grad_accum or batch_size/ },
+  { input: 'link ?batch_size=100000 (more than a worker holds)', call: () => linkMemoryError('?preset=tiny&batch_size=100000'),
+    message: /^one worker would need about 35\.1 GB \(35\.1 GB of activations for batch_size 100000 x block_size 32, [\d.]+ MB of weights and gradients\); a CPU worker \(32-bit WebAssembly\) holds at most 4\.0 GB: lower batch_size \(grad_accum .*\), block_size or n_layer, or train on a GPU \(backend webgpu\)$/ },
+  { input: 'link ?n_layer=1000 (more than a worker holds)', call: () => linkMemoryError('?n_layer=1000'),
+    message: /^one worker would need about 9\.9 GB \(8\.4 GB of activations for batch_size 12 x block_size 64, 1\.5 GB of weights and gradients\); a CPU worker .* holds at most 4\.0 GB/ },
+  { input: 'link ?preset=gpt2&backend=webgpu&batch_size=8 (more than a GPU worker is given)', call: () => linkMemoryError('?preset=gpt2&backend=webgpu&batch_size=8'),
+    message: /^one worker would need about 1\d\.\d GB \(.* of activations for batch_size 8 x block_size 1024, .* of weights, gradients and AdamW state\); a GPU worker \(backend webgpu\) holds at most 16\.0 GB: lower batch_size/ },
   { input: 'link ?max_iters=10&lr_decay_iters=20 (decay longer than the run)', call: () => linkConfigError('?preset=tiny&max_iters=10&lr_decay_iters=20'),
     message: /lr_decay_iters \(20\) must be at most max_iters \(10\).*Leave lr_decay_iters unset/ },
   { input: 'link ?warmup_iters=50&max_iters=20 (warm-up longer than the decay)', call: () => linkConfigError('?preset=tiny&max_iters=20&warmup_iters=50'),

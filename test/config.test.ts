@@ -1,7 +1,8 @@
 // Config validation, the learning-rate schedule, tokenizers and batches.
 
 import { describe, expect, it } from 'vitest';
-import { ConfigError, PRESETS, checkVocab, makeConfig } from '../src/model/config';
+import { CPU_WORKER_BYTES, ConfigError, GPU_WORKER_BYTES, PRESETS, checkVocab, checkWorkerMemory, makeConfig, sizeOf, workerFit } from '../src/model/config';
+import { UNCALIBRATED, predict } from '../src/parallel/costmodel';
 import { buildParamTable } from '../src/model/params';
 import { learningRate } from '../src/train/optim';
 import { bpeTokenizer, charTokenizer } from '../src/data/tokenizer';
@@ -31,6 +32,39 @@ describe('config', () => {
     for (const [o, msg] of bad) expect(() => makeConfig('tiny', o)).toThrow(msg);
     expect(() => makeConfig('huge')).toThrow(/unknown preset "huge": choose one of tiny, shakespeare-cpu, baby, gpt2/);
     expect(() => makeConfig('tiny', { n_head: 5 })).toThrow(ConfigError);
+  });
+
+  it('refuses a worker that would need more memory than it holds, with how much and what to change', () => {
+    const single = { strategy: 'single', workers: 1, transport: 'ring', bucketMb: 25 } as const;
+    const memory = (cfg: ReturnType<typeof makeConfig>, plan = single as Parameters<typeof predict>[1]) => predict(cfg, plan, UNCALIBRATED).memory;
+    // Every preset fits as shipped, on every backend (GPT-2 small on wasm: ~2.7 GB in tfjs's heap; its
+    // AdamW state lives in the optimizer's own memory).
+    for (const name of Object.keys(PRESETS)) {
+      for (const backend of ['auto', 'wasm', 'cpu', 'webgpu']) {
+        const cfg = makeConfig(name, { backend });
+        expect(workerFit(cfg, memory(cfg)).fits, `${name} on ${backend}`).toBe(true);
+      }
+    }
+    const gpt2 = makeConfig('gpt2', { backend: 'wasm' });
+    const fit = workerFit(gpt2, memory(gpt2));
+    expect(fit.need / 2 ** 30).toBeGreaterThan(2.5);
+    expect(fit.need).toBeLessThan(CPU_WORKER_BYTES);
+    // Activations: a big batch, or many layers.
+    const big = makeConfig('tiny', { batch_size: 100_000 });
+    expect(() => checkWorkerMemory(big, memory(big))).toThrow(/^one worker would need about 35\.1 GB \(35\.1 GB of activations for batch_size 100000 x block_size 32, .*\); a CPU worker \(32-bit WebAssembly\) holds at most 4\.0 GB: lower batch_size \(grad_accum makes a large batch out of small micro-batches\), block_size or n_layer, or train on a GPU \(backend webgpu\)$/);
+    const deep = makeConfig('shakespeare-cpu', { n_layer: 1000 });
+    expect(() => checkWorkerMemory(deep, memory(deep))).toThrow(ConfigError);
+    // Weights: GPT-2 XL's shape holds 1.56B parameters, 25 GB of state on one GPU worker; the message says to split it.
+    const xl = makeConfig('gpt2', { n_layer: 48, n_head: 25, n_embd: 1600, backend: 'webgpu' });
+    expect(() => checkWorkerMemory(xl, memory(xl))).toThrow(/holds at most 16\.0 GB: lower n_layer or n_embd, or split the model over more workers \(strategy fsdp, tp or pp\)$/);
+    // GPT-2 large's shape (774M) on one GPU worker: ~12 GB of state and ~9 GB of activations do not fit;
+    // FSDP over 8 workers divides the state (not the activations), and then it fits.
+    const large = makeConfig('gpt2', { n_layer: 36, n_head: 20, n_embd: 1280, backend: 'webgpu' });
+    const fsdp = { strategy: 'fsdp', workers: 8, transport: 'ring', bucketMb: 25, shard: 'full' } as const;
+    expect(workerFit(large, memory(large)).fits).toBe(false);
+    expect(workerFit(large, memory(large, fsdp)).fits).toBe(true);
+    expect(GPU_WORKER_BYTES).toBeGreaterThan(CPU_WORKER_BYTES);
+    expect([sizeOf(4 * 2 ** 30), sizeOf(512 * 2 ** 20), sizeOf(3.28e13)]).toEqual(['4.0 GB', '512 MB', '29.8 TB']);
   });
 
   it('takes V from the tokenizer, and refuses an explicit vocab_size that disagrees', () => {

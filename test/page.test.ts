@@ -201,8 +201,11 @@ describe('the trainer page', () => {
     // Before a run: what a setup needs, and whether a CPU worker can hold it (GPT-2 124M, batch 8 of 1,024 tokens).
     await page.goto(h.base + '/?preset=gpt2&backend=wasm&batch_size=8');
     await page.waitForSelector('body[data-ready="true"]');
-    expect(await page.textContent('#estimate')).toMatch(/124 M parameters.*A CPU worker can hold at most 4\.0 GB \(32-bit WebAssembly\): this needs [\d.]+ GB\. Lower batch_size/s);
+    expect(await page.textContent('#estimate')).toMatch(/124 M parameters.*A CPU worker can hold at most 4\.0 GB \(32-bit WebAssembly\): this needs [\d.]+ GB \([\d.]+ GB of activations for batch_size 8 x block_size 1024, .*\)\. Lower batch_size/s);
     expect(await page.getAttribute('#estimate [data-fits]', 'data-fits')).toBe('false');
+    // ... and so Start stays disabled, the setup saying how much one worker would need (test/reload.test.ts has more).
+    expect(await page.textContent('#config-error-text')).toMatch(/^one worker would need about [\d.]+ GB .*holds at most 4\.0 GB: lower batch_size/);
+    expect(await page.isDisabled('#start')).toBe(true);
 
     // Unknown settings and presets are named and dropped; the page falls back instead of crashing.
     await page.goto(h.base + '/?preset=huge&lr=0.1');

@@ -5,7 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { defaultWorkers } from '../src/parallel/layout';
-import { DEFAULT_DIST, distFieldsInMessage, distValues, fromQuery, globalBatch, overrides, splitError, toConfig, toDist, toQuery } from '../src/ui/setup';
+import { DEFAULT_DIST, distFieldsInMessage, distValues, fieldsInMessage, fromQuery, globalBatch, memoryError, overrides, splitError, toConfig, toDist, toQuery } from '../src/ui/setup';
 import { describe as describeDist, partOf } from '../src/ui/workers-panel';
 import { makeConfig } from '../src/model/config';
 import { stageTable } from '../src/parallel/pp-layout';
@@ -59,6 +59,37 @@ describe('dist settings of the page', () => {
     expect(toQuery(setup)).toBe('?preset=tiny&strategy=ddp&workers=4&transport=star&bucket_mb=0.5');
     expect(toQuery(fromQuery('?preset=tiny&strategy=ddp', 3).setup)).toBe('?preset=tiny&strategy=ddp&workers=3');
     expect(toQuery(fromQuery('?preset=tiny').setup)).toBe('?preset=tiny');
+  });
+
+  it('a valid link gives no warning: the defaults named, every strategy, and every link the page writes', () => {
+    const links = [
+      '?preset=tiny&strategy=single', '?preset=tiny&strategy=single&workers=1', '?preset=tiny&workers=1', '?preset=tiny&transport=ring&bucket_mb=25',
+      '?preset=tiny&strategy=ddp&workers=2', '?preset=tiny&strategy=ddp&workers=1', '?preset=tiny&strategy=fsdp&workers=2&shard=full&prefetch=on',
+      '?preset=tiny&strategy=tp&workers=2', '?preset=tiny&strategy=pp&workers=2&microbatches=4&schedule=gpipe', '?strategy=single&transport=shared',
+    ];
+    for (const link of links) {
+      const { setup, problems } = fromQuery(link, 2);
+      expect(problems, link).toEqual([]);
+      expect(toConfig(setup).error, link).toBeNull();
+      expect(toDist(setup.dist).error, link).toBeNull();
+      expect(fromQuery(toQuery(setup), 2).problems, link).toEqual([]); // and the link the page then writes
+    }
+    expect(toQuery(fromQuery('?preset=tiny&strategy=single&workers=1').setup)).toBe('?preset=tiny');
+  });
+
+  it('a setup one worker could not hold blocks Start with the memory it would need; splitting the model can make it fit', () => {
+    const dist = (d: string) => toDist({ ...DEFAULT_DIST, ...Object.fromEntries(new URLSearchParams(d)) }).dist!;
+    expect(memoryError(makeConfig('tiny'), dist(''))).toBeNull();
+    expect(memoryError(makeConfig('gpt2', { backend: 'wasm' }), dist(''))).toBeNull();
+    const big = memoryError(makeConfig('tiny', { batch_size: 100_000 }), dist(''))!;
+    expect(big).toMatch(/^one worker would need about 35\.1 GB .*holds at most 4\.0 GB/);
+    expect(fieldsInMessage(big)).toContain('batch_size'); // highlighted in the form
+    // Data parallelism does not split a worker's micro-batch: each of 2 DDP workers still needs it all.
+    expect(memoryError(makeConfig('tiny', { batch_size: 100_000 }), dist('strategy=ddp&workers=2'))).toMatch(/^one worker of ddp over 2 workers would need about 35\.1 GB/);
+    // GPT-2 large's shape (774M) is too big for one GPU worker, and fits when FSDP shards it over 8.
+    const large = makeConfig('gpt2', { n_layer: 36, n_head: 20, n_embd: 1280, backend: 'webgpu' });
+    expect(memoryError(large, dist(''))).toMatch(/^one worker would need about 2\d\.\d GB .*a GPU worker \(backend webgpu\) holds at most 16\.0 GB: lower n_layer or n_embd, or split the model over more workers/);
+    expect(memoryError(large, dist('strategy=fsdp&workers=8'))).toBeNull();
   });
 
   it('a bad link value falls back, with checkDist\'s reason', () => {

@@ -1,11 +1,13 @@
 // The checkpoint store (src/ui/store.ts) on an in-memory key-value store: a save is atomic (a crash at
 // any write or delete of a save leaves the previous checkpoint loadable, and the next save cleans up),
-// and checkpoints saved in the layout before atomic saves still load.
+// and checkpoints saved in the layout before atomic saves still load. The autosave clock
+// (src/ui/checkpoints.ts): a save at least every AUTOSAVE_MS of training, whatever the eval cadence.
 // Run: npx vitest run --project node test/store.test.ts
 
 import { describe, expect, it } from 'vitest';
 import { forgetCheckpoint, loadCheckpoint, loadMeta, saveCheckpoint, type CheckpointMeta, type KV } from '../src/ui/store';
 import { makeConfig } from '../src/model/config';
+import { AUTOSAVE_MS, AutosaveClock } from '../src/ui/checkpoints';
 
 /** A Map as the store; `crashAt` makes the n-th write or delete (0-based) fail, and every later call too (the tab died). */
 function memoryKV(data = new Map<string, unknown>(), crashAt = Infinity): KV & { data: Map<string, unknown>; ops: number } {
@@ -109,5 +111,38 @@ describe('checkpoint store', () => {
     expect(stepOf(await loadCheckpoint(kv))).toBe(3);
     expect((await loadMeta(kv))?.step).toBe(3);
     expect(kv.data.size).toBe(2);
+  });
+});
+
+describe('autosave by time', () => {
+  it('is due every AUTOSAVE_MS (at most half a minute) after the last save of any kind, and less often when saves are slow', () => {
+    expect(AUTOSAVE_MS).toBeGreaterThan(0);
+    expect(AUTOSAVE_MS).toBeLessThanOrEqual(30_000);
+    let t = 1_000;
+    const clock = new AutosaveClock(() => t);
+    expect(clock.due()).toBe(false);
+    t += AUTOSAVE_MS - 1;
+    expect(clock.due()).toBe(false);
+    t += 1;
+    expect(clock.due()).toBe(true);
+    // A save (this one, or an evaluation's, a pause's) starts the interval again.
+    const ended = clock.started();
+    expect(clock.due()).toBe(false);
+    t += 50;
+    ended();
+    t += AUTOSAVE_MS - 50;
+    expect(clock.due()).toBe(true);
+    // A run started (or resumed) now: its first save is one interval away.
+    clock.restart();
+    expect(clock.due()).toBe(false);
+    // A save that took 10 s: saving may take at most a fifth of the time, so the next is 50 s after it.
+    const slow = clock.started();
+    t += 10_000;
+    slow();
+    expect(clock.interval).toBe(50_000);
+    t += 39_999;
+    expect(clock.due()).toBe(false);
+    t += 1;
+    expect(clock.due()).toBe(true);
   });
 });

@@ -172,6 +172,9 @@ function parseValue(key: string, raw: unknown): unknown {
 export const MAX_PARAMS = 1.6e9;
 /** The most numbers one tensor of a micro-batch may hold (logits, attention, MLP): 2^30, 4 GiB of float32. */
 export const MAX_TENSOR = 2 ** 30;
+/** The most sequences one worker's step may take (batch_size x grad_accum): the step's sample offsets are
+ *  one array, and a million sequences already make a step of hours on a CPU. */
+export const MAX_STEP_SEQUENCES = 2 ** 20;
 /** Seeds are 32-bit (src/model/params.ts mixes them as u32): a larger one would silently alias a smaller. */
 export const MAX_SEED = 2 ** 32 - 1;
 
@@ -184,12 +187,24 @@ export function paramCount(cfg: Pick<ModelConfig, 'n_layer' | 'n_embd' | 'vocab_
 const big = (n: number) =>
   n >= 1e12 ? n.toExponential(2) : n >= 1e9 ? `${(n / 1e9).toPrecision(3)}B` : n >= 1e6 ? `${(n / 1e6).toPrecision(3)}M` : String(n);
 
+/** Bytes as the page writes them (src/ui/format.ts: binary units), e.g. "35.1 GB", "4.0 GB", "512 MB". */
+export function sizeOf(bytes: number): string {
+  const units = ['MB', 'GB', 'TB', 'PB'];
+  let v = bytes / 2 ** 20;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return v >= 1e4 ? `${v.toExponential(2)} ${units[i]}` : `${v.toFixed(v >= 100 || i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
 /**
  * Sizes no machine here trains: a model above MAX_PARAMS, or a micro-batch with a tensor above
  * MAX_TENSOR numbers. Caught here, with what to lower, rather than as a hang or an out-of-memory
  * crash in a worker. Also run once the tokenizer has set vocab_size (checkVocab).
  */
-export function checkSizes(cfg: Pick<RunConfig, 'n_layer' | 'n_head' | 'n_embd' | 'vocab_size' | 'block_size' | 'batch_size'>): void {
+export function checkSizes(cfg: Pick<RunConfig, 'n_layer' | 'n_head' | 'n_embd' | 'vocab_size' | 'block_size' | 'batch_size'> & Partial<Pick<RunConfig, 'grad_accum'>>): void {
   const params = paramCount(cfg);
   if (params > MAX_PARAMS) {
     throw new ConfigError(
@@ -206,10 +221,91 @@ export function checkSizes(cfg: Pick<RunConfig, 'n_layer' | 'n_head' | 'n_embd' 
   const [what, n] = tensors.reduce((a, b) => (b[1] > a[1] ? b : a));
   if (n > MAX_TENSOR) {
     throw new ConfigError(
-      `one micro-batch would need a tensor of ${big(n)} numbers (${what}); at most ${big(MAX_TENSOR)} fit: ` +
+      `one micro-batch would need a tensor of ${big(n)} numbers, ${sizeOf(4 * n)} of float32 for that tensor alone (${what}); ` +
+        `at most ${big(MAX_TENSOR)} (${sizeOf(4 * MAX_TENSOR)}) fit: ` +
         'lower batch_size (grad_accum makes a large batch out of small micro-batches) or block_size',
     );
   }
+  const sequences = B * (cfg.grad_accum ?? 1);
+  if (sequences > MAX_STEP_SEQUENCES) {
+    throw new ConfigError(
+      `one step would take ${big(sequences)} sequences per worker (batch_size x grad_accum = ${B} x ${cfg.grad_accum}); ` +
+        `at most ${big(MAX_STEP_SEQUENCES)} (${MAX_STEP_SEQUENCES}) are taken: lower grad_accum or batch_size`,
+    );
+  }
+}
+
+// ---- memory per worker ---------------------------------------------------------------------------------
+// A config can pass checkSizes and still need more memory than a browser gives one worker (batch_size
+// 100,000 on tiny: ~35 GB of activations; n_layer 1000: ~11 GB): it would grow the tab until an
+// allocation fails mid-step ("Invalid typed array length", "out of memory"). checkWorkerMemory refuses it
+// before Start, with the cost model's figure (predict() in src/parallel/costmodel.ts, which knows how
+// each strategy divides the model; src/ui/setup.ts memoryError calls both).
+
+/**
+ * What one CPU worker can hold: tfjs's WebAssembly memory is 32-bit (4 GiB at most), and so is the host
+ * AdamW's own (src/train/host-adamw.ts: master weights, m, v and the gradients read in); the plain-JS
+ * cpu backend is held to the same.
+ */
+export const CPU_WORKER_BYTES = 4 * 2 ** 30;
+/** What this trainer asks of one GPU worker (webgpu, webgl) at most: few GPUs give a browser tab more. */
+export const GPU_WORKER_BYTES = 16 * 2 ** 30;
+
+/** The cost model's memory of one worker (costmodel.ts Prediction['memory']), in bytes. */
+export interface WorkerMemory {
+  params: number;
+  grads: number;
+  optimizer: number;
+  gathered_peak: number;
+  activations_peak: number;
+  total: number;
+}
+
+/** Whether one worker can hold what it needs, and if not, what to change. */
+export interface WorkerFit {
+  fits: boolean;
+  need: number; // bytes in the worker's fullest memory (see workerFit)
+  limit: number; // what that memory holds at most
+  gpu: boolean;
+  parts: string; // what the need is made of, in words with sizes
+  fix: string; // what to change, lower case, no final stop
+}
+
+/**
+ * One worker's memory against what it can hold. On a CPU backend (and "auto", which picks WebAssembly
+ * where there is no GPU) a worker has two 32-bit memories, each at most CPU_WORKER_BYTES: tfjs's heap
+ * (weights, gradients, gathered units, activations) and the host AdamW's (its state and the gradients it
+ * reads in); `need` is the fuller one. On a GPU, everything, at most GPU_WORKER_BYTES.
+ */
+export function workerFit(cfg: Pick<RunConfig, 'backend' | 'batch_size' | 'block_size'>, m: WorkerMemory): WorkerFit {
+  const gpu = cfg.backend === 'webgpu' || cfg.backend === 'webgl';
+  const limit = gpu ? GPU_WORKER_BYTES : CPU_WORKER_BYTES;
+  const acts = `${sizeOf(m.activations_peak)} of activations for batch_size ${cfg.batch_size} x block_size ${cfg.block_size}`;
+  const tfjs = gpu ? m.total : m.total - m.optimizer;
+  const host = !gpu && HOST_OPTIMIZER_BACKENDS.includes(cfg.backend) ? m.optimizer + m.grads : 0;
+  const need = Math.max(tfjs, host);
+  const parts = gpu
+    ? `${acts}, ${sizeOf(m.params + m.grads + m.optimizer + m.gathered_peak)} of weights, gradients and AdamW state`
+    : host > tfjs
+      ? `${sizeOf(host)} of AdamW state and gradients in the optimizer's memory`
+      : `${acts}, ${sizeOf(m.params + m.grads + m.gathered_peak)} of weights and gradients`;
+  const activations = m.activations_peak > m.params + m.grads + m.optimizer + m.gathered_peak;
+  const fix = (activations
+    ? 'lower batch_size (grad_accum makes a large batch out of small micro-batches), block_size or n_layer'
+    : 'lower n_layer or n_embd, or split the model over more workers (strategy fsdp, tp or pp)') +
+    (gpu ? '' : ', or train on a GPU (backend webgpu)');
+  return { fits: !(need > limit), need, limit, gpu, parts, fix };
+}
+
+/**
+ * Throws ConfigError when one worker would need more memory than it can hold (workerFit), saying how
+ * much, what takes it, and what to change. `how` names the strategy (e.g. "of fsdp over 2 workers").
+ */
+export function checkWorkerMemory(cfg: Pick<RunConfig, 'backend' | 'batch_size' | 'block_size'>, m: WorkerMemory, how = ''): void {
+  const f = workerFit(cfg, m);
+  if (f.fits) return;
+  const where = f.gpu ? `a GPU worker (backend ${cfg.backend})` : 'a CPU worker (32-bit WebAssembly)';
+  throw new ConfigError(`one worker${how ? ` ${how}` : ''} would need about ${sizeOf(f.need)} (${f.parts}); ${where} holds at most ${sizeOf(f.limit)}: ${f.fix}`);
 }
 
 /** Checks every field; maxBlockSize is the preset's position-table size. */

@@ -1,6 +1,8 @@
 // The Checkpoint panel: the run's last checkpoint, kept in this browser (IndexedDB, src/ui/store.ts).
-// It is saved after every evaluation and on pause/stop (save(): one save at a time, later requests
-// collapse into one more), can be downloaded (as this trainer's .ckpt, llm.c's .bin or Hugging Face's
+// It is saved after every evaluation, by time while training (tick(): at least every AUTOSAVE_MS, so a
+// reload or a crash loses at most about that much training whatever the eval cadence), on pause/stop and
+// when the page is hidden or left (save(): one save at a time, later requests collapse into one more), can
+// be downloaded (as this trainer's .ckpt, llm.c's .bin or Hugging Face's
 // model.safetensors + config.json), loaded back from a file, deleted, or resumed.
 // Loading takes any model file (src/ui/model-files.ts): a trainer checkpoint (by its content, whatever
 // its name) becomes the saved checkpoint, offered for resuming; llm.c's and Hugging Face's weights go to
@@ -36,6 +38,45 @@ export interface CheckpointPage {
   useWeights(model: LoadedModel): void; // llm.c's or Hugging Face's weights: the next Start's; throws what does not fit
 }
 
+/** Training time between two autosaves at most (plus the save itself and the step in flight). */
+export const AUTOSAVE_MS = 20_000;
+/** A save may take at most this share of the training time: a model whose save takes seconds is saved less often. */
+const SAVE_SHARE = 0.2;
+
+/**
+ * When the next autosave is due: AUTOSAVE_MS after the last one started, or longer when saves are slow
+ * (at most SAVE_SHARE of the time spent saving). Pure, so the Node tests can drive it with their own clock.
+ */
+export class AutosaveClock {
+  private last: number;
+  private lastDuration = 0;
+
+  constructor(private readonly now: () => number = Date.now, readonly every = AUTOSAVE_MS) {
+    this.last = now();
+  }
+
+  /** The interval now in force. */
+  get interval(): number {
+    return Math.max(this.every, this.lastDuration / SAVE_SHARE);
+  }
+
+  /** A run (re)started: its first autosave is one interval away. */
+  restart(): void {
+    this.last = this.now();
+  }
+
+  due(): boolean {
+    return this.now() - this.last >= this.interval;
+  }
+
+  /** A save started (any save: by time, at an evaluation, on pause); returns a function to call when it ends. */
+  started(): () => void {
+    const t = this.now();
+    this.last = t;
+    return () => (this.lastDuration = this.now() - t);
+  }
+}
+
 export class CheckpointPanel {
   private readonly info = byId('checkpoint-info');
   private readonly error = byId('checkpoint-error');
@@ -52,6 +93,7 @@ export class CheckpointPanel {
   private storeAvailable = true;
   private saving: Promise<void> | null = null;
   private saveAgain = false;
+  readonly clock = new AutosaveClock();
   private downloading = false; // one download (of one or more files) at a time
 
   constructor(private readonly page: CheckpointPage) {
@@ -97,6 +139,21 @@ export class CheckpointPanel {
     return null;
   }
 
+  /** After every step: saves when the last save is an autosave interval old (AutosaveClock). */
+  tick(): void {
+    if (!this.saving && this.page.run() && this.clock.due()) void this.save();
+  }
+
+  /** A save is running or queued (leaving the page now could lose it). */
+  get pending(): boolean {
+    return this.saving !== null;
+  }
+
+  /** Resolves when no save is running or queued (before resuming from the saved checkpoint). */
+  async settled(): Promise<void> {
+    while (this.saving) await this.saving.catch(() => {});
+  }
+
   /** Exports the run's checkpoint into IndexedDB; overlapping requests collapse into one more save. */
   save(): Promise<void> {
     if (this.saving) {
@@ -115,6 +172,15 @@ export class CheckpointPanel {
   private async saveOnce(): Promise<void> {
     const r = this.page.run();
     if (!r || this.page.failed() || !this.storeAvailable) return;
+    const ended = this.clock.started();
+    try {
+      await this.exportAndStore(r);
+    } finally {
+      ended();
+    }
+  }
+
+  private async exportAndStore(r: Run): Promise<void> {
     let buf: ArrayBuffer;
     try {
       buf = await r.exportCheckpoint();
@@ -127,7 +193,7 @@ export class CheckpointPanel {
     try {
       await store.saveCheckpoint(buf, meta);
       this.saved = meta;
-      this.render();
+      this.page.changed(); // the page's Resume button offers the newest step
     } catch (e) {
       this.page.warn('Could not save the checkpoint in this browser.', `${messageOf(e)}. Download the checkpoint (.ckpt) to keep your model.`, 'warning');
     }
@@ -153,7 +219,7 @@ export class CheckpointPanel {
       return;
     }
     if (!m) {
-      this.info.textContent = 'Saved automatically after every evaluation and when you pause or stop.';
+      this.info.textContent = AUTOSAVE_LINE;
       return;
     }
     const c = m.config;
@@ -242,6 +308,8 @@ export class CheckpointPanel {
     this.error.hidden = message === null;
   }
 }
+
+const AUTOSAVE_LINE = `Saved automatically every ${AUTOSAVE_MS / 1000} s while training, after every evaluation, and when you pause, stop or leave the page.`;
 
 function sentence(msg: string): string {
   return /[.!?]$/.test(msg) ? msg : `${msg}.`;

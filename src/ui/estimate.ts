@@ -4,7 +4,7 @@
 // group needs), and the time a step should take on this machine, from the speed this page
 // measured on its last run with the same backend (the cost model's FLOPs per token over that FLOP/s).
 
-import type { RunConfig } from '../model/config';
+import { workerFit, type RunConfig } from '../model/config';
 import type { ParamTable } from '../model/params';
 import type { DistOptions } from '../parallel/coordinator';
 import type { StepStats } from '../train/trainer';
@@ -15,8 +15,6 @@ import { globalBatch } from './setup';
 import { h } from './dom';
 import * as fmt from './format';
 
-/** A wasm worker addresses at most 4 GiB (32-bit WebAssembly memory). */
-const WASM_MAX_BYTES = 4 * 2 ** 30;
 const speedKey = (backend: string) => `gpt2-trainer:gflops:${backend}`;
 
 /**
@@ -51,7 +49,8 @@ export function renderEstimate(target: HTMLElement, cfg: RunConfig, dist: DistOp
   const sync = gradientSync(d);
   const part = n === 1 ? '' : sync === 'shard' ? `a 1/${n} shard of ` : sync === 'tensor' ? `its 1/${n} slice of every block's ` : sync === 'pipeline' ? 'the largest stage\'s ' : '';
   const rest = expectedAtRest(table, d, cfg.backend).bytes;
-  const peak = predict(cfg, d, UNCALIBRATED, table).memory.total; // at rest + gathered units + activations (PP: of the micro-batches in flight)
+  const memory = predict(cfg, d, UNCALIBRATED, table).memory;
+  const peak = memory.total; // at rest + gathered units + activations (PP: of the micro-batches in flight)
   target.dataset.peakBytes = String(Math.round(peak));
   target.replaceChildren(
     h('strong', {}, `≈ ${fmt.compact(params)} parameters`),
@@ -59,11 +58,13 @@ export function renderEstimate(target: HTMLElement, cfg: RunConfig, dist: DistOp
     ` · ${fmt.bytes(rest)} for ${part}weights, gradients and AdamW state${n > 1 ? ` in each of ${n} workers` : ''}` +
       `, about ${fmt.bytes(peak)} at a step's peak · ${fmt.count(batch.tokens)} tokens per step`,
   );
-  const cpu = cfg.backend === 'wasm' || cfg.backend === 'cpu' || cfg.backend === 'auto';
-  if (cpu && peak > WASM_MAX_BYTES) {
+  // The same judgement as the one that disables Start (memoryError in src/ui/setup.ts).
+  const fit = workerFit(cfg, memory);
+  target.dataset.needBytes = String(Math.round(fit.need));
+  if (!fit.fits) {
     target.append(h('br'), h('span', { class: 'problem', 'data-fits': 'false' },
-      `A CPU worker can hold at most ${fmt.bytes(WASM_MAX_BYTES)} (32-bit WebAssembly): this needs ${fmt.bytes(peak)}. ` +
-        `Lower batch_size, split the model over more workers (strategy fsdp, tp or pp), or use a GPU (backend webgpu).`));
+      `A ${fit.gpu ? 'GPU' : 'CPU'} worker can hold at most ${fmt.bytes(fit.limit)}${fit.gpu ? '' : ' (32-bit WebAssembly)'}: this needs ${fmt.bytes(fit.need)} (${fit.parts}). ` +
+        `${fit.fix[0].toUpperCase()}${fit.fix.slice(1)}.`));
   }
   const backend = cfg.backend === 'auto' ? 'wasm' : cfg.backend;
   const gflops = savedGflops(backend);

@@ -36,7 +36,7 @@ export const MEMORY_KINDS: readonly MemoryKindSpec[] = [
   { key: 'grads', label: 'grads', data: 'grads', title: 'Gradients a step keeps, 4 bytes per parameter (a shard under FSDP: reduce-scattered)' },
   { key: 'optimizer', label: 'optimizer', data: 'optimizer', title: 'AdamW state at rest: m and v, 8 bytes per parameter (a shard under FSDP), and on the CPU backends the master copy of the weights it updates, 4 more' },
   { key: 'buddy', label: 'buddy copy', data: 'buddy', title: 'FSDP: the next worker\'s shards (weights, m and v), kept so that if it fails nothing is lost: 12 bytes per parameter ÷ N' },
-  { key: 'gathered_peak', label: 'gathered', data: 'gathered', title: 'FSDP: most unsharded (all-gathered) parameters alive at once during a step' },
+  { key: 'gathered_peak', label: 'gathered', data: 'gathered', title: 'FSDP: most unsharded (all-gathered) parameters alive at once during a training step: the root unit and, with backward prefetch, two blocks (the next one arrives before this one is freed; on a 2-block model that is all of it), one without; an evaluation\'s temporary full copy is not counted' },
   { key: 'activations_peak', label: 'activations', data: 'activations', title: 'Most activations alive at once: what forward saves for backward (PP: of every micro-batch in flight on this stage)' },
   { key: 'comm_buffers', label: 'comm buffers', data: 'comm', title: 'Most bytes of communication buffers alive at once (gradient buckets, all-gathers in flight)' },
 ];
@@ -106,7 +106,7 @@ export function expectedAtRest(table: ParamTable, d: Pick<DistOptions, 'strategy
 export function memoryLegend(): HTMLElement {
   return h('div', { class: 'mem-legend', 'aria-label': 'Colours of each worker\'s memory bar' },
     ...MEMORY_KINDS.map((k) => h('span', { class: `mem-key ${k.data}`, title: k.title }, h('i', { class: 'swatch' }), k.label)),
-    h('span', { class: 'mem-key replica', title: `Where a full replica at rest ends: ${BYTES_PER_PARAM} bytes per parameter, what every DDP worker keeps` }, h('i', { class: 'tick' }), 'full replica at rest'),
+    h('span', { class: 'mem-key replica', title: `Where a full replica at rest ends: what every DDP worker really keeps, ${BYTES_PER_PARAM} bytes per parameter (weights, gradients, AdamW m and v), ${BYTES_PER_PARAM + 4} on the CPU backends (and the master copy their AdamW updates); measured on the same basis as every bar` }, h('i', { class: 'tick' }), 'full replica at rest'),
   );
 }
 

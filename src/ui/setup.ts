@@ -10,7 +10,9 @@
 // judge of a RunConfig, checkDist() (src/parallel/coordinator.ts) of the dist part; this file never
 // second-guesses them. The dist settings are not RunConfig keys (makeConfig rejects unknown keys).
 
-import { BACKENDS, ConfigError, DERIVED_KEYS, PRESETS, PRESET_NAMES, deriveSchedule, makeConfig, type DerivedKey, type PresetName, type RunConfig } from '../model/config';
+import { BACKENDS, ConfigError, DERIVED_KEYS, PRESETS, PRESET_NAMES, checkWorkerMemory, deriveSchedule, makeConfig, type DerivedKey, type PresetName, type RunConfig } from '../model/config';
+import { buildParamTable, type ParamTable } from '../model/params';
+import { UNCALIBRATED, predict } from '../parallel/costmodel';
 import { DIST_DEFAULTS, DistError, checkDist, type DistOptions } from '../parallel/coordinator';
 import { TRANSPORTS } from '../parallel/collectives';
 import {
@@ -225,6 +227,23 @@ export function splitError(cfg: Pick<RunConfig, 'n_head' | 'n_layer' | 'batch_si
   }
 }
 
+/**
+ * Why one worker of this setup could not hold what it needs (the cost model's memory per worker, under
+ * the strategy: a replica, FSDP's shards, TP's slices or PP's largest stage; checkWorkerMemory in
+ * src/model/config.ts has the limits), or null. `table` is the model as it will be built (the page
+ * passes the one with the text's vocabulary). The page disables Start with this message.
+ */
+export function memoryError(cfg: RunConfig, d: DistOptions, table: ParamTable = buildParamTable(cfg)): string | null {
+  try {
+    const how = d.workers > 1 ? `of ${d.strategy}${d.strategy === 'fsdp' && d.shard && d.shard !== 'full' ? ` (shard ${d.shard})` : ''} over ${d.workers} workers` : '';
+    checkWorkerMemory(cfg, predict(cfg, d, UNCALIBRATED, table).memory, how);
+    return null;
+  } catch (e) {
+    if (e instanceof ConfigError) return e.message;
+    throw e;
+  }
+}
+
 /** The dist settings a dist error message talks about (to highlight them in the form). */
 export function distFieldsInMessage(message: string): DistKey[] {
   return DIST_FIELDS.map((f) => f.key).filter((k) => message.includes(k) || (k === 'bucket_mb' && /bucket/.test(message))
@@ -348,7 +367,12 @@ function distFromQuery(q: URLSearchParams, cores: number | undefined, problems: 
       notNumber('bucketMb', 'a positive number of MB');
       notNumber('microbatches', 'a whole number of at least 1');
       if (key === 'prefetch') prefetchOf(q.get(key) ?? '');
-      checkDist({ ...DIST_DEFAULTS, strategy: 'ddp', workers: 2, ...options });
+      // Each value is checked on its own, against settings that suit it: a strategy against a worker
+      // count it can run (single: 1; whether the link's own count suits it is said below), any other
+      // value against ddp over 2 workers.
+      const base: DistOptions = { ...DIST_DEFAULTS, strategy: 'ddp', workers: 2, ...options };
+      if (key === 'strategy') base.workers = options.strategy === 'single' ? 1 : 2;
+      checkDist(base);
       return true;
     } catch (e) {
       problems.push(`The link's ${key} could not be used (${distMessage((e as Error).message)}); using ${fallback} instead.`);

@@ -4,7 +4,7 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { loss, tick } from '../format';
-import { STRATEGY_KEYS, STRATEGY_LABELS, type StrategyKey } from './settings';
+import { STRATEGY_LABELS, WHATIF_KEYS, type StrategyKey } from './settings';
 
 const FONT = '14px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
 const AXIS: uPlot.Axis = { font: FONT, labelFont: FONT, stroke: '#475569', grid: { stroke: '#e8ebf0', width: 1 }, ticks: { stroke: '#e8ebf0', width: 1 } };
@@ -14,13 +14,14 @@ export const STRATEGY_STYLE: Record<StrategyKey, { color: string; width: number;
   single: { color: 'rgba(17, 24, 39, 0.22)', width: 9 },
   ddp: { color: '#2563eb', width: 2.5 },
   'fsdp-full': { color: '#ea580c', width: 2.5, dash: [10, 7] },
+  'fsdp-noprefetch': { color: '#a16207', width: 2.5, dash: [4, 4] },
   'fsdp-grad_op': { color: '#16a34a', width: 2.5, dash: [2, 6] },
   tp: { color: '#9333ea', width: 2.5, dash: [6, 4] },
   'pp-1f1b': { color: '#0891b2', width: 2.5, dash: [14, 5, 2, 5] },
   'pp-gpipe': { color: '#be123c', width: 2.5, dash: [3, 9] },
 };
 export const STRATEGY_SWATCH: Record<StrategyKey, string> = {
-  single: '#6b7280', ddp: '#2563eb', 'fsdp-full': '#ea580c', 'fsdp-grad_op': '#16a34a', tp: '#9333ea', 'pp-1f1b': '#0891b2', 'pp-gpipe': '#be123c',
+  single: '#6b7280', ddp: '#2563eb', 'fsdp-full': '#ea580c', 'fsdp-noprefetch': '#a16207', 'fsdp-grad_op': '#16a34a', tp: '#9333ea', 'pp-1f1b': '#0891b2', 'pp-gpipe': '#be123c',
 };
 
 function size(container: HTMLElement, height: number) {
@@ -79,24 +80,44 @@ export class LossOverlay extends Chart {
 
 const GB = 2 ** 30;
 
+/**
+ * The y range of the memory chart: from a little under the smallest need to ten times the larger of the
+ * budget and DDP's need (which does not change with the workers), so where the budget crosses the
+ * strategies stays readable; a line beyond it is clipped at the top.
+ */
+export function memoryRange(bytes: Partial<Record<StrategyKey, (number | null)[]>>, budget: number): [number, number] {
+  const all = Object.values(bytes).flatMap((xs) => (xs ?? []).filter((x): x is number => x !== null && x > 0));
+  const ddp = (bytes.ddp ?? []).find((x): x is number => x !== null) ?? budget;
+  const min = Math.min(budget, ...all);
+  const max = Math.max(budget, ...all);
+  return [min / 1.5, Math.min(max * 1.2, Math.max(budget, ddp) * 10)];
+}
+
 export class MemoryChart extends Chart {
+  /** The y range drawn (bytes), for tests. */
+  range: { lo: number; hi: number } | null = null;
+
   /**
    * Memory per worker (bytes) of each strategy for workers[i] workers (null where that many cannot split
    * the model that way: TP's divisors of n_head, PP's at most n_layer stages), and the budget line.
    */
   set(workers: number[], bytes: Record<StrategyKey, (number | null)[]>, budget: number, at: number): void {
     const marker: uPlot.Series = { label: 'budget', stroke: '#b91c1c', width: 2, dash: [6, 4], points: { show: false }, value: (_u, v) => (v == null ? '–' : gb(v)) };
+    const [lo, hi] = memoryRange(bytes, budget);
+    this.range = { lo, hi };
     this.build(
       {
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: false, distr: 3, log: 2 }, y: { distr: 3, log: 10 } },
+        // y: the region where the budget and the strategies cross, not single's line to the top
+        // (it trains the whole global batch, whose activations grow with the workers): lines beyond are clipped
+        scales: { x: { time: false, distr: 3, log: 2 }, y: { distr: 3, log: 10, range: () => [lo, hi] } },
         axes: [
           { ...AXIS, label: 'workers', labelSize: 26, values: (_u, t) => t.map((v) => String(Math.round(v))) },
           { ...AXIS, label: 'memory per worker', labelSize: 26, size: 70, splits: decades, values: (_u, t) => t.map(gb) },
         ],
         series: [
           { label: 'workers', value: (_u, v) => (v == null ? '–' : String(v)) },
-          ...STRATEGY_KEYS.map((k) => ({
+          ...WHATIF_KEYS.map((k) => ({
             label: STRATEGY_LABELS[k],
             stroke: STRATEGY_SWATCH[k],
             width: k === 'single' ? 2 : 2.5,
@@ -123,7 +144,7 @@ export class MemoryChart extends Chart {
           }],
         },
       },
-      [workers, ...STRATEGY_KEYS.map((k) => bytes[k]), workers.map(() => budget)],
+      [workers, ...WHATIF_KEYS.map((k) => bytes[k]), workers.map(() => budget)],
     );
   }
 }

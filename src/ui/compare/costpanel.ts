@@ -16,7 +16,7 @@ import type { RunRecord } from './runner';
 import type { RunSummary } from './summary';
 import { STRATEGY_HELP, type StrategyKey } from './settings';
 import {
-  BETTER_WHEN, WHATIF_MAX_WORKERS, advice, crossover, explain, memoryCurves, predictRun, presetLabel, whatIfConfig, whatIfRows,
+  BETTER_WHEN, WHATIF_MAX_WORKERS, advice, crossover, explain, memoryCurves, predictRun, presetLabel, runDrift, whatIfConfig, whatIfRows,
   type Crossover, type Measured, type WhatIf, type WhatIfModel,
 } from './whatif';
 
@@ -150,7 +150,9 @@ export class CostPanel {
     this.status.replaceChildren(
       h('strong', {}, `${(m.flops / 1e9).toFixed(2)} GFLOP/s`), ` per worker with a core to itself (${m.flopsFrom}${m.cores ? `; ${m.cores} cores` : ''}) · `,
       h('strong', {}, `${l.alpha > 0 ? `α = ${(l.alpha * 1e6).toFixed(0)} µs` : 'α ≈ 0 µs'}, β = ${(l.beta / 1e9).toFixed(2)} GB/s`),
-      ` for the ${l.transport} all-reduce on ${l.workers} workers (${samples})${l.alpha > 0 ? '' : '; the latency is too small to see next to the bandwidth at these sizes'}.`,
+      ` for the ${l.transport} all-reduce on ${l.workers} workers (${samples}; medians of ${l.fit?.rounds ?? 1} rounds, smallest size first)${l.alpha > 0 ? '' : '; the latency is too small to see next to the bandwidth at these sizes'}` +
+        (l.fit ? `; the fit is off by ${(100 * l.fit.error).toFixed(0)}% (root mean square)${l.fit.ordered ? '' : ', and a larger size ran faster than a smaller one: the computer was busy, press Calibrate again'}` : '') +
+        (l.stepOverheadMs !== undefined ? `; the coordinator’s round trips ${l.stepOverheadMs.toFixed(1)} ms per step` : '') + '.',
     );
     this.status.dataset.calibrated = 'true';
   }
@@ -171,7 +173,8 @@ export class CostPanel {
       const p = predictRun(run, m);
       // PP's stages send different amounts: the mean, as measured (the busiest is p.bytes_per_rank)
       const predBytes = p.bytes_by_rank ? p.bytes_by_rank.reduce((x, y) => x + y, 0) / p.bytes_by_rank.length : p.bytes_per_rank;
-      const measuredMem = s.memoryTotal - s.memory.comm_buffers; // the kinds the model predicts
+      const measuredMem = s.memoryTotal; // the same figure as the results table: everything the worker allocates
+      const d = m ? runDrift(run, p.step_ms, s.stepMs) : null;
       const cell = (pred: string, meas: string, g: string, title?: string) => [
         h('td', { class: 'pred num' }, pred),
         h('td', { class: 'num', title }, meas, g ? h('span', { class: 'cmp-gap' }, ` ${g}`) : ''),
@@ -181,20 +184,25 @@ export class CostPanel {
         id: `compare-pred-${run.key}`, 'data-strategy': run.key, 'data-predicted-ms': String(m ? p.step_ms : ''), 'data-measured-ms': String(s.stepMs),
         'data-predicted-bytes': String(predBytes), 'data-predicted-memory': String(p.memory.total),
         'data-predicted-bubble': bubble ? String(p.bubble) : '', 'data-measured-idle': String(s.idleShare),
+        'data-measured-memory': String(measuredMem), 'data-drift': d ? String(d.drifted) : '', 'data-load-changed': d ? String(d.loadChanged) : '',
+        class: d?.drifted ? 'cmp-drifted' : '',
       },
         h('th', { scope: 'row' }, h('i', { class: 'swatch', style: `--c:${STRATEGY_SWATCH[run.key]}` }), ` ${run.label}`),
-        ...cell(m ? ms(p.step_ms) : '–', ms(s.stepMs), m ? gap(p.step_ms, s.stepMs) : ''),
+        ...cell(m ? ms(p.step_ms) : '–', ms(s.stepMs), m ? gap(p.step_ms, s.stepMs) + (d?.drifted ? ' ⚠' : '') : '', d?.note ?? undefined),
         ...cell(m ? rate(p.tokens_per_s) : '–', rate(s.tokensPerSec), m ? gap(p.tokens_per_s, s.tokensPerSec) : ''),
         ...cell(fmt.bytes(Math.round(predBytes)), fmt.bytes(Math.round(s.bytesPerWorker)), '', p.bytes_by_rank ? `mean over the stages; by stage, predicted: ${p.bytes_by_rank.map((x) => fmt.bytes(Math.round(x))).join(', ')}` : undefined),
-        ...cell(fmt.bytes(Math.round(p.memory.total)), fmt.bytes(measuredMem), '', 'params + grads + optimizer + gathered peak + activations peak (communication buffers not counted)'),
+        ...cell(fmt.bytes(Math.round(p.memory.total)), fmt.bytes(measuredMem), '', 'everything a worker allocates, on one basis for every strategy: params + grads + optimizer (with the host master copy on the CPU backends, FSDP\'s masks) + buddy copy + gathered peak + activations peak + communication buffers'),
         ...cell(bubble ? `${pct(p.bubble!)} bubble` : '–', s.workers > 1 ? pct(s.idleShare) : '–', '',
           bubble ? `predicted: (N−1)/(M+N−1) of the schedule; measured: the share of the schedule each stage did not work (waiting for a neighbour, or done before the last stage), averaged over the stages` : 'the share of each worker\'s step it spent waiting for another, averaged over the workers'),
       );
     });
+    const drifted = m ? this.runs.map((run, i) => ({ run, d: runDrift(run, predictRun(run, m).step_ms, this.summaries[i].stepMs) })).filter((x) => x.d.drifted) : [];
     this.table.replaceChildren(h('table', { class: 'cmp-table cmp-pvm', id: 'compare-predicted' }, head, h('tbody', {}, ...rows)),
+      ...(drifted.length ? [h('p', { class: 'cmp-drift', id: 'compare-drift' }, h('strong', {}, '⚠ Far from the prediction (more than 20%): '),
+        drifted.map((x) => `${x.run.label}: ${x.d.note}`).join('; ') + '.')] : []),
       h('p', { class: 'muted cmp-foot' }, m
-        ? `Gaps are measured against predicted. Times are predicted from one worker’s FLOP/s` +
-          (m.link.concurrent ? ` (and, for ${m.link.concurrent.workers} workers, the FLOP/s each gets and the wait for the slowest, measured with them computing at once)` : '') +
+        ? `Gaps are measured against predicted. Each run's times are predicted from what its workers got while it trained: a probe of as many workers computing at once (no communication) steps before, between and after the run's steps, giving the FLOP/s each gets, the slowest one's lag at every point the workers meet, and the coordinator's round trips` +
+          (this.runs.every((r) => r.probe) ? '' : (m.link.concurrent ? ` (runs without probes: ${m.link.concurrent.workers} workers' FLOP/s and lag, measured with them computing at once)` : '')) +
           (m.cores ? `, shared when there are more workers than this computer’s ${m.cores} cores (which also run the page and everything else)` : '') +
           `; the model adds compute, communication and copies between the backend and JavaScript one after the other (no overlap).`
         : 'Bytes and memory need no calibration; times do (press Calibrate, or include single in a comparison).'));
@@ -274,6 +282,8 @@ export class CostPanel {
     Object.assign(this.advice.dataset, { fits: a.fits.join(','), leastTraffic: a.leastTraffic ?? '', fastest: a.fastest ?? '', slowLink: a.slowLink?.fastest ?? '' });
     const curves = memoryCurves(cfg, w);
     this.chart.set(curves.workers, curves.bytes, w.budget, w.workers);
+    if (this.chart.range) Object.assign(this.chartBox.dataset, { yMin: String(this.chart.range.lo), yMax: String(this.chart.range.hi) });
+    this.chartBox.id = 'compare-memory-chart';
   }
 }
 

@@ -10,7 +10,10 @@ import * as fmt from '../format';
 import { buildParamTable } from '../../model/params';
 import { bubbleFraction, stageBlocks } from '../../parallel/pp-layout';
 import type { RunRecord } from './runner';
-import type { RunSummary } from './summary';
+import { bytesRatio, prefetchEffect, type RunSummary } from './summary';
+import { atRest } from '../memory';
+import { makeConfig } from '../../model/config';
+import { crossover, WHATIF_MAX_WORKERS } from './whatif';
 
 export const LESSON_TITLE = 'What does each kind of parallelism split, and what does it pay for it?';
 
@@ -46,7 +49,8 @@ export function lessonParagraph(run: RunRecord, s: RunSummary, all: { run: RunRe
       return p(` splits the batch: each of ${N} workers trains ${G / N} of the ${G} sequences with a whole replica of the model, `, mem, ' per worker. ',
         'It pays in gradients: every one is all-reduced each step, ', sent, ' sent per worker, and each worker waited ', waited, ' for the others and for data in flight.');
     case 'fsdp': {
-      const how = run.dist.shard === 'grad_op' ? 'gathers each unit once for forward and keeps it until its backward' : 'gathers each unit before its forward and again before its backward';
+      const how = run.dist.shard === 'grad_op' ? 'gathers each unit once for forward and keeps it until its backward'
+        : `gathers each unit before its forward and again before its backward (${run.dist.prefetch === false ? 'without prefetch: each gather is waited for' : 'the next one prefetched under this one\'s backward'})`;
       return p(` splits the batch and the model's state: each of ${N} workers trains ${G / N} sequences and keeps only 1/${N} of every unit (weights, gradients, AdamW), `, mem, ` per worker${vsDdpMem}. `,
         `It pays in traffic: it ${how} and reduce-scatters the gradients, `, sent, ` per worker per step${vsDdpBytes}, and waited `, waited, '.');
     }
@@ -72,6 +76,70 @@ export function lessonParagraph(run: RunRecord, s: RunSummary, all: { run: RunRe
   }
 }
 
+/** The five questions a class should answer after a comparison (data-question on each). */
+export const LESSON_QUESTIONS = [
+  { id: 'memory', q: 'Why does FSDP hold less memory than DDP?' },
+  { id: 'bytes', q: 'Why does FSDP move more bytes?' },
+  { id: 'prefetch', q: 'What does prefetch hide?' },
+  { id: 'fits', q: 'When is FSDP the only option that fits?' },
+  { id: 'time', q: 'Where does a step\'s time go?' },
+] as const;
+
+/** The five questions, each answered in two sentences with this comparison's numbers, linked to where the view shows them. */
+export function lessonQuestions(summaries: RunSummary[]): HTMLElement {
+  const by = (key: string) => summaries.find((s) => s.key === key);
+  const ddp = by('ddp');
+  const fsdp = by('fsdp-full') ?? by('fsdp-noprefetch') ?? by('fsdp-grad_op');
+  const need = (what: string) => h('span', { class: 'muted' }, `Add ${what} to the comparison to answer it with measured numbers.`);
+  const answers: Record<(typeof LESSON_QUESTIONS)[number]['id'], (Node | string)[]> = {
+    memory: ddp && fsdp ? [
+      `Each FSDP worker keeps only 1/${fsdp.workers} of the weights, gradients and AdamW state (and a neighbour's part, its buddy copy): `,
+      link(`${fmt.bytes(atRest(fsdp.memory))} at rest`, `#compare-row-${fsdp.key}`), ' against DDP\'s ', link(fmt.bytes(atRest(ddp.memory)), '#compare-row-ddp'),
+      `, ${(atRest(fsdp.memory) / Math.max(1, atRest(ddp.memory))).toFixed(2)}× measured on the same basis (what each really allocates). `,
+      `What it does not shard, the activations and the blocks it gathers for a moment, keeps its total at ${fmt.bytes(fsdp.memoryTotal)} against ${fmt.bytes(ddp.memoryTotal)}.`,
+    ] : [need('DDP and FSDP full')],
+    bytes: (() => {
+      const r = bytesRatio(summaries);
+      return r ? [
+        `To compute with a block it does not hold, FSDP full all-gathers it for forward and again for backward, and reduce-scatters its gradients: 3(N−1)/N × S per worker against DDP's one all-reduce, 2(N−1)/N × S, 1.5×. `,
+        'Here it sent ', link(`${r.ratio.toFixed(2)}× DDP's bytes`, '#compare-bytes-ratio'), ` (${fmt.bytes(Math.round(r.fsdp.bytesPerWorker))} against ${fmt.bytes(Math.round(r.ddp.bytesPerWorker))} per worker per step), a little under 1.5 because the root unit is gathered once.`,
+      ] : [need('DDP and FSDP full')];
+    })(),
+    prefetch: (() => {
+      const p = prefetchEffect(summaries);
+      return p ? [
+        'Prefetch issues the all-gather a block\'s backward needs while the block after it is still computing, so the bytes travel under compute instead of the worker stopping to wait for them. ',
+        'Here FSDP full took ', link(`${p.on.stepMs.toFixed(1)} ms per step with it and ${p.off.stepMs.toFixed(1)} ms without`, '#compare-prefetch', 'fsdp-full'),
+        ` (waiting ${p.on.waitMs.toFixed(1)} against ${p.off.waitMs.toFixed(1)} ms); on a busy two-core computer the difference is small, since the other worker, not the link, is what a worker mostly waits for.`,
+      ] : [need('FSDP full and "FSDP full, no prefetch"')];
+    })(),
+    fits: (() => {
+      const cfg = makeConfig('gpt2');
+      const budget = 2.7 * 2 ** 30;
+      const c = crossover(cfg, { model: 'gpt2', workers: 8, linkScale: 1, budget, transport: 'ring', bucketMb: 25 }, WHATIF_MAX_WORKERS);
+      return [
+        `When a whole replica does not fit one worker: DDP needs the same ${fmt.bytes(c.ddpNeed)} per worker for GPT-2 124M however many workers there are, while FSDP's share shrinks with every worker. `,
+        'With ', link(`${fmt.bytes(budget)} per worker`, '#compare-crossover'), `, FSDP full fits from ${c.fsdpFrom ?? 'no number of'} workers on and neither DDP nor TP does: try it in the what-if below.`,
+      ];
+    })(),
+    time: (() => {
+      const parallel = summaries.filter((s) => s.workers > 1);
+      const worst = parallel.reduce<RunSummary | null>((a, b) => (!a || b.waitMs + b.commMs > a.waitMs + a.commMs ? b : a), null);
+      if (!worst) return [need('a strategy with 2 or more workers')];
+      const data = Math.max(0, worst.waitMs - worst.stragglerMs);
+      return [
+        `A worker's step is compute, communication on its own thread, and waiting: ${worst.label}'s `, link(`${worst.stepMs.toFixed(1)} ms`, `#compare-row-${worst.key}`),
+        ` split into ${worst.computeMs.toFixed(1)} ms compute, ${worst.commMs.toFixed(1)} ms communication and ${worst.waitMs.toFixed(1)} ms waiting. `,
+        'Of the waiting, ', link(`${worst.stragglerMs.toFixed(1)} ms was for a slower worker and ${data.toFixed(1)} ms for data in flight`, '#compare-timeline', worst.key),
+        `: with ${worst.workers} workers sharing this computer's cores, the other worker, not the link, is what a worker mostly waits for.`,
+      ];
+    })(),
+  };
+  return h('div', { class: 'cmp-lesson-questions', id: 'compare-lesson-questions' },
+    ...LESSON_QUESTIONS.map(({ id, q }) => h('div', { class: 'cmp-lesson-qa', 'data-question': id },
+      h('p', { class: 'cmp-lesson-q' }, q), h('p', { class: 'cmp-lesson-a' }, ...answers[id]))));
+}
+
 /** The panel's content for the finished runs (null before any). */
 export function lesson(runs: RunRecord[], summaries: RunSummary[]): HTMLElement[] {
   if (!runs.length) return [h('p', { class: 'muted cmp-empty' }, 'After a comparison, one paragraph per strategy: what it split, and what it paid for it, in this run\'s numbers.')];
@@ -83,6 +151,6 @@ export function lesson(runs: RunRecord[], summaries: RunSummary[]): HTMLElement[
     `The same model (${fmt.compact(P)} parameters), the same samples and the same global batch (${G} sequences per step) under each strategy. ` +
     'Data parallelism splits the batch, model parallelism splits the model; every split saves memory or time somewhere and pays for it in bytes sent or time spent waiting. ' +
     'Each number links to where the view shows it.');
-  return [intro, ...all.map(({ run, s }) => lessonParagraph(run, s, all))];
+  return [intro, lessonQuestions(summaries), h('h3', { class: 'cmp-h3' }, 'What each strategy split, and what it paid'), ...all.map(({ run, s }) => lessonParagraph(run, s, all))];
 }
 

@@ -42,16 +42,25 @@ export function resultsTable(runs: RunRecord[], S: RunSummary[], selected: Strat
   const maxMem = Math.max(...S.map((s) => s.memoryTotal));
   const ref = S.find((s) => s.key === 'single');
   const head = h('thead', {}, h('tr', {}, ...[
-    'strategy', 'tokens / s', 'step time: compute · communication · waiting', 'sent / step / worker', 'memory / worker', 'loss: first → last', `max |Δ loss| vs ${reference(runs)?.label}`,
+    'strategy', 'tokens / s', 'step time: compute · communication (CPU) · waiting', 'sent / step / worker', 'memory / worker', 'loss: first → last', `max |Δ loss| vs ${reference(runs)?.label}`,
   ].map((t, i) => h('th', { class: i === 2 || i === 4 ? 'wide' : '' }, t))));
   const rows = S.map((s, i) => {
     const run = runs[i];
-    const split = (['computeMs', 'commMs', 'waitMs'] as const).map((k, j) => h('span', { class: `seg ${['compute', 'comm', 'wait'][j]}`, style: `flex-grow:${s[k]}` }));
+    // waiting, split: for data still in flight, and for a slower worker (RankStepStats.stragglerMs)
+    const inFlight = Math.max(0, s.waitMs - s.stragglerMs);
+    const split = [
+      h('span', { class: 'seg compute', style: `flex-grow:${s.computeMs}` }),
+      h('span', { class: 'seg comm', style: `flex-grow:${s.commMs}` }),
+      h('span', { class: 'seg wait-data', style: `flex-grow:${inFlight}` }),
+      h('span', { class: 'seg wait', style: `flex-grow:${s.stragglerMs}` }),
+    ];
     const timeBar = h('div', { class: 'cmp-bar-cell' },
       h('div', { class: 'split-track', role: 'img', 'aria-label': `compute ${s.computeMs.toFixed(1)} ms, communication ${s.commMs.toFixed(1)} ms, waiting ${s.waitMs.toFixed(1)} ms` },
         h('div', { class: 'split-fill', style: `width:${((100 * (s.computeMs + s.commMs + s.waitMs)) / maxMs).toFixed(1)}%` }, ...split)),
       h('span', { class: 'cmp-bar-value', title: `median of ${s.timedSteps} steps; the worker’s own time is compute ${s.computeMs.toFixed(1)} + communication ${s.commMs.toFixed(1)} + waiting ${s.waitMs.toFixed(1)} ms (${s.stragglerMs.toFixed(1)} of it for a slower worker, the rest for data in flight), the rest is messages to and from this page` }, ms(s.stepMs)),
-      h('span', { class: 'cmp-bar-detail' }, `${ms(s.computeMs)} · ${ms(s.commMs)} · ${ms(s.waitMs)}`));
+      h('span', { class: 'cmp-bar-detail' }, `${ms(s.computeMs)} · ${ms(s.commMs)} · ${ms(s.waitMs)}`),
+      ...(s.workers > 1 && s.waitMs > 0 ? [h('span', { class: 'cmp-sub-value cmp-wait-split', 'data-wait-data': String(inFlight), 'data-wait-slower': String(s.stragglerMs) },
+        `waiting: ${ms(inFlight)} for data in flight, ${ms(s.stragglerMs)} for a slower worker`)] : []));
     const memSegs = MEMORY_KINDS.map((k) => h('span', { class: 'seg', style: `--c:${memColor(k)};flex-grow:${s.memory[k.key]}`, title: `${k.label}: ${fmt.bytes(s.memory[k.key])}` }));
     const memBar = h('div', { class: 'cmp-bar-cell' },
       h('div', { class: 'split-track', role: 'img', 'aria-label': MEMORY_KINDS.map((k) => `${k.label} ${fmt.bytes(s.memory[k.key])}`).join(', ') },
@@ -90,10 +99,14 @@ export function resultsTable(runs: RunRecord[], S: RunSummary[], selected: Strat
 export function legends(): HTMLElement {
   return h('div', { class: 'cmp-legends' },
     h('div', { class: 'split-legend' }, h('span', { class: 'cmp-legend-title' }, 'step time'),
-      ...(['compute', 'comm', 'wait'] as const).map((k) => h('span', { class: `split-value ${k}` }, h('i', { class: 'swatch' }), { compute: 'compute', comm: 'communication (CPU)', wait: 'waiting for others' }[k]))),
+      ...(['compute', 'comm', 'wait-data', 'wait'] as const).map((k) => h('span', { class: `split-value ${k}` }, h('i', { class: 'swatch' }),
+        { compute: 'compute', comm: 'communication (CPU)', 'wait-data': 'waiting: data in flight', wait: 'waiting: a slower worker' }[k]))),
+    h('p', { class: 'muted cmp-foot', id: 'compare-comm-explained' },
+      'Communication (CPU): the time a worker’s own thread spends inside the collectives (copying gradients into buffers, adding what arrives, posting messages): the cost of talking that no other work can hide on one thread. ' +
+      'Waiting is time blocked on the others: for data still on its way, or, the larger part on a machine with few cores, for a slower worker to catch up (the worker that waited least waited only for data).'),
     h('div', { class: 'split-legend' }, h('span', { class: 'cmp-legend-title' }, 'memory'),
       ...MEMORY_KINDS.map((k) => h('span', { class: 'split-value', title: k.title }, h('i', { class: 'swatch', style: `--c:${memColor(k)}` }), k.label))),
-    h('p', { class: 'muted cmp-foot' }, 'Tokens/s and times: median of the steps after the warm-up, not counting the traced ones nor a step trained again after a recovery. Memory: the worker that needs the most, by kind, from the last step.'),
+    h('p', { class: 'muted cmp-foot' }, 'Tokens/s and times: median of the steps after the warm-up, not counting the traced ones nor a step trained again after a recovery. Memory: what the worker that needs the most really allocates, by kind, from the last step (the same figure the cost model’s table shows as measured).'),
   );
 }
 

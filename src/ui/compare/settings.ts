@@ -14,13 +14,17 @@ import { FAULT_KINDS, type FaultKind } from '../../parallel/faults';
 import { splitsBatch, type Strategy } from '../../parallel/layout';
 import { checkSplit } from '../../parallel/parts';
 
-export type StrategyKey = 'single' | 'ddp' | 'fsdp-full' | 'fsdp-grad_op' | 'tp' | 'pp-1f1b' | 'pp-gpipe';
-export const STRATEGY_KEYS: readonly StrategyKey[] = ['single', 'ddp', 'fsdp-full', 'fsdp-grad_op', 'tp', 'pp-1f1b', 'pp-gpipe'];
+export type StrategyKey = 'single' | 'ddp' | 'fsdp-full' | 'fsdp-noprefetch' | 'fsdp-grad_op' | 'tp' | 'pp-1f1b' | 'pp-gpipe';
+export const STRATEGY_KEYS: readonly StrategyKey[] = ['single', 'ddp', 'fsdp-full', 'fsdp-noprefetch', 'fsdp-grad_op', 'tp', 'pp-1f1b', 'pp-gpipe'];
+/** The what-if's strategies: FSDP full without prefetch is a comparison of its own (what prefetch hides), not a choice. */
+export const WHATIF_KEYS: readonly StrategyKey[] = STRATEGY_KEYS.filter((k) => k !== 'fsdp-noprefetch');
+export const isFsdp = (key: StrategyKey): boolean => key === 'fsdp-full' || key === 'fsdp-noprefetch' || key === 'fsdp-grad_op';
 
 export const STRATEGY_LABELS: Record<StrategyKey, string> = {
   single: 'single',
   ddp: 'DDP',
   'fsdp-full': 'FSDP full',
+  'fsdp-noprefetch': 'FSDP full, no prefetch',
   'fsdp-grad_op': 'FSDP grad_op',
   tp: 'TP',
   'pp-1f1b': 'PP 1F1B',
@@ -31,7 +35,8 @@ export const STRATEGY_LABELS: Record<StrategyKey, string> = {
 export const STRATEGY_HELP: Record<StrategyKey, string> = {
   single: 'one worker trains the whole global batch',
   ddp: 'every worker keeps the whole model and averages gradients (all-reduce)',
-  'fsdp-full': 'every worker keeps 1/N of the model; blocks are gathered for forward and again for backward',
+  'fsdp-full': 'every worker keeps 1/N of the model; blocks are gathered for forward and again for backward (the next one prefetched)',
+  'fsdp-noprefetch': 'FSDP full with backward prefetch off: each block\'s gather starts only when its backward needs it',
   'fsdp-grad_op': 'like FSDP full, but a gathered block stays until its backward (fewer gathers, more memory)',
   tp: 'every layer split across the workers (whole heads, MLP columns); activations all-reduced 4 times per block',
   'pp-1f1b': 'each worker a stage of blocks; micro-batches flow through, one forward then one backward',
@@ -133,7 +138,7 @@ export function configFor(key: StrategyKey, cfg: RunConfig, workers: number): Ru
 
 /** The coordinator's strategy of a compared one. */
 export function strategyOf(key: StrategyKey): Strategy {
-  return key === 'fsdp-full' || key === 'fsdp-grad_op' ? 'fsdp' : isPipeline(key) ? 'pp' : key as Strategy;
+  return isFsdp(key) ? 'fsdp' : isPipeline(key) ? 'pp' : key as Strategy;
 }
 
 export function distFor(key: StrategyKey, s: Pick<CompareSettings, 'workers' | 'transport' | 'microbatches'>, bucketMb: number): DistOptions {
@@ -143,7 +148,7 @@ export function distFor(key: StrategyKey, s: Pick<CompareSettings, 'workers' | '
   if (isPipeline(key)) {
     return { strategy: 'pp', workers: s.workers, transport: s.transport, bucketMb, microbatches: s.microbatches ?? DEFAULT_MICROBATCHES, schedule: key === 'pp-gpipe' ? 'gpipe' : '1f1b' };
   }
-  return { strategy: 'fsdp', workers: s.workers, transport: s.transport, bucketMb, shard: key === 'fsdp-full' ? 'full' : 'grad_op', prefetch: true };
+  return { strategy: 'fsdp', workers: s.workers, transport: s.transport, bucketMb, shard: key === 'fsdp-grad_op' ? 'grad_op' : 'full', prefetch: key !== 'fsdp-noprefetch' };
 }
 
 /**
@@ -163,7 +168,10 @@ export function splitProblem(strategies: readonly StrategyKey[], cfg: RunConfig,
 
 /** The cost model's plan of a run. */
 export function planOf(d: DistOptions): Plan {
-  return { strategy: d.strategy, workers: d.workers, transport: d.transport, bucketMb: d.bucketMb, shard: d.shard, microbatches: d.microbatches, schedule: d.schedule };
+  return {
+    strategy: d.strategy, workers: d.workers, transport: d.transport, bucketMb: d.bucketMb, shard: d.shard, microbatches: d.microbatches, schedule: d.schedule,
+    prefetch: d.prefetch, buddies: d.faults?.buddies !== false,
+  };
 }
 
 /** The URL hash of these settings ("#compare?..."). */

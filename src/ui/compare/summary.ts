@@ -197,3 +197,25 @@ export function toCsv(rows: object[]): string {
   };
   return [keys.join(','), ...rows.map((r) => keys.map((k) => cell((r as Record<string, unknown>)[k])).join(','))].join('\n') + '\n';
 }
+
+// ---- what the view states beside the figures -------------------------------------------------------------
+
+/**
+ * FSDP full's bytes against DDP's, measured, beside the formula: FULL_SHARD moves 3(N-1)/N x S per worker
+ * (two all-gathers and a reduce-scatter of every block), DDP 2(N-1)/N x S (an all-reduce), 1.5x; a little
+ * less here because the root unit is gathered once, not twice. null without both runs.
+ */
+export function bytesRatio(summaries: RunSummary[]): { ratio: number; formula: number; fsdp: RunSummary; ddp: RunSummary } | null {
+  const ddp = summaries.find((s) => s.key === 'ddp');
+  const fsdp = summaries.find((s) => s.key === 'fsdp-full') ?? summaries.find((s) => s.key === 'fsdp-noprefetch');
+  if (!ddp || !fsdp || !(ddp.bytesPerWorker > 0)) return null;
+  return { ratio: fsdp.bytesPerWorker / ddp.bytesPerWorker, formula: 1.5, fsdp, ddp };
+}
+
+/** FSDP full with and without backward prefetch, measured: the step, the wait, and what it saved. null without both runs. */
+export function prefetchEffect(summaries: RunSummary[]): { on: RunSummary; off: RunSummary; savedMs: number; waitSavedMs: number } | null {
+  const on = summaries.find((s) => s.key === 'fsdp-full');
+  const off = summaries.find((s) => s.key === 'fsdp-noprefetch');
+  if (!on || !off) return null;
+  return { on, off, savedMs: off.stepMs - on.stepMs, waitSavedMs: off.waitMs - on.waitMs };
+}

@@ -29,7 +29,7 @@ import {
   COMPARE_HANG_FLOOR_MS, DEFAULT_MICROBATCHES, FAULT_LABELS, MAX_COMPARE_WORKERS, MAX_MICROBATCHES, MAX_STEPS, MIN_STEPS, MIN_WORKERS, STRATEGY_HELP, STRATEGY_KEYS, STRATEGY_LABELS, TRANSPORT_KINDS,
   faultStepProblem, fromHash, isPipeline, middleStep, splitProblem, toHash, type CompareFault, type CompareSettings, type StrategyKey,
 } from './settings';
-import { reference, resultRow, summarize, toCsv, type RunSummary } from './summary';
+import { bytesRatio, prefetchEffect, reference, resultRow, summarize, toCsv, type RunSummary } from './summary';
 import { legends, renderVerdict, resultsTable } from './results';
 import { Timeline, stepWindows } from './timeline';
 import { LESSON_TITLE, lesson } from './lesson';
@@ -80,6 +80,8 @@ export class CompareView {
     fill: h('div', { class: 'cmp-bar-fill' }),
     error: h('p', { id: 'compare-error', class: 'inline-error', role: 'alert', hidden: true }),
     verdict: h('p', { id: 'compare-verdict', class: 'cmp-verdict', hidden: true }),
+    bytesRatio: h('p', { id: 'compare-bytes-ratio', class: 'cmp-bytes-ratio', hidden: true }),
+    prefetch: h('p', { id: 'compare-prefetch', class: 'cmp-prefetch', hidden: true }),
     results: h('div', { class: 'cmp-table-wrap' }),
     exports: h('div', { class: 'button-row cmp-exports' }),
     lossBox: h('div', { class: 'cmp-chart', id: 'compare-loss-chart' }),
@@ -146,7 +148,7 @@ export class CompareView {
           h('div', { class: 'bar', role: 'progressbar', 'aria-label': 'Comparison progress' }, this.el.fill)),
         this.el.error),
       card('compare-results-title', 'Results', h('div', { class: 'cmp-head-right' }, this.el.exports),
-        this.el.verdict, this.el.results, legends()),
+        this.el.verdict, this.el.results, this.el.bytesRatio, this.el.prefetch, legends()),
       card('compare-loss-title', 'Loss curves', 'Same samples, same math: the curves should lie on top of each other.', this.el.lossBox),
       card('compare-timeline-title', 'Timeline', h('div', { class: 'cmp-head-right' }, this.el.runPills, this.el.traceButton), this.el.timelineTitle, timelineBox),
       h('section', { class: 'card cmp-lesson-card', id: 'compare-lesson', 'aria-labelledby': 'compare-lesson-title' },
@@ -408,6 +410,7 @@ export class CompareView {
     const ref = reference(this.runs);
     this.summaries = this.runs.map((r) => summarize(r, ref));
     renderVerdict(this.el.verdict, this.summaries, ref);
+    this.renderStatements();
     this.renderTable();
     this.loss.set(this.runs.map((r, i) => ({ key: r.key, losses: this.summaries[i].losses })));
     this.renderTimeline();
@@ -415,6 +418,28 @@ export class CompareView {
     this.renderCalibration();
     this.el.lesson.replaceChildren(...lesson(this.runs, this.summaries));
     for (const b of this.el.exports.querySelectorAll('button')) b.disabled = !this.runs.length;
+  }
+
+  /** The measured ratio of FSDP full's bytes to DDP's beside its formula, and what prefetch saved. */
+  private renderStatements(): void {
+    const r = bytesRatio(this.summaries);
+    this.el.bytesRatio.hidden = !r;
+    if (r) {
+      const N = r.ddp.workers;
+      this.el.bytesRatio.dataset.ratio = String(r.ratio);
+      this.el.bytesRatio.replaceChildren(h('strong', {}, `Bytes: ${r.fsdp.label} sent ${(r.ratio).toFixed(2)}× DDP’s per worker per step`),
+        ` (${fmt.bytes(Math.round(r.fsdp.bytesPerWorker))} against ${fmt.bytes(Math.round(r.ddp.bytesPerWorker))}, measured). The formula: FSDP full all-gathers every block twice and reduce-scatters it once, 3(N−1)/N × S = ${(3 * (N - 1) / N).toFixed(2)} × S at N = ${N}; ` +
+        `DDP all-reduces it, 2(N−1)/N × S = ${(2 * (N - 1) / N).toFixed(2)} × S: ${r.formula}×, a little less here because the root unit (embeddings) is gathered once and kept, not gathered twice.`);
+    }
+    const p = prefetchEffect(this.summaries);
+    this.el.prefetch.hidden = !p;
+    if (p) {
+      Object.assign(this.el.prefetch.dataset, { savedMs: String(p.savedMs), waitSavedMs: String(p.waitSavedMs), onMs: String(p.on.stepMs), offMs: String(p.off.stepMs) });
+      const faster = p.savedMs >= 0;
+      this.el.prefetch.replaceChildren(h('strong', {}, `Prefetch: FSDP full stepped in ${p.on.stepMs.toFixed(1)} ms with backward prefetch, ${p.off.stepMs.toFixed(1)} ms without`),
+        ` (${faster ? `${p.savedMs.toFixed(1)} ms saved` : `${(-p.savedMs).toFixed(1)} ms lost: on this busy computer the difference is within the noise`}; waiting ${p.on.waitMs.toFixed(1)} against ${p.off.waitMs.toFixed(1)} ms per worker, measured). ` +
+        'With prefetch each block’s all-gather for backward is issued while the block after it is still computing its backward, so it travels under compute; without, the worker stops at every block and waits for it. Pick the two in the timeline to see it.');
+    }
   }
 
   private renderTable(): void {

@@ -7,12 +7,12 @@
 
 import { PRESETS, makeConfig, type PresetName, type RunConfig } from '../../model/config';
 import { buildParamTable } from '../../model/params';
-import { UNCALIBRATED, achievedFlops, activationBytes, flopsPerToken, predict, type Calibration, type Prediction } from '../../parallel/costmodel';
+import { UNCALIBRATED, achievedFlops, activationBytes, drift, flopsPerToken, predict, workerFlops, type Calibration, type Prediction } from '../../parallel/costmodel';
 import type { TransportKind } from '../../parallel/collectives';
 import { assignBuckets, gradientSync, shardLayout } from '../../parallel/layout';
 import { bubbleFraction, stageBlocks } from '../../parallel/pp-layout';
 import type { LinkCalibration, RunRecord } from './runner';
-import { STRATEGY_KEYS, STRATEGY_LABELS, configFor, distFor, planOf, splitProblem, type StrategyKey } from './settings';
+import { STRATEGY_LABELS, WHATIF_KEYS, configFor, distFor, planOf, splitProblem, type StrategyKey } from './settings';
 import { timedSteps } from './summary';
 import { median } from '../../util/stats';
 import * as fmt from '../format';
@@ -34,12 +34,44 @@ export function flopsFromRun(run: RunRecord): { flops: number; computeMs: number
 /** The cost model's Calibration; linkScale < 1 is a slower link (beta times linkScale). */
 export function toCalibration(m: Measured, linkScale = 1): Calibration {
   const per = (v: number) => ({ ring: v, star: v, shared: v, [m.link.transport]: v }) as Record<TransportKind, number>;
-  return { flops: m.flops, cores: m.cores, concurrent: m.link.concurrent, hostCopy: m.link.hostCopy, alpha: per(m.link.alpha), beta: per(m.link.beta * linkScale) };
+  return {
+    flops: m.flops, cores: m.cores, concurrent: m.link.concurrent, stepOverheadMs: m.link.stepOverheadMs, hostCopy: m.link.hostCopy,
+    alpha: per(m.link.alpha), beta: per(m.link.beta * linkScale),
+  };
+}
+
+/**
+ * The calibration a measured run is predicted with: the link's, and what its own workers got, measured
+ * by the probes right before and right after it (RunRecord.probe): the load of the moment, not of the
+ * calibration's.
+ */
+export function runCalibration(run: Pick<RunRecord, 'probe'>, m: Measured): Calibration {
+  const cal = toCalibration(m);
+  const p = run.probe;
+  if (!p) return cal;
+  if (p.workers === 1) return { ...cal, flops: p.flops, stepOverheadMs: p.overheadMs };
+  return { ...cal, concurrent: { workers: p.workers, flops: p.flops, stragglerMs: p.stragglerMs }, stepOverheadMs: p.overheadMs };
 }
 
 /** The prediction for a measured run, with the config and options it ran with. */
 export function predictRun(run: RunRecord, m: Measured | null): Prediction {
-  return predict(run.cfg, planOf(run.dist), m ? toCalibration(m) : UNCALIBRATED);
+  return predict(run.cfg, planOf(run.dist), m ? runCalibration(run, m) : UNCALIBRATED);
+}
+
+/**
+ * A run far from its prediction: the gap (measured / predicted - 1) and why, when it is more than 20%:
+ * the machine's load changed during the run (its probes before and after disagree), or since the
+ * calibration. null when the prediction holds.
+ */
+export function runDrift(run: RunRecord, predictedMs: number, measuredMs: number): { error: number; drifted: boolean; loadChanged: boolean; note: string | null } {
+  const d = drift(predictedMs, measuredMs);
+  const change = run.probe?.change ?? 0;
+  const loadChanged = Math.abs(change) > 0.2;
+  const pc = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(0)}%`;
+  const note = !d.drifted ? null
+    : loadChanged ? `the computer's load changed during this run: its workers computed ${Math.abs(100 * change).toFixed(0)}% ${change > 0 ? 'slower' : 'faster'} after it than before (probes around the run); measured ${pc(d.error)} against the prediction`
+      : `measured ${pc(d.error)} against the prediction: conditions changed (other programs took or left the cores?); press Calibrate, or run again`;
+  return { ...d, loadChanged, note };
 }
 
 // ---- what if -------------------------------------------------------------------------------------------
@@ -95,7 +127,7 @@ function splitOf(key: StrategyKey, cfg: RunConfig, n: number, w: Setting): strin
 /** Every strategy at the what-if's workers, model, link and budget (single, TP and PP train their global batch at once). */
 export function whatIfRows(cfg: RunConfig, w: WhatIf, m: Measured | null): WhatIfRow[] {
   const cal = m ? toCalibration(m, w.linkScale) : UNCALIBRATED;
-  return STRATEGY_KEYS.map((key) => {
+  return WHATIF_KEYS.map((key) => {
     const p = need(key, cfg, w.workers, w, cal);
     const split = splitOf(key, cfg, w.workers, w);
     return { key, label: STRATEGY_LABELS[key], workers: key === 'single' ? 1 : w.workers, p, fits: !split && p.memory.total <= w.budget, split };
@@ -108,7 +140,7 @@ export function whatIfRows(cfg: RunConfig, w: WhatIf, m: Measured | null): WhatI
  */
 export function memoryCurves(cfg: RunConfig, w: Setting, max = WHATIF_MAX_WORKERS): { workers: number[]; bytes: Record<StrategyKey, (number | null)[]> } {
   const workers = Array.from({ length: max }, (_, i) => i + 1);
-  const bytes = Object.fromEntries(STRATEGY_KEYS.map((k) => [k, workers.map((n) => (splitOf(k, cfg, n, w) ? null : need(k, cfg, n, w, UNCALIBRATED).memory.total))])) as Record<StrategyKey, (number | null)[]>;
+  const bytes = Object.fromEntries(WHATIF_KEYS.map((k) => [k, workers.map((n) => (splitOf(k, cfg, n, w) ? null : need(k, cfg, n, w, UNCALIBRATED).memory.total))])) as Record<StrategyKey, (number | null)[]>;
   return { workers, bytes };
 }
 
@@ -161,9 +193,9 @@ const gbs = (b: number) => `${(b / 1e9).toFixed(2)} GB/s`;
 const big = (n: number) => n.toLocaleString('en-US');
 
 /** One strategy's prediction, term by term, as a teacher would write it on the board. */
-export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, m: Measured): Explained {
+export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'> & Partial<Pick<RunRecord, 'probe'>>, m: Measured): Explained {
   const { cfg, dist } = run;
-  const cal = toCalibration(m);
+  const cal = runCalibration(run, m);
   const p = predict(cfg, planOf(dist), cal);
   const table = buildParamTable(cfg);
   const P = table.total;
@@ -180,8 +212,8 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
   const share = cal.cores ? Math.min(1, cal.cores / n) : 1; // predict's share of a core per CPU worker
   const probe = n > 1 && cal.concurrent?.workers === n ? cal.concurrent : null; // what predict uses when it fits
   const flops = probe
-    ? `${(probe.flops / 1e9).toFixed(2)} GFLOP/s (each of ${n} workers computing at once, measured)`
-    : share < 1 ? `(${(m.flops / 1e9).toFixed(2)} GFLOP/s × ${cal.cores} cores / ${n} workers)` : `${(m.flops / 1e9).toFixed(2)} GFLOP/s`;
+    ? `${(probe.flops / 1e9).toFixed(2)} GFLOP/s (each of ${n} workers computing at once, measured${run.probe ? ' right before and after this run' : ''})`
+    : share < 1 ? `${(workerFlops(cal, n) / 1e9).toFixed(2)} GFLOP/s (${(cal.flops / 1e9).toFixed(2)} GFLOP/s of one worker, the ${cal.cores} cores shared by ${n} workers)` : `${(cal.flops / 1e9).toFixed(2)} GFLOP/s${run.probe ? ' (measured right before and after this run)' : ''}`;
   const perToken = `(FLOPs/token = 6N + 12·L·H·Q·T = 6·${big(P - T * C)} + 12·${L}·${cfg.n_head}·${C / cfg.n_head}·${T})`;
   const lines = [
     sync === 'tensor' && n > 1
@@ -216,11 +248,12 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
         `each ${halfTerm}, and 2 scalar all-reduces; ${link} → ${ms(p.comm_ms)}`,
     );
   }
-  const wait = probe ? ` + waiting for the slowest worker (${ms(probe.stragglerMs)}, measured with the ${n} workers computing at once)` : '';
+  const wait = p.sync_points && p.wait_ms > 0 && !p.bubble_ms ? ` + waiting for the slowest worker at each of the ${p.sync_points} points the workers meet (${p.sync_points} × ${ms(p.wait_ms / p.sync_points)}, its lag measured with the ${n} workers computing at once: ${ms(p.wait_ms)})` : '';
+  const fixed = p.fixed_ms > 0 ? ` + fixed costs (${ms(p.fixed_ms)}: the coordinator's round trips to the workers${p.memory.buddy ? ', and the buddy copies: each worker\'s part to its neighbour, two more round trips' : ''})` : '';
   const copies = p.copy_ms > 0 ? ` + copies between the backend and JavaScript (${ms(p.copy_ms)}: gradients read back, results uploaded)` : '';
   const bubble = p.bubble_ms ? ` + the bubble (${ms(p.bubble_ms)})` : '';
   const model = sync === 'tensor' || sync === 'pipeline';
-  lines.push(`step = compute + comm${bubble}${copies}${wait} = ${ms(p.step_ms)};  tokens/s = ${model ? 'B·K·T' : 'n·B·K·T'} ÷ step = ${model ? `${B * K * T}` : `${n}·${B * K * T}`} ÷ ${ms(p.step_ms)} = ${Math.round(p.tokens_per_s).toLocaleString('en-US')}` +
+  lines.push(`step = compute + comm${bubble}${copies}${wait}${fixed} = ${ms(p.step_ms)};  tokens/s = ${model ? 'B·K·T' : 'n·B·K·T'} ÷ step = ${model ? `${B * K * T}` : `${n}·${B * K * T}`} ÷ ${ms(p.step_ms)} = ${Math.round(p.tokens_per_s).toLocaleString('en-US')}` +
     (model && n > 1 ? ' (every worker works on the same batch)' : ''));
   lines.push(`bytes sent per worker per step = ${mb(p.bytes_per_rank)}${p.bytes_by_rank ? ` (the busiest stage; by stage: ${p.bytes_by_rank.map(mb).join(', ')})` : ''}` +
     (n > 1 && !p.bytes_by_rank ? (star ? ' (S to the page per collective)' : ' (ring: 2(n−1)/n · S per all-reduce, (n−1)/n · S per all-gather or reduce-scatter)') : ''));
@@ -230,7 +263,7 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
   const what = perParam === 20 ? 'weights 4 + grads 4 + AdamW 8 + the host optimizer\'s master copy 4' : 'weights 4 + grads 4 + AdamW 8';
   lines.push(
     (sync === 'shard' && n > 1
-      ? `memory = 16 bytes × P/n (weights 4 + grads 4 + AdamW 8, sharded) = 16 × ${big(Math.round(mem.params / 4))} = ${mb(state)}, + gathered units at the peak ${mb(mem.gathered_peak)}`
+      ? `memory = 16 bytes × P/n (weights 4 + grads 4 + AdamW 8, sharded; its AdamW runs on the shards, with no master copy) = 16 × ${big(Math.round(mem.params / 4))} (+ ${mb(mem.optimizer - 8 * (mem.params / 4))} of weight-decay masks) = ${mb(state)}, + gathered units at the peak ${mb(mem.gathered_peak)} (the root and ${dist.shard === 'grad_op' ? 'every block' : dist.prefetch === false ? 'one block' : 'two blocks: the next one arrives, prefetched, before this one is freed'})`
       : sync === 'tensor' && n > 1
         ? `memory = ${perParam} bytes (${what}) × the worker's ${big(Math.round(mem.params / 4))} parameters (1/${n} of every split weight, all of the replicated ones) = ${mb(state)}`
         : sync === 'pipeline' && n > 1
@@ -238,7 +271,9 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'>, 
           : `memory = ${perParam} bytes × P (${what}) = ${perParam} × ${big(P)} = ${mb(state)}`) +
       (sync === 'pipeline' && n > 1
         ? `, + the activations of the micro-batches in flight (${dist.schedule === 'gpipe' ? 'GPipe: all M' : '1F1B: at most n − r on stage r'}) ${mb(mem.activations_peak)} → ${mb(mem.total)} per worker`
-        : `, + activations 4·L·(19·B·T·C + 2·B·H·T²)${sync === 'tensor' && n > 1 ? ' (16 of the 19 widths and the attention maps split 1/n)' : ''} = ${mb(mem.activations_peak)} → ${mb(mem.total)} per worker`),
+        : `, + activations 4·L·(19·B·T·C + 2·B·H·T²)${sync === 'tensor' && n > 1 ? ' (16 of the 19 widths and the attention maps split 1/n)' : ''} = ${mb(mem.activations_peak)}`) +
+      (mem.buddy ? `, + the buddy copy of a neighbour's part (12 bytes per parameter of it: weights, m, v) ${mb(mem.buddy)}` : '') +
+      (mem.comm_buffers ? `, + communication buffers ${mb(mem.comm_buffers)}` : '') + ` → ${mb(mem.total)} per worker`,
   );
   return { key: run.key, label: run.label, lines };
 }
@@ -260,6 +295,7 @@ export const BETTER_WHEN: Record<StrategyKey, string> = {
   single: 'the model and the batch fit one worker, and one is all there is',
   ddp: 'a whole replica fits every worker: the simplest, and its traffic does not grow with the batch',
   'fsdp-full': 'a replica does not fit: memory shrinks with every worker, at about 1.5× DDP\'s traffic',
+  'fsdp-noprefetch': 'never: it is FSDP full with the all-gathers left exposed, to see what prefetch hides',
   'fsdp-grad_op': 'a replica does not fit but a gathered model nearly does: fewer gathers than FSDP full',
   tp: 'one layer or its activations are too big for a worker, on a very fast link: its traffic grows with the batch',
   'pp-1f1b': 'the model is too big and the link is slow: only activations between stages move; it pays the bubble',
