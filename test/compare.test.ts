@@ -102,9 +102,9 @@ describe('compare: pure parts', () => {
     expect(tickStep(0.9)).toBe(0.2);
   });
 
-  it('what if: GPT-2 124M in 2.4 GB per worker fits only with FSDP full, from some number of workers on', () => {
+  it('what if: GPT-2 124M in 2.7 GB per worker (buddy copy and buffers counted) fits only with FSDP full, from some number of workers on', () => {
     const cfg = makeConfig('gpt2');
-    const w = { model: 'gpt2' as const, workers: 8, linkScale: 1, budget: 2.4 * 2 ** 30, transport: 'ring' as const, bucketMb: 25 };
+    const w = { model: 'gpt2' as const, workers: 8, linkScale: 1, budget: 2.7 * 2 ** 30, transport: 'ring' as const, bucketMb: 25 };
     const c = crossover(cfg, w);
     expect(c.ddpFits).toBe(false);
     expect(c.fsdpFrom).toBeGreaterThan(1);
@@ -307,9 +307,9 @@ describe('the Compare view', () => {
     await page.click('.cmp-formulas summary');
     expect(await page.textContent('.cmp-explained')).toContain('compute = B·K·T × FLOPs/token');
 
-    // What if: GPT-2 small with 2.4 GB per worker on 8 workers: only FSDP full fits.
+    // What if: GPT-2 small with 2.7 GB per worker on 8 workers: only FSDP full fits (with its buddy copy and buffers counted).
     await page.selectOption('#whatif-model', 'gpt2');
-    await page.fill('#whatif-budget', '2.4');
+    await page.fill('#whatif-budget', '2.7');
     await page.locator('#whatif-workers').fill('8');
     await expect.poll(() => page.textContent('#compare-crossover')).toContain('FSDP is the only option from');
     const fits = await page.locator('#compare-whatif tbody tr').evaluateAll((els) => els.map((el) => [(el as HTMLElement).dataset.strategy, (el as HTMLElement).dataset.fits]));

@@ -2,8 +2,9 @@
 // workers really send (in-process ranks), for every transport and strategy.
 
 import { describe, expect, it } from 'vitest';
-import { collectiveCost, fitAlphaBeta, flopsPerToken, predict, type Calibration } from '../src/parallel/costmodel';
+import { collectiveCost, drift, fitAlphaBeta, flopsPerToken, predict, workerFlops, type Calibration } from '../src/parallel/costmodel';
 import { makeConfig } from '../src/model/config';
+import { assignBuckets } from '../src/parallel/layout';
 import { buildParamTable } from '../src/model/params';
 import { Coordinator, type DistOptions } from '../src/parallel/coordinator';
 import { spawnInProcess } from '../src/parallel/spawn';
@@ -41,7 +42,8 @@ describe('formulas', () => {
     const onWasm = predict({ ...cfg, backend: 'wasm' }, { strategy: 'ddp', workers: 4, transport: 'ring', bucketMb: 25 }, cal).memory;
     expect(onWasm.params + onWasm.grads + onWasm.optimizer).toBe(20 * P);
     const fsdp = predict(cfg, { strategy: 'fsdp', workers: 4, transport: 'ring', bucketMb: 25, shard: 'full' }, cal).memory;
-    expect((fsdp.params + fsdp.grads + fsdp.optimizer) / (16 * P)).toBeCloseTo(0.25, 3);
+    expect((fsdp.params + fsdp.grads) / (8 * P)).toBeCloseTo(0.25, 3);
+    expect(fsdp.optimizer / (8 * P)).toBeGreaterThanOrEqual(0.25); // m and v of the shards, and the weight-decay masks
     const block = buildParamTable(cfg).units[1].size * 4;
     expect(fsdp.gathered_peak).toBeGreaterThan(2 * block);
   });
@@ -63,9 +65,11 @@ describe('formulas', () => {
     const plain = predict(cfg, ddp, cal);
     const probed = predict(cfg, ddp, { ...cal, concurrent: { workers: 2, flops: 10e9, stragglerMs: 7 } });
     expect(probed.compute_ms).toBeCloseTo(plain.compute_ms * 2, 9); // half the FLOP/s
-    expect(probed.step_ms).toBeCloseTo(probed.compute_ms + probed.comm_ms + 7, 9);
+    // the lag at each point the workers meet: the bucket all-reduce and "every rank ready"
+    expect(probed.sync_points).toBe(assignBuckets(buildParamTable(cfg), 25 * 2 ** 20).length + 1);
+    expect(probed.step_ms).toBeCloseTo(probed.compute_ms + probed.comm_ms + probed.sync_points * 7, 9);
     const four = predict(cfg, { ...ddp, workers: 4 }, { ...cal, concurrent: { workers: 2, flops: 10e9, stragglerMs: 7 } });
-    expect(four.compute_ms).toBe(plain.compute_ms); // a probe of 2 says nothing about 4
+    expect(four.compute_ms).toBe(plain.compute_ms); // a probe of 2 says nothing about 4 on a GPU (no cores given)
   });
 
   it('adds host copies: DDP reads every gradient back and uploads the averaged ones', () => {
@@ -80,13 +84,73 @@ describe('formulas', () => {
     expect(single.copy_ms).toBe(0); // one worker keeps everything in the backend
   });
 
-  it('fits alpha and beta back from timings made with them', () => {
+  it('fits alpha and beta back from timings made with them, and reports its own error', () => {
     for (const kind of ['ring', 'star', 'shared'] as const) {
       const samples = [1e5, 1e6, 4e6].map((bytes) => ({ bytes, seconds: collectiveCost(kind, 'all-reduce', bytes, 4, 2e-4, 3e9).seconds }));
       const fit = fitAlphaBeta(kind, 4, samples);
       expect(fit.alpha).toBeCloseTo(2e-4, 9);
       expect(fit.beta / 3e9).toBeCloseTo(1, 6);
+      expect(fit.error).toBeLessThan(1e-9);
+      expect(fit.ordered).toBe(true);
     }
+    // a disturbed timing: the 4 MB all-reduce ran faster than the 1 MB one; the fit says so
+    const bad = fitAlphaBeta('ring', 2, [{ bytes: 2 ** 16, seconds: 2e-4 }, { bytes: 2 ** 20, seconds: 2e-3 }, { bytes: 2 ** 22, seconds: 1.5e-3 }]);
+    expect(bad.ordered).toBe(false);
+    expect(bad.error).toBeGreaterThan(0.1);
+    expect(bad.alpha).toBeGreaterThanOrEqual(0);
+    expect(bad.beta).toBeGreaterThan(0);
+  });
+
+  it('fixed costs: the coordinator\'s round trips per step, two more and the copied part with buddy copies; a sync point per FSDP gather', () => {
+    const cfg = makeConfig('tiny', { vocab_size: 65 });
+    const c: Calibration = { ...cal, stepOverheadMs: 3, hostCopy: { upload: 1e9, readback: 1e9 }, concurrent: { workers: 2, flops: 10e9, stragglerMs: 2 } };
+    const ddp = predict(cfg, { strategy: 'ddp', workers: 2, transport: 'ring', bucketMb: 25 }, c);
+    expect(ddp.fixed_ms).toBe(3);
+    const full = predict(cfg, { strategy: 'fsdp', shard: 'full', workers: 2, transport: 'ring', bucketMb: 25 }, c);
+    const P = buildParamTable(cfg).total;
+    expect(full.memory.buddy).toBeGreaterThanOrEqual(12 * P / 2);
+    expect(full.fixed_ms).toBeCloseTo(6 + (full.memory.buddy / 1e9) * 1000, 9);
+    expect(predict(cfg, { strategy: 'fsdp', shard: 'full', workers: 2, transport: 'ring', bucketMb: 25, buddies: false }, c).fixed_ms).toBe(3);
+    // tiny: the root, 2 blocks gathered twice (full) or once (grad_op), the scatters, the scalars, the gate
+    expect(full.sync_points).toBe(1 + 4 + 3);
+    expect(predict(cfg, { strategy: 'fsdp', shard: 'grad_op', workers: 2, transport: 'ring', bucketMb: 25 }, c).sync_points).toBe(1 + 2 + 3);
+    expect(full.wait_ms).toBeCloseTo(8 * 2, 9);
+    expect(full.step_ms).toBeCloseTo(full.compute_ms + full.comm_ms + full.copy_ms + full.wait_ms + full.fixed_ms, 9);
+  });
+
+  it('never predicts more throughput than the cores give: 8 CPU workers on 2 cores share what the probe of 2 measured', () => {
+    const cfg = makeConfig('tiny', { vocab_size: 65, backend: 'wasm' });
+    const c: Calibration = { ...cal, flops: 4e9, cores: 2, concurrent: { workers: 2, flops: 2.5e9, stragglerMs: 1 } };
+    const at = (n: number) => predict(cfg, { strategy: 'ddp', workers: n, transport: 'ring', bucketMb: 25 }, c);
+    const single = predict(cfg, { strategy: 'single', workers: 1, transport: 'ring', bucketMb: 25 }, c);
+    const capacity = (2 * 2.5e9) / flopsPerToken(cfg); // tokens/s of 2 workers computing at once
+    for (const n of [2, 3, 4, 8]) expect(at(n).tokens_per_s).toBeLessThanOrEqual(capacity * 1.0001);
+    expect(single.tokens_per_s).toBeLessThanOrEqual(4e9 / flopsPerToken(cfg));
+    expect(workerFlops(c, 8)).toBeCloseTo(5e9 / 8, 3);
+    expect(workerFlops({ ...c, concurrent: undefined }, 8)).toBeCloseTo(8e9 / 8, 3);
+  });
+
+  it('drift: a run more than 20% from its prediction is flagged', () => {
+    expect(drift(100, 115)).toMatchObject({ drifted: false });
+    expect(drift(100, 125).drifted).toBe(true);
+    expect(drift(100, 75).drifted).toBe(true);
+    expect(drift(100, 125).error).toBeCloseTo(0.25, 9);
+  });
+
+  it('memory on one basis: FSDP counts its masks, buddy copy, gathered units (one block fewer without prefetch) and buffers; DDP its buckets', () => {
+    const cfg = makeConfig('tiny', { vocab_size: 65, backend: 'wasm' });
+    const table = buildParamTable(cfg);
+    const [root, b1] = table.units.map((u) => 4 * u.size);
+    const on = predict(cfg, { strategy: 'fsdp', shard: 'full', workers: 2, transport: 'ring', bucketMb: 25 }, cal).memory;
+    const off = predict(cfg, { strategy: 'fsdp', shard: 'full', workers: 2, transport: 'ring', bucketMb: 25, prefetch: false }, cal).memory;
+    expect(on.gathered_peak).toBe(root + 2 * b1); // tiny has 2 blocks: with prefetch, all of it
+    expect(off.gathered_peak).toBe(root + b1);
+    expect(on.optimizer).toBeGreaterThan(2 * on.params); // m, v and the masks
+    expect(on.total).toBe(on.params + on.grads + on.optimizer + on.buddy + on.gathered_peak + on.activations_peak + on.comm_buffers);
+    const ddp = predict(cfg, { strategy: 'ddp', workers: 2, transport: 'ring', bucketMb: 25 }, cal).memory;
+    expect(ddp.comm_buffers).toBe(4 * table.total + 4);
+    expect(ddp.params + ddp.grads + ddp.optimizer).toBe(20 * table.total);
+    expect(on.params + on.grads + on.optimizer + on.buddy).toBeLessThan(0.75 * (ddp.params + ddp.grads + ddp.optimizer)); // what FSDP saves at N = 2
   });
 });
 

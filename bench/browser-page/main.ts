@@ -1,11 +1,14 @@
 // The browser half of `npm run bench`: runs in headless Chromium with real Web Workers, the same
 // coordinator, ranks and cost model as the page. bench/browser.ts calls window.bench(options).
 
-import { Coordinator, type DistOptions } from '../../src/parallel/coordinator';
+import { Coordinator, type DistOptions, type DistStepStats } from '../../src/parallel/coordinator';
 import { spawnWebWorker } from '../../src/parallel/browser-spawn';
 import { makeConfig, type BackendName, type RunConfig } from '../../src/model/config';
 import { charTokenizer } from '../../src/data/tokenizer';
-import { achievedFlops, fitAlphaBeta, predict, type Calibration } from '../../src/parallel/costmodel';
+import { achievedFlops, predict, type Calibration } from '../../src/parallel/costmodel';
+import { LINK_ROUNDS, ProbePool, bracket, measureLink, summarizeProbe, type ProbeSample } from '../../src/ui/compare/runner';
+import { DEFAULT_MICROBATCHES, STRATEGY_KEYS, configFor, distFor, planOf, type StrategyKey } from '../../src/ui/compare/settings';
+import type { BrowserBenchResult } from '../browser';
 import { DEFAULT_BUCKET_MB } from '../../src/parallel/layout';
 import type { TransportKind } from '../../src/parallel/collectives';
 import type { MemoryReport } from '../../src/train/trainer';
@@ -14,7 +17,7 @@ import { median } from '../../src/util/stats';
 export interface BrowserBenchOptions {
   preset: string;
   backend: BackendName;
-  strategies: string[]; // single, ddp, fsdp-full, fsdp-grad_op, fsdp-none
+  strategies: string[]; // the Compare view's (single, ddp, fsdp-full, fsdp-noprefetch, fsdp-grad_op, tp, pp-1f1b, pp-gpipe) and fsdp-none
   workers: number;
   transport: TransportKind;
   steps: number;
@@ -22,12 +25,16 @@ export interface BrowserBenchOptions {
   sizesMb: number[];
   collWorkers: number[];
   transports: TransportKind[];
+  tracing?: boolean; // time trace recording's overhead (default on)
 }
 
 export interface RunRow {
   strategy: string;
   workers: number;
   transport: TransportKind;
+  batch_per_worker: number;
+  shard: string | null;
+  prefetch: boolean | null;
   tokens_per_s: number;
   ms_per_step: number;
   compute_ms: number;
@@ -36,6 +43,12 @@ export interface RunRow {
   bytes_per_rank: number;
   predicted_ms_per_step: number;
   predicted_bytes_per_rank: number;
+  predicted: { compute_ms: number; comm_ms: number; copy_ms: number; wait_ms: number; fixed_ms: number; sync_points: number };
+  error: number; // measured / predicted - 1
+  /** The probes around the run (their mean), what it was predicted with; change: after / before - 1. */
+  probe: { workers: number; compute_ms: number; flops: number; straggler_ms: number; overhead_ms: number; change: number; samples: ProbeSample[] };
+  steps_ms: number[]; // every step's, warm-up included
+  compute_per_step: number[]; // the slowest worker's compute of every step
   losses: number[];
   memory: MemoryReport;
 }
@@ -55,98 +68,107 @@ function memcpyGbps(): number {
 }
 
 function plan(name: string, workers: number, transport: TransportKind): DistOptions {
-  if (name === 'single') return { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB };
-  if (name === 'ddp') return { strategy: 'ddp', workers, transport, bucketMb: DEFAULT_BUCKET_MB };
-  const shard = name.replace('fsdp-', '') as DistOptions['shard'];
-  if (!name.startsWith('fsdp-') || !['full', 'grad_op', 'none'].includes(shard!)) {
-    throw new Error(`unknown strategy "${name}": use single, ddp, fsdp-full, fsdp-grad_op or fsdp-none`);
+  if (name === 'fsdp-none') return { strategy: 'fsdp', workers, transport, bucketMb: DEFAULT_BUCKET_MB, shard: 'none' };
+  if (!(STRATEGY_KEYS as readonly string[]).includes(name)) {
+    throw new Error(`unknown strategy "${name}": use ${[...STRATEGY_KEYS, 'fsdp-none'].join(', ')}`);
   }
-  return { strategy: 'fsdp', workers, transport, bucketMb: DEFAULT_BUCKET_MB, shard };
+  return distFor(name as StrategyKey, { workers, transport, microbatches: DEFAULT_MICROBATCHES }, DEFAULT_BUCKET_MB);
+}
+
+/** The config a strategy runs with the same global batch (single, TP and PP: workers x batch). */
+function configOf(name: string, base: RunConfig, workers: number): RunConfig {
+  return name === 'fsdp-none' ? base : configFor(name as StrategyKey, base, workers);
 }
 
 async function bench(o: BrowserBenchOptions) {
   const text = await (await fetch('/data/tinyshakespeare.txt')).text();
   const vocab = charTokenizer(text).vocabSize;
-  const base = makeConfig(o.preset, { backend: o.backend });
-  const cfgFor = (batch: number): RunConfig => ({ ...base, batch_size: batch, vocab_size: base.tokenizer === 'char' ? vocab : base.vocab_size });
+  const made = makeConfig(o.preset, { backend: o.backend });
+  const base: RunConfig = { ...made, vocab_size: made.tokenizer === 'char' ? vocab : made.vocab_size };
   const tiny = { ...makeConfig('tiny', { backend: o.backend }), vocab_size: vocab };
 
-  // Collectives: all-reduce bus bandwidth over real Workers (a tiny model just to start the ranks).
-  const collectives: { transport: TransportKind; workers: number; mbytes: number; busbw_gbps: number; seconds: number }[] = [];
+  // Collectives: all-reduce bus bandwidth over real Workers (a tiny model just to start the ranks),
+  // rounds over the sizes, smallest first (medians), as the Compare view calibrates.
+  const collectives: BrowserBenchResult['collectives'] = [];
+  const fits: BrowserBenchResult['fits'] = [];
   let hostCopy: Calibration['hostCopy'];
   for (const transport of o.transports) {
     for (const workers of o.collWorkers) {
       // probeMb: registered room for the largest size, so every size is timed on a registered buffer, as DDP's buckets are
       const c = await Coordinator.create(tiny, text, { strategy: 'ddp', workers, transport, bucketMb: Math.max(...o.sizesMb), probeMb: Math.max(...o.sizesMb) }, spawnWebWorker);
-      if (!hostCopy) {
-        const bytes = 4 * 2 ** 20;
-        const t = await c.timeHostCopy(bytes, 5);
-        hostCopy = { upload: bytes / Math.max(t.upload, 1e-6), readback: bytes / Math.max(t.readback, 1e-6) };
+      try {
+        const link = await measureLink(c, o.sizesMb.map((mb) => mb * 2 ** 20), 5, LINK_ROUNDS);
+        hostCopy ??= link.hostCopy;
+        for (const smp of link.samples) {
+          collectives.push({ transport, workers, mbytes: smp.bytes / 2 ** 20, busbw_gbps: (smp.bytes * (2 * (workers - 1)) / workers) / smp.seconds / 1e9, seconds: smp.seconds });
+        }
+        fits.push({ transport, workers, alpha: link.alpha, beta: link.beta, error: link.fit!.error, ordered: link.fit!.ordered });
+      } finally {
+        c.dispose();
       }
-      for (const mb of o.sizesMb) {
-        const bytes = mb * 2 ** 20;
-        const seconds = await c.timeCollective('all-reduce', bytes, mb >= 16 ? 5 : 9);
-        collectives.push({ transport, workers, mbytes: mb, busbw_gbps: (bytes * (2 * (workers - 1)) / workers) / seconds / 1e9, seconds });
-      }
-      c.dispose();
     }
   }
 
   // Calibration of the cost model: alpha and beta per transport at the run's worker count.
   const cores = o.backend === 'webgpu' ? undefined : navigator.hardwareConcurrency; // CPU backends share the cores
   const cal: Calibration = { flops: 0, cores, hostCopy, alpha: { ring: NaN, star: NaN, shared: NaN }, beta: { ring: NaN, star: NaN, shared: NaN } }; // NaN until measured
-  for (const t of o.transports) {
-    const samples = collectives.filter((r) => r.transport === t && r.workers === o.workers).map((r) => ({ bytes: r.mbytes * 2 ** 20, seconds: r.seconds }));
-    if (samples.length >= 2) Object.assign(cal, { alpha: { ...cal.alpha, [t]: fitAlphaBeta(t, o.workers, samples).alpha }, beta: { ...cal.beta, [t]: fitAlphaBeta(t, o.workers, samples).beta } });
+  for (const f of fits.filter((x) => x.workers === o.workers)) {
+    cal.alpha[f.transport] = f.alpha;
+    cal.beta[f.transport] = f.beta;
   }
 
-  // The probe: `workers` independent single workers stepping at once, no communication: the FLOP/s
-  // each then gets, and how far the slowest lags the mean (what a synchronous step waits for).
-  if (o.workers > 1) {
-    const solo: DistOptions = { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB };
-    const cs = await Promise.all(Array.from({ length: o.workers }, () => Coordinator.create(cfgFor(base.batch_size), text, solo, spawnWebWorker)));
-    const perStep: number[][] = [];
-    for (let i = 0; i < o.warmup + 5; i++) perStep.push((await Promise.all(cs.map((c) => c.trainStep()))).map((s) => s.perRank[0].computeMs));
-    for (const c of cs) c.dispose();
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const measured = perStep.slice(o.warmup);
-    cal.concurrent = {
-      workers: o.workers,
-      flops: achievedFlops(cfgFor(base.batch_size), median(measured.map(mean))),
-      stragglerMs: median(measured.map((xs) => Math.max(...xs) - mean(xs))),
-    };
-  }
-
-  // Strategies: the same model, data, seed and global batch (single gets workers x batch).
+  // Strategies: the same model, data, seed and global batch (single, TP and PP get workers x batch),
+  // each between two probes of what its workers get (N workers computing at once, no communication).
   const runs: RunRow[] = [];
-  for (const name of o.strategies) {
-    const p = plan(name, o.workers, o.transport);
-    const cfg = cfgFor(name === 'single' ? base.batch_size * o.workers : base.batch_size);
-    const c = await Coordinator.create(cfg, text, p, spawnWebWorker);
-    const steps = [];
-    for (let i = 0; i < o.steps; i++) steps.push(await c.trainStep());
-    c.dispose();
-    const measured = steps.slice(o.warmup);
-    const per = (f: (r: (typeof measured)[0]['perRank'][0]) => number) => median(measured.map((s) => Math.max(...s.perRank.map(f))));
-    const ms = median(measured.map((s) => s.ms));
-    if (name === 'single') cal.flops = achievedFlops(cfg, per((r) => r.computeMs));
-    runs.push({
-      strategy: name, workers: p.workers, transport: p.transport,
-      tokens_per_s: (steps[0].tokens / ms) * 1000, ms_per_step: ms,
-      compute_ms: per((r) => r.computeMs), comm_ms: per((r) => r.commMs), wait_ms: per((r) => r.waitMs),
-      bytes_per_rank: per((r) => r.bytesSent),
-      predicted_ms_per_step: NaN, predicted_bytes_per_rank: predict(cfg, p, cal).bytes_per_rank,
-      losses: steps.map((s) => s.loss), memory: steps.at(-1)!.perRank[0].memory,
-    });
-  }
-  for (const r of runs) {
-    const cfg = cfgFor(r.strategy === 'single' ? base.batch_size * o.workers : base.batch_size);
-    if (cal.flops > 0) r.predicted_ms_per_step = predict(cfg, plan(r.strategy, o.workers, o.transport), cal).step_ms;
+  const probes = new ProbePool(text, spawnWebWorker);
+  try {
+    for (const name of o.strategies) {
+      const p = plan(name, o.workers, o.transport);
+      const cfg = configOf(name, base, o.workers);
+      const probeCfg = p.workers > 1 ? base : cfg;
+      const before = await probes.measure(probeCfg, p.workers, 2);
+      const c = await Coordinator.create(cfg, text, p, spawnWebWorker);
+      const steps: DistStepStats[] = [];
+      const during: ProbeSample[] = []; // probe steps between the timed steps: the load of the same moments
+      try {
+        for (let i = 0; i < o.steps; i++) {
+          steps.push(await c.trainStep());
+          if (i + 1 >= o.warmup && i + 1 < o.steps) during.push(...await probes.samples(probeCfg, p.workers, 1, 0));
+        }
+      } finally {
+        c.dispose();
+      }
+      const probe = bracket(before, await probes.measure(probeCfg, p.workers, 2), during.length ? summarizeProbe(probeCfg, p.workers, during) : undefined);
+      const measured = steps.slice(o.warmup);
+      const per = (f: (r: (typeof measured)[0]['perRank'][0]) => number) => median(measured.map((s) => Math.max(...s.perRank.map(f))));
+      const ms = median(measured.map((s) => s.ms));
+      if (name === 'single') cal.flops = achievedFlops(cfg, per((r) => r.computeMs));
+      if (p.workers > 1 && !cal.concurrent) Object.assign(cal, { concurrent: { workers: probe.workers, flops: probe.flops, stragglerMs: probe.stragglerMs }, stepOverheadMs: probe.overheadMs });
+      const runCal: Calibration = probe.workers === 1
+        ? { ...cal, flops: probe.flops, stepOverheadMs: probe.overheadMs }
+        : { ...cal, flops: cal.flops || probe.flops, concurrent: { workers: probe.workers, flops: probe.flops, stragglerMs: probe.stragglerMs }, stepOverheadMs: probe.overheadMs };
+      const pred = predict(cfg, planOf(p), runCal);
+      const memory = Object.fromEntries(Object.keys(steps.at(-1)!.perRank[0].memory).map((k) => [k, Math.max(...steps.at(-1)!.perRank.map((r) => r.memory[k as keyof MemoryReport]))])) as unknown as MemoryReport;
+      runs.push({
+        strategy: name, workers: p.workers, transport: p.transport, batch_per_worker: cfg.batch_size, prefetch: p.strategy === 'fsdp' ? p.prefetch ?? true : null, shard: p.shard ?? null,
+        tokens_per_s: (steps[0].tokens / ms) * 1000, ms_per_step: ms,
+        compute_ms: per((r) => r.computeMs), comm_ms: per((r) => r.commMs), wait_ms: per((r) => r.waitMs),
+        bytes_per_rank: per((r) => r.bytesSent),
+        predicted_ms_per_step: pred.step_ms, predicted_bytes_per_rank: pred.bytes_per_rank,
+        predicted: { compute_ms: pred.compute_ms, comm_ms: pred.comm_ms, copy_ms: pred.copy_ms, wait_ms: pred.wait_ms, fixed_ms: pred.fixed_ms, sync_points: pred.sync_points },
+        error: pred.step_ms > 0 ? ms / pred.step_ms - 1 : NaN,
+        probe: { workers: probe.workers, compute_ms: probe.computeMs, flops: probe.flops, straggler_ms: probe.stragglerMs, overhead_ms: probe.overheadMs, change: probe.change, samples: during },
+        steps_ms: steps.map((s) => s.ms), compute_per_step: steps.map((s) => Math.max(...s.perRank.map((r) => r.computeMs))),
+        losses: steps.map((s) => s.loss), memory,
+      });
+    }
+  } finally {
+    probes.dispose();
   }
   // Tracing overhead: the same DDP group, steps with trace recording off and on, interleaved.
   let tracing: { off_ms: number; on_ms: number; overhead_pct: number } | null = null;
-  if (o.workers > 1) {
-    const c = await Coordinator.create(cfgFor(base.batch_size), text, plan('ddp', o.workers, o.transport), spawnWebWorker);
+  if (o.workers > 1 && o.tracing !== false) {
+    const c = await Coordinator.create(base, text, plan('ddp', o.workers, o.transport), spawnWebWorker);
     const off: number[] = [];
     const on: number[] = [];
     for (let i = 0; i < o.warmup; i++) await c.trainStep();
@@ -158,7 +180,7 @@ async function bench(o: BrowserBenchOptions) {
     c.dispose();
     tracing = { off_ms: median(off), on_ms: median(on), overhead_pct: (100 * (median(on) - median(off))) / median(off) };
   }
-  return { memcpy_gbps: memcpyGbps(), collectives, runs, calibration: cal, tracing, crossOriginIsolated };
+  return { memcpy_gbps: memcpyGbps(), collectives, fits, runs, calibration: cal, tracing, crossOriginIsolated };
 }
 
 (window as unknown as { bench: typeof bench }).bench = bench;

@@ -10,11 +10,23 @@
 //   star        every rank sends S to the coordinator and gets S back; the coordinator's link carries
 //               n*S each way: 2*alpha + 2n * S/beta.
 //   copies      gradients read back from the backend and results uploaded (hostCopy): a GPU's cost.
-//   waiting     a synchronous step waits for the slowest worker: measured by a probe of N workers
-//               computing at once without communicating, which also gives the FLOP/s each then gets.
-//   memory      16 bytes per parameter for DDP (fp32 weights, gradients, AdamW m and v), 20 on the CPU
-//               backends (their AdamW also keeps a master copy of the weights); FULL_SHARD 16/n per
-//               parameter plus the gathered units (about two blocks and the root at the peak).
+//   waiting     a synchronous step waits for the slowest worker at every point where the workers meet
+//               (each bucket all-reduce, each FSDP all-gather, the end of its reduce-scatters, the
+//               step's "every rank ready"): sync points x the lag of the slowest worker, measured by a
+//               probe of N workers computing at once without communicating, which also gives the
+//               FLOP/s each then gets (what the workers really get, load included).
+//   fixed       per step: the coordinator's round trips to every worker (prepare, commit), measured by
+//               the probe; FSDP, TP and PP add the buddy copies (a worker's part to its neighbour: two
+//               more round trips and 12 bytes per parameter of the part copied); per collective: alpha;
+//               per FSDP unit: its all-gathers and reduce-scatter, each a sync point.
+//   cores       n CPU workers never get more than the cores give: beyond the probe, the FLOP/s of all
+//               workers together is capped at what the probe (or cores x one worker) measured.
+//   memory      what each worker allocates, on one basis for every strategy: weights, gradients and
+//               AdamW m and v (16 bytes per parameter), plus on the CPU backends the master copy of the
+//               weights a replica's host AdamW updates (20); FULL_SHARD 16/n per parameter (its AdamW
+//               runs on the shards, with a weight-decay mask) plus the gathered units (the root and
+//               two blocks with prefetch, one without), the buddy copy of a neighbour's part (12/n),
+//               the communication buffers (DDP's buckets, FSDP's gathers and scatters in flight).
 //   tensor      TP (Megatron): each worker computes 1/n of every block (its heads, its MLP columns) on
 //               the whole batch and repeats the embeddings and the head; 4 all-reduces of a (B,T,C)
 //               activation per block per micro-batch (2 in forward, 2 in backward) on the critical path.
@@ -35,8 +47,13 @@ import { bubbleFraction, peakInFlight, ppBytesPerStep, stageBlocks } from './pp-
 export interface Calibration {
   flops: number; // training FLOP/s of one worker on this backend, with a core to itself
   cores?: number; // CPU cores (navigator.hardwareConcurrency): more CPU workers than cores share them
-  /** FLOP/s of one worker while `workers` workers compute at once with no communication (a probe). */
+  /**
+   * FLOP/s of one worker while `workers` workers compute at once with no communication (a probe), and
+   * the slowest one's lag per step (what a synchronous step waits for at each point the workers meet).
+   */
   concurrent?: { workers: number; flops: number; stragglerMs: number };
+  /** Fixed cost of a step (ms): the coordinator's round trips to the workers and back, measured by the probe. */
+  stepOverheadMs?: number;
   /** Bytes per second between JavaScript and the backend (tensor upload, readback): large on a GPU. */
   hostCopy?: { upload: number; readback: number };
   alpha: Record<TransportKind, number>; // seconds per message
@@ -54,19 +71,36 @@ export interface Plan {
   shard?: ShardStrategy;
   microbatches?: number; // PP (default 4)
   schedule?: PipelineSchedule; // PP (default 1f1b)
+  prefetch?: boolean; // FSDP's backward prefetch (default on)
+  buddies?: boolean; // FSDP, TP, PP with 2+ workers keep a neighbour's part (default on, as the coordinator)
 }
 
 export interface Prediction {
   compute_ms: number;
   comm_ms: number;
   copy_ms: number; // moving gradients and gathered parameters between the backend and JavaScript
-  step_ms: number; // compute + comm + copies + waiting for the slowest worker (nothing overlaps on one thread per worker)
+  step_ms: number; // compute + comm + copies + waiting + fixed costs (nothing overlaps on one thread per worker)
+  wait_ms: number; // waiting for the slowest worker: sync points x its lag (PP: and the bubble)
+  fixed_ms: number; // the step's fixed costs: the coordinator's round trips, the buddy copies
+  sync_points: number; // where the workers meet in a step
   tokens_per_s: number;
   bytes_per_rank: number; // sent per step (PP: the busiest rank's)
   bytes_by_rank?: number[]; // PP: each stage's, which differ
   bubble?: number; // PP: the share of a step a stage sits idle
   bubble_ms?: number; // PP: that idle time (part of step_ms; measured as waiting)
-  memory: { params: number; grads: number; optimizer: number; gathered_peak: number; activations_peak: number; total: number };
+  memory: PredictedMemory;
+}
+
+/** Bytes per worker by kind, as MemoryReport measures them; total is their sum (peaks need not coincide). */
+export interface PredictedMemory {
+  params: number;
+  grads: number;
+  optimizer: number;
+  buddy: number;
+  gathered_peak: number;
+  activations_peak: number;
+  comm_buffers: number;
+  total: number;
 }
 
 /** nanoGPT's estimate_mfu: FLOPs per token of a forward and backward pass. */
@@ -111,6 +145,53 @@ function splitByTP(table: ParamTable): number {
   return table.params.filter((p) => /\.(c_attn\.|c_fc\.|c_proj\.weight)/.test(p.name)).reduce((n, p) => n + p.size, 0);
 }
 
+/**
+ * FLOP/s one of n workers gets: the probe's when it measured exactly n at once; otherwise one worker's,
+ * capped so that all n together never get more than the cores give (the probe's total when it kept
+ * every core busy, else cores x one worker's). On a GPU (no cores given) every worker gets its own.
+ */
+export function workerFlops(cal: Calibration, n: number): number {
+  const probe = cal.concurrent;
+  if (n > 1 && probe?.workers === n) return probe.flops;
+  if (!cal.cores) return cal.flops;
+  const capacity = probe && probe.workers >= cal.cores ? Math.min(probe.workers * probe.flops, cal.cores * cal.flops) : cal.cores * cal.flops;
+  return Math.min(cal.flops, capacity / n);
+}
+
+/** The slowest worker's lag at each point the workers meet (ms): the probe's when it measured n workers. */
+function lagMs(cal: Calibration, n: number): number {
+  if (n < 2 || !cal.concurrent) return 0;
+  // A probe of other than n workers: the lag grows with the share of a core each gets.
+  return cal.concurrent.workers === n ? cal.concurrent.stragglerMs : cal.concurrent.stragglerMs * Math.max(1, n / cal.concurrent.workers);
+}
+
+/** FSDP's weight-decay masks: 1 byte per element of a unit's shard that holds decayed and undecayed parameters. */
+function maskBytes(table: ParamTable, n: number): number {
+  let bytes = 0;
+  for (const u of table.units) {
+    const decay = u.params.some((p) => p.decay);
+    const keep = u.params.some((p) => !p.decay);
+    if (decay && keep) bytes += shardLayout(u, n).shard;
+  }
+  return bytes;
+}
+
+/** Where the workers of a data-parallel step meet: each is a point where the fastest waits for the slowest. */
+export function syncPoints(cfg: RunConfig, plan: Plan, table: ParamTable = buildParamTable(cfg)): number {
+  const n = plan.workers;
+  if (n < 2) return 0;
+  const sync = gradientSync(plan);
+  const K = cfg.grad_accum;
+  if (sync === 'all-reduce') return assignBuckets(table, plan.bucketMb * 2 ** 20).length + 1; // each bucket, and "every rank ready"
+  if (sync === 'shard') {
+    const blocks = table.units.length - 1;
+    const gathers = 1 + ((plan.shard ?? 'full') === 'full' ? 2 : 1) * blocks;
+    return K * gathers + 1 + 1 + 1; // the gathers, the reduce-scatters at the end of backward, the two scalars, "every rank ready"
+  }
+  if (sync === 'tensor') return 4 * cfg.n_layer * K + 1 + 1;
+  return 1; // PP: its waits are the bubble; and "every rank ready"
+}
+
 export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: ParamTable = buildParamTable(cfg)): Prediction {
   const sync = gradientSync(plan);
   if (sync === 'tensor' || sync === 'pipeline') return predictModelParallel(cfg, plan, cal, table);
@@ -118,30 +199,38 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
   const { alpha: a, beta: b } = { alpha: cal.alpha[plan.transport], beta: cal.beta[plan.transport] };
   const tokens = cfg.batch_size * cfg.grad_accum * cfg.block_size; // per worker
   // Workers computing at once slow each other down (shared cores, caches, memory bandwidth): with a
-  // probe of exactly this many workers, use its FLOP/s; otherwise share the cores.
-  const probe = n > 1 && cal.concurrent?.workers === n ? cal.concurrent : null;
-  const shareOfCore = cal.cores ? Math.min(1, cal.cores / n) : 1;
-  const compute = (tokens * flopsPerToken(cfg)) / (probe ? probe.flops : cal.flops * shareOfCore);
+  // probe of exactly this many workers, use its FLOP/s; otherwise share what the cores give.
+  const compute = (tokens * flopsPerToken(cfg)) / workerFlops(cal, n);
   const P = table.total;
   const shard = plan.shard ?? 'full';
+  const prefetch = plan.prefetch ?? true;
   let comm = 0;
   let bytes = 0;
   const masterCopy = HOST_OPTIMIZER_BACKENDS.includes(cfg.backend) ? 4 * P : 0;
-  const memory = { params: 4 * P, grads: 4 * P, optimizer: 8 * P + masterCopy, gathered_peak: 0, activations_peak: activationBytes(cfg, cfg.batch_size), total: 0 };
+  const memory: PredictedMemory = {
+    params: 4 * P, grads: 4 * P, optimizer: 8 * P + masterCopy, buddy: 0, gathered_peak: 0,
+    activations_peak: activationBytes(cfg, cfg.batch_size), comm_buffers: 0, total: 0,
+  };
   const add = (op: CollectiveOp, S: number, times = 1) => {
     const c = collectiveCost(plan.transport, op, S, n, a, b);
     comm += times * c.seconds;
     bytes += times * c.bytes;
   };
+  let buddyBytes = 0;
   if (n > 1 && sync === 'all-reduce') {
     const buckets = assignBuckets(table, plan.bucketMb * 2 ** 20);
     buckets.forEach((bucket, i) => add('all-reduce', 4 * bucket.size + (i === buckets.length - 1 ? 4 : 0)));
+    memory.comm_buffers = buckets.reduce((s, k) => s + 4 * k.size, 4); // registered, one per bucket
   } else if (sync === 'shard') {
     const shardFloats = table.units.reduce((s, u) => s + shardLayout(u, n).shard, 0);
     memory.params = memory.grads = 4 * shardFloats;
-    memory.optimizer = 8 * shardFloats;
+    memory.optimizer = 8 * shardFloats + (n > 1 ? maskBytes(table, n) : 0); // the tfjs AdamW on the shards: m, v, masks
     const [root, ...blocks] = table.units.map((u) => 4 * shardLayout(u, n).padded);
-    memory.gathered_peak = root + (shard === 'full' ? 2 * Math.max(...blocks) : blocks.reduce((x, y) => x + y, 0));
+    const maxBlock = Math.max(0, ...blocks);
+    // FULL_SHARD: a block at a time, and the next one's gather in flight under prefetch; SHARD_GRAD_OP keeps them all
+    memory.gathered_peak = root + (shard === 'full' ? Math.min(blocks.length, prefetch ? 2 : 1) * maxBlock : blocks.reduce((x, y) => x + y, 0));
+    memory.comm_buffers = n > 1 ? root + Math.min(blocks.length, 2) * maxBlock : 0; // a gather and a scatter in flight, and the root's
+    if (n > 1 && (plan.buddies ?? true)) buddyBytes = memory.buddy = 12 * shardFloats;
     const K = cfg.grad_accum; // FSDP communicates on every micro-batch
     add('all-gather', root, K); // the root stays gathered from its forward to the embedding backward
     add('reduce-scatter', root, K);
@@ -153,10 +242,10 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
   // Scalars: FSDP all-reduces the step's loss and the squared gradient norm; DDP sends the loss
   // as one more float of its last bucket.
   if (n > 1 && sync === 'shard') add('all-reduce', 4, 2);
-  memory.total = memory.params + memory.grads + memory.optimizer + memory.gathered_peak + memory.activations_peak;
-  // A synchronous step waits for the slowest worker: the probe's mean gap between the slowest worker's
-  // compute and the average, once per step.
-  const straggler = probe ? probe.stragglerMs / 1000 : 0;
+  memory.total = memory.params + memory.grads + memory.optimizer + memory.buddy + memory.gathered_peak + memory.activations_peak + memory.comm_buffers;
+  // A synchronous step waits for the slowest worker wherever the workers meet.
+  const points = syncPoints(cfg, plan, table);
+  const wait = (points * lagMs(cal, n)) / 1000;
   // Host copies: DDP reads every gradient back and uploads the averaged ones; FSDP reads each unit's
   // gradients back and uploads every gathered unit; its optimizer uploads the parameter and gradient
   // shards and reads the updated parameter shard back (the shards live on the host).
@@ -170,16 +259,30 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
     upload = cfg.grad_accum * (root + (shard === 'full' ? 2 : 1) * (all - root)) + (2 * all) / n;
   }
   const copy = cal.hostCopy ? readback / cal.hostCopy.readback + upload / cal.hostCopy.upload : 0;
-  const step = compute + comm + copy + straggler;
+  const fixed = fixedCost(cal, buddyBytes);
+  const step = compute + comm + copy + wait + fixed;
   return {
     compute_ms: compute * 1000,
     comm_ms: comm * 1000,
     copy_ms: copy * 1000,
+    wait_ms: wait * 1000,
+    fixed_ms: fixed * 1000,
+    sync_points: points,
     step_ms: step * 1000,
     tokens_per_s: (n * tokens) / step,
     bytes_per_rank: bytes,
     memory,
   };
+}
+
+/**
+ * A step's fixed cost (seconds): the coordinator's round trips (prepare, commit), and with buddy copies
+ * two more (export a part, hand it to the neighbour) and the part's bytes copied out of the backend.
+ */
+function fixedCost(cal: Calibration, buddyBytes: number): number {
+  const trips = (cal.stepOverheadMs ?? 0) / 1000;
+  if (!buddyBytes) return trips;
+  return 2 * trips + (cal.hostCopy ? buddyBytes / cal.hostCopy.readback : 0);
 }
 
 /**
@@ -191,14 +294,13 @@ function predictModelParallel(cfg: RunConfig, plan: Plan, cal: Calibration, tabl
   const { alpha: a, beta: b } = { alpha: cal.alpha[plan.transport], beta: cal.beta[plan.transport] };
   const { batch_size: B, grad_accum: K, block_size: T, n_embd: C, n_layer: L, n_head: H } = cfg;
   const tokens = B * K * T; // the step's, on every worker
-  const probe = n > 1 && cal.concurrent?.workers === n ? cal.concurrent : null;
-  const flops = probe ? probe.flops : cal.flops * (cal.cores ? Math.min(1, cal.cores / n) : 1);
+  const flops = workerFlops(cal, n);
   const P = table.total;
   const wpe = cfg.block_size * C;
   const attention = 12 * L * H * (C / H) * T; // per token, all blocks
   const perBlock = (P - wpe - cfg.vocab_size * C - 2 * C) / L; // one block's parameters
   const masterCopy = HOST_OPTIMIZER_BACKENDS.includes(cfg.backend) ? 4 : 0;
-  const state = (floats: number) => ({ params: 4 * floats, grads: 4 * floats, optimizer: (8 + masterCopy) * floats });
+  const state = (floats: number) => ({ params: 4 * floats, grads: 4 * floats, optimizer: (8 + masterCopy) * floats, buddy: n > 1 && (plan.buddies ?? true) ? 12 * floats : 0 });
   let comm = 0;
   let bytes = 0;
   let computeS: number;
@@ -219,7 +321,7 @@ function predictModelParallel(cfg: RunConfig, plan: Plan, cal: Calibration, tabl
     const norm = collectiveCost(plan.transport, 'all-reduce', 4 * n, n, a, b); // the gradient norm: each rank's sum of squares in its own slot
     comm += norm.seconds;
     bytes += norm.bytes;
-    memory = { ...state(split / n + P - split), gathered_peak: 0, activations_peak: activationBytes(cfg, B, L, n), total: 0 };
+    memory = { ...state(split / n + P - split), gathered_peak: 0, activations_peak: activationBytes(cfg, B, L, n), comm_buffers: n > 1 ? S : 0, total: 0 };
   } else {
     const M = plan.microbatches ?? 4;
     const schedule = plan.schedule ?? '1f1b';
@@ -241,15 +343,20 @@ function predictModelParallel(cfg: RunConfig, plan: Plan, cal: Calibration, tabl
     if (n > 1) comm = 2 * (M + n - 2) * (a + act / b) + 2 * (a + (4 * cfg.vocab_size * C) / b);
     const busiest = stages.reduce((x, y) => (y.floats > x.floats ? y : x));
     const activations = Math.max(...stages.map((s) => activationBytes(cfg, (B * K) / M, s.blocks) * s.inFlight));
-    memory = { ...state(busiest.floats), gathered_peak: 0, activations_peak: activations, total: 0 };
+    memory = { ...state(busiest.floats), gathered_peak: 0, activations_peak: activations, comm_buffers: n > 1 ? 2 * act : 0, total: 0 };
   }
-  memory.total = memory.params + memory.grads + memory.optimizer + memory.activations_peak;
-  const straggler = probe ? probe.stragglerMs / 1000 : 0;
-  const step = computeS + idleS + comm + straggler;
+  memory.total = memory.params + memory.grads + memory.optimizer + memory.buddy + memory.activations_peak + memory.comm_buffers;
+  const points = syncPoints(cfg, plan, table);
+  const wait = (points * lagMs(cal, n)) / 1000;
+  const fixed = fixedCost(cal, memory.buddy);
+  const step = computeS + idleS + comm + wait + fixed;
   return {
     compute_ms: computeS * 1000,
     comm_ms: comm * 1000,
     copy_ms: 0,
+    wait_ms: (wait + idleS) * 1000,
+    fixed_ms: fixed * 1000,
+    sync_points: points,
     step_ms: step * 1000,
     tokens_per_s: tokens / step,
     bytes_per_rank: bytes,
@@ -259,19 +366,46 @@ function predictModelParallel(cfg: RunConfig, plan: Plan, cal: Calibration, tabl
 }
 
 /**
- * Fits alpha and beta of a transport from all-reduce timings at two or more sizes (least squares on
- * t = c0 + c1 * S, then inverting the transport's formula).
+ * Fits alpha and beta of a transport from all-reduce timings at two or more sizes: least squares on
+ * t = c0 + c1 * S weighted by 1/t (each timing's relative error counts alike, so the small sizes, where
+ * latency shows, are not drowned by the large), c0 and c1 kept non-negative, then the transport's formula
+ * inverted. `error` is the fit's own: the root mean square of the relative residuals; `ordered` says
+ * whether a larger size never took less time than a smaller one (a timing disturbed by other work).
  */
-export function fitAlphaBeta(kind: TransportKind, n: number, samples: { bytes: number; seconds: number }[]): { alpha: number; beta: number } {
-  const m = samples.length;
-  const mx = samples.reduce((s, p) => s + p.bytes, 0) / m;
-  const my = samples.reduce((s, p) => s + p.seconds, 0) / m;
-  const sxy = samples.reduce((s, p) => s + (p.bytes - mx) * (p.seconds - my), 0);
-  const sxx = samples.reduce((s, p) => s + (p.bytes - mx) ** 2, 0);
-  const c1 = Math.max(sxy / sxx, 1e-15);
-  const c0 = Math.max(my - c1 * mx, 0);
-  if (kind === 'star') return { alpha: c0 / 2, beta: (2 * n) / c1 };
-  return { alpha: c0 / (2 * (n - 1)), beta: (2 * (n - 1)) / n / c1 };
+export function fitAlphaBeta(kind: TransportKind, n: number, samples: { bytes: number; seconds: number }[]): { alpha: number; beta: number; error: number; ordered: boolean } {
+  const w = samples.map((p) => 1 / Math.max(p.seconds, 1e-9) ** 2);
+  const sw = w.reduce((s, x) => s + x, 0);
+  const mx = samples.reduce((s, p, i) => s + w[i] * p.bytes, 0) / sw;
+  const my = samples.reduce((s, p, i) => s + w[i] * p.seconds, 0) / sw;
+  const sxy = samples.reduce((s, p, i) => s + w[i] * (p.bytes - mx) * (p.seconds - my), 0);
+  const sxx = samples.reduce((s, p, i) => s + w[i] * (p.bytes - mx) ** 2, 0);
+  let c1 = sxx > 0 ? sxy / sxx : 0;
+  let c0 = my - c1 * mx;
+  if (c0 < 0) {
+    // through the origin: no latency to see
+    c0 = 0;
+    c1 = samples.reduce((s, p, i) => s + w[i] * p.bytes * p.seconds, 0) / samples.reduce((s, p, i) => s + w[i] * p.bytes ** 2, 0);
+  }
+  if (!(c1 > 0)) {
+    // no bandwidth term to see (larger sizes no slower): all latency
+    c1 = 1e-15;
+    c0 = my;
+  }
+  const error = Math.sqrt(samples.reduce((s, p) => s + ((c0 + c1 * p.bytes - p.seconds) / p.seconds) ** 2, 0) / samples.length);
+  const sorted = [...samples].sort((x, y) => x.bytes - y.bytes);
+  const ordered = sorted.every((p, i) => i === 0 || p.seconds >= sorted[i - 1].seconds);
+  const fit = kind === 'star' ? { alpha: c0 / 2, beta: (2 * n) / c1 } : { alpha: c0 / (2 * (n - 1)), beta: (2 * (n - 1)) / n / c1 };
+  return { ...fit, error, ordered };
+}
+
+/**
+ * How far a measurement is from its prediction, and whether that is drift: more than `tolerance`
+ * (20%) either way says the conditions changed since the calibration (other programs took the cores,
+ * or let them go) and the prediction should not be trusted until the model is calibrated again.
+ */
+export function drift(predictedMs: number, measuredMs: number, tolerance = 0.2): { error: number; drifted: boolean } {
+  const error = measuredMs / predictedMs - 1;
+  return { error, drifted: !(Math.abs(error) <= tolerance) };
 }
 
 /** Training FLOP/s a worker achieved: the model's FLOPs for the tokens it processed in computeMs. */
