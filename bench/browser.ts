@@ -13,6 +13,7 @@ import { startHarness } from '../test/harness';
 import type { BrowserBenchOptions, RunRow } from './browser-page/main';
 import type { TransportKind } from '../src/parallel/collectives';
 import type { Calibration } from '../src/parallel/costmodel';
+import type { ShardStrategy, Strategy } from '../src/parallel/layout';
 
 export interface BrowserBenchResult {
   memcpy_gbps: number;
@@ -58,9 +59,10 @@ export async function runBrowserBench(o: BrowserBenchOptions & { load?: number }
 
 /** The browser runs in the shape of bench.json's `runs` (bench/fsdp.ts RunEntry, section 'browser'). */
 export function browserRunEntries(r: BrowserBenchResult, o: BrowserBenchOptions) {
+  const strategyOf = (key: string): Strategy => (key === 'single' || key === 'ddp' || key === 'tp' ? key : key.startsWith('pp') ? 'pp' : 'fsdp');
   return r.runs.map((x) => ({
-    section: 'browser' as const, preset: o.preset, strategy: x.strategy === 'single' || x.strategy === 'ddp' || x.strategy === 'tp' ? x.strategy : x.strategy.startsWith('pp') ? 'pp' : 'fsdp',
-    variant: x.strategy, shard: x.shard, prefetch: x.prefetch, workers: x.workers, transport: x.transport, batch_per_worker: x.batch_per_worker,
+    section: 'browser' as const, preset: o.preset, strategy: strategyOf(x.strategy),
+    variant: x.strategy, shard: x.shard as ShardStrategy | null, prefetch: x.prefetch, workers: x.workers, transport: x.transport, batch_per_worker: x.batch_per_worker,
     steps: o.steps - o.warmup, warmup: o.warmup, tokens_per_s: x.tokens_per_s, ms_per_step: x.ms_per_step,
     compute_ms: x.compute_ms, comm_ms: x.comm_ms, wait_ms: x.wait_ms, bytes_per_rank: x.bytes_per_rank,
     predicted_ms_per_step: x.predicted_ms_per_step, error: x.error, load_average: r.load ?? null, memory: x.memory,

@@ -47,9 +47,12 @@ function otherLoad() {
   };
 }
 
-/** One entry of bench.json's top-level `runs` (the same shape for the scaling and fsdp sections). */
+/** One entry of bench.json's top-level `runs` (the same shape for the scaling, fsdp and browser sections). */
 export interface RunEntry {
-  section: 'scaling' | 'fsdp';
+  section: 'scaling' | 'fsdp' | 'browser';
+  variant?: string; // browser: the Compare strategy (e.g. fsdp-noprefetch, pp-1f1b)
+  error?: number | null; // browser: measured vs predicted step time
+  load_average?: unknown; // browser: the machine's load around the section
   preset: string;
   strategy: Strategy;
   shard: ShardStrategy | null;

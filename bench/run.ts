@@ -1,5 +1,10 @@
-// `npm run bench`: how fast this trainer runs, measured side by side in one run. Five sections:
+// `npm run bench`: how fast this trainer runs, measured side by side in one run, against this machine's
+// own limits measured in the same run. Sections:
 //
+//   anchors      (first) the machine's limits (bench/anchors.ts): float32 GEMM through NumPy/OpenBLAS at 1
+//                and 2 threads, memcpy, tfjs-wasm's best 2-D matmul. The speed and scaling sections report
+//                their achieved GFLOP/s as a share of each (only anchors measured in this run count: no
+//                reference figure is typed in anywhere).
 //   browser      the page's own runtime in headless Chromium with real Web Workers (bench/browser.ts):
 //                memcpy and the collectives' bus bandwidth, then single, DDP and FSDP on the same global
 //                batch: tokens/s, compute / comm / wait, bytes per rank, memory by kind, losses, and
@@ -7,7 +12,8 @@
 //   speed        per backend, one worker in this thread: ms per training step of `shakespeare-cpu` at
 //                batch 12 (median after warm-up), tokens/s, achieved GFLOP/s (FLOPs per token
 //                6N + 12*L*H*Q*T, nanoGPT's estimate_mfu) and that as a share of the same backend's
-//                1024x1024 matmul GFLOP/s; then, for the first backend, where a step's time goes.
+//                1024x1024 matmul GFLOP/s, of GEMM on 1 thread and of tfjs-wasm's best matmul (anchors);
+//                then, for the first fast backend (wasm), where a step's time goes per kernel (tf.profile of one step).
 //   collectives  all-reduce bus bandwidth (nccl-tests' busbw) of ring, star and shared at 1-64 MB with
 //                N = 2, 4 real worker_threads, on registered buffers (as DDP's buckets) and ordinary
 //                ones, against memcpy bandwidth measured in the same run.
@@ -28,7 +34,13 @@
 // (scaling and fsdp) in one shape. A run of some sections (--only) keeps the other sections' results
 // already in the file.
 //
-//   npm run bench -- [--only browser,speed,collectives,scaling,fsdp] [--preset shakespeare-cpu] [--json bench.json]
+// `npm run bench -- --results` records this machine's results file instead (bench/record.ts): the bench
+// repeated, each figure as a median with its range, in bench/results/<cpu>-<cores>c-<date>.json;
+// `npm run bench -- --tables FILE [--readme]` prints (or writes into README.md) the README's tables
+// from such a file (bench/tables.ts).
+//
+//   npm run bench -- [--only anchors,browser,speed,collectives,scaling,fsdp] [--preset shakespeare-cpu] [--json bench.json]
+//     anchors:      [--gemm-sizes 1024,2048] [--gemm-threads 1,2] [--gemm-repeats 7] [--matmul-sizes 512,1024,2048]
 //     browser:      [--backend wasm] [--strategies single,ddp,fsdp-full,fsdp-grad_op] [--workers 2]
 //                   [--transport ring] [--browser-steps 12] [--browser-warmup 3]
 //     speed:        [--backends wasm,cpu,webgpu] [--steps 12]
@@ -49,19 +61,22 @@ import { Trainer } from '../src/train/trainer';
 import { median } from '../src/util/stats';
 import { TRANSPORTS, type TransportKind } from '../src/parallel/collectives';
 import { memcpyGbps, primitivesGbps, runTransport, type CollectiveRow } from './collectives';
-import { LLMC_2_THREADS, runScaling, type ScalingRow } from './scaling';
+import { runScaling, type ScalingRow } from './scaling';
+import { anchorLines, measureAnchors, tfjsMatmul, type Anchors } from './anchors';
 import { runFsdp, type RunEntry } from './fsdp';
 import { flopsPerToken, predict, type Calibration } from '../src/parallel/costmodel';
 import { DEFAULT_BUCKET_MB } from '../src/parallel/layout';
-import { runBrowserBench, printBrowserBench } from './browser';
+import { browserRunEntries, runBrowserBench, printBrowserBench } from './browser';
 import type { BackendName } from '../src/model/config';
 
-const SECTIONS = ['browser', 'speed', 'collectives', 'scaling', 'fsdp', 'gpu'] as const;
+const SECTIONS = ['anchors', 'browser', 'speed', 'collectives', 'scaling', 'fsdp', 'gpu'] as const;
 const DEFAULT_SECTIONS = SECTIONS.filter((s) => s !== 'gpu'); // gpu: only when asked (SwiftShader is slow)
 
 const USAGE = `Usage: npm run bench -- [options]
 
 Measures this trainer side by side and writes bench.json. Sections (all but gpu by default):
+  anchors      this machine's limits in this run: NumPy/OpenBLAS float32 GEMM at 1 and 2 threads, memcpy,
+               tfjs-wasm's best 2-D matmul (the speed and scaling sections report shares of them)
   browser      the page's runtime in headless Chromium with real Web Workers: single, DDP, FSDP
   speed        ms per training step per backend, one worker in this thread
   collectives  all-reduce bus bandwidth of ring, star and shared on worker_threads
@@ -72,6 +87,10 @@ Measures this trainer side by side and writes bench.json. Sections (all but gpu 
   --only LIST          sections to run, comma-separated (${SECTIONS.join(',')}); the file keeps the others'
   --preset NAME        model preset (default shakespeare-cpu)
   --json FILE          where to write the results (default bench.json)
+  --results            record this machine's results file instead: bench/record.ts (--repeats 3,
+                       --results-dir bench/results, --results-name NAME, --quick for a short trial)
+  --tables FILE        print the README's tables from a results file (--readme: write them into README.md)
+  anchors:     --gemm-sizes 1024,2048  --gemm-threads 1,2  --gemm-repeats 7  --matmul-sizes 512,1024,2048
   browser:     --backend wasm  --strategies single,ddp,fsdp-full,fsdp-grad_op  --workers 2
                --transport ring  --browser-steps 12  --browser-warmup 3
   speed:       --backends wasm,cpu[,webgpu]  --steps 12  --warmup 2
@@ -120,6 +139,19 @@ function parseFlags() {
         transport: { type: 'string', default: 'ring' },
         'browser-steps': { type: 'string', default: '12' },
         'browser-warmup': { type: 'string', default: '3' },
+        'gemm-sizes': { type: 'string', default: '1024,2048' },
+        'gemm-threads': { type: 'string', default: '1,2' },
+        'gemm-repeats': { type: 'string', default: '7' },
+        'matmul-sizes': { type: 'string', default: '512,1024,2048' },
+        'matmul-repeats': { type: 'string', default: '5' },
+        // record a results file / print the README's tables from one
+        results: { type: 'boolean', default: false },
+        repeats: { type: 'string', default: '3' },
+        'results-dir': { type: 'string', default: 'bench/results' },
+        'results-name': { type: 'string' },
+        quick: { type: 'boolean', default: false },
+        tables: { type: 'string' },
+        readme: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -133,6 +165,18 @@ function parseFlags() {
 const opts = parseFlags();
 if (opts.help) {
   console.log(USAGE);
+  process.exit(0);
+}
+if (opts.tables) {
+  const { printTables } = await import('./tables');
+  printTables(opts.tables, { readme: opts.readme });
+  process.exit(0);
+}
+if (opts.results) {
+  const { recordResults } = await import('./record');
+  const repeats = Number(opts.repeats);
+  if (!(Number.isInteger(repeats) && repeats >= 1)) usageError(`--repeats needs a positive integer, got "${opts.repeats}"`);
+  await recordResults({ repeats, dir: opts['results-dir'], name: opts['results-name'], quick: opts.quick, preset: opts.preset });
   process.exit(0);
 }
 
@@ -151,43 +195,40 @@ const numbers = (flag: string, value: string) =>
 const sections = new Set(list('only', opts.only, SECTIONS));
 const transports = list('transports', opts.transports, TRANSPORTS);
 
-async function matmulGflops(): Promise<number> {
-  const n = 1024;
-  const a = tf.randomNormal([n, n]);
-  const b = tf.randomNormal([n, n]);
-  const times: number[] = [];
-  for (let i = 0; i < 8; i++) {
-    const t0 = performance.now();
-    const c = tf.matMul(a, b);
-    await c.data();
-    times.push(performance.now() - t0);
-    c.dispose();
-  }
-  tf.dispose([a, b]);
-  return (2 * n ** 3) / (median(times, 2) / 1000) / 1e9;
+/** This backend's 1024x1024 2-D matmul, GFLOP/s (median of `repeats`). */
+async function matmulGflops(repeats = 8): Promise<number> {
+  return (await tfjsMatmul([1024], repeats))[0].gflops;
 }
 
-async function trainSpeed(cfg: RunConfig, text: string, steps: number, warmup: number) {
+/** One kernel of a profiled step: calls, total ms, share of the step's kernel time. */
+export interface KernelRow { name: string; count: number; ms: number; share: number }
+
+async function trainSpeed(cfg: RunConfig, text: string, steps: number, warmup: number, profile: boolean) {
   const tok = charTokenizer(text);
   const trainer = new Trainer({ ...cfg, vocab_size: tok.vocabSize }, makeDataset(text, tok, cfg.block_size));
   const ms: number[] = [];
   for (let i = 0; i < steps; i++) ms.push((await trainer.trainStep()).ms);
-  let kernels: [string, number, number][] = [];
-  if (opts.profile) {
-    const prof = await tf.profile(async () => {
+  let prof: { step_ms: number; kernel_ms: number; kernel_calls: number; kernels: KernelRow[] } | null = null;
+  if (profile) {
+    // one more step under tf.profile: each kernel timed on its own (wasm runs them synchronously)
+    const t0 = performance.now();
+    const p = await tf.profile(async () => {
       await trainer.trainStep();
     });
+    const stepMs = performance.now() - t0;
     const by = new Map<string, [number, number]>();
-    for (const k of prof.kernels) {
+    for (const k of p.kernels) {
       const e = by.get(k.name) ?? [0, 0];
       e[0] += Number(k.kernelTimeMs) || 0;
       e[1] += 1;
       by.set(k.name, e);
     }
-    kernels = [...by].map(([name, [t, n]]) => [name, t, n] as [string, number, number]).sort((a, b) => b[1] - a[1]);
+    const total = [...by.values()].reduce((t, [x]) => t + x, 0);
+    const kernels = [...by].map(([name, [t, n]]) => ({ name, count: n, ms: t, share: t / total })).sort((x, y) => y.ms - x.ms);
+    prof = { step_ms: stepMs, kernel_ms: total, kernel_calls: p.kernels.length, kernels };
   }
   trainer.dispose();
-  return { msPerStep: median(ms, warmup), kernels };
+  return { msPerStep: median(ms, warmup), stepMs: ms.slice(warmup), profile: prof };
 }
 
 const text = readFileSync(new URL('../public/data/tinyshakespeare.txt', import.meta.url), 'utf8');
@@ -199,31 +240,62 @@ const runs: RunEntry[] = []; // every distributed run of this invocation, in one
 const f1 = (x: number) => x.toFixed(1);
 const f2 = (x: number) => x.toFixed(2);
 const pct = (x: number) => `${x.toFixed(0)}%`;
+const pctOr = (x: number | null) => (x === null ? '-' : pct(x));
 const thousands = (x: number) => Math.round(x).toLocaleString('en-US');
+/** 100 * x / anchor, or null without the anchor (not measured in this run). */
+const share = (x: number, anchor: number | null | undefined) => (anchor ? (100 * x) / anchor : null);
+const TARGET_GFLOPS = 20; // issue 12: one wasm worker at >= 20 GFLOP/s on shakespeare-cpu (batch 12 x 64)
+
+// ---- anchors: this machine's own limits, in this run -----------------------------------------------
+let anchors: Anchors | null = null;
+if (sections.has('anchors')) {
+  anchors = await measureAnchors({
+    gemmSizes: numbers('gemm-sizes', opts['gemm-sizes']), gemmThreads: numbers('gemm-threads', opts['gemm-threads']),
+    gemmRepeats: Number(opts['gemm-repeats']), matmulSizes: numbers('matmul-sizes', opts['matmul-sizes']), matmulRepeats: Number(opts['matmul-repeats']),
+  });
+  console.log(anchorLines(anchors).join('\n'));
+  if (!anchors.gemm.available) console.log(`(going on without the GEMM anchor: ${anchors.gemm.reason})`);
+  console.log('');
+  out.anchors = anchors;
+}
 
 // ---- speed: one worker per backend, in this thread ------------------------------------------------
 if (sections.has('speed')) {
   const results = [];
-  console.log(`## speed\n\npreset ${cfg.preset}: ${cfg.n_layer} layers, n_embd ${cfg.n_embd}, batch ${cfg.batch_size} x ${cfg.block_size}; ${(fpt / 1e6).toFixed(2)} MFLOP per token\n`);
-  console.log('| backend | ms/step | tokens/s | GFLOP/s | 1024² matmul GFLOP/s | % of matmul |');
-  console.log('|---|---|---|---|---|---|');
+  console.log(`## speed\n\npreset ${cfg.preset}: ${cfg.n_layer} layers, n_embd ${cfg.n_embd}, batch ${cfg.batch_size} x ${cfg.block_size}; ${(fpt / 1e6).toFixed(2)} MFLOP per token (nanoGPT's count)` +
+    `${anchors ? '' : '; no anchors in this run (--only anchors,speed gives the shares of GEMM and of tfjs-wasm\'s matmul)'}\n`);
+  console.log('| backend | ms/step | tokens/s | GFLOP/s | % of GEMM, 1 thread | % of tfjs-wasm best matmul | this backend\'s 1024² matmul GFLOP/s | % of it |');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const name of opts.backends.split(',')) {
     if (!(NODE_BACKENDS as readonly string[]).includes(name)) usageError(`--backends: unknown backend "${name}", choose from ${NODE_BACKENDS.join(', ')}`);
     const info = await initNodeBackend(name as NodeBackend);
     const slow = info.name === 'cpu' || info.name === 'webgpu';
     const steps = slow ? Math.min(4, Number(opts.steps)) : Number(opts.steps);
-    const mm = await matmulGflops();
-    const { msPerStep, kernels } = await trainSpeed(cfg, text, steps, slow ? 1 : Number(opts.warmup));
+    const warmup = slow ? 1 : Number(opts.warmup);
+    const mm = await matmulGflops(slow ? 3 : 8); // plain JS: ~2 s a call
+    const { msPerStep, stepMs, profile } = await trainSpeed(cfg, text, steps, warmup, opts.profile && !slow && !results.some((r) => r.profile)); // profile the first fast backend
     const tokensPerSec = (tokensPerStep / msPerStep) * 1000;
     const gflops = (fpt * tokensPerSec) / 1e9;
-    results.push({ backend: info.name, ms_per_step: msPerStep, tokens_per_s: tokensPerSec, gflops, matmul_gflops: mm, pct_of_matmul: (100 * gflops) / mm, steps, kernels: kernels.slice(0, 15) });
-    console.log(`| ${info.name} | ${msPerStep.toFixed(1)} | ${tokensPerSec.toFixed(0)} | ${gflops.toFixed(1)} | ${mm.toFixed(1)} | ${((100 * gflops) / mm).toFixed(0)}% |`);
+    const row = {
+      backend: info.name, ms_per_step: msPerStep, ms_min: Math.min(...stepMs), ms_max: Math.max(...stepMs), tokens_per_s: tokensPerSec, gflops,
+      matmul_gflops: mm, pct_of_matmul: (100 * gflops) / mm,
+      pct_of_gemm_1t: share(gflops, anchors?.gemm_1t_gflops), pct_of_tfjs_wasm_matmul: share(gflops, anchors?.tfjs_wasm_matmul_gflops),
+      steps, warmup, profile,
+    };
+    results.push(row);
+    console.log(`| ${info.name} | ${msPerStep.toFixed(1)} | ${tokensPerSec.toFixed(0)} | ${gflops.toFixed(1)} | ${pctOr(row.pct_of_gemm_1t)} | ${pctOr(row.pct_of_tfjs_wasm_matmul)} | ${mm.toFixed(1)} | ${pct(row.pct_of_matmul)} |`);
   }
-  const first = results[0];
-  if (first?.kernels.length) {
-    const total = first.kernels.reduce((s, k) => s + k[1], 0);
-    console.log(`\nwhere a ${first.backend} step's kernel time goes (${total.toFixed(0)} ms in kernels):`);
-    for (const [name, t, n] of first.kernels.slice(0, 10)) console.log(`  ${name.padEnd(24)} ${t.toFixed(1).padStart(7)} ms  ${((100 * t) / total).toFixed(0).padStart(3)}%  x${n}`);
+  const first = results.find((r) => r.profile);
+  if (first?.profile) {
+    const p = first.profile;
+    console.log(`\nwhere a ${first.backend} step's time goes (tf.profile of one step: ${f1(p.step_ms)} ms with the profiler on, ${f1(p.kernel_ms)} ms in ${p.kernel_calls} kernel calls):\n`);
+    console.log('| kernel | calls | ms | share of kernel time |');
+    console.log('|---|---|---|---|');
+    for (const k of p.kernels.slice(0, 12)) console.log(`| ${k.name} | ${k.count} | ${f1(k.ms)} | ${pct(100 * k.share)} |`);
+  }
+  const wasm = results.find((r) => r.backend === 'wasm');
+  if (wasm && cfg.preset === 'shakespeare-cpu') {
+    console.log(`\ntarget (issue 12): one wasm worker >= ${TARGET_GFLOPS} GFLOP/s on shakespeare-cpu: measured ${f1(wasm.gflops)} (${wasm.gflops >= TARGET_GFLOPS ? 'met' : 'missed'})`);
   }
   out.results = results;
 }
@@ -276,14 +348,16 @@ if (sections.has('scaling')) {
   console.log(`\n## scaling\n\nDDP, ${scfg.preset} on wasm, batch ${scfg.batch_size} x ${scfg.block_size} per worker, one worker_thread per rank ` +
     `(Coordinator + spawnNodeWorker); medians of ${steps} steps after ${warmup} warm-up steps; node flags: ${process.execArgv.filter((f) => f.startsWith('--') && f !== '--import').join(' ') || 'none'}` +
     ` (npm run bench passes --single-threaded-gc: with a worker on every core, V8's GC helper threads would take turns on the workers' cores)\n`);
-  console.log('| run | workers | global batch | ms/step | tokens/s | speedup | comm + wait | of which communication | of which waiting for the slowest | vs llm.c 2 threads |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| run | workers | global batch | ms/step | tokens/s | speedup | GFLOP/s per worker | % of GEMM, 2 threads (all workers) | % of tfjs-wasm best matmul (per worker) | comm + wait | of which communication | of which waiting for the slowest |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   const name = (r: ScalingRow) => (r.run === 'ddp' ? `ddp ${r.transport}` : r.run === 'single' ? 'single' : `${r.workers} independent singles (no comm)`);
   const rows = await runScaling(scfg, text, {
     transports, steps, warmup,
     onRow: (r) =>
       console.log(`| ${name(r)} | ${r.workers} | ${r.global_batch} | ${f1(r.ms_per_step)} | ${thousands(r.tokens_per_s)} | ${r.speedup === null ? '-' : `${f2(r.speedup)}x`} | ` +
-        `${r.run === 'ddp' ? `${f1(r.exposed_pct)}% | ${f1(r.exposed_comm_pct)}%` : '- | -'} | ${r.run === 'single' ? '-' : `${f1(r.straggler_pct)}%`} | ${pct(100 * r.vs_llmc_2_threads)} |`),
+        `${f1(r.gflops_per_worker)} | ${pctOr(r.pct_of_gemm_2t)} | ${pctOr(r.pct_of_tfjs_wasm_matmul_per_worker)} | ` +
+        `${r.run === 'ddp' ? `${f1(r.exposed_pct)}% | ${f1(r.exposed_comm_pct)}%` : '- | -'} | ${r.run === 'single' ? '-' : `${f1(r.straggler_pct)}%`} |`),
+    anchors: anchors ? { gemm1t: anchors.gemm_1t_gflops, gemm2t: anchors.gemm_2t_gflops, tfjsMatmul: anchors.tfjs_wasm_matmul_gflops } : undefined,
   });
   console.log('\n| run | rank | compute ms | comm ms | wait ms | MB sent/step | comm+wait share | communication | waiting for the slowest |');
   console.log('|---|---|---|---|---|---|---|---|---|');
@@ -296,7 +370,8 @@ if (sections.has('scaling')) {
   console.log('\ncommunication: the collectives\' CPU time plus the wait even the last rank to finish backward had (per step: comm + wait - straggler); ' +
     'waiting for the slowest: the rest of the wait (the coordinator\'s stragglerMs: wait - the step\'s smallest wait). For independent workers, what the same lockstep would cost them ' +
     '((slowest step - own step) / slowest step). Each the worst rank\'s median share of its step.');
-  console.log(`\nllm.c reference: ${LLMC_2_THREADS.note}: ~${thousands(LLMC_2_THREADS.tokens_per_s)} tokens/s.`);
+  console.log(`\nGFLOP/s: nanoGPT's FLOPs per token x tokens/s; the shares are of this run's anchors (${anchors ? 'measured above' : 'none in this run: --only anchors,scaling gives them'}): ` +
+    'all workers together against GEMM on 2 threads, one worker against tfjs-wasm\'s best matmul (one thread).');
   const ceiling = rows.find((x) => x.run === 'independent');
   if (ceiling) {
     console.log(`${ceiling.workers} single workers stepping at once, with no communication at all, reach ${f2(ceiling.speedup!)}x: ` +
@@ -308,9 +383,9 @@ if (sections.has('scaling')) {
     console.log(`targets, ddp ${r.transport}: speedup ${f2(s)}x (>= 1.8x: ${s >= 1.8 ? 'met' : `missed by ${f2(1.8 - s)}x`}` +
       `${ceiling ? `; ${pct((100 * s) / ceiling.speedup!)} of the no-communication ceiling` : ''}), ` +
       `exposed communication ${f1(r.exposed_comm_pct)}% (< 5%: ${r.exposed_comm_pct < 5 ? 'met' : `missed by ${f1(r.exposed_comm_pct - 5)} points`}), ` +
-      `plus ${f1(r.straggler_pct)}% waiting for the slowest worker`);
+      `plus ${f1(r.straggler_pct)}% waiting for the slowest worker; ${f1(r.gflops_per_worker)} GFLOP/s per worker ` +
+      `(issue 12: >= ${TARGET_GFLOPS}: ${r.gflops_per_worker >= TARGET_GFLOPS ? 'met' : 'missed'})`);
   }
-  out.llmc_reference = LLMC_2_THREADS;
   out.scaling = rows;
   for (const r of rows.filter((x) => x.run !== 'independent')) {
     const mean = (f: (k: ScalingRow['per_rank'][number]) => number) => r.per_rank.reduce((s, k) => s + f(k), 0) / r.per_rank.length;
@@ -334,6 +409,7 @@ if (sections.has('browser')) {
   const r = await runBrowserBench(b);
   printBrowserBench(r, b);
   out.browser = r;
+  runs.push(...browserRunEntries(r, b)); // with predicted_ms_per_step, like the others
 }
 
 // ---- fsdp: memory, throughput, bytes and the cost model, real worker_threads -----------------------

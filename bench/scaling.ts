@@ -10,12 +10,10 @@ import type { RankStepStats } from '../src/parallel/protocol';
 import type { MemoryReport } from '../src/train/trainer';
 import { maxMemory } from './fsdp';
 import { median } from '../src/util/stats';
+import { flopsPerToken } from '../src/parallel/costmodel';
 
-/**
- * llm.c's fp32 CPU trainer (train_gpt2.c, OpenMP) with 2 threads on this machine kind, same model and
- * batch (12 x 64 tokens): ~134 ms per step. A reference figure measured earlier, not in this run.
- */
-export const LLMC_2_THREADS = { ms_per_step: 134, tokens_per_s: 5750, note: 'llm.c fp32 train_gpt2.c, 2 OpenMP threads, 12 x 64 tokens: ~134 ms/step, measured earlier on this machine kind (not in this run)' };
+/** Anchors measured in the same run (bench/anchors.ts), GFLOP/s; null where not measured. */
+export interface ScalingAnchors { gemm1t: number | null; gemm2t: number | null; tfjsMatmul: number | null }
 
 export interface ScalingRow {
   /** single: 1 worker; independent: N single workers stepping at once, no communication (the ceiling
@@ -43,7 +41,14 @@ export interface ScalingRow {
    * (slowest step - own step) / slowest step.
    */
   straggler_pct: number;
-  vs_llmc_2_threads: number; // tokens/s / llm.c's with 2 threads
+  /** Achieved GFLOP/s (nanoGPT's FLOPs per token x tokens/s): all workers together, and per worker. */
+  gflops: number;
+  gflops_per_worker: number;
+  /** Shares (%) of this run's anchors (null without them): all workers against GEMM on 2 threads (the
+   *  machine's two cores), one worker against GEMM on 1 thread and against tfjs-wasm's best matmul. */
+  pct_of_gemm_2t: number | null;
+  pct_of_gemm_1t_per_worker: number | null;
+  pct_of_tfjs_wasm_matmul_per_worker: number | null;
   per_rank: { rank: number; compute_ms: number; comm_ms: number; wait_ms: number; bytes_sent: number; exposed_pct: number; exposed_comm_pct: number; straggler_pct: number }[];
   hub_bytes_per_step?: number;
   memory: MemoryReport; // the last step's, the largest over ranks per kind
@@ -72,7 +77,7 @@ async function measure(cfg: RunConfig, text: string, dist: DistOptions, steps: n
 export async function runScaling(
   cfg: RunConfig,
   text: string,
-  opts: { transports: TransportKind[]; workers?: number; steps?: number; warmup?: number; onRow?: (r: ScalingRow) => void },
+  opts: { transports: TransportKind[]; workers?: number; steps?: number; warmup?: number; onRow?: (r: ScalingRow) => void; anchors?: ScalingAnchors },
 ): Promise<ScalingRow[]> {
   const { transports, workers = 2, steps = 15, warmup = 3 } = opts;
   const rows: ScalingRow[] = [];
@@ -88,6 +93,8 @@ export async function runScaling(
     const world = dist.workers * copies;
     const msPerStep = median(m.ms, warmup);
     const tokensPerSec = (m.tokens / msPerStep) * 1000;
+    const gflops = (flopsPerToken(cfg) * tokensPerSec) / 1e9;
+    const share = (x: number, anchor: number | null | undefined) => (anchor ? (100 * x) / anchor : null);
     if (run === 'single') base = tokensPerSec;
     const perRank = Array.from({ length: world }, (_, r) => {
       const of = (f: (s: RankStepStats, step: RankStepStats[]) => number) => median(m.ranks.map((rs) => f(rs[r], rs)), warmup);
@@ -120,7 +127,11 @@ export async function runScaling(
       exposed_pct: Math.max(...perRank.map((r) => r.exposed_pct)),
       exposed_comm_pct: Math.max(...perRank.map((r) => r.exposed_comm_pct)),
       straggler_pct: Math.max(...perRank.map((r) => r.straggler_pct)),
-      vs_llmc_2_threads: tokensPerSec / LLMC_2_THREADS.tokens_per_s,
+      gflops,
+      gflops_per_worker: gflops / world,
+      pct_of_gemm_2t: share(gflops, opts.anchors?.gemm2t),
+      pct_of_gemm_1t_per_worker: share(gflops / world, opts.anchors?.gemm1t),
+      pct_of_tfjs_wasm_matmul_per_worker: share(gflops / world, opts.anchors?.tfjsMatmul),
       per_rank: perRank,
       ...(m.hub.length ? { hub_bytes_per_step: median(m.hub, warmup) } : {}),
       memory: maxMemory(m.ranks.at(-1)!),
