@@ -79,10 +79,17 @@ export interface DistOptions {
   probeMb?: number; // DDP: registered room for timing all-reduces of up to this size (default 4 MB)
   microbatches?: number; // PP: micro-batches per step (default 4)
   schedule?: PipelineSchedule; // PP: gpipe | 1f1b (default)
+  innerSteps?: number; // DiLoCo: local AdamW steps between two outer steps, H (default 20)
+  outerLr?: number; // DiLoCo: the outer Nesterov step's learning rate (default 0.7)
+  outerMomentum?: number; // DiLoCo: its momentum (default 0.9)
+  outerCompress?: 'none' | 'fp16' | 'int8'; // DiLoCo: how the pseudo-gradients travel (default none: fp32)
   faults?: FaultOptions;
 }
 
-export const DIST_DEFAULTS: DistOptions = { strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB, shard: 'full', prefetch: true, microbatches: 4, schedule: '1f1b' };
+export const DIST_DEFAULTS: DistOptions = {
+  strategy: 'single', workers: 1, transport: 'ring', bucketMb: DEFAULT_BUCKET_MB, shard: 'full', prefetch: true, microbatches: 4, schedule: '1f1b',
+  innerSteps: 20, outerLr: 0.7, outerMomentum: 0.9, outerCompress: 'none',
+};
 
 export class DistError extends Error {
   constructor(message: string) {
@@ -106,7 +113,7 @@ export function checkDist(d: DistOptions): DistOptions {
   if (d.strategy === 'single' && d.workers !== 1) throw new DistError(`strategy single runs one worker; use ddp, fsdp, tp or pp for ${d.workers} workers`);
   if (d.schedule !== undefined && !PIPELINE_SCHEDULES.includes(d.schedule)) throw new DistError(`schedule must be gpipe or 1f1b, got "${d.schedule}"`);
   if (d.microbatches !== undefined && !(Number.isInteger(d.microbatches) && d.microbatches >= 1)) throw new DistError(`micro-batches must be a whole number of at least 1, got ${d.microbatches}`);
-  if (!TRANSPORTS.includes(d.transport)) throw new DistError(`transport must be ring, star or shared, got "${d.transport}"`);
+  if (!TRANSPORTS.includes(d.transport)) throw new DistError(`transport must be ${TRANSPORTS.slice(0, -1).join(', ')} or ${TRANSPORTS.at(-1)}, got "${d.transport}"`);
   if (!(d.bucketMb > 0)) throw new DistError(`bucket size must be a positive number of MB, got ${d.bucketMb}`);
   return d;
 }

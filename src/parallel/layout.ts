@@ -5,8 +5,8 @@
 import type { ParamSpec, ParamTable, UnitSpec } from '../model/params';
 import { alignUp } from './reduce';
 
-export type Strategy = 'single' | 'ddp' | 'fsdp' | 'tp' | 'pp';
-export const STRATEGIES: readonly Strategy[] = ['single', 'ddp', 'fsdp', 'tp', 'pp'];
+export type Strategy = 'single' | 'ddp' | 'fsdp' | 'tp' | 'pp' | 'diloco';
+export const STRATEGIES: readonly Strategy[] = ['single', 'ddp', 'fsdp', 'tp', 'pp', 'diloco'];
 export type ShardStrategy = 'full' | 'grad_op' | 'none';
 export const SHARD_STRATEGIES: readonly ShardStrategy[] = ['full', 'grad_op', 'none'];
 export type PipelineSchedule = 'gpipe' | '1f1b';
@@ -19,6 +19,7 @@ export const STRATEGY_LINES: Record<Strategy, string> = {
   fsdp: 'fully sharded data parallel: as ddp, but each worker stores 1/N of the model and gathers layers as it needs them',
   tp: 'tensor parallel: every layer split across the workers (whole heads, MLP columns); activations are summed inside each block',
   pp: 'pipeline parallel: each worker holds a stage of consecutive blocks; micro-batches flow stage to stage',
+  diloco: 'local SGD (DiLoCo): every worker trains its own copy for H steps, then the copies average what they learned',
 };
 
 /**
@@ -56,7 +57,7 @@ export function holdsReplica(d: { strategy: Strategy; shard?: ShardStrategy }): 
  * workers x batch x accum. Model parallel (TP, PP) and single: every worker works on the same batch x accum.
  */
 export function splitsBatch(d: { strategy: Strategy }): boolean {
-  return d.strategy === 'ddp' || d.strategy === 'fsdp';
+  return d.strategy === 'ddp' || d.strategy === 'fsdp' || d.strategy === 'diloco';
 }
 
 /** Sequences in one step's global batch. */

@@ -73,6 +73,11 @@ export function lessonParagraph(run: RunRecord, s: RunSummary, all: { run: RunRe
         link(`${pct(s.idleShare)} of the schedule measured`, '#compare-timeline', key),
         ` against (N−1)/(M+N−1) = ${N - 1}/${M + N - 1} = ${pct(predicted)} predicted for ${M} micro-batches.`);
     }
+    case 'diloco': {
+      const inner = run.dist.innerSteps ?? 20;
+      return p(` splits the batch as DDP does, but each of ${N} workers trains its own whole copy, `, mem, `, for ${inner} steps before the copies average what they learned: `,
+        sent, ` per worker per step on average${vsDdpBytes}, and `, waited, ' waiting.');
+    }
   }
 }
 
