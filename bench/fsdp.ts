@@ -320,7 +320,7 @@ export async function runFsdp(text: string, o: FsdpOptions) {
   const flops2 = achievedFlops(single.cfg, contended);
   const calibration: Calibration = {
     flops, cores: availableParallelism(), hostCopy, concurrent: { workers: 2, flops: flops2, stragglerMs: contendedRun.straggler_ms },
-    alpha: { ring: fit.alpha, star: NaN, shared: NaN }, beta: { ring: fit.beta, star: NaN, shared: NaN },
+    alpha: { ring: fit.alpha, star: NaN, shared: NaN, network: NaN }, beta: { ring: fit.beta, star: NaN, shared: NaN, network: NaN },
   };
   const { concurrent: _, ...withoutProbe } = calibration;
   const costmodel = [single, ddp, full].map((m) => {

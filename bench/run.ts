@@ -421,7 +421,7 @@ if (sections.has('fsdp')) {
     memoryWorkers: 4, calibrationKb: [64, 512, 2048], // the sizes a shakespeare-cpu step moves (units ~0.8 MB, buckets 1-2 MB)
   });
   const c = f.calibration;
-  calibration = { flops: c.flops, cores: availableParallelism(), concurrent: c.concurrent, hostCopy: c.hostCopy, alpha: { ring: c.alpha, star: NaN, shared: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN }, preset: c.preset };
+  calibration = { flops: c.flops, cores: availableParallelism(), concurrent: c.concurrent, hostCopy: c.hostCopy, alpha: { ring: c.alpha, star: NaN, shared: NaN, network: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN, network: NaN }, preset: c.preset };
   out.fsdp = { memory: f.memory, throughput: f.throughput, bytes: f.bytes, costmodel: f.costmodel, calibration: f.calibration, load_average: f.load_average };
   runs.push(...f.runs);
 }
@@ -429,7 +429,7 @@ if (sections.has('fsdp')) {
 if (!calibration && !sections.has('fsdp') && existsSync(opts.json)) {
   try {
     const c = (JSON.parse(readFileSync(opts.json, 'utf8')) as { fsdp?: { calibration?: { alpha: number; beta: number; flops: number; concurrent?: Calibration['concurrent']; hostCopy?: Calibration['hostCopy']; preset: string } } }).fsdp?.calibration;
-    if (c) calibration = { flops: c.flops, cores: availableParallelism(), concurrent: c.concurrent, hostCopy: c.hostCopy, alpha: { ring: c.alpha, star: NaN, shared: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN }, preset: c.preset };
+    if (c) calibration = { flops: c.flops, cores: availableParallelism(), concurrent: c.concurrent, hostCopy: c.hostCopy, alpha: { ring: c.alpha, star: NaN, shared: NaN, network: NaN }, beta: { ring: c.beta, star: NaN, shared: NaN, network: NaN }, preset: c.preset };
   } catch {
     // no usable file: no prediction
   }

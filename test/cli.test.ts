@@ -157,6 +157,27 @@ describe('train', () => {
   });
 });
 
+describe('train --strategy diloco', () => {
+  it('runs 2 workers with H = 2: sends only at outer steps (steps 2 and 3, the last), and reports it', async () => {
+    const file = join(tmp, 'diloco.json');
+    const r = await cli('train', '--preset', 'tiny', '--steps', '3', '--eval-iters', '1', '--json', file,
+      '--strategy', 'diloco', '--workers', '2', '--batch', '2', '--inner-steps', '2', '--outer-compress', 'fp16');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(readFileSync(file, 'utf8'));
+    expect(out).toMatchObject({ strategy: 'diloco', workers: 2, global_batch: 4 });
+    expect(out.diloco).toMatchObject({ inner_steps: 2, outer_lr: 0.7, outer_momentum: 0.9, outer_compress: 'fp16', outer_steps: 2 });
+    const P = out.num_params;
+    // fp16 on a ring of 2: each rank sends half the model twice (reduce-scatter, all-gather), 2 bytes a value
+    expect(Math.abs(out.diloco.bytes_per_outer_step - 2 * P) / (2 * P)).toBeLessThan(0.001);
+    expect(out.diloco.bytes_per_outer_step_predicted).toBe(2 * P);
+    expect(out.bytes_per_step).toHaveLength(2);
+    for (const b of out.bytes_per_step) expect(Math.abs(b - (2 * 2 * P) / 3) / P).toBeLessThan(0.01); // 2 outer steps in 3
+    expect(out.per_worker[0].bytes_per_step).toBe(out.bytes_per_step[0]);
+    expect(out.losses).toHaveLength(3);
+    expect(r.stdout).toMatch(/diloco: 2 outer steps \(H = 2, outer lr 0.7, momentum 0.9, fp16\)/);
+  });
+});
+
 describe('bad arguments and files', () => {
   const empty = join(tmp, 'empty.txt');
   writeFileSync(empty, '');
@@ -170,13 +191,15 @@ describe('bad arguments and files', () => {
     ['unknown setting', ['train', '--set', 'layers=3'], 2, /unknown setting "layers"/],
     ['unknown backend', ['train', '--backend', 'tpu'], 2, /--backend must be one of/],
     ['no workers', ['train', '--strategy', 'ddp', '--workers', '0'], 2, /workers must be a whole number from 1 to 8, got 0/],
-    ['unknown transport', ['train', '--strategy', 'ddp', '--transport', 'pigeon'], 2, /transport must be ring, star or shared, got "pigeon"/],
+    ['unknown transport', ['train', '--strategy', 'ddp', '--transport', 'pigeon'], 2, /transport must be ring, star, shared or network, got "pigeon"/],
     ['single with 2 workers', ['train', '--strategy', 'single', '--workers', '2'], 2, /strategy single runs one worker/],
     ['--workers without --strategy', ['train', '--workers', '2'], 2, /--workers 2 needs --strategy ddp/],
     ['--shard without --strategy fsdp', ['train', '--shard', 'full'], 2, /--shard full needs --strategy fsdp/],
     ['--shard with ddp', ['train', '--strategy', 'ddp', '--shard', 'grad_op'], 2, /--shard grad_op needs --strategy fsdp/],
     ['unknown shard', ['train', '--strategy', 'fsdp', '--shard', 'bogus'], 2, /--shard must be one of full, grad_op, none, got "bogus"/],
     ['--no-prefetch without fsdp', ['train', '--no-prefetch'], 2, /--no-prefetch needs --strategy fsdp/],
+    ['--inner-steps without diloco', ['train', '--strategy', 'ddp', '--inner-steps', '5'], 2, /--inner-steps 5 needs --strategy diloco/],
+    ['unknown outer compression', ['train', '--strategy', 'diloco', '--outer-compress', 'bf16'], 2, /--outer-compress must be one of none, fp16, int8, got "bf16"/],
     ['zero bucket size', ['train', '--strategy', 'ddp', '--bucket-mb', '0'], 2, /bucket size must be a positive number/],
     ['missing data file', ['train', '--preset', 'tiny', '--data', join(tmp, 'nope.txt')], 1, /does not exist/],
     ['empty data file', ['train', '--preset', 'tiny', '--data', empty], 1, /is empty/],
@@ -197,6 +220,6 @@ describe('bad arguments and files', () => {
       expect(r.stderr).toBe('');
     }
     const train = (await cli('train', '--help')).stdout;
-    for (const flag of [/--strategy NAME .*fsdp/s, /--shard NAME/, /--no-prefetch/]) expect(train).toMatch(flag);
+    for (const flag of [/--strategy NAME .*fsdp/s, /--shard NAME/, /--no-prefetch/, /--strategy NAME .*diloco/s, /--inner-steps H/, /--outer-lr X/, /--outer-momentum M/, /--outer-compress C/]) expect(train).toMatch(flag);
   });
 });

@@ -97,7 +97,7 @@ describe('DDP equals a single worker with the global batch', () => {
   it('rejects bad distributed settings with specific messages', async () => {
     await expect(Coordinator.create(config({}), text, { strategy: 'ddp', workers: 9, transport: 'ring', bucketMb: 25 }, spawn)).rejects.toThrow(/workers must be a whole number from 1 to 8/);
     await expect(Coordinator.create(config({}), text, { strategy: 'single', workers: 2, transport: 'ring', bucketMb: 25 }, spawn)).rejects.toThrow(DistError);
-    await expect(Coordinator.create(config({}), text, { strategy: 'ddp', workers: 2, transport: 'pigeon' as never, bucketMb: 25 }, spawn)).rejects.toThrow(/transport must be ring, star or shared/);
+    await expect(Coordinator.create(config({}), text, { strategy: 'ddp', workers: 2, transport: 'pigeon' as never, bucketMb: 25 }, spawn)).rejects.toThrow(/transport must be ring, star, shared or network/);
   });
 });
 

@@ -222,9 +222,9 @@ describe('the trainer page', () => {
     await page.goto(h.base + '/?preset=tiny&strategy=zero3&workers=20&transport=pigeon&bucket_mb=0');
     await page.waitForSelector('body[data-ready="true"]');
     const banner = await page.textContent('#banner');
-    expect(banner).toContain('strategy must be single, ddp, fsdp, tp or pp, got "zero3"');
+    expect(banner).toContain('strategy must be single, ddp, fsdp, tp, pp or diloco, got "zero3"');
     expect(banner).toContain('workers must be a whole number from 1 to 8, got 20');
-    expect(banner).toContain('transport must be ring, star or shared, got "pigeon"');
+    expect(banner).toContain('transport must be ring, star, shared or network, got "pigeon"');
     expect(banner).toContain('bucket_mb must be a positive number of MB, got 0');
     expect(await page.inputValue('#f-strategy')).toBe('single');
     expect(await page.inputValue('#f-transport')).toBe('ring');

@@ -111,7 +111,7 @@ async function bench(o: BrowserBenchOptions) {
 
   // Calibration of the cost model: alpha and beta per transport at the run's worker count.
   const cores = o.backend === 'webgpu' ? undefined : navigator.hardwareConcurrency; // CPU backends share the cores
-  const cal: Calibration = { flops: 0, cores, hostCopy, alpha: { ring: NaN, star: NaN, shared: NaN }, beta: { ring: NaN, star: NaN, shared: NaN } }; // NaN until measured
+  const cal: Calibration = { flops: 0, cores, hostCopy, alpha: { ring: NaN, star: NaN, shared: NaN, network: NaN }, beta: { ring: NaN, star: NaN, shared: NaN, network: NaN } }; // NaN until measured
   for (const f of fits.filter((x) => x.workers === o.workers)) {
     cal.alpha[f.transport] = f.alpha;
     cal.beta[f.transport] = f.beta;

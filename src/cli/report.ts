@@ -10,6 +10,8 @@ import type { Recovery } from '../parallel/faults';
 import { median } from '../util/stats';
 import { globalSequences } from '../parallel/layout';
 import { bubbleFraction, measuredBubble } from '../parallel/pp-layout';
+import { dilocoOuterBytes } from '../parallel/diloco';
+import { dilocoSettings } from '../parallel/coordinator';
 import { formatDuration } from './args';
 import type { TrainOptions } from './train-options';
 
@@ -65,9 +67,34 @@ export function perWorker(r: RunResult) {
   });
 }
 
+/**
+ * Each rank's bytes sent per step: the mean over every step of the run (not the median after the
+ * warm-up, which for diloco, silent but every H-th step, would be 0).
+ */
+export function bytesPerStep(r: RunResult): number[] {
+  const world = r.rankSteps[0]?.length ?? 0;
+  return Array.from({ length: world }, (_, rank) => r.rankSteps.reduce((n, ranks) => n + ranks[rank].bytesSent, 0) / r.rankSteps.length);
+}
+
+/** diloco's settings, and what its outer steps sent: the JSON's `diloco`. */
+function dilocoRecord(r: RunResult) {
+  const d = dilocoSettings(r.dist);
+  const H = d.innerSteps;
+  // the steps that ended with an outer step: every H-th and the run's last (as the ranks decide, diloco.ts)
+  const outerSteps = r.rankSteps.filter((ranks) => ranks[0] && (ranks[0].step % H === 0 || ranks[0].step === r.cfg.max_iters));
+  const sent = outerSteps.map((ranks) => ranks.reduce((n, x) => n + x.bytesSent, 0) / ranks.length);
+  return {
+    inner_steps: H, outer_lr: d.outerLr, outer_momentum: d.outerMomentum, outer_compress: d.outerCompress,
+    outer_steps: outerSteps.length,
+    bytes_per_outer_step: sent.length ? finite(median(sent)) : null, // per rank, the mean over ranks
+    bytes_per_outer_step_predicted: dilocoOuterBytes(r.numParams, r.dist.workers, d.outerCompress), // 2(N-1)/N x P x bytes per value
+  };
+}
+
 /** "fsdp full x2 ring", "pp 1f1b m4 x2 ring" and the like. */
 export function describeStrategy(d: DistOptions): string {
-  const variant = d.strategy === 'fsdp' ? ` ${d.shard}` : d.strategy === 'pp' ? ` ${d.schedule} m${d.microbatches}` : '';
+  const variant = d.strategy === 'fsdp' ? ` ${d.shard}` : d.strategy === 'pp' ? ` ${d.schedule} m${d.microbatches}`
+    : d.strategy === 'diloco' ? ` H${dilocoSettings(d).innerSteps}${(d.outerCompress ?? 'none') === 'none' ? '' : ` ${d.outerCompress}`}` : '';
   return `${d.strategy}${variant}${d.strategy === 'single' ? '' : ` x${d.workers} ${d.transport}`}`;
 }
 
@@ -106,6 +133,12 @@ export function summaryLines(r: RunResult): string[] {
     const b = bubble(r);
     lines.push(`pipeline bubble: ${(100 * (b.bubble_measured ?? NaN)).toFixed(0)}% of the schedule idle, measured; ${(100 * b.bubble_predicted).toFixed(0)}% predicted ((N-1)/(M+N-1), ${r.dist.schedule}, M = ${r.dist.microbatches})`);
   }
+  if (r.dist.strategy === 'diloco' && r.rankSteps.length) {
+    const d = dilocoRecord(r);
+    const mb = (b: number) => (b / 2 ** 20).toFixed(2);
+    lines.push(`diloco: ${d.outer_steps} outer step${d.outer_steps === 1 ? '' : 's'} (H = ${d.inner_steps}, outer lr ${d.outer_lr}, momentum ${d.outer_momentum}, ${d.outer_compress === 'none' ? 'fp32' : d.outer_compress}), ` +
+      `${mb(d.bytes_per_outer_step ?? 0)} MB sent per worker per outer step (2(N-1)/N x P x bytes: ${mb(d.bytes_per_outer_step_predicted)}), ${mb(bytesPerStep(r)[0] ?? 0)} MB per step on average`);
+  }
   if (r.recoveries.length) {
     const lost = r.recoveries.reduce((n, x) => n + x.replayed_steps, 0);
     lines.push(`survived ${r.recoveries.length} fault${r.recoveries.length > 1 ? 's' : ''}, ${lost} step${lost === 1 ? '' : 's'} trained again: ` +
@@ -133,6 +166,7 @@ export function jsonRecord(r: RunResult) {
     shard: fsdp ? r.dist.shard : null,
     prefetch: fsdp ? r.dist.prefetch : null,
     ...(r.dist.strategy === 'pp' ? { microbatches: r.dist.microbatches, schedule: r.dist.schedule, ...bubble(r) } : {}),
+    ...(r.dist.strategy === 'diloco' ? { diloco: dilocoRecord(r) } : {}),
     global_batch: globalBatch(r),
     steps: r.steps,
     completed: !r.interrupted && r.steps === r.cfg.max_iters,
@@ -145,7 +179,8 @@ export function jsonRecord(r: RunResult) {
     ms_per_step: finite(ms),
     tokens_per_s: finite((tokensPerStep(r) / ms) * 1000),
     step_ms: r.stepMs,
-    per_worker: perWorker(r),
+    bytes_per_step: bytesPerStep(r), // per rank, the mean over all steps
+    per_worker: perWorker(r).map((w, rank) => ({ ...w, bytes_per_step: bytesPerStep(r)[rank] ?? null })),
     recoveries: r.recoveries,
     ...(Number.isFinite(hub) ? { hub_bytes_per_step: hub } : {}), // star: through the coordinator, in + out
     ...(r.buddyBytes.length ? { buddy_bytes_per_step: median(r.buddyBytes) } : {}), // fsdp: the buddy copies, all ranks

@@ -9,6 +9,7 @@ import { checkSplit } from '../parallel/parts';
 import type { TransportKind } from '../parallel/collectives';
 import { NODE_BACKENDS, type NodeBackend } from '../backend/node';
 import { parseInjection } from '../parallel/faults';
+import { OUTER_COMPRESSIONS } from '../parallel/diloco';
 import { choiceFlag, keyValues, numberFlag, parseFlags, UsageError } from './args';
 
 export const DEFAULT_DATA = 'public/data/tinyshakespeare.txt';
@@ -82,15 +83,24 @@ ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
                       fsdp (fully sharded: as ddp, but each worker stores only 1/N of the model),
                       tp (tensor parallel: each block split across the workers, whole heads and
                       MLP columns each; every worker sees the whole batch; workers must divide
-                      n_head) or pp (pipeline parallel: each worker holds a stage of consecutive
-                      blocks; the batch flows through them in micro-batches)
+                      n_head), pp (pipeline parallel: each worker holds a stage of consecutive
+                      blocks; the batch flows through them in micro-batches) or diloco (local SGD
+                      for slow links: every worker trains its own copy on its slice of the batch,
+                      with its own AdamW, for H steps without talking; then the copies average how
+                      far they moved and an outer Nesterov step updates the shared model)
   --shard NAME        fsdp: full (default; least memory), grad_op (less traffic) or none (= ddp)
   --no-prefetch       fsdp: don't fetch the next block's weights while this block's backward runs
   --microbatches M    pp: micro-batches per step (default ${DIST_DEFAULTS.microbatches}); M must divide batch x accum.
                       The idle share of a step, the bubble, is (workers-1)/(M+workers-1)
   --schedule NAME     pp: 1f1b (default; one forward, one backward: at most workers micro-batches'
                       activations held) or gpipe (all forwards, then all backwards: M held)
-  --workers N         ddp, fsdp, tp, pp: worker threads, 1 to ${MAX_WORKERS} (default: one per core, at least 2, here ${defaultWorkers(availableParallelism())}); each
+  --inner-steps H     diloco: AdamW steps each worker takes alone between two outer steps (default
+                      ${DIST_DEFAULTS.innerSteps}); the run's last step is always an outer step
+  --outer-lr X        diloco: the outer Nesterov step's learning rate (default ${DIST_DEFAULTS.outerLr}, as DiLoCo)
+  --outer-momentum M  diloco: its momentum, 0 <= M < 1 (default ${DIST_DEFAULTS.outerMomentum})
+  --outer-compress C  diloco: how the averaged pseudo-gradients travel: none (fp32, default), fp16 or
+                      int8 (a scale per 256 values): 4, 2 or about 1 byte per parameter per outer step
+  --workers N         ddp, fsdp, tp, pp, diloco: worker threads, 1 to ${MAX_WORKERS} (default: one per core, at least 2, here ${defaultWorkers(availableParallelism())}); each
                       runs its own tfjs engine. single always runs 1
   --transport NAME    how workers exchange gradients (and, for fsdp, weights): ring (default;
                       neighbour to neighbour, as NCCL), star (through the coordinator), shared (one
@@ -128,7 +138,10 @@ ${wrap(SETTING_KEYS.join(', '), 72).replace(/^/gm, '                      ')}
                       step, before clipping), val_losses ([step, loss]), final_val_loss, ms_per_step and tokens_per_s (median after
                       the first ${WARMUP_STEPS} steps), step_ms, backend, wall_time_s, sample; strategy,
                       transport, workers, global_batch (fsdp: shard, prefetch; pp: microbatches,
-                      schedule, bubble_predicted and bubble_measured), and per_worker:
+                      schedule, bubble_predicted and bubble_measured; diloco: diloco {inner_steps,
+                      outer_lr, outer_momentum, outer_compress, outer_steps, bytes_per_outer_step}),
+                      bytes_per_step (each rank's bytes sent per step, the mean over all steps:
+                      diloco sends only every H-th), and per_worker:
                       for each rank, medians per step (after the warm-up) of compute_ms, comm_ms
                       (CPU time in collectives), wait_ms (blocked on other workers; straggler_ms of
                       it waiting for a slower worker rather than for data) and bytes_sent,
@@ -149,7 +162,8 @@ Examples:
   npm run cli -- train --strategy ddp --workers 2 --transport ring --batch 6 --steps 100
   npm run cli -- train --strategy fsdp --shard full --workers 2 --batch 6 --steps 100
   npm run cli -- train --strategy tp --workers 2 --batch 12 --steps 100
-  npm run cli -- train --strategy pp --workers 2 --microbatches 4 --schedule 1f1b --batch 12 --steps 100`;
+  npm run cli -- train --strategy pp --workers 2 --microbatches 4 --schedule 1f1b --batch 12 --steps 100
+  npm run cli -- train --strategy diloco --workers 2 --inner-steps 20 --outer-compress fp16 --batch 6 --steps 100`;
 
 export interface TrainOptions {
   cfg: RunConfig;
@@ -198,6 +212,10 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
     'no-prefetch': { type: 'boolean' },
     microbatches: { type: 'string' },
     schedule: { type: 'string' },
+    'inner-steps': { type: 'string' },
+    'outer-lr': { type: 'string' },
+    'outer-momentum': { type: 'string' },
+    'outer-compress': { type: 'string' },
     inject: { type: 'string', multiple: true },
     'on-nan': { type: 'string' },
     'no-buddies': { type: 'boolean' },
@@ -262,10 +280,10 @@ export function parseTrainOptions(argv: string[]): TrainOptions | null {
   };
 }
 
-/** --strategy, --workers, --transport, --bucket-mb, --shard, --no-prefetch, --microbatches, --schedule -> checked DistOptions (checkDist's messages, exit 2). */
+/** --strategy, --workers, --transport, --bucket-mb, --shard, --no-prefetch, --microbatches, --schedule, --inner-steps, --outer-lr, --outer-momentum, --outer-compress -> checked DistOptions (checkDist's messages, exit 2). */
 function parseDist(values: {
   strategy?: string; workers?: string; transport?: string; 'bucket-mb'?: string; shard?: string; 'no-prefetch'?: boolean; inject?: string[]; 'on-nan'?: string; 'no-buddies'?: boolean;
-  microbatches?: string; schedule?: string;
+  microbatches?: string; schedule?: string; 'inner-steps'?: string; 'outer-lr'?: string; 'outer-momentum'?: string; 'outer-compress'?: string;
 }): DistOptions {
   const strategy = (values.strategy ?? DIST_DEFAULTS.strategy) as Strategy;
   const shard = choiceFlag('shard', values.shard, SHARD_STRATEGIES);
@@ -280,6 +298,16 @@ function parseDist(values: {
     const flag = microbatches !== undefined ? `--microbatches ${microbatches}` : schedule !== undefined ? `--schedule ${schedule}` : null;
     if (flag) throw new UsageError(`${flag} needs --strategy pp (it only applies to pipeline parallel training; see \`npm run cli -- train --help\`)`);
   }
+  const innerSteps = numberFlag('inner-steps', values['inner-steps'], { integer: true, min: 1 });
+  const outerLr = numberFlag('outer-lr', values['outer-lr']);
+  if (outerLr !== undefined && !(outerLr > 0)) throw new UsageError(`--outer-lr must be a positive number, got ${values['outer-lr']}`);
+  const outerMomentum = numberFlag('outer-momentum', values['outer-momentum'], { min: 0 });
+  if (outerMomentum !== undefined && !(outerMomentum < 1)) throw new UsageError(`--outer-momentum must be below 1, got ${values['outer-momentum']}`);
+  const outerCompress = choiceFlag('outer-compress', values['outer-compress'], OUTER_COMPRESSIONS);
+  if (strategy !== 'diloco') {
+    const given = [['inner-steps', innerSteps], ['outer-lr', outerLr], ['outer-momentum', outerMomentum], ['outer-compress', outerCompress]].find(([, v]) => v !== undefined);
+    if (given) throw new UsageError(`--${given[0]} ${given[1]} needs --strategy diloco (it only applies to local SGD / DiLoCo; see \`npm run cli -- train --help\`)`);
+  }
   const workers = numberFlag('workers', values.workers) ?? (strategy === 'single' ? 1 : defaultWorkers(availableParallelism()));
   const dist: DistOptions = {
     ...DIST_DEFAULTS,
@@ -291,6 +319,10 @@ function parseDist(values: {
     prefetch: !values['no-prefetch'],
     microbatches: microbatches ?? DIST_DEFAULTS.microbatches,
     schedule: schedule ?? DIST_DEFAULTS.schedule,
+    innerSteps: innerSteps ?? DIST_DEFAULTS.innerSteps,
+    outerLr: outerLr ?? DIST_DEFAULTS.outerLr,
+    outerMomentum: outerMomentum ?? DIST_DEFAULTS.outerMomentum,
+    outerCompress: outerCompress ?? DIST_DEFAULTS.outerCompress,
   };
   try {
     dist.faults = {
@@ -307,7 +339,7 @@ function parseDist(values: {
     if (!(e instanceof DistError)) throw e;
     // --workers N alone: the default strategy is single, so say which flag is missing.
     const message = values.strategy === undefined && /strategy single/.test(e.message)
-      ? `--workers ${workers} needs --strategy ddp, fsdp, tp or pp (the default, single, runs one worker)`
+      ? `--workers ${workers} needs --strategy ddp, fsdp, tp, pp or diloco (the default, single, runs one worker)`
       : e.message;
     throw new UsageError(`${message} (see \`npm run cli -- train --help\`)`);
   }

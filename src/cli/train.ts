@@ -18,6 +18,8 @@ import { Session, type TrainEvent } from '../train/session';
 import { Coordinator } from '../parallel/coordinator';
 import { globalSequences, gradientSync, splitsBatch } from '../parallel/layout';
 import { spawnNodeWorker } from '../parallel/node-spawn';
+import { Relay } from '../classroom/relay';
+import type { RelayRun } from '../classroom/hub';
 import type { RankStepStats } from '../parallel/protocol';
 import { describeBackend } from '../backend/backend';
 import { prepareWebGPUEnv } from '../backend/node';
@@ -160,6 +162,9 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
   const hubBytes: number[] = [];
   const buddyBytes: number[] = [];
   let coordinator: Coordinator | null = null;
+  let relay: Relay | null = null; // --transport network: the loopback relay, and the run on it
+  let relayRun: RelayRun | null = null;
+  let relayBytes = 0;
   let session: Session | null = null;
   let interrupted = false;
   let announced = 0; // recoveries already printed
@@ -179,7 +184,14 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
   try {
     // Workers start the backend themselves (cfg.backend: what --backend asked for).
     if (opts.backend === 'webgpu') prepareWebGPUEnv();
-    coordinator = await Coordinator.create(cfg, p.text, dist, spawnNodeWorker, p.checkpoint);
+    // --transport network: a relay on loopback (a free port); the ranks talk only through it.
+    if (dist.transport === 'network' && !dist.relay) {
+      relay = await Relay.start({ host: '127.0.0.1', port: 0, dist: null });
+      relayRun = relay.createRun({ world: dist.workers });
+      relayBytes = 0;
+    }
+    const ranDist = relayRun ? { ...dist, relay: { url: relay!.wsUrl, secret: relayRun.secret, tokens: relayRun.tokens } } : dist;
+    coordinator = await Coordinator.create(cfg, p.text, ranDist, spawnNodeWorker, p.checkpoint);
     const info = coordinator.info.backend;
     cfg.backend = info.name; // what actually ran, so the JSON's config reproduces the run
     const s = new Session(coordinator, {
@@ -198,6 +210,12 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
       announced = coordinator!.recoveries.length;
       if (e.type === 'step' && e.stats.perRank) rankSteps.push(e.stats.perRank);
       if (e.type === 'step' && e.stats.hubBytes !== undefined) hubBytes.push(e.stats.hubBytes);
+      if (e.type === 'step' && relayRun) {
+        // network: the bytes through the relay this step (in + out), as the star's hub reports its own
+        const total = relayRun.stats.bytesIn + relayRun.stats.bytesOut;
+        hubBytes.push(total - relayBytes);
+        relayBytes = total;
+      }
       if (e.type === 'step' && e.stats.buddyBytes !== undefined) buddyBytes.push(e.stats.buddyBytes);
       progress.event(e);
       if (e.type === 'step' && opts.saveEvery && e.stats.step % opts.saveEvery === 0) saving = saving.then(save);
@@ -269,6 +287,7 @@ async function train(p: Prepared, t0: number): Promise<RunResult> {
     progress.end();
     process.off('SIGINT', onSigint);
     coordinator?.dispose(); // terminates every worker thread, also after an error
+    await relay?.close();
   }
 }
 

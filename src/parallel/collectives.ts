@@ -7,11 +7,14 @@
 //            and the coordinator's link carries N x S each way (the naive design a class should see lose).
 //   shared - one shared memory all ranks can read (needs cross-origin isolation in a browser): each
 //            rank reduces its own chunk of every rank's buffer, between two barriers.
+//   network - every rank talks only to a relay (src/classroom/) over WebSockets, in binary frames: the
+//            relay sums as the star's hub does (S up and S down per rank), for ranks on other machines
+//            (the classroom). Without a relay URL it runs in-process over MessagePorts, same frames.
 // Every collective is issued in the same order on every rank; a rank runs them one at a time.
 // allReduceSum is allReduceMean without the 1/N (tensor parallelism). send/recv (pipeline parallelism)
 // are point-to-point between any two ranks, outside that order: see transports/base.ts for their tags and
 // each transport's file for its route (ring: neighbours, relayed the shorter way round; star: via the
-// hub; shared: a channel per pair of ranks).
+// hub; shared: a channel per pair of ranks; network: via the relay).
 // The sums run in WebAssembly SIMD over each rank's communication memory (src/parallel/reduce.ts); buffers
 // from alloc() live in that memory and are reduced where they lie (ring, shared), without staging copies.
 //
@@ -19,7 +22,7 @@
 // chunkBounds(S, N, r); "mean" ops divide the sum by N.
 //
 // This file is the interface and the chunking; each transport has its own file (transports/ring.ts,
-// star.ts, shared.ts, and transports/base.ts for what they share), and wiring.ts connects N ranks.
+// star.ts, shared.ts, network.ts, and transports/base.ts for what they share), and wiring.ts connects N ranks.
 
 import type { Tracer } from '../util/trace';
 
@@ -77,8 +80,8 @@ export interface Collectives {
   close(): void;
 }
 
-export type TransportKind = 'ring' | 'star' | 'shared';
-export const TRANSPORTS: readonly TransportKind[] = ['ring', 'star', 'shared'];
+export type TransportKind = 'ring' | 'star' | 'shared' | 'network';
+export const TRANSPORTS: readonly TransportKind[] = ['ring', 'star', 'shared', 'network'];
 
 /** [lo, hi) of chunk i when S elements are split into N nearly equal contiguous chunks. */
 export function chunkBounds(S: number, N: number, i: number): [number, number] {

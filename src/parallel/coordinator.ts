@@ -9,12 +9,13 @@ import type { RunConfig } from '../model/config';
 import type { InitInfo, RankAPI, RankInit, RankStepStats, SampleRequest, ShardState } from './protocol';
 import type { History } from '../train/checkpoint';
 import { TRANSPORTS, type TransportKind } from './collectives';
-import { endpointTransfers, wire, type Wiring } from './wiring';
+import { endpointTransfers, wire, type RelayInfo, type Wiring } from './wiring';
 import { DEFAULT_BUCKET_MB, DEFAULT_PROBE_MB, MAX_WORKERS, PIPELINE_SCHEDULES, SHARD_STRATEGIES, STRATEGIES, assignBuckets, ddpRegisteredSizes, gradientSync, holdsReplica, registeredFloats, type PipelineSchedule, type ShardStrategy, type Strategy } from './layout';
 import { assembleParts, checkSplit } from './parts';
 import { buildParamTable, type ParamTable } from '../model/params';
 import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint';
 import { checkpointOfShards } from './shards';
+import { OUTER_COMPRESSIONS, type DiLoCoSettings } from './diloco';
 import type { StepOptions, StepStats } from '../train/trainer';
 import { TrainingError } from '../train/errors';
 import { DEFAULT_DEADLINES, RankFailure, Watchdog, outOfMemoryAdvice, type Deadlines, type FaultKind, type Injection, type Recovery } from './faults';
@@ -84,6 +85,7 @@ export interface DistOptions {
   outerMomentum?: number; // DiLoCo: its momentum (default 0.9)
   outerCompress?: 'none' | 'fp16' | 'int8'; // DiLoCo: how the pseudo-gradients travel (default none: fp32)
   faults?: FaultOptions;
+  relay?: RelayInfo; // network: the run on a relay the ranks join (src/classroom/relay.ts createRun); without one, an in-process relay
 }
 
 export const DIST_DEFAULTS: DistOptions = {
@@ -110,12 +112,25 @@ export function checkDist(d: DistOptions): DistOptions {
   if (!Number.isInteger(d.workers) || d.workers < 1 || d.workers > MAX_WORKERS) {
     throw new DistError(`workers must be a whole number from 1 to ${MAX_WORKERS}, got ${d.workers}`);
   }
-  if (d.strategy === 'single' && d.workers !== 1) throw new DistError(`strategy single runs one worker; use ddp, fsdp, tp or pp for ${d.workers} workers`);
+  if (d.strategy === 'single' && d.workers !== 1) throw new DistError(`strategy single runs one worker; use ddp, fsdp, tp, pp or diloco for ${d.workers} workers`);
   if (d.schedule !== undefined && !PIPELINE_SCHEDULES.includes(d.schedule)) throw new DistError(`schedule must be gpipe or 1f1b, got "${d.schedule}"`);
   if (d.microbatches !== undefined && !(Number.isInteger(d.microbatches) && d.microbatches >= 1)) throw new DistError(`micro-batches must be a whole number of at least 1, got ${d.microbatches}`);
   if (!TRANSPORTS.includes(d.transport)) throw new DistError(`transport must be ${TRANSPORTS.slice(0, -1).join(', ')} or ${TRANSPORTS.at(-1)}, got "${d.transport}"`);
   if (!(d.bucketMb > 0)) throw new DistError(`bucket size must be a positive number of MB, got ${d.bucketMb}`);
+  if (d.innerSteps !== undefined && !(Number.isInteger(d.innerSteps) && d.innerSteps >= 1)) throw new DistError(`inner steps (DiLoCo's H) must be a whole number of at least 1, got ${d.innerSteps}`);
+  if (d.outerLr !== undefined && !(Number.isFinite(d.outerLr) && d.outerLr > 0)) throw new DistError(`the outer learning rate must be a positive number, got ${d.outerLr}`);
+  if (d.outerMomentum !== undefined && !(d.outerMomentum >= 0 && d.outerMomentum < 1)) throw new DistError(`the outer momentum must be at least 0 and below 1, got ${d.outerMomentum}`);
+  if (d.outerCompress !== undefined && !OUTER_COMPRESSIONS.includes(d.outerCompress)) throw new DistError(`outer compression must be none, fp16 or int8, got "${d.outerCompress}"`);
+  if (d.strategy === 'diloco' && d.faults?.onNaN === 'skip') throw new DistError('on-nan skip does not apply to diloco (a recovery goes back to the last outer step); use stop');
   return d;
+}
+
+/** DiLoCo's settings as the ranks get them (DIST_DEFAULTS where unset). */
+export function dilocoSettings(d: DistOptions): DiLoCoSettings {
+  return {
+    innerSteps: d.innerSteps ?? DIST_DEFAULTS.innerSteps!, outerLr: d.outerLr ?? DIST_DEFAULTS.outerLr!,
+    outerMomentum: d.outerMomentum ?? DIST_DEFAULTS.outerMomentum!, outerCompress: d.outerCompress ?? DIST_DEFAULTS.outerCompress!,
+  };
 }
 
 export class Coordinator {
@@ -127,6 +142,7 @@ export class Coordinator {
   private watchdog: Watchdog;
   private tracing = false;
   private pending: Injection[]; // faults still to inject
+  private outerMomentum: Float32Array | null = null; // DiLoCo: the outer momentum a recovery hands to the next link()
 
   private constructor(
     readonly ranks: RankHandle[],
@@ -203,7 +219,7 @@ export class Coordinator {
     this.hubError = new Promise<never>((_, reject) => (onHubError = (m) => reject(new DistError(m))));
     this.hubError.catch(() => {}); // observed through guard() and call()
     this.wiring?.close();
-    this.wiring = wire(dist.transport, N, { capacity, registered, onHubError });
+    this.wiring = wire(dist.transport, N, { capacity, registered, onHubError, relay: dist.relay });
     const wiring = this.wiring;
     this.infos = await this.guard(Promise.all(this.ranks.map((h, r) => {
       const beat = new MessageChannel();
@@ -212,10 +228,12 @@ export class Coordinator {
         config, text: this.text, rank: r, world: N, strategy: dist.strategy, bucketMb: dist.bucketMb, probeMb,
         shard: dist.shard ?? 'full', prefetch: dist.prefetch ?? true, microbatches: dist.microbatches ?? DIST_DEFAULTS.microbatches!,
         schedule: dist.schedule ?? DIST_DEFAULTS.schedule!, comm: wiring.endpoints[r], beat: beat.port2, checkpoint,
+        ...(dist.strategy === 'diloco' ? { diloco: dilocoSettings(dist), ...(checkpoint && this.outerMomentum ? { outerMomentum: this.outerMomentum } : {}) } : {}),
       };
       return h.api.init(Comlink.transfer(spec, [...endpointTransfers(spec.comm), beat.port2 as unknown as Transferable]));
     })));
     this.step = this.infos[0].step;
+    this.outerMomentum = null;
     if (this.tracing) await this.setTracing(true);
     if (this.keepsBuddies()) await this.refreshBuddies(); // from the start: a rank may fail in step 1
   }
@@ -276,7 +294,11 @@ export class Coordinator {
     const grads = opts.grads
       ? holdsReplica(this.dist) ? reports[0].grads : assembleParts(this.dist, reports.map((r) => r.grads!), this.table())
       : undefined;
-    return { ...perRank[0], ms, perRank, hubBytes, buddyBytes, grads };
+    // DiLoCo: the replicas differ between outer steps; the step's loss (and gradient norm) is their mean,
+    // taken here from the ranks' reports: no communication between the ranks for it.
+    const mean = (f: (r: RankStepStats) => number) => perRank.reduce((a, r) => a + f(r), 0) / perRank.length;
+    const own = this.dist.strategy === 'diloco' ? { loss: mean((r) => r.loss), gradNorm: mean((r) => r.gradNorm) } : {};
+    return { ...perRank[0], ...own, ms, perRank, hubBytes, buddyBytes, grads };
   }
 
   /** FSDP, TP and PP with more than one worker keep buddy copies (each rank holds a part no other has), unless faults.buddies is false. */
@@ -370,6 +392,7 @@ export class Coordinator {
    */
   private async stateToRestore(alive: boolean[], failed: number): Promise<{ checkpoint: ArrayBuffer; from: string; replayed: number }> {
     try {
+      if (this.dist.strategy === 'diloco') return await this.lastOuterStep(alive, failed);
       return { ...(await this.stateAtStepStart(alive, failed)), replayed: 0 };
     } catch (e) {
       const last = e instanceof DistError ? await this.dist.faults?.lastCheckpoint?.() : null;
@@ -377,6 +400,27 @@ export class Coordinator {
       const k = decodeCheckpoint(last).header.step;
       return { checkpoint: last, from: `the last checkpoint (step ${k}), since ${(e as Error).message.replace(/; resume from the last checkpoint$/, '')}`, replayed: this.step - k };
     }
+  }
+
+  /**
+   * DiLoCo: the replicas are not copies of each other between outer steps, so a lost one cannot be
+   * rebuilt from another. The run goes back to the last outer step: the global model and the outer
+   * momentum (identical on every rank) from a rank still alive, and every rank replays the inner steps
+   * since then (the same batches). Each rank's own AdamW state is not kept: every rank goes on with
+   * that rank's (m, v, t as of now), so the replayed steps are close to, not bit for bit, the lost ones.
+   */
+  private async lastOuterStep(alive: boolean[], failed: number): Promise<{ checkpoint: ArrayBuffer; from: string; replayed: number }> {
+    const r = alive.indexOf(true);
+    if (r < 0) throw new DistError(`no rank is left to recover the global model from (${failed === 0 && this.ranks.length === 1 ? 'the only worker failed' : 'every worker failed'}); resume from the last checkpoint`);
+    const outer = await this.ranks[r].api.outerState();
+    const checkpoint = await this.ranks[r].api.exportCheckpoint({}); // the global model at outer.step
+    this.outerMomentum = outer.momentum;
+    return {
+      checkpoint,
+      from: `the global model of the last outer step (step ${outer.step}) and its momentum, from rank ${r}; every rank with rank ${r}'s AdamW state`,
+      // (a rank may have finished the outer step of the failed step itself: then nothing is replayed)
+      replayed: Math.max(0, this.step - outer.step),
+    };
   }
 
   /** The run's state at the start of the failed step, from the ranks that are still alive. */

@@ -34,22 +34,29 @@ export const STRATEGY_LINES: Record<Strategy, string> = {
  *                and sees the whole batch; partial activations are all-reduced inside each block.
  *   'pipeline'   PP: every worker holds a stage of consecutive blocks and sees the whole batch, in
  *                micro-batches; activations go to the next stage, their gradients come back.
+ *   'outer'      DiLoCo (diloco.ts): every worker holds a full replica and its own AdamW, trains its slice
+ *                of the batch with no communication, and every H steps the replicas average their
+ *                pseudo-gradients for an outer Nesterov step on the global model. Gradients never move.
  * With one worker, 'all-reduce' and 'shard' run the same code over a world of one and move no bytes.
  */
-export type GradientSync = 'none' | 'all-reduce' | 'shard' | 'tensor' | 'pipeline';
+export type GradientSync = 'none' | 'all-reduce' | 'shard' | 'tensor' | 'pipeline' | 'outer';
 
 export function gradientSync(d: { strategy: Strategy; shard?: ShardStrategy }): GradientSync {
   if (d.strategy === 'single') return 'none';
   if (d.strategy === 'tp') return 'tensor';
   if (d.strategy === 'pp') return 'pipeline';
+  if (d.strategy === 'diloco') return 'outer';
   if (d.strategy === 'fsdp' && (d.shard ?? 'full') !== 'none') return 'shard';
   return 'all-reduce';
 }
 
-/** Every worker holds the whole model (single, DDP, FSDP NO_SHARD); else each holds a part, and gathering it is collective. */
+/**
+ * Every worker holds the whole model (single, DDP, FSDP NO_SHARD, DiLoCo: replicas that differ between
+ * outer steps); else each holds a part, and gathering it is collective.
+ */
 export function holdsReplica(d: { strategy: Strategy; shard?: ShardStrategy }): boolean {
   const sync = gradientSync(d);
-  return sync === 'none' || sync === 'all-reduce';
+  return sync === 'none' || sync === 'all-reduce' || sync === 'outer';
 }
 
 /**

@@ -10,6 +10,7 @@ import type { CheckpointHeader, History } from '../train/checkpoint';
 import type { CommEndpoint } from './wiring';
 import type { PipelineSchedule, ShardStrategy, Strategy } from './layout';
 import type { TraceEvent } from '../util/trace';
+import type { DiLoCoSettings } from './diloco';
 import type { VerifyResult, AdamWExpectation } from '../verify';
 
 export interface InitInfo {
@@ -44,6 +45,13 @@ export interface RankInit {
   prefetch: boolean; // FSDP backward prefetch
   microbatches: number; // PP: micro-batches per step
   schedule: PipelineSchedule; // PP: gpipe | 1f1b
+  /** DiLoCo: H, the outer step's lr and momentum, and how the pseudo-gradients travel (src/parallel/diloco.ts). */
+  diloco?: DiLoCoSettings;
+  /**
+   * DiLoCo, with a checkpoint (a recovery): the outer momentum to go on with; the checkpoint's
+   * parameters are the global model of its step, the last outer step. Without it the momentum starts at 0.
+   */
+  outerMomentum?: Float32Array;
   comm: CommEndpoint;
   /** Where the rank posts a heartbeat every HEARTBEAT_MS (src/parallel/faults.ts): a slow rank from a dead one. */
   beat?: PortLike;
@@ -70,6 +78,13 @@ export interface ShardState {
   params: Float32Array;
   m: Float32Array;
   v: Float32Array;
+}
+
+/** DiLoCo's outer optimizer as a rank holds it (RankAPI.outerState). */
+export interface OuterStateExport {
+  step: number; // the last outer step
+  theta: Float32Array; // the global model
+  momentum: Float32Array;
 }
 
 /** One rank's view of one step; times are this rank's wall time split three ways. */
@@ -123,6 +138,8 @@ export interface RankAPI {
   /** A replica's checkpoint (a sharded rank hands over exportShard instead). */
   exportCheckpoint(history: History): Promise<ArrayBuffer>;
   exportParams(): Promise<Float32Array>;
+  /** DiLoCo: the global model, the outer momentum and the step of the last outer step (identical on every rank). */
+  outerState(): Promise<OuterStateExport>;
   memory(): { numTensors: number; numBytes: number };
   /** The llm.c check (src/verify.ts) on this worker's backend. */
   verifyLlmc(backend: RunConfig['backend'], model: ArrayBuffer, state: ArrayBuffer, adamw: AdamWExpectation | null): Promise<VerifyResult>;

@@ -15,11 +15,12 @@ import { FSDPTrainer, shardOfUnit, shardsOf } from './fsdp';
 import { TPTrainer } from './tp';
 import { PPTrainer } from './pp';
 import { checkpointHeader, decodeCheckpoint, encodeCheckpoint, type History } from '../train/checkpoint';
-import type { InitInfo, PrepareOptions, RankAPI, RankInit, RankReady, RankStepStats, SampleRequest, ShardState } from './protocol';
+import type { InitInfo, OuterStateExport, PrepareOptions, RankAPI, RankInit, RankReady, RankStepStats, SampleRequest, ShardState } from './protocol';
 import { HEARTBEAT_MS, type FaultKind } from './faults';
 import type { Collectives, PortLike } from './collectives';
 import { makeCollectives } from './wiring';
-import { DDPSync } from './ddp';
+import { DDPSync, WaitClock } from './ddp';
+import { OuterState, allReduceMeanCompressed } from './diloco';
 import { assignBuckets, ddpRegisteredSizes, gradientSync, registeredFloats, type Bucket, type GradientSync } from './layout';
 import { verifyLlmc, type AdamWExpectation, type VerifyResult } from '../verify';
 import { Tracer, clock } from '../util/trace';
@@ -61,6 +62,7 @@ export class RankService implements RankAPI {
   private inflight: InFlight | null = null;
   private beating: ReturnType<typeof setInterval> | null = null;
   private kept: { of: number; state: ShardState } | null = null; // FSDP: a neighbour's shards (its buddy copy)
+  private outer: OuterState | null = null; // DiLoCo: the global model and the outer momentum (diloco.ts)
 
   constructor(private startBackend: (name: BackendName) => Promise<BackendInfo>, private host: RankHost = crash) {}
 
@@ -120,6 +122,13 @@ export class RankService implements RankAPI {
       }
     }
     if (ckpt) trainer.restore(ckpt);
+    if (this.sync === 'outer') {
+      if (!spec.diloco) throw new Error('a diloco rank needs its settings (RankInit.diloco)');
+      if (!(trainer instanceof Trainer)) throw new Error('a diloco rank holds a full replica');
+      // The global model is where every replica starts: rank 0's broadcast, or the checkpoint's
+      // parameters (a checkpoint of a diloco run holds the global model of its last outer step).
+      this.outer = new OuterState(spec.diloco, await trainer.exportParams(), trainer.step, spec.outerMomentum);
+    }
     this.trainer = trainer;
     return {
       backend, numParams: table.total, vocabSize: tokenizer.vocabSize,
@@ -307,6 +316,12 @@ export class RankService implements RankAPI {
       waitMs = sync?.clock.waitMs ?? 0;
       buckets = sync?.issued ?? [];
       if (sync) trainer.memory.comm_buffers = Math.max(trainer.memory.comm_buffers, sync.commBytesPeak);
+      if (this.outer?.due(trainer.step, trainer.cfg.max_iters)) {
+        // DiLoCo: after the inner update (phase 2), the outer step (its time is the step's too)
+        const t0 = performance.now();
+        waitMs += await this.outerStep(trainer, this.outer, coll);
+        stats = { ...stats, ms: stats.ms + performance.now() - t0 };
+      }
     }
     const commMs = coll.stats.commMs - before.commMs;
     waitMs += gateMs;
@@ -318,9 +333,34 @@ export class RankService implements RankAPI {
       waitMs,
       bytesSent: coll.stats.bytesSent - before.bytesSent,
       buckets,
-      memory: { ...trainer.memory },
+      // DiLoCo: the outer optimizer's state (global model, momentum) counts as optimizer state
+      memory: { ...trainer.memory, ...(this.outer ? { optimizer: trainer.memory.optimizer + this.outer.bytes } : {}) },
       ...(this.tracer.enabled ? { trace: this.tracer.take() } : {}),
     };
+  }
+
+  /**
+   * DiLoCo's outer step on this rank: the pseudo-gradient (global model - this replica) averaged over
+   * the ranks, the Nesterov update of the global model, and the replica set to it, its own AdamW state
+   * kept. Returns the ms spent waiting for the other ranks.
+   */
+  private async outerStep(trainer: Trainer, outer: OuterState, coll: Collectives): Promise<number> {
+    const wait = new WaitClock(coll);
+    const state = await trainer.toCheckpoint(); // this replica's parameters, and its AdamW state to keep
+    const compress = outer.settings.outerCompress;
+    const theta = await outer.sync(state.params, trainer.step, (delta) => {
+      trainer.memory.comm_buffers = Math.max(trainer.memory.comm_buffers, delta.byteLength);
+      return wait.wait(allReduceMeanCompressed(coll, delta, compress));
+    });
+    this.tracer.span('outer step: replica <- global model', 'compute', () => trainer.restore({ ...state, params: theta }));
+    return wait.waitMs;
+  }
+
+  async outerState(): Promise<OuterStateExport> {
+    const o = this.outer;
+    if (!o) throw new Error('outerState: this rank does not run diloco');
+    const s = { step: o.step, theta: o.theta.slice(), momentum: o.momentum.slice() };
+    return Comlink.transfer(s, [s.theta.buffer, s.momentum.buffer] as ArrayBuffer[]);
   }
 
   evalLoss(split: 'train' | 'val', iters: number): Promise<number> {
@@ -335,7 +375,12 @@ export class RankService implements RankAPI {
     const t = this.need();
     // A rank holding a part hands it over (exportShard); the coordinator puts the checkpoint together.
     if (!(t instanceof Trainer)) throw new Error('exportCheckpoint: this rank holds a part of the model: export it with exportShard');
-    const buf = encodeCheckpoint(await t.toCheckpoint(history));
+    const c = await t.toCheckpoint(history);
+    // DiLoCo: the global model of the last outer step, at that step (a resume trains the steps since
+    // again); the AdamW state is this replica's, now; the outer momentum is not in the file.
+    const o = this.outer;
+    const header = o ? { ...c.header, step: o.step, losses: c.header.losses?.slice(0, o.step), val_losses: c.header.val_losses?.filter(([s]) => s <= o.step) } : c.header;
+    const buf = encodeCheckpoint(o ? { ...c, params: o.theta.slice(), header } : c);
     return Comlink.transfer(buf, [buf]);
   }
 
@@ -358,6 +403,7 @@ export class RankService implements RankAPI {
     this.inflight?.abort(new Error('the rank was disposed'));
     this.inflight = null;
     this.kept = null;
+    this.outer = null;
     this.trainer?.dispose();
     this.trainer = null;
     this.coll?.close();
