@@ -12,12 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { root, startHarness, type Harness } from './harness';
 import { makeConfig } from '../src/model/config';
 import type { TraceEvent } from '../src/util/trace';
-import { COMPARE_HANG_FLOOR_MS, DEFAULT_COMPARE, configFor, distFor, faultsFor, fromHash, middleStep, planOf, splitProblem, toHash } from '../src/ui/compare/settings';
-import { COINCIDE, maxLossDiff, resultRow, summarize, toCsv } from '../src/ui/compare/summary';
+import { COMPARE_HANG_FLOOR_MS, DEFAULT_COMPARE, configFor, distFor, faultsFor, fromHash, middleStep, planOf, splitProblem, toHash, type StrategyKey } from '../src/ui/compare/settings';
+import { COINCIDE, dilocoRatio, lossAxes, lossVerdict, maxLossDiff, reference, resultRow, summarize, toCsv } from '../src/ui/compare/summary';
+import { buildParamTable } from '../src/model/params';
+import { assignBuckets } from '../src/parallel/layout';
 import { median } from '../src/util/stats';
 import type { RunRecord } from '../src/ui/compare/runner';
 import { idleShares, kindOf, overlapFraction, recoveryLabel, stepWindows, tickStep, timeScale } from '../src/ui/compare/timeline';
-import { advice, crossover, explain, whatIfRows, type Measured } from '../src/ui/compare/whatif';
+import { advice, classroom, crossover, explain, whatIfRows, wifiTimeline, type Measured } from '../src/ui/compare/whatif';
 import { predict, UNCALIBRATED } from '../src/parallel/costmodel';
 
 describe('compare: pure parts', () => {
@@ -109,7 +111,7 @@ describe('compare: pure parts', () => {
     expect(c.ddpFits).toBe(false);
     expect(c.fsdpFrom).toBeGreaterThan(1);
     const rows = whatIfRows(cfg, w, null);
-    expect(rows.map((r) => [r.key, r.fits])).toEqual([['single', false], ['ddp', false], ['fsdp-full', true], ['fsdp-grad_op', false], ['tp', false], ['pp-1f1b', false], ['pp-gpipe', false]]);
+    expect(rows.map((r) => [r.key, r.fits])).toEqual([['single', false], ['ddp', false], ['fsdp-full', true], ['fsdp-grad_op', false], ['tp', false], ['pp-1f1b', false], ['pp-gpipe', false], ['diloco', false]]);
     // TP cannot split GPT-2's 12 heads 8 ways; PP has at most 12 stages and never fits 2.4 GB
     expect(rows.find((r) => r.key === 'tp')!.split).toBe('tensor parallelism splits the 12 heads among the workers: use 1, 2, 3, 4, 6 or 12 workers (not 8)');
     expect([c.tpFrom, c.ppFrom]).toEqual([null, null]);
@@ -174,6 +176,87 @@ describe('compare: pure parts', () => {
     const lines = (key: 'tp' | 'pp-1f1b') => explain({ key, label: key, cfg: configFor(key, tiny, 2), dist: distFor(key, { workers: 2, transport: 'ring' }, 25) }, m).lines.join('\n');
     expect(lines('tp')).toContain('comm = 4·L·K = 4·2·1 = 8 all-reduces of a (B, T, C) activation');
     expect(lines('pp-1f1b')).toContain('bubble = (n − 1)/(M + n − 1) = 1/5 = 20% of a step idle');
+  });
+});
+
+describe('compare: DiLoCo beside per-step DDP', () => {
+  it('is a Compare strategy: its H and compression in the link, its options and plan', () => {
+    const s = { strategies: ['ddp', 'diloco'] as StrategyKey[], workers: 2, transport: 'ring' as const, steps: 8, innerSteps: 4, outerCompress: 'fp16' as const };
+    expect(toHash(s)).toBe('#compare?strategies=ddp,diloco&workers=2&transport=ring&steps=8&inner_steps=4&outer_compress=fp16');
+    expect(fromHash(toHash(s)).settings).toEqual(s);
+    expect(fromHash('#compare?strategies=diloco&inner_steps=0&outer_compress=zip').problems).toEqual([
+      'inner_steps must be a whole number from 1 to 1000, got "0"', 'outer_compress must be none, fp16, int8, got "zip"',
+    ]);
+    const d = distFor('diloco', s, 25);
+    expect(d).toEqual({ strategy: 'diloco', workers: 2, transport: 'ring', bucketMb: 25, innerSteps: 4, outerCompress: 'fp16' });
+    expect(distFor('diloco', { workers: 3, transport: 'star' }, 25)).toMatchObject({ innerSteps: 20, outerCompress: 'none' });
+    expect(planOf(d)).toMatchObject({ strategy: 'diloco', innerSteps: 4, outerCompress: 'fp16' });
+    expect(configFor('diloco', makeConfig('tiny'), 4).batch_size).toBe(4); // splits the global batch, as DDP
+  });
+
+  it('bytes per step averaged over its steps (it sends every H), against DDP\'s: measured beside the formula; its loss is other math', () => {
+    const P = 1000;
+    const mk = (key: 'ddp' | 'diloco', bytes: (i: number) => number, loss: (i: number) => number, ms: number) => ({
+      key, label: key === 'ddp' ? 'DDP' : 'DiLoCo', dist: { strategy: key, workers: 2, transport: 'ring', innerSteps: 4, outerCompress: 'none' },
+      cfg: { batch_size: 4, grad_accum: 1 }, memory: [],
+      steps: Array.from({ length: 8 }, (_, i) => ({
+        step: i + 1, loss: loss(i), ms, tokens: 256, traced: false, recovered: false,
+        ranks: [0, 1].map(() => ({ ms, computeMs: ms - 5, commMs: 5, waitMs: 0, stragglerMs: 0, bytesSent: bytes(i) })),
+      })),
+    }) as unknown as RunRecord;
+    const ddp = mk('ddp', () => 4 * P, (i) => 4 - i / 10, 100);
+    const diloco = mk('diloco', (i) => ((i + 1) % 4 === 0 ? 4 * P : 0), (i) => 4 - i / 12, 60);
+    const S = [summarize(ddp, ddp), summarize(diloco, ddp)];
+    expect(S[1].bytesPerWorker).toBe(P); // 2 outer all-reduces of 4P over 8 steps
+    const r = dilocoRatio(S, diloco)!;
+    expect(r.ratio).toBeCloseTo(0.25, 12);
+    expect(r.formula).toBeCloseTo(1 / 4, 12);
+    expect(dilocoRatio(S, { ...diloco, dist: { ...diloco.dist, outerCompress: 'int8' } } as RunRecord)!.formula).toBeCloseTo(1 / 16, 12);
+    // its losses differ from DDP's, as they should: not a broken verdict
+    expect(S[1].lossDiff!.max).toBeGreaterThan(1e-4);
+    expect(lossVerdict(S)).toBeNull();
+    expect(reference([diloco, ddp])).toBe(ddp);
+    expect(lossAxes(diloco)).toEqual({ tokens: [256, 512, 768, 1024, 1280, 1536, 1792, 2048], seconds: [0.06, 0.12, 0.18, 0.24, 0.3, 0.36, 0.42, 0.48].map((x) => expect.closeTo(x, 12)) });
+  });
+
+  it('its steps over classroom Wi-Fi: measured compute plus the cost model\'s communication, DiLoCo\'s all-reduce every H steps; the what-if\'s classroom verdict', () => {
+    const cfg = { ...makeConfig('tiny'), vocab_size: 65 };
+    const P = buildParamTable(cfg).total;
+    const run = (key: 'ddp' | 'diloco') => ({
+      key, label: key, dist: distFor(key, { workers: 2, transport: 'ring', innerSteps: 4 }, 25), cfg, memory: [],
+      steps: Array.from({ length: 8 }, (_, i) => ({ step: i + 1, loss: 4, ms: 50, tokens: 256, traced: false, recovered: false, ranks: [0, 1].map(() => ({ ms: 50, computeMs: 40, commMs: 1, waitMs: 0, stragglerMs: 0, bytesSent: 0 })) })),
+    }) as unknown as RunRecord;
+    const W = 20e6;
+    const a = 0.005;
+    // DDP over Wi-Fi, 2 workers: 40 ms + each bucket's all-reduce 2(n-1)·alpha + 2(n-1)/n·S/(W/2) = 2·alpha per bucket + 2·(4P + 4)/W in all
+    const buckets = assignBuckets(buildParamTable(cfg), 25 * 2 ** 20).length;
+    const ddpStep = 40 + 1000 * (buckets * 2 * a + (2 * (4 * P + 4)) / W);
+    const ddp = wifiTimeline(run('ddp'), null);
+    expect(ddp[0]).toBeCloseTo(ddpStep / 1000, 9);
+    expect(ddp[7]).toBeCloseTo((8 * ddpStep) / 1000, 9);
+    // DiLoCo: 40 ms on its inner steps, and the outer all-reduce of 4P bytes on steps 4 and 8
+    const outer = 1000 * (2 * a + (2 * 4 * P) / W);
+    const dl = wifiTimeline(run('diloco'), null);
+    expect(dl[2]).toBeCloseTo(0.12, 9);
+    expect(dl[3]).toBeCloseTo((160 + outer) / 1000, 9);
+    expect(dl[7]).toBeCloseTo((320 + 2 * outer) / 1000, 9);
+    // the what-if's classroom: needs a calibration; DDP stops paying before DiLoCo on GPT-2-sized models
+    const w = { model: 'setup' as const, workers: 8, linkScale: 1, budget: 4 * 2 ** 30, transport: 'ring' as const, bucketMb: 25, innerSteps: 20 };
+    expect(classroom(cfg, w, null)).toBeNull();
+    const m: Measured = { flops: 2e10, flopsFrom: 'a test', link: { transport: 'ring', workers: 2, samples: [], alpha: 2e-5, beta: 1e9 } };
+    const room = classroom(makeConfig('shakespeare-cpu'), w, m)!;
+    expect(room.at.workers).toBe(8);
+    expect(room.at.ddpMs).toBeGreaterThan(room.at.dilocoMs);
+    expect(room.at.ddpBytes / room.at.dilocoBytes).toBeCloseTo(20 * (4 * buildParamTable(makeConfig('shakespeare-cpu')).total + 4) / (4 * buildParamTable(makeConfig('shakespeare-cpu')).total), 6);
+    expect(room.scenario.ddpStopsAt).not.toBeNull();
+    expect(room.scenario.dilocoStopsAt === null || room.scenario.dilocoStopsAt > room.scenario.ddpStopsAt!).toBe(true);
+    expect(room.models.find((x) => x.name === 'gpt2')).toMatchObject({ ddpPays: false });
+    // the what-if table over classroom Wi-Fi: every strategy's link is 20 MB/s / N
+    const rows = whatIfRows(makeConfig('shakespeare-cpu'), { ...w, wifi: true }, m);
+    const dd = rows.find((r) => r.key === 'ddp')!.p;
+    const dlr = rows.find((r) => r.key === 'diloco')!.p;
+    expect(dd.bytes_per_rank / dlr.bytes_per_rank).toBeCloseTo(room.at.ddpBytes / room.at.dilocoBytes, 9);
+    expect(dd.step_ms).toBeCloseTo(room.at.ddpMs, 6);
   });
 });
 
@@ -313,7 +396,7 @@ describe('the Compare view', () => {
     await page.locator('#whatif-workers').fill('8');
     await expect.poll(() => page.textContent('#compare-crossover')).toContain('FSDP is the only option from');
     const fits = await page.locator('#compare-whatif tbody tr').evaluateAll((els) => els.map((el) => [(el as HTMLElement).dataset.strategy, (el as HTMLElement).dataset.fits]));
-    expect(fits).toEqual([['single', 'false'], ['ddp', 'false'], ['fsdp-full', 'true'], ['fsdp-grad_op', 'false'], ['tp', 'false'], ['pp-1f1b', 'false'], ['pp-gpipe', 'false']]);
+    expect(fits).toEqual([['single', 'false'], ['ddp', 'false'], ['fsdp-full', 'true'], ['fsdp-grad_op', 'false'], ['tp', 'false'], ['pp-1f1b', 'false'], ['pp-gpipe', 'false'], ['diloco', 'false']]);
     expect(await page.textContent('#compare-whatif tr[data-strategy="tp"] .cmp-badge')).toBe('cannot split'); // 12 heads, 8 workers
 
     // The settings are in the link.

@@ -2,7 +2,7 @@
 // workers really send (in-process ranks), for every transport and strategy.
 
 import { describe, expect, it } from 'vitest';
-import { collectiveCost, drift, fitAlphaBeta, flopsPerToken, predict, workerFlops, type Calibration } from '../src/parallel/costmodel';
+import { collectiveCost, drift, fitAlphaBeta, flopsPerToken, perTransport, predict, wifiCalibration, wifiScenario, workerFlops, type Calibration } from '../src/parallel/costmodel';
 import { makeConfig } from '../src/model/config';
 import { assignBuckets } from '../src/parallel/layout';
 import { buildParamTable } from '../src/model/params';
@@ -12,7 +12,7 @@ import { initNodeBackend } from '../src/backend/node';
 import { charTokenizer } from '../src/data/tokenizer';
 import { shakespeare } from './helpers';
 
-const cal: Calibration = { flops: 20e9, alpha: { ring: 1e-4, star: 1e-4, shared: 1e-5 }, beta: { ring: 1e9, star: 1e9, shared: 4e9 } };
+const cal: Calibration = { flops: 20e9, alpha: { ...perTransport(1e-4), shared: 1e-5 }, beta: { ...perTransport(1e9), shared: 4e9 } };
 
 describe('formulas', () => {
   it('FLOPs per token: 6N + 12*L*H*Q*T with N excluding wpe (nanoGPT)', () => {
@@ -213,5 +213,73 @@ describe('predicted bytes equal the bytes workers send', () => {
     c.dispose();
     const predicted = predict(cfg, dist, cal).bytes_per_rank;
     for (const r of s.perRank) expect(r.bytesSent, `predicted ${predicted}`).toBeCloseTo(predicted, -2); // chunk rounding
+  });
+});
+
+describe('DiLoCo and classroom Wi-Fi', () => {
+  const cfg = makeConfig('shakespeare-cpu', { vocab_size: 65 });
+  const P = buildParamTable(cfg).total; // 809,856
+  const plan = (strategy: 'ddp' | 'diloco', workers: number, extra: object = {}) => ({ strategy, workers, transport: 'ring' as const, bucketMb: 25, ...extra });
+
+  it('sends DDP\'s bytes / H: 2(N-1)/N x P x bytes per value / H on the ring (fp32, fp16, int8), and computes as DDP', () => {
+    const n = 4;
+    const H = 10;
+    const ddp = predict(cfg, plan('ddp', n), cal);
+    // DDP: every bucket all-reduced each step, 4P bytes of gradients and the loss's 4: 1.5 x (4P + 4)
+    expect(ddp.bytes_per_rank).toBeCloseTo(1.5 * (4 * P + 4), 6);
+    const fp32 = predict(cfg, plan('diloco', n, { innerSteps: H }), cal);
+    expect(fp32.bytes_per_rank).toBeCloseTo((1.5 * 4 * P) / H, 6); // 485,913.6 bytes per step
+    expect(fp32.bytes_per_rank / ddp.bytes_per_rank).toBeCloseTo(1 / H, 5);
+    expect(predict(cfg, plan('diloco', n, { innerSteps: H, outerCompress: 'fp16' }), cal).bytes_per_rank).toBeCloseTo((1.5 * 2 * P) / H, 6);
+    expect(predict(cfg, plan('diloco', n, { innerSteps: H, outerCompress: 'int8' }), cal).bytes_per_rank).toBeCloseTo((1.5 * P) / H, 6);
+    expect(fp32.outer).toEqual({ inner_steps: H, comm_ms: expect.any(Number), bytes: 1.5 * 4 * P, copy_ms: 0 });
+    // the outer all-reduce: 2(n-1)*alpha + 2(n-1)/n * 4P/beta, paid once every H steps
+    expect(fp32.outer!.comm_ms).toBeCloseTo(1000 * (6e-4 + (1.5 * 4 * P) / 1e9), 9);
+    expect(fp32.comm_ms).toBeCloseTo(fp32.outer!.comm_ms / H, 9);
+    expect(fp32.compute_ms).toBe(ddp.compute_ms);
+    expect(fp32.memory.optimizer - ddp.memory.optimizer).toBe(8 * P); // the global model and the outer momentum
+    expect(predict(cfg, plan('diloco', 1, { innerSteps: H }), cal).bytes_per_rank).toBe(0);
+    // H = 20 by default
+    expect(predict(cfg, plan('diloco', n), cal).bytes_per_rank).toBeCloseTo((1.5 * 4 * P) / 20, 6);
+  });
+
+  it('classroom Wi-Fi: 20 MB/s shared, beta = W/N; DDP\'s step grows with N and P, DiLoCo\'s stays near compute; where each stops paying', () => {
+    const W = 20e6;
+    // one laptop's FLOP/s such that its compute for a step is 500 ms
+    const tokens = cfg.batch_size * cfg.block_size;
+    const c = 0.5;
+    const laptop: Calibration = { flops: (tokens * flopsPerToken(cfg)) / c, alpha: cal.alpha, beta: cal.beta };
+    const wifi = { total: W, alpha: 0 };
+    const s = wifiScenario(cfg, laptop, { innerSteps: 20, wifi, max: 8 });
+    const at = (n: number) => s.points[n - 1];
+    expect(s.single.step_ms).toBeCloseTo(500, 9);
+    // N = 4: a ring all-reduce of S moves 2(N-1)/N x S per rank at W/N each: 2(N-1) x S / W
+    // DDP: 500 + 2*3*(4P + 4)/20e6 s = 500 + 971.8 ms; DiLoCo: 500 + 2*3*4P/20e6/20 s = 500 + 48.6 ms
+    expect(at(4).ddp.step_ms).toBeCloseTo(500 + (1000 * 6 * (4 * P + 4)) / W, 6);
+    expect(at(4).ddp.step_ms).toBeCloseTo(1471.83, 1);
+    expect(at(4).diloco.step_ms).toBeCloseTo(500 + (1000 * 6 * 4 * P) / W / 20, 6);
+    expect(at(4).diloco.step_ms).toBeCloseTo(548.58, 1);
+    expect(at(4).ddp.bytes_per_rank / at(4).diloco.bytes_per_rank).toBeCloseTo(20, 3);
+    // DDP's step grows with N; DiLoCo's stays within 25% of the compute up to 8 laptops (+113 ms at 8: 14 x 4P / W / 20)
+    for (let n = 2; n <= 8; n++) {
+      expect(at(n).ddp.step_ms).toBeGreaterThan(at(n - 1).ddp.step_ms);
+      expect(at(n).diloco.step_ms).toBeLessThan(1.25 * 500);
+    }
+    // efficiency c / step < 1/2 from 2(N-1) x (4P+4) / W > c: N - 1 > 0.5 x 20e6 / (2 x 3,239,428) = 1.54, so N >= 3
+    expect(s.ddpStopsAt).toBe(3);
+    expect(at(2).ddpEfficiency).toBeCloseTo(500 / (500 + (1000 * 2 * (4 * P + 4)) / W), 9);
+    expect(s.dilocoStopsAt).toBeNull(); // N - 1 > 1.54 x 20 = 30.9: not within 8
+    expect(wifiScenario(cfg, laptop, { innerSteps: 20, wifi, max: 32 }).dilocoStopsAt).toBe(32);
+    // a bigger model: DDP's step grows with P at the same compute per token... and the same N
+    const big = makeConfig('baby', { vocab_size: 65 });
+    const bigLaptop: Calibration = { ...laptop, flops: (big.batch_size * big.block_size * flopsPerToken(big)) / c };
+    const b = wifiScenario(big, bigLaptop, { innerSteps: 20, wifi, max: 4 });
+    expect(b.points[3].ddp.step_ms - 500).toBeGreaterThan(at(4).ddp.step_ms - 500);
+    expect(b.points[3].ddp.step_ms - 500).toBeCloseTo((1000 * 6 * (4 * buildParamTable(big).total + 4)) / W, 3);
+    // the Wi-Fi calibration: beta = W / N for every transport, the laptops' own FLOP/s
+    const wc = wifiCalibration(laptop, 5, { total: W, alpha: 0.005 });
+    expect(wc.beta.ring).toBe(4e6);
+    expect(wc.alpha.star).toBe(0.005);
+    expect(wc.cores).toBeUndefined();
   });
 });

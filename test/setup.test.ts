@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { defaultWorkers } from '../src/parallel/layout';
+import { TRANSPORTS } from '../src/parallel/collectives';
 import { DEFAULT_DIST, distFieldsInMessage, distValues, fieldsInMessage, fromQuery, globalBatch, memoryError, overrides, splitError, toConfig, toDist, toQuery } from '../src/ui/setup';
 import { describe as describeDist, partOf } from '../src/ui/workers-panel';
 import { makeConfig } from '../src/model/config';
@@ -46,7 +47,10 @@ describe('the same settings train the same way in the page and the CLI', () => {
 describe('dist settings of the page', () => {
   it('defaults to one worker; ddp defaults to the cores, at least 2, at most 8', () => {
     expect(fromQuery('?preset=tiny').setup.dist).toEqual(DEFAULT_DIST);
-    expect(DEFAULT_DIST).toEqual({ strategy: 'single', workers: '1', transport: 'ring', bucket_mb: '25', shard: 'full', prefetch: 'on', microbatches: '4', schedule: '1f1b' });
+    expect(DEFAULT_DIST).toEqual({
+      strategy: 'single', workers: '1', transport: 'ring', bucket_mb: '25', shard: 'full', prefetch: 'on', microbatches: '4', schedule: '1f1b',
+      inner_steps: '20', outer_lr: '0.7', outer_momentum: '0.9', outer_compress: 'none',
+    });
     expect(toDist(DEFAULT_DIST)).toEqual({ dist: { strategy: 'single', workers: 1, transport: 'ring', bucketMb: 25 }, error: null });
     expect([1, 2, 6, 64, undefined].map(defaultWorkers)).toEqual([2, 2, 6, 8, 2]);
     expect(fromQuery('?preset=tiny&strategy=ddp', 6).setup.dist.workers).toBe('6');
@@ -96,14 +100,14 @@ describe('dist settings of the page', () => {
     const { setup, problems } = fromQuery('?preset=tiny&strategy=zero3&workers=0&transport=udp&bucket_mb=-1', 4);
     expect(setup.dist).toEqual(DEFAULT_DIST);
     expect(problems).toEqual([
-      'The link\'s strategy could not be used (strategy must be single, ddp, fsdp, tp or pp, got "zero3"); using single instead.',
+      'The link\'s strategy could not be used (strategy must be single, ddp, fsdp, tp, pp or diloco, got "zero3"); using single instead.',
       'The link\'s workers could not be used (workers must be a whole number from 1 to 8, got 0); using 1 instead.',
-      'The link\'s transport could not be used (transport must be ring, star or shared, got "udp"); using ring instead.',
+      `The link's transport could not be used (transport must be ${TRANSPORTS.slice(0, -1).join(', ')} or ${TRANSPORTS.at(-1)}, got "udp"); using ring instead.`,
       'The link\'s bucket_mb could not be used (bucket_mb must be a positive number of MB, got -1); using 25 instead.',
     ]);
     const single = fromQuery('?preset=tiny&workers=3');
     expect(single.setup.dist.workers).toBe('1');
-    expect(single.problems[0]).toContain('strategy single runs one worker; choose strategy ddp, fsdp, tp or pp to train with 3');
+    expect(single.problems[0]).toContain('strategy single runs one worker; choose strategy ddp, fsdp, tp, pp or diloco to train with 3');
     const ddp = fromQuery('?preset=tiny&strategy=ddp&workers=many', 4);
     expect(ddp.setup.dist.workers).toBe('4');
     expect(ddp.problems[0]).toBe('The link\'s workers could not be used (workers must be a whole number from 1 to 8, got "many"); using 4 instead.');
@@ -159,7 +163,7 @@ describe('dist settings of the page', () => {
     expect(bad({ prefetch: 'yes' })).toBe('prefetch must be on or off, got "yes"');
     expect(distFieldsInMessage(bad({ shard: 'half' })!)).toEqual(['shard']);
     expect(distFieldsInMessage(bad({ prefetch: 'yes' })!)).toEqual(['prefetch']);
-    expect(bad({ strategy: 'zero3' })).toBe('strategy must be single, ddp, fsdp, tp or pp, got "zero3"');
+    expect(bad({ strategy: 'zero3' })).toBe('strategy must be single, ddp, fsdp, tp, pp or diloco, got "zero3"');
     expect(bad({ workers: '9' })).toBe('workers must be a whole number from 1 to 8, got 9');
   });
 
@@ -269,5 +273,45 @@ describe('model parallelism in the setup: tp and pp', () => {
     expect([0, 1].map((r) => partOf({ strategy: 'tp', workers: 2 }, cfg, r))).toEqual(['heads 0–1', 'heads 2–3']);
     expect([0, 1].map((r) => partOf({ strategy: 'pp', workers: 2 }, cfg, r))).toEqual(['stage 0: embedding, blocks 0–1', 'stage 1: blocks 2–3, head']);
     expect(partOf({ strategy: 'ddp', workers: 2 }, cfg, 0)).toBe('');
+  });
+});
+
+describe('diloco in the setup', () => {
+  it('inner_steps, outer_lr, outer_momentum and outer_compress round-trip through the link (H always named), only with diloco', () => {
+    const { setup, problems } = fromQuery('?preset=tiny&strategy=diloco&workers=2&inner_steps=5&outer_compress=fp16', 4);
+    expect(problems).toEqual([]);
+    expect(setup.dist).toEqual({ ...DEFAULT_DIST, strategy: 'diloco', workers: '2', inner_steps: '5', outer_compress: 'fp16' });
+    expect(toDist(setup.dist)).toEqual({
+      dist: { strategy: 'diloco', workers: 2, transport: 'ring', bucketMb: 25, innerSteps: 5, outerLr: 0.7, outerMomentum: 0.9, outerCompress: 'fp16' }, error: null,
+    });
+    expect(toQuery(setup)).toBe('?preset=tiny&strategy=diloco&workers=2&inner_steps=5&outer_compress=fp16');
+    expect(fromQuery(toQuery(setup)).setup).toEqual(setup);
+    // the outer step's lr and momentum, when not DiLoCo's defaults; H = 20 named anyway
+    const plain = fromQuery('?preset=tiny&strategy=diloco&workers=3&outer_lr=1&outer_momentum=0');
+    expect(plain.problems).toEqual([]);
+    expect(toQuery(plain.setup)).toBe('?preset=tiny&strategy=diloco&workers=3&inner_steps=20&outer_lr=1&outer_momentum=0');
+    expect(toDist(plain.setup.dist).dist).toMatchObject({ innerSteps: 20, outerLr: 1, outerMomentum: 0, outerCompress: 'none' });
+    expect(distValues(toDist(setup.dist).dist!)).toEqual(setup.dist);
+    // another strategy: not in the options nor the link, and a link that sets them says so
+    const ddp = { ...setup, dist: { ...setup.dist, strategy: 'ddp' } };
+    expect(toDist(ddp.dist).dist).toEqual({ strategy: 'ddp', workers: 2, transport: 'ring', bucketMb: 25 });
+    expect(toQuery(ddp)).toBe('?preset=tiny&strategy=ddp&workers=2');
+    const ignored = fromQuery('?preset=tiny&strategy=ddp&workers=2&inner_steps=5');
+    expect(ignored.problems).toEqual(['The link sets inner_steps, which only strategy diloco uses; it was ignored.']);
+    expect(ignored.setup.dist.inner_steps).toBe('20');
+  });
+
+  it('refuses a bad H, outer lr, momentum or compression with a message naming the setting', () => {
+    const bad = (patch: Partial<typeof DEFAULT_DIST>) => toDist({ ...DEFAULT_DIST, strategy: 'diloco', workers: '2', ...patch }).error;
+    expect(bad({ inner_steps: '0' })).toBe('inner_steps must be a whole number of at least 1, got "0"');
+    expect(bad({ inner_steps: '2.5' })).toMatch(/^inner_steps/);
+    expect(bad({ outer_lr: '-1' })).toBe('outer_lr must be a positive number, got "-1"');
+    expect(bad({ outer_momentum: '1' })).toMatch(/^outer_momentum/);
+    expect(bad({ outer_compress: 'zip' })).toBe('outer_compress must be none, fp16, int8, got "zip"');
+    expect(distFieldsInMessage(bad({ inner_steps: 'x' })!)).toEqual(['inner_steps']);
+    const link = fromQuery('?preset=tiny&strategy=diloco&workers=2&inner_steps=0&outer_compress=zip');
+    expect(link.setup.dist).toMatchObject({ inner_steps: '20', outer_compress: 'none' });
+    expect(link.problems).toHaveLength(2);
+    expect(link.problems[0]).toMatch(/^The link's inner_steps could not be used/);
   });
 });

@@ -36,10 +36,20 @@
 //               activation forward and its gradient back per micro-batch, and the first and last stage
 //               swap their tied wte gradients. Memory: the stage's parameters, and the activations of
 //               the micro-batches in flight (GPipe: M; 1F1B: at most n - r).
+//   diloco      local SGD (DiLoCo): every worker computes as under DDP but all-reduces nothing per step;
+//               every H steps the ranks all-reduce their pseudo-gradients, P values of 4 (fp32), 2 (fp16)
+//               or 1 (int8) bytes: per step on the ring 2(n-1)/n * P * bytes per value / H sent, and
+//               (2(n-1)*alpha + 2(n-1)/n * P*bytes/beta) / H of time. Memory: DDP's replica, plus the
+//               global model and the outer momentum (8 bytes per parameter), and the pseudo-gradient.
+//   network     the relay between browsers: every rank sends S up and gets the sum back (as star, the
+//               relay's link carrying n*S each way), alpha and beta measured through it.
+//   wi-fi       classroom Wi-Fi: one shared medium of W bytes/s (20 MB/s) for the whole class, so every
+//               rank gets beta = W/n and all ranks' traffic shares it (a ring all-reduce of S then takes
+//               2(n-1)*alpha + 2(n-1)*S/W); each laptop computes on its own cores.
 
 import { HOST_OPTIMIZER_BACKENDS, type ModelConfig, type RunConfig } from '../model/config';
 import { buildParamTable, type ParamTable } from '../model/params';
-import type { TransportKind } from './collectives';
+import { TRANSPORTS, type TransportKind } from './collectives';
 import { assignBuckets, gradientSync, shardLayout, type PipelineSchedule, type ShardStrategy, type Strategy } from './layout';
 import { bubbleFraction, peakInFlight, ppBytesPerStep, stageBlocks } from './pp-layout';
 
@@ -61,7 +71,20 @@ export interface Calibration {
 }
 
 /** A calibration for what does not depend on one: predict()'s bytes and memory. */
-export const UNCALIBRATED: Calibration = { flops: 1, alpha: { ring: 0, star: 0, shared: 0 }, beta: { ring: 1, star: 1, shared: 1 } };
+export const UNCALIBRATED: Calibration = { flops: 1, alpha: perTransport(0), beta: perTransport(1) };
+
+/** The same value for every transport (TRANSPORTS), e.g. a link measured once used for all. */
+export function perTransport(v: number): Record<TransportKind, number> {
+  return Object.fromEntries(TRANSPORTS.map((t) => [t, v])) as Record<TransportKind, number>;
+}
+
+/** DiLoCo's pseudo-gradients on the wire: fp32, fp16 or int8. */
+export type OuterCompress = 'none' | 'fp16' | 'int8';
+export const OUTER_COMPRESS: readonly OuterCompress[] = ['none', 'fp16', 'int8'];
+/** Bytes of one value of a pseudo-gradient as it travels. */
+export const BYTES_PER_VALUE: Record<OuterCompress, number> = { none: 4, fp16: 2, int8: 1 };
+/** DiLoCo's defaults (coordinator.ts DIST_DEFAULTS): H = 20 inner steps between two outer steps. */
+export const DEFAULT_INNER_STEPS = 20;
 
 export interface Plan {
   strategy: Strategy;
@@ -73,6 +96,8 @@ export interface Plan {
   schedule?: PipelineSchedule; // PP (default 1f1b)
   prefetch?: boolean; // FSDP's backward prefetch (default on)
   buddies?: boolean; // FSDP, TP, PP with 2+ workers keep a neighbour's part (default on, as the coordinator)
+  innerSteps?: number; // DiLoCo: H, inner steps between two outer all-reduces (default 20)
+  outerCompress?: OuterCompress; // DiLoCo: how the pseudo-gradients travel (default none: fp32)
 }
 
 export interface Prediction {
@@ -88,6 +113,7 @@ export interface Prediction {
   bytes_by_rank?: number[]; // PP: each stage's, which differ
   bubble?: number; // PP: the share of a step a stage sits idle
   bubble_ms?: number; // PP: that idle time (part of step_ms; measured as waiting)
+  outer?: { inner_steps: number; comm_ms: number; bytes: number; copy_ms: number }; // DiLoCo: one outer step's all-reduce (1/H of it is in each step's figures)
   memory: PredictedMemory;
 }
 
@@ -118,8 +144,8 @@ export type CollectiveOp = 'all-reduce' | 'reduce-scatter' | 'all-gather';
 export function collectiveCost(kind: TransportKind, op: CollectiveOp, S: number, n: number, alpha: number, beta: number): { seconds: number; bytes: number } {
   if (n === 1) return { seconds: 0, bytes: 0 };
   const half = op !== 'all-reduce';
-  if (kind === 'star') {
-    // to the hub and back; the hub's link carries n times what one rank sends
+  if (kind === 'star' || (kind as string) === 'network') {
+    // to the hub (star: this page; network: the relay) and back; the hub's link carries n times what one rank sends
     const up = op === 'all-gather' ? S / n : S;
     const down = op === 'reduce-scatter' ? S / n : S;
     return { seconds: 2 * alpha + (n * (up + down)) / beta, bytes: up };
@@ -182,6 +208,7 @@ export function syncPoints(cfg: RunConfig, plan: Plan, table: ParamTable = build
   if (n < 2) return 0;
   const sync = gradientSync(plan);
   const K = cfg.grad_accum;
+  if (plan.strategy === 'diloco') return 1; // "every rank ready" (the outer all-reduce, once every H steps, is left out)
   if (sync === 'all-reduce') return assignBuckets(table, plan.bucketMb * 2 ** 20).length + 1; // each bucket, and "every rank ready"
   if (sync === 'shard') {
     const blocks = table.units.length - 1;
@@ -217,7 +244,20 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
     bytes += times * c.bytes;
   };
   let buddyBytes = 0;
-  if (n > 1 && sync === 'all-reduce') {
+  const diloco = plan.strategy === 'diloco';
+  const H = Math.max(1, plan.innerSteps ?? DEFAULT_INNER_STEPS);
+  let outer: Prediction['outer'];
+  if (diloco) {
+    // no per-step all-reduce: every H steps one of the P pseudo-gradients, at the bytes per value of its compression
+    const bpv = BYTES_PER_VALUE[plan.outerCompress ?? 'none'];
+    const c = collectiveCost(plan.transport, 'all-reduce', P * bpv, n, a, b);
+    const copyS = n > 1 && cal.hostCopy ? 4 * P / cal.hostCopy.readback + 4 * P / cal.hostCopy.upload : 0; // the replica read back, the new global model uploaded
+    outer = { inner_steps: H, comm_ms: c.seconds * 1000, bytes: c.bytes, copy_ms: copyS * 1000 };
+    comm = c.seconds / H;
+    bytes = c.bytes / H;
+    memory.optimizer += 8 * P; // the global model and the outer (Nesterov) momentum
+    memory.comm_buffers = n > 1 ? 4 * P : 0; // the pseudo-gradient
+  } else if (n > 1 && sync === 'all-reduce') {
     const buckets = assignBuckets(table, plan.bucketMb * 2 ** 20);
     buckets.forEach((bucket, i) => add('all-reduce', 4 * bucket.size + (i === buckets.length - 1 ? 4 : 0)));
     memory.comm_buffers = buckets.reduce((s, k) => s + 4 * k.size, 4); // registered, one per bucket
@@ -251,7 +291,8 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
   // shards and reads the updated parameter shard back (the shards live on the host).
   let readback = 0;
   let upload = 0;
-  if (n > 1 && sync === 'all-reduce') [readback, upload] = [4 * P, 4 * P];
+  if (diloco) [readback, upload] = n > 1 ? [(4 * P) / H, (4 * P) / H] : [0, 0];
+  else if (n > 1 && sync === 'all-reduce') [readback, upload] = [4 * P, 4 * P];
   else if (sync === 'shard') {
     const [root, ...blocks] = table.units.map((u) => 4 * shardLayout(u, n).padded);
     const all = root + blocks.reduce((x, y) => x + y, 0);
@@ -271,6 +312,7 @@ export function predict(cfg: RunConfig, plan: Plan, cal: Calibration, table: Par
     step_ms: step * 1000,
     tokens_per_s: (n * tokens) / step,
     bytes_per_rank: bytes,
+    ...(outer ? { outer } : {}),
     memory,
   };
 }
@@ -363,6 +405,70 @@ function predictModelParallel(cfg: RunConfig, plan: Plan, cal: Calibration, tabl
     ...(bytesByRank ? { bytes_by_rank: bytesByRank, bubble, bubble_ms: idleS * 1000 } : {}),
     memory,
   };
+}
+
+// ---- classroom Wi-Fi -----------------------------------------------------------------------------------
+
+/** A classroom's Wi-Fi: one medium of about 20 MB/s that the whole class shares. */
+export const WIFI_BYTES_PER_S = 20e6;
+/** Its latency per message when nothing was measured through the relay (a Wi-Fi round trip, a few ms). */
+export const WIFI_ALPHA_S = 0.005;
+
+export interface Wifi {
+  total: number; // bytes/s of the shared medium, for all ranks together
+  alpha: number; // seconds per message
+}
+
+/**
+ * A calibration for n laptops on a shared Wi-Fi: each computes on its own cores at `cal.flops` (no
+ * sharing, no probe of workers on one machine, no fixed costs of this page's coordinator), and every
+ * transport gets beta = total / n (all ranks' traffic shares the medium) and the Wi-Fi's alpha.
+ */
+export function wifiCalibration(cal: Calibration, n: number, wifi: Wifi = { total: WIFI_BYTES_PER_S, alpha: WIFI_ALPHA_S }): Calibration {
+  return { flops: cal.flops, hostCopy: cal.hostCopy, alpha: perTransport(wifi.alpha), beta: perTransport(wifi.total / Math.max(1, n)) };
+}
+
+export interface WifiPoint {
+  workers: number;
+  ddp: Prediction;
+  diloco: Prediction;
+  /** Tokens/s against one laptop alone, over n: 1 is perfect scaling, below 1/2 more than half the step waits on the Wi-Fi. */
+  ddpEfficiency: number;
+  dilocoEfficiency: number;
+}
+
+export interface WifiScenario {
+  points: WifiPoint[]; // workers 1..max
+  single: Prediction; // one laptop alone (batch_size per step, as one worker of the others)
+  /** Fewest workers from which a strategy "stops paying": each laptop spends more than half its step on the Wi-Fi (efficiency < 1/2); null: never up to max. */
+  ddpStopsAt: number | null;
+  dilocoStopsAt: number | null;
+}
+
+/** Efficiency below which a strategy no longer pays: the laptops spend more than half of every step waiting on the link. */
+export const PAYS_EFFICIENCY = 0.5;
+
+/**
+ * Per-step DDP against DiLoCo on a classroom's shared Wi-Fi, for 1..max laptops each training
+ * batch_size sequences per step (ring all-reduces; the Wi-Fi's beta = total / n). A laptop's compute c
+ * stays the same; DDP adds 2(n-1)(alpha + 4P/W) per step, DiLoCo 1/H of that at its bytes per value; so
+ * DDP's efficiency c / step drops below 1/2 from n > 1 + c / (2(alpha + 4P/W)), DiLoCo's about H times later.
+ */
+export function wifiScenario(cfg: RunConfig, cal: Calibration, opts: { innerSteps?: number; outerCompress?: OuterCompress; bucketMb?: number; wifi?: Wifi; max?: number } = {}, table: ParamTable = buildParamTable(cfg)): WifiScenario {
+  const max = opts.max ?? 32;
+  const bucketMb = opts.bucketMb ?? 25;
+  const wifi = opts.wifi ?? { total: WIFI_BYTES_PER_S, alpha: WIFI_ALPHA_S };
+  const single = predict(cfg, { strategy: 'single', workers: 1, transport: 'ring', bucketMb }, wifiCalibration(cal, 1, wifi), table);
+  const points: WifiPoint[] = [];
+  for (let n = 1; n <= max; n++) {
+    const c = wifiCalibration(cal, n, wifi);
+    const ddp = predict(cfg, { strategy: 'ddp', workers: n, transport: 'ring', bucketMb }, c, table);
+    const diloco = predict(cfg, { strategy: 'diloco', workers: n, transport: 'ring', bucketMb, innerSteps: opts.innerSteps, outerCompress: opts.outerCompress }, c, table);
+    const eff = (p: Prediction) => p.tokens_per_s / (n * single.tokens_per_s);
+    points.push({ workers: n, ddp, diloco, ddpEfficiency: eff(ddp), dilocoEfficiency: eff(diloco) });
+  }
+  const stops = (k: 'ddpEfficiency' | 'dilocoEfficiency') => points.find((p) => p.workers >= 2 && p[k] < PAYS_EFFICIENCY)?.workers ?? null;
+  return { points, single, ddpStopsAt: stops('ddpEfficiency'), dilocoStopsAt: stops('dilocoEfficiency') };
 }
 
 /**

@@ -2,13 +2,14 @@
 // exactly as written, and makeConfig() explains whatever is wrong with it). Fields that differ from
 // the preset are marked; fields a config error names are highlighted. A "Parallel training" group holds
 // the dist settings (strategy, workers, transport, bucket_mb, with strategy fsdp shard and prefetch, with
-// strategy pp microbatches and schedule), with a line of help for each and the global batch they add up
-// to: workers x batch x accum when the workers split the batch (ddp, fsdp), batch x accum when they all
-// work on the same one (tp, pp).
+// strategy pp microbatches and schedule, with strategy diloco inner_steps, outer_lr, outer_momentum and
+// outer_compress), with a line of help for each and the global batch they add up to: workers x batch x
+// accum when the workers split the batch (ddp, fsdp, diloco), batch x accum when they all work on the
+// same one (tp, pp).
 
 import { DERIVED_KEYS, PRESET_NAMES, type DerivedKey, type PresetName } from '../model/config';
 import {
-  DEFAULT_DIST, DIST_FIELDS, DIST_HELP, FIELDS, FSDP_KEYS, PP_KEYS, PRESET_NOTES, bubbleShare, distFieldsInMessage, fieldsInMessage, isParallel, isSharded,
+  DEFAULT_DIST, DILOCO_KEYS, DIST_FIELDS, DIST_HELP, FIELDS, FSDP_KEYS, PP_KEYS, PRESET_NOTES, bubbleShare, distFieldsInMessage, fieldsInMessage, isParallel, isSharded,
   derivedValues, overrides, presetValues, type DistKey, type DistValues, type FieldKey, type FieldSpec, type Setup,
 } from './setup';
 import { defaultWorkers, splitsBatch, type Strategy } from '../parallel/layout';
@@ -114,6 +115,7 @@ export class SetupForm {
     if (isSharded(d) || model) this.distInputs.get('bucket_mb')!.disabled = true;
     for (const k of FSDP_KEYS) (this.distInputs.get(k)!.closest('.field') as HTMLElement).hidden = !fsdp;
     for (const k of PP_KEYS) (this.distInputs.get(k)!.closest('.field') as HTMLElement).hidden = d.strategy !== 'pp';
+    for (const k of DILOCO_KEYS) (this.distInputs.get(k)!.closest('.field') as HTMLElement).hidden = d.strategy !== 'diloco';
     this.distInputs.get('prefetch')!.disabled = !isSharded(d);
   }
 
@@ -206,10 +208,13 @@ export class SetupForm {
           line('workers', `${(model ? DIST_HELP.workersModel[d.strategy] : DIST_HELP.workers)}${split}${this.cores ? ` This computer reports ${this.cores} cores.` : ''}`),
           ...(fsdp ? [line('shard', DIST_HELP.shard[d.shard]), isSharded(d) ? line('prefetch', DIST_HELP.prefetch[d.prefetch]) : null] : []),
           ...(pp ? [line('microbatches', `${DIST_HELP.microbatches}${bubble}`), line('schedule', DIST_HELP.schedule[d.schedule])] : []),
+          ...(d.strategy === 'diloco'
+            ? [line('inner_steps', DIST_HELP.inner_steps), line('outer_lr', DIST_HELP.outer_lr), line('outer_momentum', DIST_HELP.outer_momentum), line('outer_compress', DIST_HELP.outer_compress[d.outer_compress])]
+            : []),
           line('transport', DIST_HELP.transport[d.transport]),
           line('bucket_mb', model ? DIST_HELP.bucketModel : isSharded(d) ? DIST_HELP.bucketUnused : DIST_HELP.bucket_mb),
         ]
-        : [h('li', { class: 'muted' }, 'Choose strategy ddp, fsdp, tp or pp to train with several workers; workers, transport and bucket_mb apply to them.')]),
+        : [h('li', { class: 'muted' }, 'Choose strategy ddp, fsdp, tp, pp or diloco to train with several workers; workers, transport and bucket_mb apply to them.')]),
     ].filter((x): x is HTMLLIElement => x !== null);
     if (global) {
       const sum = global.strategy === 'single' || splitsBatch(global)

@@ -6,13 +6,14 @@
 //   ?preset=tiny&backend=wasm&max_iters=60&strategy=ddp&workers=4&transport=star
 //   ?preset=tiny&strategy=fsdp&workers=2&shard=grad_op&prefetch=off
 //   ?preset=tiny&strategy=pp&workers=2&microbatches=4&schedule=1f1b
+//   ?preset=tiny&strategy=diloco&workers=2&inner_steps=20&outer_compress=fp16
 // so a teacher can share a link that reproduces a setup. makeConfig() (src/model/config.ts) is the only
 // judge of a RunConfig, checkDist() (src/parallel/coordinator.ts) of the dist part; this file never
 // second-guesses them. The dist settings are not RunConfig keys (makeConfig rejects unknown keys).
 
 import { BACKENDS, ConfigError, DERIVED_KEYS, PRESETS, PRESET_NAMES, checkWorkerMemory, deriveSchedule, makeConfig, type DerivedKey, type PresetName, type RunConfig } from '../model/config';
 import { buildParamTable, type ParamTable } from '../model/params';
-import { UNCALIBRATED, predict } from '../parallel/costmodel';
+import { OUTER_COMPRESS, UNCALIBRATED, predict, type OuterCompress } from '../parallel/costmodel';
 import { DIST_DEFAULTS, DistError, checkDist, type DistOptions } from '../parallel/coordinator';
 import { TRANSPORTS } from '../parallel/collectives';
 import {
@@ -75,7 +76,8 @@ export interface Setup {
 // ---- the dist part: strategy, workers, transport, bucket size, FSDP's shard and prefetch, PP's ---------
 // micro-batches and schedule
 
-export type DistKey = 'strategy' | 'workers' | 'transport' | 'bucket_mb' | 'shard' | 'prefetch' | 'microbatches' | 'schedule';
+export type DistKey = 'strategy' | 'workers' | 'transport' | 'bucket_mb' | 'shard' | 'prefetch' | 'microbatches' | 'schedule'
+  | 'inner_steps' | 'outer_lr' | 'outer_momentum' | 'outer_compress';
 export type DistValues = Record<DistKey, string>;
 
 export const PREFETCH_OPTIONS = ['on', 'off'] as const;
@@ -95,6 +97,10 @@ export const DIST_FIELDS: readonly DistFieldSpec[] = [
   { key: 'prefetch', hint: 'gather ahead in backward', options: PREFETCH_OPTIONS }, // fsdp only
   { key: 'microbatches', hint: 'pieces of each batch' }, // pp only
   { key: 'schedule', hint: 'forward, backward order', options: PIPELINE_SCHEDULES }, // pp only
+  { key: 'inner_steps', hint: 'H: steps alone between averages' }, // diloco only
+  { key: 'outer_lr', hint: 'outer Nesterov step size' }, // diloco only
+  { key: 'outer_momentum', hint: 'outer Nesterov momentum' }, // diloco only
+  { key: 'outer_compress', hint: 'pseudo-gradients on the wire', options: OUTER_COMPRESS }, // diloco only
 ];
 
 const DIST_KEYS = new Set<string>(DIST_FIELDS.map((f) => f.key));
@@ -105,7 +111,10 @@ export const FSDP_KEYS: readonly DistKey[] = ['shard', 'prefetch'];
 /** The settings that only mean something with strategy pp (the form shows them only then). */
 export const PP_KEYS: readonly DistKey[] = ['microbatches', 'schedule'];
 
-/** Several workers: ddp, fsdp, tp or pp (single is one worker). */
+/** The settings that only mean something with strategy diloco (the form shows them only then). */
+export const DILOCO_KEYS: readonly DistKey[] = ['inner_steps', 'outer_lr', 'outer_momentum', 'outer_compress'];
+
+/** Several workers: ddp, fsdp, tp, pp or diloco (single is one worker). */
 export const isParallel = (strategy: string): boolean => strategy.trim() !== 'single';
 
 /** FSDP with its parameters really sharded (full or grad_op): no all-reduce buckets, something to prefetch. */
@@ -123,6 +132,15 @@ export const DIST_HELP = {
     fsdp: 'fsdp: fully sharded data parallel: the model is cut into units (one per transformer block, plus the embeddings); each worker keeps only its shard, 1/N of every unit, and a unit is all-gathered (unsharded) just before it is used.',
     tp: `tp: ${STRATEGY_LINES.tp}, by two all-reduces in forward and two in backward per block (Megatron-LM).`,
     pp: `pp: ${STRATEGY_LINES.pp}; each activation goes to the next worker, its gradient comes back, and a stage waits while the pipe fills and drains (the bubble).`,
+    diloco: `diloco: ${STRATEGY_LINES.diloco}: their pseudo-gradients (how far each moved) are averaged and an outer Nesterov step updates the shared model. 1/H of DDP's traffic, for slow links (a class on Wi-Fi).`,
+  } as Record<string, string>,
+  inner_steps: 'inner_steps: H, the AdamW steps each worker takes alone between two averages; the all-reduce, and its bytes, come once every H steps (DiLoCo: 20 to 500).',
+  outer_lr: 'outer_lr: the outer step\'s learning rate on the averaged pseudo-gradient (DiLoCo: 0.7; 1 without momentum is plain averaging of the copies).',
+  outer_momentum: 'outer_momentum: the outer step\'s Nesterov momentum (DiLoCo: 0.9; 0 for none).',
+  outer_compress: {
+    none: 'outer_compress none: pseudo-gradients travel as fp32, 4 bytes a value.',
+    fp16: 'outer_compress fp16: pseudo-gradients travel as fp16, 2 bytes a value: half the traffic.',
+    int8: 'outer_compress int8: pseudo-gradients travel as int8 with a scale, about 1 byte a value: a quarter of the traffic.',
   } as Record<string, string>,
   workers: 'workers: how many Web Workers train side by side, each on its own slice of the batch; more than this computer has cores only makes them take turns.',
   workersModel: {
@@ -133,6 +151,7 @@ export const DIST_HELP = {
     ring: 'ring: each worker talks to its neighbours; an all-reduce moves 2(N-1)/N of the data per worker, an all-gather or a reduce-scatter (N-1)/N.',
     star: 'star: every worker sends everything to this page, which sums (or gathers) and sends back: the naive design.',
     shared: 'shared: one SharedArrayBuffer all workers read: needs a cross-origin isolated page.',
+    network: 'network: through the classroom relay (npm run classroom): every browser sends its part to the relay and gets the sum back; the link is measured, and slow.',
   } as Record<string, string>,
   bucket_mb: 'bucket_mb: gradients are averaged in buckets of up to this many MB, each sent as soon as backward has made it, while backward goes on.',
   bucketUnused: 'bucket_mb: not used by a sharded model: FSDP reduce-scatters the gradients one unit at a time.',
@@ -159,10 +178,29 @@ export function distValues(d: DistOptions): DistValues {
     strategy: d.strategy, workers: String(d.workers), transport: d.transport, bucket_mb: String(d.bucketMb),
     shard: d.shard ?? DIST_DEFAULTS.shard ?? 'full', prefetch: (d.prefetch ?? DIST_DEFAULTS.prefetch) === false ? 'off' : 'on',
     microbatches: String(d.microbatches ?? DIST_DEFAULTS.microbatches ?? 4), schedule: d.schedule ?? DIST_DEFAULTS.schedule ?? '1f1b',
+    inner_steps: String(d.innerSteps ?? DIST_DEFAULTS.innerSteps ?? 20), outer_lr: String(d.outerLr ?? DIST_DEFAULTS.outerLr ?? 0.7),
+    outer_momentum: String(d.outerMomentum ?? DIST_DEFAULTS.outerMomentum ?? 0.9), outer_compress: d.outerCompress ?? DIST_DEFAULTS.outerCompress ?? 'none',
   };
 }
 
 export const DEFAULT_DIST: DistValues = distValues(DIST_DEFAULTS);
+
+/**
+ * DiLoCo's settings as options, each checked here (whatever checkDist adds): H a whole number of at
+ * least 1, the outer lr positive, the momentum in [0, 1), the compression one of none, fp16, int8.
+ */
+function dilocoOf(v: Pick<DistValues, 'inner_steps' | 'outer_lr' | 'outer_momentum' | 'outer_compress'>): Pick<DistOptions, 'innerSteps' | 'outerLr' | 'outerMomentum' | 'outerCompress'> {
+  const raw = (k: 'inner_steps' | 'outer_lr' | 'outer_momentum') => (v[k].trim() === '' ? NaN : Number(v[k]));
+  const innerSteps = raw('inner_steps');
+  if (!(Number.isInteger(innerSteps) && innerSteps >= 1)) throw new DistError(`inner_steps must be a whole number of at least 1, got "${v.inner_steps}"`);
+  const outerLr = raw('outer_lr');
+  if (!(Number.isFinite(outerLr) && outerLr > 0)) throw new DistError(`outer_lr must be a positive number, got "${v.outer_lr}"`);
+  const outerMomentum = raw('outer_momentum');
+  if (!(Number.isFinite(outerMomentum) && outerMomentum >= 0 && outerMomentum < 1)) throw new DistError(`outer_momentum must be a number from 0 to below 1, got "${v.outer_momentum}"`);
+  const c = v.outer_compress.trim();
+  if (!(OUTER_COMPRESS as readonly string[]).includes(c)) throw new DistError(`outer_compress must be ${OUTER_COMPRESS.join(', ')}, got "${v.outer_compress}"`);
+  return { innerSteps, outerLr, outerMomentum, outerCompress: c as OuterCompress };
+}
 
 /** prefetch as options: on or off (a link or a form value), else a message. */
 function prefetchOf(raw: string): boolean {
@@ -200,6 +238,7 @@ export function toDist(v: DistValues): { dist: DistOptions; error: null } | { di
       options.microbatches = num('microbatches', 'a whole number of at least 1');
       options.schedule = v.schedule.trim() as DistOptions['schedule'];
     }
+    if (strategy === 'diloco') Object.assign(options, dilocoOf(v));
     const dist = checkDist(options);
     return { dist, error: null };
   } catch (e) {
@@ -348,6 +387,13 @@ export function toQuery(setup: Setup): string {
     for (const k of FSDP_KEYS) if (d[k].trim() !== DEFAULT_DIST[k]) q.set(k, d[k].trim());
   }
   if (strategy === 'pp') for (const k of PP_KEYS) q.set(k, d[k].trim());
+  if (strategy === 'diloco') {
+    // H always (a DiLoCo link says how often it talks), the rest when not the default
+    for (const k of DILOCO_KEYS) {
+      const v = d[k].trim();
+      if (k === 'inner_steps' || (k === 'outer_compress' ? v !== DEFAULT_DIST[k] : v === '' || Number(v) !== Number(DEFAULT_DIST[k]))) q.set(k, v);
+    }
+  }
   return '?' + q.toString();
 }
 
@@ -388,7 +434,7 @@ function distFromQuery(q: URLSearchParams, cores: number | undefined, problems: 
   if (workersRaw !== undefined) {
     const n = workersRaw === '' ? NaN : Number(workersRaw);
     if (check('workers', { workers: n }, fallbackWorkers)) {
-      if (!parallel && n !== 1) problems.push(`The link asks for ${n} workers, but strategy single runs one worker; choose strategy ddp, fsdp, tp or pp to train with ${n}. Using 1 worker.`);
+      if (!parallel && n !== 1) problems.push(`The link asks for ${n} workers, but strategy single runs one worker; choose strategy ddp, fsdp, tp, pp or diloco to train with ${n}. Using 1 worker.`);
       else d.workers = String(n);
     }
   }
@@ -404,9 +450,19 @@ function distFromQuery(q: URLSearchParams, cores: number | undefined, problems: 
   if (mbRaw !== undefined && check('microbatches', { microbatches: mbRaw === '' ? NaN : Number(mbRaw) }, DEFAULT_DIST.microbatches)) d.microbatches = mbRaw;
   const schedule = q.get('schedule')?.trim();
   if (schedule !== undefined && check('schedule', { schedule: schedule as DistOptions['schedule'] }, DEFAULT_DIST.schedule)) d.schedule = schedule;
-  // shard and prefetch belong to fsdp, microbatches and schedule to pp: with another strategy they
+  for (const k of DILOCO_KEYS) {
+    const raw = q.get(k)?.trim();
+    if (raw === undefined) continue;
+    try {
+      dilocoOf({ ...DEFAULT_DIST, [k]: raw });
+      d[k] = raw;
+    } catch (e) {
+      problems.push(`The link's ${k} could not be used (${(e as Error).message}); using ${DEFAULT_DIST[k]} instead.`);
+    }
+  }
+  // shard and prefetch belong to fsdp, microbatches and schedule to pp, H and the outer step to diloco: with another strategy they
   // would be dropped from the link anyway.
-  for (const [keys, owner] of [[FSDP_KEYS, 'fsdp'], [PP_KEYS, 'pp']] as const) {
+  for (const [keys, owner] of [[FSDP_KEYS, 'fsdp'], [PP_KEYS, 'pp'], [DILOCO_KEYS, 'diloco']] as const) {
     const unused = keys.filter((k) => d.strategy !== owner && q.has(k) && d[k] !== DEFAULT_DIST[k]);
     if (unused.length) {
       problems.push(`The link sets ${unused.join(' and ')}, which only strategy ${owner} uses; ${unused.length === 1 ? 'it was' : 'they were'} ignored.`);

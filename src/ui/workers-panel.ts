@@ -39,7 +39,7 @@ const STATE_LABELS: Record<Phase, string> = {
   starting: 'starting', running: 'training', paused: 'paused', idle: 'idle', stopped: 'idle', done: 'idle', error: 'error',
 };
 
-const TRANSPORT_NAMES: Record<DistOptions['transport'], string> = { ring: 'ring', star: 'star (through this page)', shared: 'shared memory' };
+const TRANSPORT_NAMES: Record<string, string> = { ring: 'ring', star: 'star (through this page)', shared: 'shared memory', network: 'the network (through the relay)' };
 
 interface Card {
   root: HTMLElement;
@@ -349,7 +349,7 @@ export function partOf(d: Pick<DistOptions, 'strategy' | 'workers'>, shape: RunS
  * stage, micro-batches and the bubble (PP). `shape` may be null before the setup is valid.
  */
 export function describe(d: DistOptions, shape: RunShape | null): string {
-  const over = TRANSPORT_NAMES[d.transport];
+  const over = TRANSPORT_NAMES[d.transport] ?? d.transport;
   const N = d.workers;
   if (d.strategy === 'single') return 'One worker trains the whole batch.';
   if (d.strategy === 'tp') {
@@ -372,6 +372,11 @@ export function describe(d: DistOptions, shape: RunShape | null): string {
       `activations forward and their gradients back over ${over}, scheduled ${schedule}; each stage idles (N−1)/(M+N−1) = ${Math.round(100 * bubbleFraction(N, M))}% of a step (the bubble).`;
   }
   if (d.strategy === 'ddp') return `DDP: ${d.workers} copies of the model, gradients averaged over ${over} every step.`;
+  if (d.strategy === 'diloco') {
+    const H = d.innerSteps ?? 20;
+    const c = d.outerCompress && d.outerCompress !== 'none' ? ` in ${d.outerCompress}` : '';
+    return `DiLoCo: ${d.workers} copies of the model, each trains alone for ${H} step${H > 1 ? 's' : ''}; then their pseudo-gradients are averaged over ${over}${c} and an outer Nesterov step (lr ${d.outerLr ?? 0.7}, momentum ${d.outerMomentum ?? 0.9}) updates the shared model: 1/${H} of DDP's traffic.`;
+  }
   if (gradientSync(d) !== 'shard') return `FSDP NO_SHARD: ${d.workers} full copies of the model, gradients all-reduced over ${over}: the same as DDP, the control.`;
   const prefetch = d.prefetch === false ? 'without backward prefetch' : 'with backward prefetch';
   return `FSDP ${SHARD_NAMES[d.shard ?? 'full']}: each of ${d.workers} workers keeps a 1/${d.workers} shard of the model; units are all-gathered over ${over} when needed, gradients reduce-scattered (${prefetch}).`;

@@ -65,7 +65,7 @@ describe('the setup form: tp and pp', () => {
   it('offers tp and pp with their explanations, and refuses tp with 3 workers on 4 heads with a clear message', async () => {
     const p = await openPage('?preset=tiny&backend=wasm');
     const options = [...p.doc.querySelectorAll<HTMLOptionElement>('#f-strategy option')].map((o) => o.value);
-    expect(options).toEqual(['single', 'ddp', 'fsdp', 'tp', 'pp']);
+    expect(options).toEqual(['single', 'ddp', 'fsdp', 'tp', 'pp', 'diloco']);
     await until(() => !startDisabled(p), 30_000, 'Start to be enabled (the training text)');
 
     set(p, '#f-strategy', 'tp');

@@ -1,5 +1,7 @@
-// The Compare view's two charts (uPlot, as the page's loss chart): the loss curves of every compared
-// run on one chart, and the what-if memory per worker against the number of workers, with the budget.
+// The Compare view's charts (uPlot, as the page's loss chart): the loss curves of every compared run on
+// one chart; DDP against DiLoCo, the loss against tokens and against wall time (measured, and as the cost
+// model predicts it over classroom Wi-Fi, dashed); and the what-if memory per worker against the number
+// of workers, with the budget.
 
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
@@ -19,9 +21,10 @@ export const STRATEGY_STYLE: Record<StrategyKey, { color: string; width: number;
   tp: { color: '#9333ea', width: 2.5, dash: [6, 4] },
   'pp-1f1b': { color: '#0891b2', width: 2.5, dash: [14, 5, 2, 5] },
   'pp-gpipe': { color: '#be123c', width: 2.5, dash: [3, 9] },
+  diloco: { color: '#0d9488', width: 2.5 },
 };
 export const STRATEGY_SWATCH: Record<StrategyKey, string> = {
-  single: '#6b7280', ddp: '#2563eb', 'fsdp-full': '#ea580c', 'fsdp-noprefetch': '#a16207', 'fsdp-grad_op': '#16a34a', tp: '#9333ea', 'pp-1f1b': '#0891b2', 'pp-gpipe': '#be123c',
+  single: '#6b7280', ddp: '#2563eb', 'fsdp-full': '#ea580c', 'fsdp-noprefetch': '#a16207', 'fsdp-grad_op': '#16a34a', tp: '#9333ea', 'pp-1f1b': '#0891b2', 'pp-gpipe': '#be123c', diloco: '#0d9488',
 };
 
 function size(container: HTMLElement, height: number) {
@@ -74,6 +77,67 @@ export class LossOverlay extends Chart {
         ],
       },
       [steps, ...runs.map((r) => steps.map((_, i) => r.losses[i] ?? null))],
+    );
+  }
+}
+
+/** One curve of a loss chart against tokens or wall time: x and loss per step, in order. */
+export interface XYSeries {
+  key: StrategyKey;
+  label: string;
+  x: number[];
+  y: number[];
+  dashed?: boolean; // a what-if (predicted), not a measurement
+}
+
+/**
+ * Loss against a quantity every run has per step (tokens seen, seconds of wall time): the runs' x values
+ * differ, so the series are merged onto one sorted x axis with gaps (uPlot's aligned data), and joined.
+ */
+export class LossAgainst extends Chart {
+  /** The series drawn (for tests). */
+  shown: XYSeries[] = [];
+
+  constructor(container: HTMLElement, height: number, private readonly xLabel: string, private readonly xValue: (v: number) => string) {
+    super(container, height);
+  }
+
+  set(series: XYSeries[]): void {
+    this.shown = series;
+    if (!series.length) {
+      this.plot?.destroy();
+      this.plot = null;
+      return;
+    }
+    const xs = [...new Set(series.flatMap((s) => s.x))].sort((a, b) => a - b);
+    const at = new Map(xs.map((x, i) => [x, i]));
+    const columns = series.map((s) => {
+      const col: (number | null)[] = xs.map(() => null);
+      s.x.forEach((x, i) => (col[at.get(x)!] = s.y[i]));
+      return col;
+    });
+    this.build(
+      {
+        cursor: { drag: { x: false, y: false } },
+        scales: { x: { time: false } },
+        axes: [
+          { ...AXIS, label: this.xLabel, labelSize: 26, values: (_u, t) => t.map(this.xValue) },
+          { ...AXIS, label: 'loss', labelSize: 26, size: 56, values: (_u, t) => t.map(tick) },
+        ],
+        series: [
+          { label: this.xLabel, value: (_u, v) => (v == null ? '–' : this.xValue(v)) },
+          ...series.map((r) => ({
+            label: r.label,
+            stroke: STRATEGY_SWATCH[r.key],
+            width: 2.5,
+            dash: r.dashed ? [6, 5] : undefined,
+            points: { show: false },
+            spanGaps: true,
+            value: (_u: uPlot, v: number | null) => loss(v),
+          })),
+        ],
+      },
+      [xs, ...columns],
     );
   }
 }

@@ -3,12 +3,16 @@
 // in, and "what if": more workers, a bigger model, a slower link, a memory budget per worker; which
 // strategies fit, from how many workers FSDP, TP or PP does when a replica does not, and when each is
 // the better choice (too big for one worker: FSDP, TP or PP; a slow link: PP moves least). For PP the
-// bubble, predicted, sits beside the measured idle share.
+// bubble, predicted, sits beside the measured idle share. "Classroom Wi-Fi" replaces the measured link by
+// one medium of 20 MB/s that the whole class shares (beta = 20 MB/s / N): the table predicts every strategy
+// over it, and a paragraph says from how many students per-step DDP stops paying (more than half of each
+// step waiting on the Wi-Fi) while DiLoCo still does, and for which model sizes.
 
 import costmodelSource from '../../parallel/costmodel.ts?raw';
 import { PRESET_NAMES, type RunConfig } from '../../model/config';
 import { buildParamTable } from '../../model/params';
 import type { TransportKind } from '../../parallel/collectives';
+import type { OuterCompress } from '../../parallel/costmodel';
 import { h } from '../dom';
 import * as fmt from '../format';
 import { MemoryChart, STRATEGY_SWATCH } from './charts';
@@ -16,8 +20,8 @@ import type { RunRecord } from './runner';
 import type { RunSummary } from './summary';
 import { STRATEGY_HELP, type StrategyKey } from './settings';
 import {
-  BETTER_WHEN, WHATIF_MAX_WORKERS, advice, crossover, explain, memoryCurves, predictRun, presetLabel, runDrift, whatIfConfig, whatIfRows,
-  type Crossover, type Measured, type WhatIf, type WhatIfModel,
+  BETTER_WHEN, CLASS_MAX, WHATIF_MAX_WORKERS, advice, classroom, crossover, explain, memoryCurves, predictRun, presetLabel, runDrift, whatIfConfig, whatIfRows,
+  type Classroom, type Crossover, type Measured, type WhatIf, type WhatIfModel,
 } from './whatif';
 
 /** The formulas as costmodel.ts's header comment states them. */
@@ -53,6 +57,7 @@ export class CostPanel {
   private readonly whatTable = h('div', { class: 'cmp-table-wrap' });
   private readonly verdict = h('p', { class: 'cmp-crossover', id: 'compare-crossover' });
   private readonly advice = h('ul', { class: 'cmp-advice', id: 'compare-advice' });
+  private readonly wifiVerdict = h('p', { class: 'cmp-crossover', id: 'compare-wifi' });
   private readonly chartBox = h('div', { class: 'cmp-chart' });
   private readonly chart: MemoryChart;
   private readonly inputs = {
@@ -60,6 +65,7 @@ export class CostPanel {
     workers: h('input', { id: 'whatif-workers', type: 'range', min: 1, max: WHATIF_MAX_WORKERS, step: 1, value: 8 }),
     link: h('input', { id: 'whatif-link', type: 'range', min: -3, max: 0, step: 0.25, value: 0 }),
     budget: h('input', { id: 'whatif-budget', type: 'text', inputmode: 'decimal', value: '4' }),
+    wifi: h('input', { id: 'whatif-wifi', type: 'checkbox' }),
   };
   private readonly outputs = { workers: h('output', {}), link: h('output', {}) };
 
@@ -70,6 +76,7 @@ export class CostPanel {
   private transport: TransportKind = 'ring';
   private bucketMb = 25;
   private microbatches: number | undefined;
+  private diloco: { innerSteps?: number; outerCompress?: OuterCompress } = {};
   private setupKey = '';
 
   constructor(root: HTMLElement, hooks: CostPanelHooks) {
@@ -81,6 +88,8 @@ export class CostPanel {
       field('workers', this.inputs.workers, this.outputs.workers),
       field('link speed', this.inputs.link, this.outputs.link),
       field('memory budget per worker (GB)', this.inputs.budget),
+      h('label', { class: 'field cmp-wifi-field', title: 'One Wi-Fi of 20 MB/s for the whole class: every worker (a laptop of its own) gets 20 MB/s ÷ N, and all their traffic shares it' },
+        h('span', { class: 'field-name' }, 'classroom Wi-Fi'), h('span', {}, this.inputs.wifi, ' 20 MB/s shared by the class')),
     );
     for (const el of Object.values(this.inputs)) el.addEventListener('input', () => this.drawWhatIf());
     this.chart = new MemoryChart(this.chartBox, 300);
@@ -96,6 +105,7 @@ export class CostPanel {
       h('h3', { class: 'cmp-h3' }, 'What if?'),
       h('p', { class: 'muted cmp-sub' }, 'More workers, a bigger model, a slower link, less memory: the cost model predicts every strategy (single trains the same global batch alone).'),
       controls, this.whatTable, this.verdict,
+      h('h4', { class: 'cmp-h4' }, 'Classroom Wi-Fi: per-step DDP or DiLoCo?'), this.wifiVerdict,
       h('h4', { class: 'cmp-h4' }, 'When is each the better choice?'), this.advice, this.chartBox,
     );
     this.drawModels();
@@ -120,14 +130,15 @@ export class CostPanel {
   }
 
   /** The page's setup (the what-if's "this setup"), the transport, bucket size and PP's micro-batches compared. */
-  setSetup(cfg: RunConfig | null, transport: TransportKind, bucketMb: number, microbatches?: number): void {
-    const key = JSON.stringify([cfg, transport, bucketMb, microbatches]);
+  setSetup(cfg: RunConfig | null, transport: TransportKind, bucketMb: number, microbatches?: number, diloco: { innerSteps?: number; outerCompress?: OuterCompress } = {}): void {
+    const key = JSON.stringify([cfg, transport, bucketMb, microbatches, diloco]);
     if (key === this.setupKey) return; // main.ts calls this on every render
     this.setupKey = key;
     this.setup = cfg;
     this.transport = transport;
     this.bucketMb = bucketMb;
     this.microbatches = microbatches;
+    this.diloco = diloco;
     this.drawModels();
     this.drawWhatIf();
   }
@@ -234,6 +245,8 @@ export class CostPanel {
       transport: this.measured?.link.transport ?? this.transport,
       bucketMb: this.bucketMb,
       microbatches: this.microbatches,
+      ...this.diloco,
+      wifi: this.inputs.wifi.checked,
     };
   }
 
@@ -242,7 +255,8 @@ export class CostPanel {
     const m = this.measured;
     const cfg = whatIfConfig(w.model, this.setup);
     this.outputs.workers.textContent = String(w.workers);
-    this.outputs.link.textContent = w.linkScale === 1 ? '× 1 (as measured)' : `÷ ${+(1 / w.linkScale).toPrecision(2)}`;
+    this.outputs.link.textContent = w.wifi ? 'classroom Wi-Fi' : w.linkScale === 1 ? '× 1 (as measured)' : `÷ ${+(1 / w.linkScale).toPrecision(2)}`;
+    this.inputs.link.disabled = !!w.wifi;
     this.inputs.budget.setAttribute('aria-invalid', String(!(Number(this.inputs.budget.value) > 0)));
     const rows = whatIfRows(cfg, w, m);
     const c = crossover(cfg, w);
@@ -265,7 +279,7 @@ export class CostPanel {
     const params = fmt.compact(buildParamTable(cfg).total);
     this.whatTable.replaceChildren(
       h('p', { class: 'cmp-whatif-model' }, h('strong', {}, `${cfg.preset}: ${params} parameters`),
-        ` · ${cfg.n_layer} layers × ${cfg.n_embd} channels · batch ${cfg.batch_size} × ${cfg.block_size} tokens per worker · ${w.transport}` +
+        ` · ${cfg.n_layer} layers × ${cfg.n_embd} channels · batch ${cfg.batch_size} × ${cfg.block_size} tokens per worker · ${w.wifi ? 'classroom Wi-Fi, 20 MB/s shared (ring)' : w.transport}` +
         (!m ? ' · press Calibrate for times' : m.cores ? ` · times for this computer (${m.cores} cores shared by the workers)` : '')),
       h('table', { class: 'cmp-table', id: 'compare-whatif' }, head, h('tbody', {}, ...body)),
     );
@@ -273,6 +287,12 @@ export class CostPanel {
     this.verdict.dataset.fsdpFrom = String(c.fsdpFrom ?? '');
     this.verdict.dataset.tpFrom = String(c.tpFrom ?? '');
     this.verdict.dataset.ppFrom = String(c.ppFrom ?? '');
+    const room = classroom(cfg, w, m);
+    this.wifiVerdict.replaceChildren(...wifiVerdictOf(room));
+    Object.assign(this.wifiVerdict.dataset, {
+      ddpStopsAt: room ? String(room.scenario.ddpStopsAt ?? '') : '', dilocoStopsAt: room ? String(room.scenario.dilocoStopsAt ?? '') : '',
+      ddpMs: room ? String(room.at.ddpMs) : '', dilocoMs: room ? String(room.at.dilocoMs) : '', workers: room ? String(room.at.workers) : '',
+    });
     const a = advice(cfg, w, m);
     this.advice.replaceChildren(
       h('li', { 'data-advice': 'memory' }, h('strong', {}, 'Memory: '), a.memory),
@@ -307,4 +327,25 @@ function verdictOf(c: Crossover, w: WhatIf): (Node | string)[] {
   const first = ([['FSDP full', c.fsdpFrom], ['TP', c.tpFrom], ['PP', c.ppFrom]] as const).filter(([, n]) => n !== null).sort((x, y) => x[1]! - y[1]!);
   return [h('strong', {}, `Split the model: ${first.map(([k, n]) => `${k} ${from(n)}`).join(', ')}`),
     `. DDP needs ${fmt.bytes(c.ddpNeed)} per worker however many workers there are, more than ${b}; FSDP full fits ${from(c.fsdpFrom)}${c.gradOpFrom !== null ? `, FSDP grad_op ${from(c.gradOpFrom)}` : ''}${others}.`];
+}
+
+/**
+ * The classroom Wi-Fi paragraph: at the what-if's number of students, per-step DDP's and DiLoCo's step
+ * over 20 MB/s shared, from how many students each stops paying, and which model sizes each still pays for.
+ */
+function wifiVerdictOf(room: Classroom | null): (Node | string)[] {
+  if (!room) return [h('span', { class: 'muted' }, 'Calibrate (or run a comparison) to see where per-step DDP stops paying on a classroom’s Wi-Fi and DiLoCo takes over: it is compute time against link time.')];
+  const { at, scenario: s } = room;
+  const stops = (n: number | null) => (n === null ? `pays up to ${CLASS_MAX} students` : `stops paying from ${n} students`);
+  const pays = room.models.filter((x) => x.ddpPays).map((x) => x.name);
+  const only = room.models.filter((x) => !x.ddpPays && x.dilocoPays).map((x) => x.name);
+  const per = (b: number) => fmt.bytes(Math.round(b));
+  return [
+    h('strong', {}, `Over classroom Wi-Fi (20 MB/s shared, ${(room.wifi.alpha * 1000).toFixed(0)} ms a message), ${at.workers} students: per-step DDP ${ms(at.ddpMs)} a step, DiLoCo (H = ${room.innerSteps}) ${ms(at.dilocoMs)}`),
+    `, against ${ms(at.computeMs)} of compute on each laptop; DDP sends ${per(at.ddpBytes)} per student per step, DiLoCo ${per(at.dilocoBytes)}. ` +
+      `Each gets ${(100 * at.ddpEfficiency).toFixed(0)}% and ${(100 * at.dilocoEfficiency).toFixed(0)}% of perfect scaling. A strategy stops paying when a laptop spends more than half its step waiting on the Wi-Fi: ` +
+      `for this model per-step DDP ${stops(s.ddpStopsAt)}, DiLoCo ${stops(s.dilocoStopsAt)}` +
+      (s.ddpStopsAt !== null && (s.dilocoStopsAt === null || s.dilocoStopsAt > s.ddpStopsAt) ? `: from ${s.ddpStopsAt} students on, DiLoCo takes over. ` : '. ') +
+      `At ${at.workers} students DDP still pays for ${pays.length ? pays.join(', ') : 'none of the presets'}` + (only.length ? `; only DiLoCo does for ${only.join(', ')}.` : '.'),
+  ];
 }

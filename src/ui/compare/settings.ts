@@ -2,20 +2,21 @@
 // steps, and their round trip through the URL. Pure functions (no DOM), tested in Node.
 //
 // The compare settings live in the URL's hash (#compare?strategies=single,ddp&workers=2&steps=20&break=kill@10,
-// with PP's micro-batches as &microbatches=4 when a pipeline is among the strategies),
+// with PP's micro-batches as &microbatches=4 when a pipeline is among the strategies, and DiLoCo's inner
+// steps and compression as &inner_steps=20&outer_compress=fp16 when DiLoCo is),
 // not in its query: the query belongs to the setup form (src/ui/setup.ts), which names every key it
 // does not know as a problem, and keeps the hash when it rewrites the query.
 
 import type { RunConfig } from '../../model/config';
 import type { DistOptions, FaultOptions } from '../../parallel/coordinator';
 import type { TransportKind } from '../../parallel/collectives';
-import type { Plan } from '../../parallel/costmodel';
+import { DEFAULT_INNER_STEPS, OUTER_COMPRESS, type OuterCompress, type Plan } from '../../parallel/costmodel';
 import { FAULT_KINDS, type FaultKind } from '../../parallel/faults';
 import { splitsBatch, type Strategy } from '../../parallel/layout';
 import { checkSplit } from '../../parallel/parts';
 
-export type StrategyKey = 'single' | 'ddp' | 'fsdp-full' | 'fsdp-noprefetch' | 'fsdp-grad_op' | 'tp' | 'pp-1f1b' | 'pp-gpipe';
-export const STRATEGY_KEYS: readonly StrategyKey[] = ['single', 'ddp', 'fsdp-full', 'fsdp-noprefetch', 'fsdp-grad_op', 'tp', 'pp-1f1b', 'pp-gpipe'];
+export type StrategyKey = 'single' | 'ddp' | 'fsdp-full' | 'fsdp-noprefetch' | 'fsdp-grad_op' | 'tp' | 'pp-1f1b' | 'pp-gpipe' | 'diloco';
+export const STRATEGY_KEYS: readonly StrategyKey[] = ['single', 'ddp', 'fsdp-full', 'fsdp-noprefetch', 'fsdp-grad_op', 'tp', 'pp-1f1b', 'pp-gpipe', 'diloco'];
 /** The what-if's strategies: FSDP full without prefetch is a comparison of its own (what prefetch hides), not a choice. */
 export const WHATIF_KEYS: readonly StrategyKey[] = STRATEGY_KEYS.filter((k) => k !== 'fsdp-noprefetch');
 export const isFsdp = (key: StrategyKey): boolean => key === 'fsdp-full' || key === 'fsdp-noprefetch' || key === 'fsdp-grad_op';
@@ -29,6 +30,7 @@ export const STRATEGY_LABELS: Record<StrategyKey, string> = {
   tp: 'TP',
   'pp-1f1b': 'PP 1F1B',
   'pp-gpipe': 'PP GPipe',
+  diloco: 'DiLoCo',
 };
 
 /** One line a student understands, per strategy. */
@@ -41,7 +43,14 @@ export const STRATEGY_HELP: Record<StrategyKey, string> = {
   tp: 'every layer split across the workers (whole heads, MLP columns); activations all-reduced 4 times per block',
   'pp-1f1b': 'each worker a stage of blocks; micro-batches flow through, one forward then one backward',
   'pp-gpipe': 'each worker a stage of blocks; all micro-batches forward, then all backward (more in flight)',
+  diloco: 'every worker trains its own copy for H steps without talking, then the copies average what they learned (an outer Nesterov step): 1/H of DDP\'s traffic',
 };
+
+/**
+ * Strategies whose losses are not those of one worker with the global batch (DiLoCo's replicas drift
+ * apart for H steps): their curves are compared against tokens and wall time, not expected to coincide.
+ */
+export const NOT_SAME_MATH: readonly StrategyKey[] = ['diloco'];
 
 /** The strategies that split the model itself (their workers all work on the same batch). */
 export const MODEL_PARALLEL: readonly StrategyKey[] = ['tp', 'pp-1f1b', 'pp-gpipe'];
@@ -56,6 +65,8 @@ export const MAX_COMPARE_WORKERS = 8; // MAX_WORKERS of the coordinator
 export const MIN_STEPS = 4;
 export const MAX_STEPS = 200;
 export const MAX_MICROBATCHES = 64;
+export const MAX_INNER_STEPS = 1000;
+export { DEFAULT_INNER_STEPS, OUTER_COMPRESS, type OuterCompress };
 
 /** "Break something during the run": a fault on worker FAULT_RANK while it trains `step` (1-based). */
 export interface CompareFault {
@@ -70,6 +81,8 @@ export interface CompareSettings {
   steps: number;
   fault?: CompareFault; // none when absent; only strategies with 2 or more workers get it
   microbatches?: number; // PP's micro-batches per step (DEFAULT_MICROBATCHES when absent)
+  innerSteps?: number; // DiLoCo's H (DEFAULT_INNER_STEPS when absent)
+  outerCompress?: OuterCompress; // DiLoCo's pseudo-gradients on the wire ('none', fp32, when absent)
 }
 
 /** The worker the Compare view breaks: every strategy it breaks has at least 2. */
@@ -141,8 +154,11 @@ export function strategyOf(key: StrategyKey): Strategy {
   return isFsdp(key) ? 'fsdp' : isPipeline(key) ? 'pp' : key as Strategy;
 }
 
-export function distFor(key: StrategyKey, s: Pick<CompareSettings, 'workers' | 'transport' | 'microbatches'>, bucketMb: number): DistOptions {
+export function distFor(key: StrategyKey, s: Pick<CompareSettings, 'workers' | 'transport' | 'microbatches' | 'innerSteps' | 'outerCompress'>, bucketMb: number): DistOptions {
   if (key === 'single') return { strategy: 'single', workers: 1, transport: s.transport, bucketMb };
+  if (key === 'diloco') {
+    return { strategy: 'diloco', workers: s.workers, transport: s.transport, bucketMb, innerSteps: s.innerSteps ?? DEFAULT_INNER_STEPS, outerCompress: s.outerCompress ?? 'none' };
+  }
   if (key === 'ddp') return { strategy: 'ddp', workers: s.workers, transport: s.transport, bucketMb };
   if (key === 'tp') return { strategy: 'tp', workers: s.workers, transport: s.transport, bucketMb };
   if (isPipeline(key)) {
@@ -171,6 +187,7 @@ export function planOf(d: DistOptions): Plan {
   return {
     strategy: d.strategy, workers: d.workers, transport: d.transport, bucketMb: d.bucketMb, shard: d.shard, microbatches: d.microbatches, schedule: d.schedule,
     prefetch: d.prefetch, buddies: d.faults?.buddies !== false,
+    ...(d.strategy === 'diloco' ? { innerSteps: d.innerSteps ?? DEFAULT_INNER_STEPS, outerCompress: d.outerCompress ?? 'none' } : {}),
   };
 }
 
@@ -179,6 +196,9 @@ export function toHash(s: CompareSettings): string {
   const q = new URLSearchParams({ strategies: s.strategies.join(','), workers: String(s.workers), transport: s.transport, steps: String(s.steps) });
   if (s.fault) q.set('break', `${s.fault.kind}@${s.fault.step}`);
   if (s.microbatches !== undefined && (s.strategies.some(isPipeline) || s.microbatches !== DEFAULT_MICROBATCHES)) q.set('microbatches', String(s.microbatches));
+  const diloco = s.strategies.includes('diloco');
+  if (s.innerSteps !== undefined && (diloco || s.innerSteps !== DEFAULT_INNER_STEPS)) q.set('inner_steps', String(s.innerSteps));
+  if (s.outerCompress !== undefined && (diloco || s.outerCompress !== 'none')) q.set('outer_compress', s.outerCompress);
   return '#compare?' + q.toString().replace(/%2C/g, ',').replace(/%40/g, '@');
 }
 
@@ -214,6 +234,17 @@ export function fromHash(hash: string): { settings: CompareSettings; problems: s
     const n = Number(mb);
     if (mb.trim() !== '' && Number.isInteger(n) && n >= 1 && n <= MAX_MICROBATCHES) settings.microbatches = n;
     else problems.push(`microbatches must be a whole number from 1 to ${MAX_MICROBATCHES}, got "${mb}"`);
+  }
+  const h = q.get('inner_steps');
+  if (h !== null) {
+    const n = Number(h);
+    if (h.trim() !== '' && Number.isInteger(n) && n >= 1 && n <= MAX_INNER_STEPS) settings.innerSteps = n;
+    else problems.push(`inner_steps must be a whole number from 1 to ${MAX_INNER_STEPS}, got "${h}"`);
+  }
+  const oc = q.get('outer_compress');
+  if (oc !== null) {
+    if ((OUTER_COMPRESS as readonly string[]).includes(oc)) settings.outerCompress = oc as OuterCompress;
+    else problems.push(`outer_compress must be ${OUTER_COMPRESS.join(', ')}, got "${oc}"`);
   }
   const t = q.get('transport');
   if (t !== null) {

@@ -4,7 +4,7 @@
 
 import type { MemoryReport } from '../../train/trainer';
 import type { RunRecord, StepRecord } from './runner';
-import { warmupSteps } from './settings';
+import { NOT_SAME_MATH, warmupSteps, type StrategyKey } from './settings';
 import { median } from '../../util/stats';
 import { memoryTotal } from '../memory';
 import { splitsBatch } from '../../parallel/layout';
@@ -28,7 +28,7 @@ export interface RunSummary {
   waitMs: number;
   stragglerMs: number; // of waitMs, waiting for a slower worker rather than for data
   idleShare: number; // median over timed steps of the mean over workers of waitMs / the worker's step (PP: the bubble, measuredBubble)
-  bytesPerWorker: number; // sent per step, mean over workers
+  bytesPerWorker: number; // sent per step, mean over workers (DiLoCo: over all its steps, as it sends once every H)
   memory: MemoryReport; // the worker that needs the most
   memoryTotal: number;
   losses: number[];
@@ -75,9 +75,25 @@ export function maxLossDiff(a: number[], b: number[]): { max: number; step: numb
   return { max, step };
 }
 
-/** The run every other run's losses are compared with: single if it ran, else the first. */
+/** The run every other run's losses are compared with: single if it ran, else the first that does the same math. */
 export function reference(runs: RunRecord[]): RunRecord | undefined {
-  return runs.find((r) => r.key === 'single') ?? runs[0];
+  return runs.find((r) => r.key === 'single') ?? runs.find((r) => !sameMathExempt(r.key)) ?? runs[0];
+}
+
+/** DiLoCo's losses are not one worker's with the global batch: compared against tokens and time, not expected to coincide. */
+export function sameMathExempt(key: string): boolean {
+  return (NOT_SAME_MATH as readonly string[]).includes(key as StrategyKey);
+}
+
+/**
+ * Bytes sent per step, mean over workers: the last step's, or for DiLoCo (which sends only every H steps)
+ * the mean over all its steps.
+ */
+export function bytesPerStep(run: RunRecord): number {
+  const perStep = (s: StepRecord) => mean(s.ranks.map((r) => r.bytesSent));
+  if (run.dist.strategy === 'diloco') return run.steps.length ? mean(run.steps.map(perStep)) : 0;
+  const last = run.steps.at(-1);
+  return last ? perStep(last) : 0;
 }
 
 export function summarize(run: RunRecord, ref: RunRecord | undefined): RunSummary {
@@ -85,7 +101,6 @@ export function summarize(run: RunRecord, ref: RunRecord | undefined): RunSummar
   const stepMs = median(timed.map((s) => s.ms));
   const tokens = run.steps[0]?.tokens ?? 0;
   const part = (k: 'computeMs' | 'commMs' | 'waitMs' | 'stragglerMs') => median(timed.map((s) => mean(s.ranks.map((r) => r[k]))));
-  const last = run.steps.at(-1);
   const memory = run.memory.reduce((a, b) => (memoryTotal(b) > memoryTotal(a) ? b : a), run.memory[0]);
   const losses = run.steps.map((s) => s.loss);
   return {
@@ -103,7 +118,7 @@ export function summarize(run: RunRecord, ref: RunRecord | undefined): RunSummar
     waitMs: part('waitMs'),
     stragglerMs: part('stragglerMs'),
     idleShare: timed.length ? median(timed.map(idleOf)) : 0,
-    bytesPerWorker: last ? mean(last.ranks.map((r) => r.bytesSent)) : 0,
+    bytesPerWorker: bytesPerStep(run),
     memory,
     memoryTotal: memory ? memoryTotal(memory) : 0,
     losses,
@@ -114,7 +129,7 @@ export function summarize(run: RunRecord, ref: RunRecord | undefined): RunSummar
 
 /** The verdict on the loss curves: do they coincide, and if not, which run is furthest off and where. */
 export function lossVerdict(summaries: RunSummary[]): { coincide: boolean; max: number; worst: RunSummary | null } | null {
-  const compared = summaries.filter((s) => s.lossDiff);
+  const compared = summaries.filter((s) => s.lossDiff && !sameMathExempt(s.key));
   if (!compared.length) return null;
   const size = (s: RunSummary) => (Number.isNaN(s.lossDiff!.max) ? Infinity : s.lossDiff!.max); // a NaN loss is the worst
   const worst = compared.reduce((a, b) => (size(b) > size(a) ? b : a));
@@ -218,4 +233,32 @@ export function prefetchEffect(summaries: RunSummary[]): { on: RunSummary; off: 
   const off = summaries.find((s) => s.key === 'fsdp-noprefetch');
   if (!on || !off) return null;
   return { on, off, savedMs: off.stepMs - on.stepMs, waitSavedMs: off.waitMs - on.waitMs };
+}
+
+/**
+ * DiLoCo's bytes per step against DDP's, measured, beside the formula: DDP all-reduces 4P bytes every
+ * step, DiLoCo P values of 4, 2 or 1 bytes once every H steps: (bytes per value / 4) / H. null without both.
+ */
+export function dilocoRatio(summaries: RunSummary[], run: RunRecord | undefined): { ratio: number; formula: number; diloco: RunSummary; ddp: RunSummary; innerSteps: number; compress: string } | null {
+  const ddp = summaries.find((s) => s.key === 'ddp');
+  const diloco = summaries.find((s) => s.key === 'diloco');
+  if (!ddp || !diloco || !run || !(ddp.bytesPerWorker > 0)) return null;
+  const H = run.dist.innerSteps ?? 20;
+  const compress = run.dist.outerCompress ?? 'none';
+  const bpv = compress === 'fp16' ? 2 : compress === 'int8' ? 1 : 4;
+  return { ratio: diloco.bytesPerWorker / ddp.bytesPerWorker, formula: bpv / 4 / H, diloco, ddp, innerSteps: H, compress };
+}
+
+/** The x values of the DDP-against-DiLoCo charts: tokens seen after each step, and measured wall time (s) after each step. */
+export function lossAxes(run: RunRecord): { tokens: number[]; seconds: number[] } {
+  let tokens = 0;
+  let ms = 0;
+  const out = { tokens: [] as number[], seconds: [] as number[] };
+  for (const s of run.steps) {
+    tokens += s.tokens;
+    ms += s.ms;
+    out.tokens.push(tokens);
+    out.seconds.push(ms / 1000);
+  }
+  return out;
 }

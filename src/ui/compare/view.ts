@@ -7,7 +7,10 @@
 // coincide. Beside data parallelism (DDP, FSDP) it runs model parallelism: TP and PP (1F1B and GPipe
 // as separate entries), each with the same global batch (DDP and FSDP split it; single, TP and PP train
 // all of it on every worker). After a comparison a lesson panel (lesson.ts) says what each strategy
-// split and what it paid for it, in the run's numbers.
+// split and what it paid for it, in the run's numbers. DiLoCo (local SGD: H steps alone, then an outer
+// step on the averaged pseudo-gradients) runs beside per-step DDP: its bytes per step against DDP's (1/H
+// of them, less with fp16 or int8), and the loss of both against tokens and against wall time, measured
+// on this link and as the cost model predicts it over classroom Wi-Fi (20 MB/s shared by the workers).
 //
 // main.ts mounts it with getters for its setup and corpus (mountCompare) and calls refresh() when they
 // change. Everything is built inside the #compare section; numbers are also exposed as data attributes
@@ -21,19 +24,20 @@ import { FAULT_KINDS, type FaultKind } from '../../parallel/faults';
 import { DEFAULT_BUCKET_MB } from '../../parallel/layout';
 import { h } from '../dom';
 import * as fmt from '../format';
-import { LossOverlay, STRATEGY_SWATCH } from './charts';
+import { LossAgainst, LossOverlay, STRATEGY_SWATCH, type XYSeries } from './charts';
 import { CostPanel } from './costpanel';
 import { copy, download, traceFileName, traceJson } from './export';
 import { CompareStopped, StopSignal, calibrate, runCompare, type CompareRequest, type LinkCalibration, type Progress, type RunRecord } from './runner';
 import {
-  COMPARE_HANG_FLOOR_MS, DEFAULT_MICROBATCHES, FAULT_LABELS, MAX_COMPARE_WORKERS, MAX_MICROBATCHES, MAX_STEPS, MIN_STEPS, MIN_WORKERS, STRATEGY_HELP, STRATEGY_KEYS, STRATEGY_LABELS, TRANSPORT_KINDS,
-  faultStepProblem, fromHash, isPipeline, middleStep, splitProblem, toHash, type CompareFault, type CompareSettings, type StrategyKey,
+  COMPARE_HANG_FLOOR_MS, DEFAULT_INNER_STEPS, DEFAULT_MICROBATCHES, FAULT_LABELS, MAX_COMPARE_WORKERS, MAX_INNER_STEPS, MAX_MICROBATCHES, MAX_STEPS, MIN_STEPS, MIN_WORKERS, OUTER_COMPRESS,
+  STRATEGY_HELP, STRATEGY_KEYS, STRATEGY_LABELS, TRANSPORT_KINDS,
+  faultStepProblem, fromHash, isPipeline, middleStep, splitProblem, toHash, type CompareFault, type CompareSettings, type OuterCompress, type StrategyKey,
 } from './settings';
-import { bytesRatio, prefetchEffect, reference, resultRow, summarize, toCsv, type RunSummary } from './summary';
+import { bytesRatio, dilocoRatio, lossAxes, prefetchEffect, reference, resultRow, summarize, toCsv, type RunSummary } from './summary';
 import { legends, renderVerdict, resultsTable } from './results';
 import { Timeline, stepWindows } from './timeline';
 import { LESSON_TITLE, lesson } from './lesson';
-import { flopsFromRun, predictRun, type Measured } from './whatif';
+import { flopsFromRun, predictRun, wifiTimeline, type Measured } from './whatif';
 
 /** What the view reads from the page. */
 export interface PageContext {
@@ -70,6 +74,8 @@ export class CompareView {
     transport: h('select', { id: 'compare-transport' }, ...TRANSPORT_KINDS.map((t) => h('option', { value: t }, t))),
     steps: h('input', { id: 'compare-steps', type: 'text', inputmode: 'numeric' }),
     microbatches: h('input', { id: 'compare-microbatches', type: 'text', inputmode: 'numeric' }),
+    innerSteps: h('input', { id: 'compare-inner-steps', type: 'text', inputmode: 'numeric' }),
+    outerCompress: h('select', { id: 'compare-outer-compress' }, ...OUTER_COMPRESS.map((c) => h('option', { value: c }, c === 'none' ? 'none (fp32)' : c))),
     breakKind: h('select', { id: 'compare-break' }, h('option', { value: '' }, 'nothing'), ...FAULT_KINDS.map((k) => h('option', { value: k }, FAULT_LABELS[k]))),
     breakStep: h('input', { id: 'compare-break-step', type: 'text', inputmode: 'numeric', 'aria-label': 'at step' }),
     run: h('button', { id: 'compare-run', type: 'button', class: 'primary big' }, 'Run comparison'),
@@ -85,6 +91,11 @@ export class CompareView {
     results: h('div', { class: 'cmp-table-wrap' }),
     exports: h('div', { class: 'button-row cmp-exports' }),
     lossBox: h('div', { class: 'cmp-chart', id: 'compare-loss-chart' }),
+    dilocoCard: h('section', { class: 'card', id: 'compare-diloco', 'aria-labelledby': 'compare-diloco-title', hidden: true }),
+    dilocoBytes: h('p', { id: 'compare-diloco-bytes', class: 'cmp-bytes-ratio' }),
+    tokensBox: h('div', { class: 'cmp-chart', id: 'compare-loss-tokens' }),
+    timeBox: h('div', { class: 'cmp-chart', id: 'compare-loss-time' }),
+    timeNote: h('p', { class: 'muted', id: 'compare-loss-time-note' }),
     runPills: h('div', { class: 'cmp-pills', role: 'group', 'aria-label': 'Run shown in the timeline' }),
     traceButton: h('button', { id: 'compare-trace', type: 'button', disabled: true }, 'Download trace (Perfetto)'),
     timelineTitle: h('p', { class: 'muted' }, 'Every worker’s last steps: its thread above, its collectives below.'),
@@ -92,6 +103,8 @@ export class CompareView {
   };
   private problem: string | null = null; // what is wrong with the compare form (Run is disabled meanwhile)
   private readonly loss: LossOverlay;
+  private readonly lossTokens: LossAgainst;
+  private readonly lossTime: LossAgainst;
   private readonly timeline: Timeline;
   private readonly cost: CostPanel;
 
@@ -115,6 +128,8 @@ export class CompareView {
         field('transport', this.el.transport, 'how workers talk'),
         field('steps', this.el.steps, `per strategy`),
         field('microbatches', this.el.microbatches, 'PP: per step'),
+        field('inner steps (H)', this.el.innerSteps, 'DiLoCo: steps alone'),
+        field('pseudo-gradients', this.el.outerCompress, 'DiLoCo: on the wire'),
         h('div', { class: 'cmp-break' },
           h('label', { class: 'field' }, h('span', { class: 'field-name' }, 'break something during the run'),
             h('span', { class: 'cmp-break-row' }, this.el.breakKind, h('span', { class: 'muted' }, 'at step'), this.el.breakStep),
@@ -149,7 +164,8 @@ export class CompareView {
         this.el.error),
       card('compare-results-title', 'Results', h('div', { class: 'cmp-head-right' }, this.el.exports),
         this.el.verdict, this.el.results, this.el.bytesRatio, this.el.prefetch, legends()),
-      card('compare-loss-title', 'Loss curves', 'Same samples, same math: the curves should lie on top of each other.', this.el.lossBox),
+      card('compare-loss-title', 'Loss curves', 'Same samples, same math: the curves should lie on top of each other (DiLoCo does other math: its copies train alone for H steps).', this.el.lossBox),
+      this.el.dilocoCard,
       card('compare-timeline-title', 'Timeline', h('div', { class: 'cmp-head-right' }, this.el.runPills, this.el.traceButton), this.el.timelineTitle, timelineBox),
       h('section', { class: 'card cmp-lesson-card', id: 'compare-lesson', 'aria-labelledby': 'compare-lesson-title' },
         h('div', { class: 'card-head' }, h('h2', { id: 'compare-lesson-title' }, LESSON_TITLE)), this.el.lesson),
@@ -167,6 +183,15 @@ export class CompareView {
     });
 
     this.loss = new LossOverlay(this.el.lossBox, 300);
+    this.el.dilocoCard.append(
+      h('div', { class: 'card-head' }, h('h2', { id: 'compare-diloco-title' }, 'Per-step DDP against DiLoCo'),
+        h('p', { class: 'muted' }, 'DDP averages gradients every step; DiLoCo lets every worker train alone for H steps, then averages what they learned. Fewer bytes, at what cost in loss?')),
+      this.el.dilocoBytes,
+      h('h3', { class: 'cmp-h3' }, 'Loss against tokens'), this.el.tokensBox,
+      h('h3', { class: 'cmp-h3' }, 'Loss against wall time'), this.el.timeNote, this.el.timeBox,
+    );
+    this.lossTokens = new LossAgainst(this.el.tokensBox, 260, 'tokens', (v) => fmt.compact(v));
+    this.lossTime = new LossAgainst(this.el.timeBox, 260, 'seconds', (v) => (v >= 10 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2)));
     this.timeline = new Timeline(timelineBox);
     this.cost = new CostPanel(costBox, { calibrate: () => void this.calibrate() });
     this.drawExports();
@@ -190,6 +215,8 @@ export class CompareView {
     this.el.transport.value = s.transport;
     this.el.steps.value = String(s.steps);
     this.el.microbatches.value = String(s.microbatches ?? DEFAULT_MICROBATCHES);
+    this.el.innerSteps.value = String(s.innerSteps ?? DEFAULT_INNER_STEPS);
+    this.el.outerCompress.value = s.outerCompress ?? 'none';
     this.el.breakKind.value = s.fault?.kind ?? '';
     this.el.breakStep.value = s.fault ? String(s.fault.step) : '';
     this.el.breakStep.placeholder = `${middleStep(s.steps)}`;
@@ -228,19 +255,30 @@ export class CompareView {
     const mbOk = mbRaw !== '' && Number.isInteger(microbatches) && microbatches >= 1 && microbatches <= MAX_MICROBATCHES;
     const workers = Number(this.el.workers.value);
     const transport = this.el.transport.value as TransportKind;
+    const diloco = strategies.includes('diloco');
+    const hRaw = this.el.innerSteps.value.trim();
+    const innerSteps = Number(hRaw);
+    const hOk = hRaw !== '' && Number.isInteger(innerSteps) && innerSteps >= 1 && innerSteps <= MAX_INNER_STEPS;
+    const outerCompress = this.el.outerCompress.value as OuterCompress;
+    const dilocoSettings = {
+      ...(hOk && (diloco || innerSteps !== DEFAULT_INNER_STEPS) ? { innerSteps } : {}),
+      ...(diloco || outerCompress !== 'none' ? { outerCompress } : {}),
+    };
     // TP's workers must divide n_head; PP's stages fit the blocks and its micro-batches the global batch.
     const cfg = this.ctx.config();
     const split = cfg && (mbOk || !pp) ? splitProblem(strategies, cfg, { workers, transport, microbatches: mbOk ? microbatches : undefined }) : null;
     const problem = !strategies.length ? 'Choose at least one strategy.'
       : !stepsOk ? `steps must be a whole number from ${MIN_STEPS} to ${MAX_STEPS}.`
         : pp && !mbOk ? `microbatches must be a whole number from 1 to ${MAX_MICROBATCHES}.`
+          : diloco && !hOk ? `DiLoCo's inner steps (H) must be a whole number from 1 to ${MAX_INNER_STEPS}.`
           : faultProblem ? `Break something: ${faultProblem}.`
             : split ? `${split}.` : null;
     this.el.steps.setAttribute('aria-invalid', String(!stepsOk));
     this.el.microbatches.setAttribute('aria-invalid', String(pp && (!mbOk || /micro-batches/.test(split ?? ''))));
     this.el.breakStep.setAttribute('aria-invalid', String(!!faultProblem));
+    this.el.innerSteps.setAttribute('aria-invalid', String(diloco && !hOk));
     if (problem) return { settings: null, problem };
-    return { settings: { strategies, workers, transport, steps, ...(fault ? { fault } : {}), ...(mbOk && (pp || microbatches !== DEFAULT_MICROBATCHES) ? { microbatches } : {}) }, problem };
+    return { settings: { strategies, workers, transport, steps, ...(fault ? { fault } : {}), ...(mbOk && (pp || microbatches !== DEFAULT_MICROBATCHES) ? { microbatches } : {}), ...dilocoSettings }, problem };
   }
 
   /** Re-reads the page's setup (main.ts calls it whenever the setup or the corpus changes). */
@@ -260,6 +298,7 @@ export class CompareView {
     this.el.stop.disabled = this.state !== 'running';
     for (const el of [...this.el.strategies.values(), this.el.workers, this.el.transport, this.el.steps, this.el.breakKind]) el.disabled = active;
     this.el.microbatches.disabled = active || !STRATEGY_KEYS.some((k) => isPipeline(k) && this.el.strategies.get(k)!.checked);
+    this.el.innerSteps.disabled = this.el.outerCompress.disabled = active || !this.el.strategies.get('diloco')!.checked;
     this.el.breakStep.disabled = active || !this.el.breakKind.value;
     this.root.dataset.state = this.state;
     if (!cfg) {
@@ -271,15 +310,17 @@ export class CompareView {
       const seqs = s.workers * b;
       const model = s.strategies.filter((k) => k === 'tp' || isPipeline(k)).map((k) => STRATEGY_LABELS[k]);
       const pp = s.strategies.some(isPipeline) ? ` PP cuts them into ${s.microbatches ?? DEFAULT_MICROBATCHES} micro-batches of ${seqs / (s.microbatches ?? DEFAULT_MICROBATCHES)}.` : '';
+      const H = s.innerSteps ?? DEFAULT_INNER_STEPS;
+      const dl = s.strategies.includes('diloco') ? ` DiLoCo: ${s.workers} workers × ${b} each, averaging every ${H} step${H > 1 ? 's' : ''}${s.outerCompress && s.outerCompress !== 'none' ? ` in ${s.outerCompress}` : ''}.` : '';
       this.el.setup.replaceChildren(
         h('strong', {}, `${cfg.preset}`), ` (${cfg.n_layer} layers × ${cfg.n_embd}, ${cfg.n_head} heads, seed ${cfg.seed}, ${cfg.backend} backend) · `,
         h('strong', {}, `global batch ${seqs} sequences (${fmt.count(seqs * cfg.block_size)} tokens)`),
-        ` per step: DDP and FSDP ${s.workers} workers × ${b} each; single${model.length ? `, ${model.join(', ')}` : ''} train${model.length ? '' : 's'} all ${seqs} at once${model.length ? ' (every worker on the same batch)' : ''}.${pp}`,
+        ` per step: DDP and FSDP ${s.workers} workers × ${b} each; single${model.length ? `, ${model.join(', ')}` : ''} train${model.length ? '' : 's'} all ${seqs} at once${model.length ? ' (every worker on the same batch)' : ''}.${pp}${dl}`,
         ...(this.ctx.busy() ? [h('br'), h('span', { class: 'problem' }, 'The training run above is using the computer: stop it to compare.')] : []),
       );
     }
     const vocab = cfg ? (cfg.tokenizer === 'bpe' ? 50257 : corpus?.vocab ?? cfg.vocab_size) : 0;
-    this.cost.setSetup(cfg ? { ...cfg, vocab_size: vocab } : null, s.transport, (this.ctx.bucketMb() ?? DEFAULT_BUCKET_MB), s.microbatches);
+    this.cost.setSetup(cfg ? { ...cfg, vocab_size: vocab } : null, s.transport, (this.ctx.bucketMb() ?? DEFAULT_BUCKET_MB), s.microbatches, { innerSteps: s.innerSteps, outerCompress: s.outerCompress });
   }
 
   private request(): CompareRequest | null {
@@ -317,6 +358,9 @@ export class CompareView {
           if (run.key === 'single') {
             const f = flopsFromRun(run);
             this.flops = { flops: f.flops, from: `${run.label}’s median compute, ${f.computeMs.toFixed(1)} ms for ${fmt.count(run.cfg.batch_size * run.cfg.block_size)} tokens`, backend: run.info.backend.name };
+          } else if (!this.flops && run.probe && !req.settings.strategies.includes('single')) {
+            // no single run to time one worker: the probe's, each of N workers computing at once (a little less than one alone)
+            this.flops = { flops: run.probe.flops, from: `the probe of ${run.probe.workers} workers computing at once around ${run.label}`, backend: run.info.backend.name };
           }
           this.selected = run.key;
           this.renderResults();
@@ -413,6 +457,7 @@ export class CompareView {
     this.renderStatements();
     this.renderTable();
     this.loss.set(this.runs.map((r, i) => ({ key: r.key, losses: this.summaries[i].losses })));
+    this.renderDiloco();
     this.renderTimeline();
     this.cost.setRuns(this.runs, this.summaries);
     this.renderCalibration();
@@ -440,6 +485,49 @@ export class CompareView {
         ` (${faster ? `${p.savedMs.toFixed(1)} ms saved` : `${(-p.savedMs).toFixed(1)} ms lost: on this busy computer the difference is within the noise`}; waiting ${p.on.waitMs.toFixed(1)} against ${p.off.waitMs.toFixed(1)} ms per worker, measured). ` +
         'With prefetch each block’s all-gather for backward is issued while the block after it is still computing its backward, so it travels under compute; without, the worker stops at every block and waits for it. Pick the two in the timeline to see it.');
     }
+  }
+
+  /**
+   * Per-step DDP against DiLoCo (shown once DiLoCo ran): bytes per step measured against the formula,
+   * and both losses against tokens and against wall time, measured on this link and predicted over
+   * classroom Wi-Fi (each run's measured compute plus the cost model's communication on 20 MB/s shared).
+   */
+  private renderDiloco(): void {
+    const pair = this.runs.filter((r) => r.key === 'ddp' || r.key === 'diloco');
+    const diloco = pair.find((r) => r.key === 'diloco');
+    this.el.dilocoCard.hidden = !diloco;
+    if (!diloco) {
+      this.lossTokens.set([]);
+      this.lossTime.set([]);
+      return;
+    }
+    const r = dilocoRatio(this.summaries, diloco);
+    const dl = this.summaries.find((s) => s.key === 'diloco')!;
+    const H = diloco.dist.innerSteps ?? DEFAULT_INNER_STEPS;
+    const c = diloco.dist.outerCompress ?? 'none';
+    Object.assign(this.el.dilocoBytes.dataset, { ratio: r ? String(r.ratio) : '', formula: r ? String(r.formula) : '', diloco: String(dl.bytesPerWorker), ddp: r ? String(r.ddp.bytesPerWorker) : '' });
+    this.el.dilocoBytes.replaceChildren(
+      h('strong', {}, `Bytes: DiLoCo sent ${fmt.bytes(Math.round(dl.bytesPerWorker))} per worker per step`),
+      r ? ` against DDP’s ${fmt.bytes(Math.round(r.ddp.bytesPerWorker))}: ${r.ratio.toPrecision(2)}× (measured, averaged over its ${diloco.steps.length} steps). The formula: DDP all-reduces all P gradients every step, 2(N−1)/N × 4P bytes; ` +
+        `DiLoCo all-reduces P pseudo-gradients of ${c === 'none' ? '4 bytes (fp32)' : c === 'fp16' ? '2 bytes (fp16)' : '1 byte (int8)'} once every H = ${H} steps: ${c === 'none' ? '' : `${c === 'fp16' ? '½' : '¼'} × `}1/${H} = ${r.formula.toPrecision(2)}× DDP’s.`
+        : ` (averaged over its ${diloco.steps.length} steps: one all-reduce of the pseudo-gradients every ${H}). Add DDP to the comparison to set them side by side.`,
+    );
+    const label = (run: RunRecord) => `${run.label}${run.key === 'diloco' ? ` (H = ${H})` : ''}`;
+    const tokens: XYSeries[] = pair.map((run) => ({ key: run.key, label: label(run), x: lossAxes(run).tokens, y: run.steps.map((s) => s.loss) }));
+    this.lossTokens.set(tokens);
+    const m = this.measured();
+    const time: XYSeries[] = [
+      ...pair.map((run) => ({ key: run.key, label: `${label(run)}, measured`, x: lossAxes(run).seconds, y: run.steps.map((s) => s.loss) })),
+      ...pair.map((run) => ({ key: run.key, label: `${label(run)}, classroom Wi-Fi (predicted)`, x: wifiTimeline(run, m), y: run.steps.map((s) => s.loss), dashed: true })),
+    ];
+    this.lossTime.set(time);
+    this.el.tokensBox.dataset.series = tokens.map((s) => s.label).join('|');
+    this.el.timeBox.dataset.series = time.map((s) => s.label).join('|');
+    const end = (s: XYSeries) => s.x.at(-1) ?? 0;
+    this.el.timeBox.dataset.ends = time.map((s) => end(s).toFixed(3)).join('|');
+    this.el.timeNote.textContent = `Solid: the steps as measured here (${diloco.dist.transport} between Web Workers on this computer). Dashed: the same steps over classroom Wi-Fi, 20 MB/s shared by the ${diloco.dist.workers} workers: ` +
+      `each run's measured compute per step plus the cost model's communication (DiLoCo pays its all-reduce every ${H}th step). ` +
+      time.filter((s) => s.dashed).map((s) => `${s.label.replace(', classroom Wi-Fi (predicted)', '')}: ${end(s).toFixed(1)} s`).join(', ') + ' for the whole run over Wi-Fi.';
   }
 
   private renderTable(): void {

@@ -5,14 +5,17 @@
 // that fits, when each strategy is the better choice (a model too big for one worker: FSDP, TP or PP; a
 // slow link: PP moves least), and the formulas with this machine's numbers plugged in.
 
-import { PRESETS, makeConfig, type PresetName, type RunConfig } from '../../model/config';
+import { PRESETS, PRESET_NAMES, makeConfig, type PresetName, type RunConfig } from '../../model/config';
 import { buildParamTable } from '../../model/params';
-import { UNCALIBRATED, achievedFlops, activationBytes, drift, flopsPerToken, predict, workerFlops, type Calibration, type Prediction } from '../../parallel/costmodel';
+import {
+  BYTES_PER_VALUE, PAYS_EFFICIENCY, UNCALIBRATED, WIFI_ALPHA_S, WIFI_BYTES_PER_S, achievedFlops, activationBytes, drift, flopsPerToken, perTransport, predict, wifiCalibration, wifiScenario, workerFlops,
+  type Calibration, type OuterCompress, type Prediction, type Wifi, type WifiScenario,
+} from '../../parallel/costmodel';
 import type { TransportKind } from '../../parallel/collectives';
 import { assignBuckets, gradientSync, shardLayout } from '../../parallel/layout';
 import { bubbleFraction, stageBlocks } from '../../parallel/pp-layout';
 import type { LinkCalibration, RunRecord } from './runner';
-import { STRATEGY_LABELS, WHATIF_KEYS, configFor, distFor, planOf, splitProblem, type StrategyKey } from './settings';
+import { NOT_SAME_MATH, STRATEGY_LABELS, WHATIF_KEYS, configFor, distFor, planOf, splitProblem, type StrategyKey } from './settings';
 import { timedSteps } from './summary';
 import { median } from '../../util/stats';
 import * as fmt from '../format';
@@ -33,10 +36,9 @@ export function flopsFromRun(run: RunRecord): { flops: number; computeMs: number
 
 /** The cost model's Calibration; linkScale < 1 is a slower link (beta times linkScale). */
 export function toCalibration(m: Measured, linkScale = 1): Calibration {
-  const per = (v: number) => ({ ring: v, star: v, shared: v, [m.link.transport]: v }) as Record<TransportKind, number>;
   return {
     flops: m.flops, cores: m.cores, concurrent: m.link.concurrent, stepOverheadMs: m.link.stepOverheadMs, hostCopy: m.link.hostCopy,
-    alpha: per(m.link.alpha), beta: per(m.link.beta * linkScale),
+    alpha: perTransport(m.link.alpha), beta: perTransport(m.link.beta * linkScale),
   };
 }
 
@@ -86,9 +88,15 @@ export interface WhatIf {
   transport: TransportKind;
   bucketMb: number;
   microbatches?: number; // PP's (DEFAULT_MICROBATCHES when absent)
+  innerSteps?: number; // DiLoCo's H (DEFAULT_INNER_STEPS when absent)
+  outerCompress?: OuterCompress; // DiLoCo's compression ('none' when absent)
+  /** Classroom Wi-Fi: instead of the measured link, one medium of 20 MB/s shared by all the workers, each a laptop of its own. */
+  wifi?: boolean;
 }
 
 export const WHATIF_MAX_WORKERS = 64;
+/** The largest class the classroom Wi-Fi scenario looks at. */
+export const CLASS_MAX = 32;
 
 /** The config a what-if model stands for: the page's setup, or a preset as it comes. */
 export function whatIfConfig(model: WhatIfModel, setup: RunConfig | null): RunConfig {
@@ -110,11 +118,22 @@ export interface WhatIfRow {
   split: string | null; // why this many workers cannot split the model this way (TP: heads; PP: blocks, micro-batches)
 }
 
-type Setting = Pick<WhatIf, 'transport' | 'bucketMb' | 'microbatches'>;
+type Setting = Pick<WhatIf, 'transport' | 'bucketMb' | 'microbatches' | 'innerSteps' | 'outerCompress'>;
 
 function need(key: StrategyKey, cfg: RunConfig, n: number, w: Setting, cal: Calibration): Prediction {
-  const d = distFor(key, { workers: n, transport: w.transport, microbatches: w.microbatches }, w.bucketMb);
+  const d = distFor(key, { workers: n, transport: w.transport, microbatches: w.microbatches, innerSteps: w.innerSteps, outerCompress: w.outerCompress }, w.bucketMb);
   return predict(configFor(key, cfg, n), planOf(d), cal);
+}
+
+/** The classroom Wi-Fi of a what-if: 20 MB/s shared; the latency measured through the relay when the link is the network's, else a Wi-Fi's few ms. */
+export function wifiOf(m: Measured | null): Wifi {
+  return { total: WIFI_BYTES_PER_S, alpha: m?.link.transport === ('network' as TransportKind) ? m.link.alpha : WIFI_ALPHA_S };
+}
+
+/** The calibration of a what-if for n workers: the measured link (slowed by linkScale), or the classroom's Wi-Fi. */
+function whatIfCalibration(w: WhatIf, m: Measured | null, n: number): Calibration {
+  if (!m) return UNCALIBRATED;
+  return w.wifi ? wifiCalibration(toCalibration(m), n, wifiOf(m)) : toCalibration(m, w.linkScale);
 }
 
 /** Why n workers cannot run key on this model (checkSplit's words), or null. */
@@ -126,7 +145,7 @@ function splitOf(key: StrategyKey, cfg: RunConfig, n: number, w: Setting): strin
 
 /** Every strategy at the what-if's workers, model, link and budget (single, TP and PP train their global batch at once). */
 export function whatIfRows(cfg: RunConfig, w: WhatIf, m: Measured | null): WhatIfRow[] {
-  const cal = m ? toCalibration(m, w.linkScale) : UNCALIBRATED;
+  const cal = whatIfCalibration(w, m, w.workers);
   return WHATIF_KEYS.map((key) => {
     const p = need(key, cfg, w.workers, w, cal);
     const split = splitOf(key, cfg, w.workers, w);
@@ -228,6 +247,11 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'> &
   const link = `n = ${n}, α = ${us(a)}, β = ${gbs(b)} (${dist.transport})`;
   if (n === 1) {
     lines.push('comm = 0: one worker has nobody to talk to');
+  } else if (dist.strategy === 'diloco') {
+    const H = p.outer?.inner_steps ?? 20;
+    const c = dist.outerCompress ?? 'none';
+    const bpv = BYTES_PER_VALUE[c];
+    lines.push(`comm = every H = ${H} steps one all-reduce of the pseudo-gradients, S = ${bpv}·P = ${mb(bpv * P)} (${c === 'none' ? 'fp32' : c}), ${arTerm} = ${ms(p.outer?.comm_ms ?? 0)}, ÷ H per step; ${link} → ${ms(p.comm_ms)}; nothing between (each worker trains its own copy)`);
   } else if (sync === 'all-reduce') {
     const buckets = assignBuckets(table, dist.bucketMb * 2 ** 20);
     lines.push(`comm = ${buckets.length} bucket all-reduce${buckets.length > 1 ? 's' : ''} of the gradients, S = 4·P = ${mb(4 * P)} in all, each ${arTerm}; ${link} → ${ms(p.comm_ms)}`);
@@ -255,12 +279,14 @@ export function explain(run: Pick<RunRecord, 'key' | 'label' | 'cfg' | 'dist'> &
   const model = sync === 'tensor' || sync === 'pipeline';
   lines.push(`step = compute + comm${bubble}${copies}${wait}${fixed} = ${ms(p.step_ms)};  tokens/s = ${model ? 'B·K·T' : 'n·B·K·T'} ÷ step = ${model ? `${B * K * T}` : `${n}·${B * K * T}`} ÷ ${ms(p.step_ms)} = ${Math.round(p.tokens_per_s).toLocaleString('en-US')}` +
     (model && n > 1 ? ' (every worker works on the same batch)' : ''));
-  lines.push(`bytes sent per worker per step = ${mb(p.bytes_per_rank)}${p.bytes_by_rank ? ` (the busiest stage; by stage: ${p.bytes_by_rank.map(mb).join(', ')})` : ''}` +
+  lines.push(`bytes sent per worker per step = ${mb(p.bytes_per_rank)}${p.outer ? ` (${mb(p.outer.bytes)} once every ${p.outer.inner_steps} steps)` : ''}${p.bytes_by_rank ? ` (the busiest stage; by stage: ${p.bytes_by_rank.map(mb).join(', ')})` : ''}` +
     (n > 1 && !p.bytes_by_rank ? (star ? ' (S to the page per collective)' : ' (ring: 2(n−1)/n · S per all-reduce, (n−1)/n · S per all-gather or reduce-scatter)') : ''));
   const mem = p.memory;
   const state = mem.params + mem.grads + mem.optimizer;
-  const perParam = mem.optimizer > 2 * mem.params ? 20 : 16;
-  const what = perParam === 20 ? 'weights 4 + grads 4 + AdamW 8 + the host optimizer\'s master copy 4' : 'weights 4 + grads 4 + AdamW 8';
+  const outerState = dist.strategy === 'diloco' ? 2 * mem.params : 0; // DiLoCo: the global model and the outer momentum
+  const perParam = (mem.optimizer - outerState > 2 * mem.params ? 20 : 16) + (outerState ? 8 : 0);
+  const what = (perParam - (outerState ? 8 : 0) === 20 ? 'weights 4 + grads 4 + AdamW 8 + the host optimizer\'s master copy 4' : 'weights 4 + grads 4 + AdamW 8') +
+    (outerState ? ' + DiLoCo\'s global model 4 and outer momentum 4' : '');
   lines.push(
     (sync === 'shard' && n > 1
       ? `memory = 16 bytes × P/n (weights 4 + grads 4 + AdamW 8, sharded; its AdamW runs on the shards, with no master copy) = 16 × ${big(Math.round(mem.params / 4))} (+ ${mb(mem.optimizer - 8 * (mem.params / 4))} of weight-decay masks) = ${mb(state)}, + gathered units at the peak ${mb(mem.gathered_peak)} (the root and ${dist.shard === 'grad_op' ? 'every block' : dist.prefetch === false ? 'one block' : 'two blocks: the next one arrives, prefetched, before this one is freed'})`
@@ -300,6 +326,7 @@ export const BETTER_WHEN: Record<StrategyKey, string> = {
   tp: 'one layer or its activations are too big for a worker, on a very fast link: its traffic grows with the batch',
   'pp-1f1b': 'the model is too big and the link is slow: only activations between stages move; it pays the bubble',
   'pp-gpipe': 'as PP 1F1B, but simpler: it holds all M micro-batches\' activations, so it needs more memory',
+  diloco: 'a replica fits but the link is slow (a class on Wi-Fi): 1/H of DDP\'s traffic, at some loss per token',
 };
 
 export interface Advice {
@@ -332,7 +359,9 @@ export function advice(cfg: RunConfig, w: WhatIf, m: Measured | null): Advice {
     ? `A whole replica fits: DDP needs ${fmt.bytes(row('ddp').p.memory.total)} per worker (≤ ${b}), so there is no need to split the model; DDP is the simple choice.`
     : `The model is too big for one worker's ${b} as a replica (DDP needs ${fmt.bytes(row('ddp').p.memory.total)}): split it. At ${w.workers} workers ${splitters.map(need).join(', ')} per worker; ` +
       (fits.length ? `${fits.map(label).join(', ')} fit${fits.length === 1 ? 's' : ''}.` : 'none fits: more workers, a smaller batch, or more memory.');
-  const parallel = rows.filter((r) => r.key !== 'single' && !r.split && w.workers > 1);
+  // the exact strategies (DiLoCo, which moves least of all but does other math, is said apart)
+  const parallel = rows.filter((r) => r.key !== 'single' && !r.split && w.workers > 1 && !NOT_SAME_MATH.includes(r.key));
+  const dl = rows.find((r) => r.key === 'diloco');
   const byBytes = [...parallel].sort((x, y) => x.p.bytes_per_rank - y.p.bytes_per_rank);
   const leastTraffic = byBytes[0]?.key ?? null;
   const traffic = !byBytes.length
@@ -341,12 +370,13 @@ export function advice(cfg: RunConfig, w: WhatIf, m: Measured | null): Advice {
       (leastTraffic?.startsWith('pp')
         ? `${label(leastTraffic)} moves least (only the activations at the boundaries between stages, and the tied embedding's gradient), so on a slow link it is the better choice, if its bubble (${pct(row(leastTraffic).p.bubble ?? 0)} of a step) is worth it.`
         : `${label(leastTraffic!)} moves least here.`) +
-      (parallel.some((r) => r.key === 'tp') ? ` TP's traffic grows with the batch and the depth (4 all-reduces of activations per block): it belongs on a fast link.` : '');
+      (parallel.some((r) => r.key === 'tp') ? ` TP's traffic grows with the batch and the depth (4 all-reduces of activations per block): it belongs on a fast link.` : '') +
+      (dl && !dl.split ? ` DiLoCo moves less still, ${fmt.bytes(Math.round(dl.p.bytes_per_rank))} (DDP's traffic once every H = ${dl.p.outer?.inner_steps ?? 20} steps), but its copies train apart between averages: a little more loss per token.` : '');
   let fastest: StrategyKey | null = null;
   let slowLink: Advice['slowLink'] = null;
   let time: string | null = null;
   if (m) {
-    const best = (rs: WhatIfRow[]) => rs.filter((r) => r.fits).reduce<WhatIfRow | null>((x, y) => (!x || y.p.step_ms < x.p.step_ms ? y : x), null);
+    const best = (rs: WhatIfRow[]) => rs.filter((r) => r.fits && !NOT_SAME_MATH.includes(r.key)).reduce<WhatIfRow | null>((x, y) => (!x || y.p.step_ms < x.p.step_ms ? y : x), null);
     const here = best(rows);
     const scale = w.linkScale / 100;
     const slow = best(whatIfRows(cfg, { ...w, linkScale: scale }, m));
@@ -357,4 +387,66 @@ export function advice(cfg: RunConfig, w: WhatIf, m: Measured | null): Advice {
         (slow ? `; on a link 100 times slower: ${slow.label} (${slow.p.step_ms.toFixed(1)} ms).` : '.');
   }
   return { fits, replicaFits, leastTraffic, fastest, slowLink, memory, traffic, time };
+}
+
+// ---- classroom Wi-Fi: where per-step DDP stops paying and DiLoCo takes over ------------------------------
+
+export interface Classroom {
+  scenario: WifiScenario;
+  at: { workers: number; ddpMs: number; dilocoMs: number; computeMs: number; ddpEfficiency: number; dilocoEfficiency: number; ddpBytes: number; dilocoBytes: number };
+  /** At the what-if's workers, per preset: does per-step DDP still pay (efficiency >= 1/2) over the Wi-Fi, and DiLoCo? */
+  models: { name: string; params: number; ddpPays: boolean; dilocoPays: boolean }[];
+  wifi: Wifi;
+  innerSteps: number;
+}
+
+/**
+ * The classroom Wi-Fi scenario for the what-if's model, H and compression: per-step DDP and DiLoCo for
+ * 1..CLASS_MAX laptops (each computing at this machine's one-worker FLOP/s), where each stops paying, and
+ * at the what-if's number of workers which of the presets each still pays for. null without a calibration
+ * (the crossover is a matter of compute time against link time).
+ */
+export function classroom(cfg: RunConfig, w: WhatIf, m: Measured | null): Classroom | null {
+  if (!m) return null;
+  const wifi = wifiOf(m);
+  const cal = toCalibration(m);
+  const opts = { innerSteps: w.innerSteps, outerCompress: w.outerCompress, bucketMb: w.bucketMb, wifi, max: CLASS_MAX };
+  const scenario = wifiScenario(cfg, cal, opts);
+  const n = Math.max(2, Math.min(CLASS_MAX, w.workers));
+  const pt = scenario.points[n - 1];
+  const models = PRESET_NAMES.map((name) => {
+    const c = makeConfig(name);
+    const s = wifiScenario(c, cal, { ...opts, max: n });
+    const q = s.points[n - 1];
+    return { name, params: buildParamTable(c).total, ddpPays: q.ddpEfficiency >= PAYS_EFFICIENCY, dilocoPays: q.dilocoEfficiency >= PAYS_EFFICIENCY };
+  });
+  return {
+    scenario,
+    at: {
+      workers: n, ddpMs: pt.ddp.step_ms, dilocoMs: pt.diloco.step_ms, computeMs: pt.ddp.compute_ms, ddpEfficiency: pt.ddpEfficiency, dilocoEfficiency: pt.dilocoEfficiency,
+      ddpBytes: pt.ddp.bytes_per_rank, dilocoBytes: pt.diloco.bytes_per_rank,
+    },
+    models,
+    wifi,
+    innerSteps: pt.diloco.outer?.inner_steps ?? 20,
+  };
+}
+
+/**
+ * What a measured run's steps would take over classroom Wi-Fi: its own measured compute per step (the
+ * median of the timed steps) plus the cost model's communication for its workers on a 20 MB/s medium
+ * shared by them; DiLoCo pays its outer all-reduce on every H-th step. Cumulative seconds after each step.
+ */
+export function wifiTimeline(run: RunRecord, m: Measured | null): number[] {
+  const n = run.dist.workers;
+  const computeMs = median(timedSteps(run.steps).map((s) => s.ranks.reduce((a, r) => a + r.computeMs, 0) / s.ranks.length));
+  const cal = wifiCalibration({ ...UNCALIBRATED, flops: achievedFlops(run.cfg, computeMs), hostCopy: m?.link.hostCopy }, n, wifiOf(m));
+  const p = predict(run.cfg, planOf(run.dist), cal);
+  const o = p.outer;
+  const base = o ? p.step_ms - (o.comm_ms + o.copy_ms) / o.inner_steps : p.step_ms;
+  let t = 0;
+  return run.steps.map((_, i) => {
+    t += base + (o && (i + 1) % o.inner_steps === 0 ? o.comm_ms + o.copy_ms : 0);
+    return t / 1000;
+  });
 }
