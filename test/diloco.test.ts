@@ -15,8 +15,9 @@ import { makeCollectives, wire } from '../src/parallel/wiring';
 import type { TransportKind } from '../src/parallel/collectives';
 import { INT8_BLOCK, allReduceMeanCompressed, compressedBytesSent, dilocoOuterBytes, fromHalf, outerNesterov, pack, packedFloats, roundTrip, toHalf } from '../src/parallel/diloco';
 import { decodeCheckpoint } from '../src/train/checkpoint';
-import { mulberry32 } from '../src/model/params';
+import { buildParamTable, mulberry32 } from '../src/model/params';
 import { maxAbsDiff, shakespeare } from './helpers';
+import { expectedAtRest } from '../src/ui/memory';
 
 const text = shakespeare.slice(0, 100_000);
 const vocab = charTokenizer(text).vocabSize;
@@ -184,6 +185,17 @@ describe('DiLoCo through the coordinator', () => {
     const mid = await run(cfg, { workers: 2, innerSteps: 3 }, 2);
     expect(maxAbsDiff(mid.params[0], mid.params[1])).toBeGreaterThan(0);
     expect(mid.stats[1].loss).toBeCloseTo((mid.stats[1].perRank[0].loss + mid.stats[1].perRank[1].loss) / 2, 9);
+  });
+
+  it('holds at rest what the page expects: a replica (20 bytes per parameter on wasm) and the outer state (8 more)', async () => {
+    const cfg = config({ max_iters: 2 });
+    const d = await run(cfg, { workers: 2, innerSteps: 1 }, 2);
+    const table = buildParamTable(cfg);
+    for (const r of d.stats.at(-1)!.perRank) {
+      const m = r.memory;
+      expect(m.params + m.grads + m.optimizer + m.buddy).toBe(expectedAtRest(table, { strategy: 'diloco', workers: 2 }, 'wasm').bytes);
+      expect(m.params + m.grads + m.optimizer).toBe((20 + 8) * table.total);
+    }
   });
 
   it('int8 over 3 ranks: bytes per rank as packed, and the replicas identical', async () => {

@@ -57,6 +57,9 @@ export const BYTES_PER_PARAM = 16;
 /** FSDP: a worker also keeps the next worker's shards of weights, m and v (faults.ts): 12 bytes per parameter ÷ N. */
 export const BUDDY_BYTES_PER_PARAM = 12;
 
+/** DiLoCo: a worker also keeps the global model of the last outer step and the outer momentum, 4 + 4 bytes per parameter. */
+export const DILOCO_OUTER_BYTES_PER_PARAM = 8;
+
 /** What a full replica keeps per parameter on a backend: 16, and 4 more on the CPU backends, whose
  *  AdamW updates a master copy of the weights on the host (src/train/host-adamw.ts). */
 export function replicaBytesPerParam(backend: string): number {
@@ -70,7 +73,7 @@ export const SHARD_NAMES: Record<NonNullable<DistOptions['shard']>, string> = { 
  * (20 on the CPU backends), 16 per parameter of its shards (each unit padded to a multiple of N) when
  * FSDP shards; 16 (20) per parameter of its slices under TP (tp-layout.ts tpMemoryPerRank), and of the
  * largest stage under PP (pp-layout.ts stageTable: stage 0 also holds wte and wpe, the last ln_f and
- * its copy of the tied wte).
+ * its copy of the tied wte); a replica and DiLoCo's outer state (8 per parameter) under DiLoCo.
  */
 export function expectedAtRest(table: ParamTable, d: Pick<DistOptions, 'strategy' | 'shard' | 'workers'>, backend: string): { bytes: number; formula: string } {
   const P = table.total;
@@ -93,6 +96,10 @@ export function expectedAtRest(table: ParamTable, d: Pick<DistOptions, 'strategy
       bytes: replica * big.floats,
       formula: `${replica} B × ${fmt.count(big.floats)} parameters of the largest stage (worker ${big.r}: block${hi - lo > 1 ? `s ${lo}–${hi - 1}` : ` ${lo}`}${extra})`,
     };
+  }
+  if (d.strategy === 'diloco' && N > 1) {
+    // and the outer optimizer (src/parallel/diloco.ts OuterState): the global model and its momentum
+    return { bytes: (replica + DILOCO_OUTER_BYTES_PER_PARAM) * P, formula: `(${replica} + ${DILOCO_OUTER_BYTES_PER_PARAM} B: the global model and the outer momentum) × ${fmt.count(P)} parameters` };
   }
   if (sync !== 'shard') return { bytes: replica * P, formula: `${replica} B × ${fmt.count(P)} parameters` };
   const floats = table.units.reduce((s, u) => s + shardLayout(u, d.workers).shard, 0);
