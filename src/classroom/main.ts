@@ -20,8 +20,13 @@ function lanAddress(): string {
 const host = flag('host', '0.0.0.0');
 const port = Number(flag('port', '8080'));
 const ranks = Number(flag('ranks', '8'));
-if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0 to 65535, got ${port}`);
-if (!Number.isInteger(ranks) || ranks < 1 || ranks > 1024) throw new Error(`--ranks must be 1 to 1024, got ${ranks}`);
+/** A bad flag: one line and exit code 2, as the CLI (no stack trace). */
+function usageError(message: string): never {
+  console.error(`error: ${message} (usage: npm run classroom -- [--port 8080] [--host 0.0.0.0] [--ranks 8])`);
+  process.exit(2);
+}
+if (!Number.isInteger(port) || port < 0 || port > 65535) usageError(`--port must be a whole number from 0 to 65535, got "${flag('port', '')}"`);
+if (!Number.isInteger(ranks) || ranks < 1 || ranks > 1024) usageError(`--ranks must be a whole number from 1 to 1024, got "${flag('ranks', '')}"`);
 
 const relay = await Relay.start({ host, port });
 const run = relay.createRun({ world: ranks });
