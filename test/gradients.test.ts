@@ -14,7 +14,7 @@ import { Trainer } from '../src/train/trainer';
 import { Coordinator, type DistOptions } from '../src/parallel/coordinator';
 import { spawnInProcess } from '../src/parallel/spawn';
 import type { ShardStrategy, Strategy } from '../src/parallel/layout';
-import { shakespeare } from './helpers';
+import { shakespeare, worstRelative } from './helpers';
 
 const text = shakespeare.slice(0, 100_000);
 const vocab = charTokenizer(text).vocabSize;
@@ -46,22 +46,6 @@ async function distGrads(cfg: RunConfig, dist: DistOptions) {
   }
 }
 
-/** Per parameter tensor: max |a - b| / max |ref| (the worst tensor, named). */
-function worstRelative(a: Float32Array, ref: Float32Array, cfg: RunConfig): { name: string; rel: number } {
-  let worst = { name: '', rel: 0 };
-  for (const p of buildParamTable(cfg).params) {
-    let diff = 0;
-    let scale = 0;
-    for (let i = p.offset; i < p.offset + p.size; i++) {
-      diff = Math.max(diff, Math.abs(a[i] - ref[i]));
-      scale = Math.max(scale, Math.abs(ref[i]));
-    }
-    const rel = diff / Math.max(scale, 1e-12);
-    if (!(rel <= worst.rel)) worst = { name: p.name, rel };
-  }
-  return worst;
-}
-
 beforeAll(async () => {
   await initNodeBackend('wasm');
 });
@@ -77,7 +61,7 @@ describe('every gradient tensor, before the optimizer, equals one worker with th
       const ref = await singleGrads(config({ batch_size: 2 * N }));
       const run = await distGrads(config({ batch_size: 2 }), { ...c, workers: N, transport: 'ring', bucketMb: 0.01 });
       for (let i = 0; i < STEPS; i++) {
-        const worst = worstRelative(run[i].grads!, ref[i].grads!, config({}));
+        const worst = worstRelative(run[i].grads!, ref[i].grads!, buildParamTable(config({})));
         expect(worst.rel, `step ${i + 1}, ${worst.name}`).toBeLessThan(RELATIVE);
         expect(Math.abs(run[i].gradNorm - ref[i].gradNorm) / ref[i].gradNorm, `step ${i + 1} gradient norm`).toBeLessThan(RELATIVE);
       }
@@ -87,7 +71,7 @@ describe('every gradient tensor, before the optimizer, equals one worker with th
       const ref = await singleGrads(config({ batch_size: 8 }));
       const run = await distGrads(config({ batch_size: 2, grad_accum: 2 }), { ...c, workers: 2, transport: 'ring', bucketMb: 0.01 });
       for (let i = 0; i < STEPS; i++) {
-        const worst = worstRelative(run[i].grads!, ref[i].grads!, config({}));
+        const worst = worstRelative(run[i].grads!, ref[i].grads!, buildParamTable(config({})));
         expect(worst.rel, `step ${i + 1}, ${worst.name}`).toBeLessThan(RELATIVE);
       }
     });
@@ -96,6 +80,6 @@ describe('every gradient tensor, before the optimizer, equals one worker with th
   it('one worker accumulating 2 micro-batches of 4 gives the gradient of one batch of 8', async () => {
     const ref = await singleGrads(config({ batch_size: 8 }));
     const acc = await singleGrads(config({ batch_size: 4, grad_accum: 2 }));
-    for (let i = 0; i < STEPS; i++) expect(worstRelative(acc[i].grads!, ref[i].grads!, config({})).rel).toBeLessThan(RELATIVE);
+    for (let i = 0; i < STEPS; i++) expect(worstRelative(acc[i].grads!, ref[i].grads!, buildParamTable(config({}))).rel).toBeLessThan(RELATIVE);
   });
 });

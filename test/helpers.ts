@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { parseExpected } from '../src/verify';
+import type { ParamTable } from '../src/model/params';
 
 export const fixtureDir = fileURLToPath(new URL('./fixtures/llmc-tiny/', import.meta.url));
 export const shakespeare = readFileSync(fileURLToPath(new URL('../public/data/tinyshakespeare.txt', import.meta.url)), 'utf8');
@@ -35,4 +36,20 @@ export async function mapMaxDiff(a: Map<string, tf.Tensor>, b: Map<string, tf.Te
   let m = 0;
   for (const [k, t] of a) m = Math.max(m, maxAbsDiff(await t.data(), await b.get(k)!.data()));
   return m;
+}
+
+/** Per parameter tensor of a flat vector: max |a - b| over max |ref|; the worst tensor, named. */
+export function worstRelative(a: Float32Array, ref: Float32Array, table: ParamTable): { name: string; rel: number } {
+  let worst = { name: '', rel: 0 };
+  for (const p of table.params) {
+    let diff = 0;
+    let scale = 0;
+    for (let i = p.offset; i < p.offset + p.size; i++) {
+      diff = Math.max(diff, Math.abs(a[i] - ref[i]));
+      scale = Math.max(scale, Math.abs(ref[i]));
+    }
+    const rel = diff / Math.max(scale, 1e-12);
+    if (!(rel <= worst.rel)) worst = { name: p.name, rel };
+  }
+  return worst;
 }

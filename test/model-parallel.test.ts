@@ -19,7 +19,7 @@ import { decodeCheckpoint } from '../src/train/checkpoint';
 import { checkSplit } from '../src/parallel/parts';
 import { bubbleFraction, measuredBubble } from '../src/parallel/pp-layout';
 import { median } from '../src/util/stats';
-import { shakespeare } from './helpers';
+import { maxAbsDiff, shakespeare, worstRelative } from './helpers';
 
 const text = shakespeare.slice(0, 100_000);
 const vocab = charTokenizer(text).vocabSize;
@@ -28,22 +28,6 @@ const RELATIVE = 1e-5;
 
 function config(overrides: Record<string, unknown> = {}): RunConfig {
   return { ...makeConfig('tiny', { n_layer: 4, n_head: 4, n_embd: 32, block_size: 16, batch_size: 8, backend: 'wasm', ...overrides }), vocab_size: vocab };
-}
-
-/** max |a - b| over max |ref|, per parameter tensor: the worst one, named. */
-function worstRelative(a: Float32Array, ref: Float32Array, cfg: RunConfig): { name: string; rel: number } {
-  let worst = { name: '', rel: 0 };
-  for (const p of buildParamTable(cfg).params) {
-    let diff = 0;
-    let scale = 0;
-    for (let i = p.offset; i < p.offset + p.size; i++) {
-      diff = Math.max(diff, Math.abs(a[i] - ref[i]));
-      scale = Math.max(scale, Math.abs(ref[i]));
-    }
-    const rel = diff / Math.max(scale, 1e-12);
-    if (!(rel <= worst.rel)) worst = { name: p.name, rel };
-  }
-  return worst;
 }
 
 async function single(cfg: RunConfig) {
@@ -68,8 +52,6 @@ async function parallel(cfg: RunConfig, dist: Partial<DistOptions>, spawn: (rank
   }
 }
 
-const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
-
 /**
  * Losses and gradient norms of every step within 1e-5 (relative); every gradient tensor of the first step
  * within 1e-5 of its largest value (the same parameters, summed in another order); parameters within 1e-5
@@ -81,7 +63,7 @@ function expectEqual(got: Awaited<ReturnType<typeof parallel>>, ref: Awaited<Ret
   for (let i = 0; i < STEPS; i++) {
     expect(Math.abs(got.steps[i].loss - ref.steps[i].loss) / ref.steps[i].loss, `loss of step ${i + 1}`).toBeLessThan(RELATIVE);
     expect(Math.abs(got.steps[i].gradNorm - ref.steps[i].gradNorm) / ref.steps[i].gradNorm, `gradient norm of step ${i + 1}`).toBeLessThan(RELATIVE);
-    const g = worstRelative(got.steps[i].grads!, ref.steps[i].grads!, cfg);
+    const g = worstRelative(got.steps[i].grads!, ref.steps[i].grads!, buildParamTable(cfg));
     expect(g.rel, `gradient of ${g.name} at step ${i + 1}`).toBeLessThan(i === 0 ? RELATIVE : 10 * RELATIVE);
     expect(got.steps[i].tokens, 'tokens per step: the global batch, once').toBe(ref.steps[i].tokens);
   }

@@ -22,7 +22,7 @@ import { TPTrainer } from '../src/parallel/tp';
 import { tpAssemble, tpBytesPerStep, tpCheck, tpError, tpLocalTable, tpMemoryPerRank, tpSlice } from '../src/parallel/tp-layout';
 import { makeCollectives, wire } from '../src/parallel/wiring';
 import type { TransportKind } from '../src/parallel/collectives';
-import { maxAbsDiff, shakespeare } from './helpers';
+import { maxAbsDiff, shakespeare, worstRelative } from './helpers';
 
 const text = shakespeare.slice(0, 100_000);
 const tokenizer = charTokenizer(text);
@@ -88,30 +88,13 @@ async function tensorParallel(cfg: RunConfig, N: number, kind: TransportKind = '
     w.close();
   }
 }
-
-/** Per parameter tensor: max |a - b| / max |ref| (the worst tensor, named). */
-function worstRelative(a: Float32Array, ref: Float32Array, cfg: RunConfig): { name: string; rel: number } {
-  let worst = { name: '', rel: 0 };
-  for (const p of buildParamTable(cfg).params) {
-    let diff = 0;
-    let scale = 0;
-    for (let i = p.offset; i < p.offset + p.size; i++) {
-      diff = Math.max(diff, Math.abs(a[i] - ref[i]));
-      scale = Math.max(scale, Math.abs(ref[i]));
-    }
-    const rel = diff / Math.max(scale, 1e-12);
-    if (!(rel <= worst.rel)) worst = { name: p.name, rel };
-  }
-  return worst;
-}
-
 /** Everything TP must equal one worker in. */
 function expectEqual(run: Awaited<ReturnType<typeof tensorParallel>>, ref: Awaited<ReturnType<typeof single>>, cfg: RunConfig, N: number, adamT = STEPS) {
   for (let i = 0; i < STEPS; i++) {
     const [a, b] = [run.steps[i], ref.steps[i]];
     expect(Math.abs(a.loss - b.loss) / b.loss, `step ${i + 1} loss`).toBeLessThan(RELATIVE);
     expect(Math.abs(a.gradNorm - b.gradNorm) / b.gradNorm, `step ${i + 1} gradient norm`).toBeLessThan(RELATIVE);
-    const worst = worstRelative(a.grads!, b.grads!, cfg);
+    const worst = worstRelative(a.grads!, b.grads!, buildParamTable(cfg));
     expect(worst.rel, `step ${i + 1}, ${worst.name}`).toBeLessThan(RELATIVE);
     expect(a.tokens).toBe(b.tokens);
   }
