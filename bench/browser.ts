@@ -10,23 +10,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { startHarness } from '../test/harness';
-import type { BrowserBenchOptions, RunRow } from './browser-page/main';
-import type { TransportKind } from '../src/parallel/collectives';
-import type { Calibration } from '../src/parallel/costmodel';
+import type { BrowserBenchOptions, BrowserBenchResult } from './browser-page/main';
 import type { ShardStrategy, Strategy } from '../src/parallel/layout';
-
-export interface BrowserBenchResult {
-  memcpy_gbps: number;
-  collectives: { transport: TransportKind; workers: number; mbytes: number; busbw_gbps: number; seconds: number }[];
-  /** alpha and beta fitted per transport and number of workers, with the fit's RMS relative error */
-  fits: { transport: TransportKind; workers: number; alpha: number; beta: number; error: number; ordered: boolean }[];
-  runs: RunRow[];
-  /** os.loadavg() (1 min) before and after the section, and the busy-loop processes started for it */
-  load?: { before: number; after: number; busy_processes: number };
-  calibration: Calibration;
-  tracing: { off_ms: number; on_ms: number; overhead_pct: number } | null; // DDP steps with trace recording off and on
-  crossOriginIsolated: boolean;
-}
 
 /**
  * A competing CPU load: n child processes, each a busy loop (what other programs on a classroom laptop

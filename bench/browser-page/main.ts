@@ -8,11 +8,24 @@ import { charTokenizer } from '../../src/data/tokenizer';
 import { achievedFlops, predict, type Calibration } from '../../src/parallel/costmodel';
 import { LINK_ROUNDS, ProbePool, bracket, measureLink, summarizeProbe, type ProbeSample } from '../../src/ui/compare/runner';
 import { DEFAULT_MICROBATCHES, STRATEGY_KEYS, configFor, distFor, planOf, type StrategyKey } from '../../src/ui/compare/settings';
-import type { BrowserBenchResult } from '../browser';
 import { DEFAULT_BUCKET_MB } from '../../src/parallel/layout';
 import type { TransportKind } from '../../src/parallel/collectives';
 import type { MemoryReport } from '../../src/train/trainer';
 import { median } from '../../src/util/stats';
+
+/** What the browser section measures (bench/browser.ts prints it and puts it in bench.json). */
+export interface BrowserBenchResult {
+  memcpy_gbps: number;
+  collectives: { transport: TransportKind; workers: number; mbytes: number; busbw_gbps: number; seconds: number }[];
+  /** alpha and beta fitted per transport and number of workers, with the fit's RMS relative error */
+  fits: { transport: TransportKind; workers: number; alpha: number; beta: number; error: number; ordered: boolean }[];
+  runs: RunRow[];
+  /** os.loadavg() (1 min) before and after the section, and the busy-loop processes started for it */
+  load?: { before: number; after: number; busy_processes: number };
+  calibration: Calibration;
+  tracing: { off_ms: number; on_ms: number; overhead_pct: number } | null; // DDP steps with trace recording off and on
+  crossOriginIsolated: boolean;
+}
 
 export interface BrowserBenchOptions {
   preset: string;
