@@ -192,22 +192,6 @@ function dropoutMask(shape: number[], p: number, seed: number | undefined): tf.T
 
 const maybeMul = <R extends tf.Tensor>(x: R, mask: tf.Tensor | null): R => (mask ? (tf.mul(x, mask) as R) : x);
 
-/**
- * Adds gradients into acc (PyTorch's .grad semantics): a name not there yet takes the tensor itself, else
- * the sum replaces the old tensor; the tensors added and replaced are disposed.
- */
-export function accumulate(acc: Grads, grads: Record<string, tf.Tensor>): void {
-  for (const [name, g] of Object.entries(grads)) {
-    const old = acc.get(name);
-    if (!old) {
-      acc.set(name, g);
-      continue;
-    }
-    acc.set(name, tf.add(old, g));
-    tf.dispose([old, g]);
-  }
-}
-
 /** tf.tidy with the callback's own return type (tf.tidy keeps tensors nested in plain objects). */
 export const tidy = <R>(fn: () => R): R => tf.tidy(fn as () => tf.TensorContainer) as R;
 
@@ -499,7 +483,13 @@ export class GPT {
     const idx = tf.tensor1d(batch.x, 'int32');
     const targets = tf.tensor1d(batch.y, 'int32');
     const caches: BlockCache[] = [];
-    const add = (name: string, g: tf.Tensor) => accumulate(acc, { [name]: g });
+    const add = (name: string, g: tf.Tensor) => {
+      const old = acc.get(name);
+      if (!old) return void acc.set(name, g);
+      acc.set(name, tf.add(old, g));
+      old.dispose();
+      g.dispose();
+    };
     const ready = (names: string[]) => hooks.gradsReady?.(new Map(names.map((n) => [n, acc.get(n)!])));
     const tr = opts.trace ?? noTrace;
     try {

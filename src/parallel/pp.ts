@@ -40,7 +40,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import type { RunConfig } from '../model/config';
-import { accumulate, disposeCache, tidy, type Batch, type BlockCache, type Grads } from '../model/gpt';
+import { disposeCache, tidy, type Batch, type BlockCache, type Grads } from '../model/gpt';
 import { mixSeed } from '../model/params';
 import type { Dataset } from '../data/dataset';
 import { sumOfSquares } from '../train/optim';
@@ -176,7 +176,13 @@ export class PPTrainer extends PartTrainer {
     const held = new Map<number, Held>();
     const losses: tf.Scalar[] = [];
     let inFlight = 0; // bytes held for backward now
-    const add = (name: string, g: tf.Tensor) => accumulate(acc, { [name]: g });
+    const add = (name: string, g: tf.Tensor) => {
+      const old = acc.get(name);
+      if (!old) return void acc.set(name, g);
+      acc.set(name, tf.add(old, g));
+      old.dispose();
+      g.dispose();
+    };
     const [lo, hi] = this.blocks;
     const rows = batches[0].B;
     const n = rows * T * this.cfg.n_embd;

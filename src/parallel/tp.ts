@@ -38,7 +38,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import type { RunConfig } from '../model/config';
-import { accumulate, disposeCache, tidy, type AttnCache, type Batch, type Grads, type HeadRange, type MlpCache } from '../model/gpt';
+import { disposeCache, tidy, type AttnCache, type Batch, type Grads, type HeadRange, type MlpCache } from '../model/gpt';
 import { mixSeed } from '../model/params';
 import type { Dataset } from '../data/dataset';
 import { sumOfSquares } from '../train/optim';
@@ -147,7 +147,16 @@ export class TPTrainer extends PartTrainer {
     const { B, T, x: xIds, y: yIds } = batch;
     const { model, p, heads, tracer: tr } = this;
     const L = this.cfg.n_layer;
-    const add = (grads: Record<string, tf.Tensor>) => accumulate(acc, grads);
+    const add = (grads: Record<string, tf.Tensor>) => {
+      for (const [name, g] of Object.entries(grads)) {
+        const old = acc.get(name);
+        if (!old) acc.set(name, g);
+        else {
+          acc.set(name, tf.add(old, g));
+          tf.dispose([old, g]);
+        }
+      }
+    };
     const caches: { attn: AttnCache; mlp: MlpCache }[] = [];
     const live: tf.Tensor[] = []; // tensors to free if the step fails between two awaits
     const idx = tf.tensor1d(xIds, 'int32');
