@@ -27,7 +27,7 @@
 // is paused too. So a slow reader slows its own link (and, in a synchronous run, the collective it is
 // part of), while the relay's buffers stay bounded.
 
-import { COLLECTIVE_KINDS, hubAnswers, mismatch, sameTag, type CollectiveKind, type Tag } from '../parallel/transports/base';
+import { COLLECTIVE_KINDS, mismatch, sameTag, type CollectiveKind, type Tag } from '../parallel/transports/base';
 import { chunkBounds } from '../parallel/collectives';
 import {
   CHUNK_FLOATS, FrameType, HIGH_WATER, P2P_KIND, Reassembly, chunkCount, encodeFrame, parseControl, parseHeader,
@@ -454,7 +454,22 @@ export class RelayRun {
       this.stats.ops += 1;
       const { h } = reqs[0];
       const op: CollectiveKind = COLLECTIVE_KINDS[h.kind];
-      const replies = hubAnswers(op, reqs.map((r) => r.data), { total: h.total, root: h.to }); // (broadcast: the root travels in `to`)
+      let replies: Float32Array[];
+      if (op === 'all-reduce' || op === 'all-reduce-sum' || op === 'reduce-scatter') {
+        const sum = reqs[0].data;
+        for (let j = 1; j < N; j++) {
+          const d = reqs[j].data;
+          for (let i = 0; i < sum.length; i++) sum[i] += d[i];
+        }
+        if (op !== 'all-reduce-sum') for (let i = 0; i < sum.length; i++) sum[i] /= N;
+        replies = op !== 'reduce-scatter' ? reqs.map(() => sum) : reqs.map((_, j) => sum.subarray(...chunkBounds(sum.length, N, j)));
+      } else if (op === 'all-gather') {
+        const full = new Float32Array(h.total);
+        reqs.forEach((r, j) => full.set(r.data, chunkBounds(h.total, N, j)[0]));
+        replies = reqs.map(() => full);
+      } else {
+        replies = reqs.map(() => reqs[h.to].data);
+      }
       // the replies share one buffer: it is only read (a chunk at a time) as each client's socket drains
       replies.forEach((data, j) => {
         this.stats.bytesOut += data.byteLength;

@@ -23,7 +23,7 @@
 import { serializer } from '../../util/serial';
 import { clock, noTrace, type Tracer } from '../../util/trace';
 import type { CommMemory } from '../reduce';
-import { chunkBounds, type CommStats, type PortLike, type TransportKind } from '../collectives';
+import type { CommStats, PortLike, TransportKind } from '../collectives';
 
 /** a mod n, in [0, n) also for negative a (ring neighbours: rank - 1). */
 export const mod = (a: number, n: number) => ((a % n) + n) % n;
@@ -54,32 +54,6 @@ export class Inbox<T> {
     this.failure = e;
     for (const w of this.waiters.splice(0)) w.reject(e);
   }
-}
-
-/**
- * What a hub (the star's, the classroom relay's) answers each of N ranks for one collective, from every
- * rank's contribution: the element-wise mean or sum (all-reduce), rank j's chunk of the mean
- * (reduce-scatter), every rank's chunk in place (all-gather of `total` floats), or root's data
- * (broadcast). The answers may share memory with each other and with the inputs (the first is summed
- * into): a caller that hands them away copies what it must.
- */
-export function hubAnswers(op: CollectiveKind, inputs: Float32Array[], o: { total?: number; root?: number }): Float32Array[] {
-  const N = inputs.length;
-  if (op === 'all-reduce' || op === 'all-reduce-sum' || op === 'reduce-scatter') {
-    const sum = inputs[0];
-    for (let j = 1; j < N; j++) {
-      const d = inputs[j];
-      for (let i = 0; i < sum.length; i++) sum[i] += d[i];
-    }
-    if (op !== 'all-reduce-sum') for (let i = 0; i < sum.length; i++) sum[i] /= N;
-    return op === 'reduce-scatter' ? inputs.map((_, j) => sum.subarray(...chunkBounds(sum.length, N, j))) : inputs.map(() => sum);
-  }
-  if (op === 'all-gather') {
-    const full = new Float32Array(o.total!);
-    inputs.forEach((d, j) => full.set(d, chunkBounds(o.total!, N, j)[0]));
-    return inputs.map(() => full);
-  }
-  return inputs.map(() => inputs[o.root!]);
 }
 
 /** What collective a message belongs to: its kind, its sequence number on the rank, and the step. */

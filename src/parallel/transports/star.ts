@@ -5,8 +5,8 @@
 // on its link (its bytesSent counts it once) and the hub forwards it at once, transferred, to the
 // destination's link (counted in the hub's bytesIn and bytesOut), outside the hub's collective loop.
 
-import type { Collectives, PortLike } from '../collectives';
-import { Base, Inbox, hubAnswers, isP2P, mismatch, sameTag, type P2PMessage, type Tag } from './base';
+import { chunkBounds, type Collectives, type PortLike } from '../collectives';
+import { Base, Inbox, isP2P, mismatch, sameTag, type P2PMessage, type Tag } from './base';
 
 /** A rank's half of a collective (tag.kind says which); the hub answers with data, or an error for all. */
 interface StarRequest { tag: Tag; data: Float32Array; total?: number; root?: number }
@@ -125,9 +125,26 @@ export class StarHub {
         for (const p of this.ports) p.postMessage({ error: message } satisfies StarReply); // every rank's collective fails
         continue;
       }
-      const answers = hubAnswers(op, reqs.map((r) => r.data), { total: reqs[0].total, root: reqs[0].root });
-      // each reply is transferred: every rank but the last gets a copy, the last the buffer itself if whole
-      const replies = answers.map((a, j) => (j === N - 1 && a.byteLength === a.buffer.byteLength ? a : a.slice()));
+      let replies: Float32Array[];
+      if (op === 'all-reduce' || op === 'all-reduce-sum' || op === 'reduce-scatter') {
+        const sum = reqs[0].data;
+        for (let j = 1; j < N; j++) {
+          const d = reqs[j].data;
+          for (let i = 0; i < sum.length; i++) sum[i] += d[i];
+        }
+        if (op !== 'all-reduce-sum') for (let i = 0; i < sum.length; i++) sum[i] /= N;
+        replies = op !== 'reduce-scatter'
+          ? reqs.map((_, j) => (j === N - 1 ? sum : sum.slice()))
+          : reqs.map((_, j) => sum.slice(...chunkBounds(sum.length, N, j)));
+      } else if (op === 'all-gather') {
+        const total = reqs[0].total!;
+        const full = new Float32Array(total);
+        reqs.forEach((r, j) => full.set(r.data, chunkBounds(total, N, j)[0]));
+        replies = reqs.map((_, j) => (j === N - 1 ? full : full.slice()));
+      } else {
+        const src = reqs[reqs[0].root!].data;
+        replies = reqs.map((_, j) => (j === N - 1 ? src : src.slice()));
+      }
       replies.forEach((data, j) => {
         this.stats.bytesOut += data.byteLength;
         this.ports[j].postMessage(data, [data.buffer]);
