@@ -23,7 +23,7 @@ import { GPT, type Grads, type Params, type UnitHooks } from '../model/gpt';
 import { buildParamTable, mixSeed, type ParamTable, type UnitSpec } from '../model/params';
 import type { Dataset } from '../data/dataset';
 import { AdamW, clipScale, learningRate } from '../train/optim';
-import { activationProbe, withWholeModel, type Trainer, checkFinite, firstNonFinite, rankMicroBatches, tensorBytes, type MemoryReport, type StepOptions, type StepStats } from '../train/trainer';
+import { Trainer, activationProbe, checkFinite, firstNonFinite, rankMicroBatches, tensorBytes, type MemoryReport, type StepOptions, type StepStats } from '../train/trainer';
 import { checkpointHeader, type Checkpoint, type CheckpointHeader } from '../train/checkpoint';
 import type { Collectives } from './collectives';
 import { WaitClock, yieldToEventLoop } from './ddp';
@@ -363,7 +363,14 @@ export class FSDPTrainer {
   /** Runs fn on rank 0 with a temporary full replica (others just take part in the gathers). */
   private async withFullModel<R>(fn: (t: Trainer) => Promise<R>, otherwise: R): Promise<R> {
     const full = await this.exclusive(() => this.fullParams());
-    return this.rank === 0 ? withWholeModel(this.cfg, this.data, this.step, full, fn) : otherwise;
+    if (this.rank !== 0) return otherwise;
+    const t = new Trainer(this.cfg, this.data, full, undefined, { optimizer: false });
+    t.step = this.step;
+    try {
+      return await fn(t);
+    } finally {
+      t.dispose();
+    }
   }
 
   evalLoss(split: 'train' | 'val', iters: number): Promise<number> {

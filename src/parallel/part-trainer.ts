@@ -12,7 +12,7 @@ import { buildParamTable, paramViews, type ParamTable } from '../model/params';
 import type { Dataset } from '../data/dataset';
 import { AdamW, clipScale, learningRate } from '../train/optim';
 import { HostAdamW } from '../train/host-adamw';
-import { bytesAtRest, checkFinite, withWholeModel, type Trainer, firstNonFinite, tensorBytes, type MemoryReport, type StepOptions, type StepStats } from '../train/trainer';
+import { Trainer, checkFinite, firstNonFinite, tensorBytes, type MemoryReport, type StepOptions, type StepStats } from '../train/trainer';
 import { flatten, type Checkpoint } from '../train/checkpoint';
 import { TrainingError } from '../train/errors';
 import type { Collectives } from './collectives';
@@ -94,7 +94,14 @@ export abstract class PartTrainer {
 
   /** What this rank holds between steps (as Trainer's, of its part). */
   protected measureAtRest(gradBytes: number): void {
-    Object.assign(this.memory, bytesAtRest(this.params, this.host, this.opt, gradBytes));
+    this.memory.params = tensorBytes(this.params.values());
+    if (this.host) {
+      this.memory.grads = this.host.grads.byteLength;
+      this.memory.optimizer = this.host.params.byteLength + this.host.m.byteLength + this.host.v.byteLength;
+    } else {
+      this.memory.grads = gradBytes;
+      this.memory.optimizer = this.opt!.stateBytes();
+    }
   }
 
   protected readonly p: Params = (name) => {
@@ -147,7 +154,14 @@ export abstract class PartTrainer {
   /** Collective: runs fn on rank 0 with a temporary whole model (the others only take part in the gather). */
   private async withFullModel<R>(fn: (t: Trainer) => Promise<R>, otherwise: R): Promise<R> {
     const full = await this.exclusive(() => this.fullParams());
-    return this.rank === 0 ? withWholeModel(this.cfg, this.data, this.step, full, fn) : otherwise;
+    if (this.rank !== 0) return otherwise;
+    const t = new Trainer(this.cfg, this.data, full, undefined, { optimizer: false });
+    t.step = this.step;
+    try {
+      return await fn(t);
+    } finally {
+      t.dispose();
+    }
   }
 
   /** Collective; rank 0 answers (the others NaN). */

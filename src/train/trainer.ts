@@ -47,19 +47,6 @@ export function tensorBytes(tensors: Iterable<tf.Tensor>): number {
   return n;
 }
 
-/**
- * What a worker holds between steps, of the memory a MemoryReport counts at rest: its parameter tensors;
- * the gradients a step keeps (the host optimizer's flat array, or the tensors the tfjs AdamW was given:
- * gradBytes); AdamW's state (on the host: m, v and the master copy of the weights it updates; else m and v).
- */
-export function bytesAtRest(params: Map<string, tf.Tensor>, host: HostAdamW | null, opt: AdamW | null, gradBytes: number): Pick<MemoryReport, 'params' | 'grads' | 'optimizer'> {
-  return {
-    params: tensorBytes(params.values()),
-    grads: host ? host.grads.byteLength : gradBytes,
-    optimizer: host ? host.params.byteLength + host.m.byteLength + host.v.byteLength : (opt?.stateBytes() ?? 0),
-  };
-}
-
 /** tf.memory() bytes above a baseline, not counting gradient tensors: the activations saved for backward. */
 export function activationProbe(report: MemoryReport, extraBytes: () => number = () => 0) {
   const base = tf.memory().numBytes;
@@ -179,9 +166,21 @@ export class Trainer {
     this.measureAtRest(0);
   }
 
-  /** What this replica really holds between steps, by kind (bytesAtRest; src/ui/memory.ts has the formula to compare). */
+  /**
+   * What this replica really holds between steps, by kind (src/ui/memory.ts has the formula to compare):
+   * its parameter tensors; the gradients a step keeps (the host optimizer's flat array, or the tensors
+   * the tfjs AdamW was given: gradBytes); AdamW's state (on the host: m, v and the master copy of the
+   * weights it updates; else m and v tensors, made at the first step).
+   */
   private measureAtRest(gradBytes: number): void {
-    Object.assign(this.memory, bytesAtRest(this.params, this.host, this.opt, gradBytes));
+    this.memory.params = tensorBytes(this.params.values());
+    if (this.host) {
+      this.memory.grads = this.host.grads.byteLength;
+      this.memory.optimizer = this.host.params.byteLength + this.host.m.byteLength + this.host.v.byteLength;
+    } else {
+      this.memory.grads = gradBytes;
+      this.memory.optimizer = this.opt?.stateBytes() ?? 0;
+    }
   }
 
   private get p() {
@@ -370,20 +369,6 @@ export class Trainer {
     this.params.clear();
     this.opt?.dispose();
     this.model.dispose();
-  }
-}
-
-/**
- * Runs fn on a temporary whole model at `step` (its flat parameters `full`; no optimizer), then frees it:
- * how the strategies whose ranks hold parts of the model (FSDP, TP, PP) evaluate, sample and export.
- */
-export async function withWholeModel<R>(cfg: RunConfig, data: Dataset, step: number, full: Float32Array, fn: (t: Trainer) => Promise<R>): Promise<R> {
-  const t = new Trainer(cfg, data, full, undefined, { optimizer: false });
-  t.step = step;
-  try {
-    return await fn(t);
-  } finally {
-    t.dispose();
   }
 }
 
